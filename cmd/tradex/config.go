@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// serveConfig is everything `tradex serve` is told, parsed once here.
+type serveConfig struct {
+	// DataDir holds the embedded server's JetStream store (in DataDir/nats).
+	DataDir string
+	// HTTPAddr is the gateway's listen address: REST, WebSocket, Connect-Web, probes.
+	HTTPAddr string
+	// GRPCAddr is the internal Connect port: gRPC (h2c), gRPC-Web, Connect, health, reflection.
+	GRPCAddr string
+	// NATSListen is the embedded server's client listen address, or "none"
+	// for in-process connections only.
+	NATSListen string
+	// NATSURL, when set, is an external NATS cluster to use instead of the
+	// embedded server (comma-separated URLs).
+	NATSURL string
+	// Sync is the embedded server's fsync policy: "always" or "periodic".
+	Sync string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+	// ShutdownTimeout bounds the graceful stop after SIGINT or SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// defaultServeConfig is what `tradex serve` does with no flags.
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		DataDir:         "data",
+		HTTPAddr:        ":8080",
+		GRPCAddr:        ":8081",
+		NATSListen:      "127.0.0.1:4222",
+		Sync:            "always",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// envPrefix prefixes the environment variable of every flag.
+const envPrefix = "TRADEX_"
+
+// parseServeFlags reads flags, falling back to TRADEX_* variables, and
+// validates the result.
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	cfg := defaultServeConfig()
+	fs := flag.NewFlagSet("tradex serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the embedded server's data (JetStream store)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "gateway listen address: REST, /ws, Connect-Web, /healthz, /readyz")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "internal Connect listen address: gRPC over h2c, gRPC-Web, Connect, health, reflection")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, `embedded NATS client listen address, or "none" for in-process connections only`)
+	fs.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "external NATS URLs (comma-separated); when set, no embedded server is started")
+	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, `embedded JetStream fsync: "always" (every write, no acknowledged loss on power failure) or "periodic" (faster, may lose the last writes on power failure)`)
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: tradex serve [flags]\n\nEvery flag can also be set as %s<FLAG> (e.g. %sDATA_DIR).\n\nFlags:\n", envPrefix, envPrefix)
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tradex serve: unexpected argument %q\n", fs.Arg(0))
+		return cfg, errUsage
+	}
+	return cfg, cfg.validate()
+}
+
+// validate reports the first setting that cannot work, naming the flag.
+func (c serveConfig) validate() error {
+	if c.NATSURL == "" && c.DataDir == "" {
+		return errors.New("--data-dir: must not be empty when the embedded server runs")
+	}
+	if err := checkAddr(c.HTTPAddr); err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	if err := checkAddr(c.GRPCAddr); err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	if c.NATSListen != "none" {
+		if err := checkAddr(c.NATSListen); err != nil {
+			return fmt.Errorf("--nats-listen: %w", err)
+		}
+	}
+	if c.Sync != "always" && c.Sync != "periodic" {
+		return fmt.Errorf("--sync: %q is neither always nor periodic", c.Sync)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout: must be positive")
+	}
+	return nil
+}
+
+// checkAddr accepts host:port with a numeric port (0 picks a free one).
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return nil
+}

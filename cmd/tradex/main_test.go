@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// buildBinary compiles cmd/tradex into a temp folder.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tradex")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is a running tradex binary and the log lines it wrote.
+type process struct {
+	cmd     *exec.Cmd
+	started map[string]any // the "tradex started" log record
+	lines   chan map[string]any
+	exited  chan error
+}
+
+// startBinary runs `tradex serve` with JSON logs and waits for "tradex started".
+func startBinary(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), bin, append([]string{"serve", "--log-format", "json"}, args...)...)
+	cmd.Env = append(os.Environ(), "TRADEX_HTTP_ADDR=127.0.0.1:0", "TRADEX_GRPC_ADDR=127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &process{cmd: cmd, lines: make(chan map[string]any, 1024), exited: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil {
+				p.lines <- rec
+			}
+		}
+		close(p.lines)
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	p.started = p.waitFor(t, "tradex started", 30*time.Second)
+	return p
+}
+
+// waitFor reads log records until one has msg, failing after timeout.
+func (p *process) waitFor(t *testing.T, msg string, timeout time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case rec, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("tradex exited before logging %q", msg)
+			}
+			if rec["msg"] == msg {
+				return rec
+			}
+		case <-deadline:
+			t.Fatalf("tradex did not log %q within %s", msg, timeout)
+		}
+	}
+}
+
+// interrupt sends SIGINT, as Ctrl-C does, and waits for a clean exit.
+func (p *process) interrupt(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatalf("SIGINT: %v", err)
+	}
+	p.waitFor(t, "tradex stopped", 20*time.Second)
+	for range p.lines {
+		// drain what is left so the reader can finish
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("tradex exited with %v after SIGINT, want status 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("tradex did not exit within 20s of SIGINT")
+	}
+}
+
+func TestBinaryServesAndStopsOnSIGINT(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	dataDir := t.TempDir()
+
+	p := startBinary(t, bin, "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0")
+	for _, key := range []string{"http", "grpc", "nats", "data_dir"} {
+		if s, _ := p.started[key].(string); s == "" {
+			t.Errorf("start-up log lacks %q: %v", key, p.started)
+		}
+	}
+	if !strings.HasPrefix(p.started["data_dir"].(string), dataDir) {
+		t.Errorf("data_dir = %v, want inside %s", p.started["data_dir"], dataDir)
+	}
+
+	if status, body := getJSON(t, "http://"+p.started["http"].(string)+"/healthz"); status != http.StatusOK || body["status"] != "ok" {
+		t.Fatalf("/healthz = %d %v, want 200 ok", status, body)
+	}
+
+	// Write through the embedded server's client port, then restart the
+	// binary on the same data folder: the message must still be there.
+	const subject = "restart.check"
+	publish(t, p.started["nats"].(string), subject, "kept across restarts")
+	p.interrupt(t)
+
+	p = startBinary(t, bin, "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0")
+	if got := lastMessage(t, p.started["nats"].(string), subject); got != "kept across restarts" {
+		t.Errorf("after restart the stream holds %q, want the message written before", got)
+	}
+	p.interrupt(t)
+}
+
+// publish creates a file stream for subject and stores one acknowledged message.
+func publish(t *testing.T, url, subject, data string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "RESTART", Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+	if _, err := js.Publish(t.Context(), subject, []byte(data)); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+// lastMessage reads the last message on subject from the RESTART stream.
+func lastMessage(t *testing.T, url, subject string) string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(t.Context(), "RESTART")
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatal("the RESTART stream is gone after restart")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(t.Context(), subject)
+	if err != nil {
+		t.Fatalf("get last message: %v", err)
+	}
+	return string(msg.Data)
+}

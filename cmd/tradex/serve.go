@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tradex-mesh/tradex/embedded"
+	"github.com/tradex-mesh/tradex/gateway"
+	"github.com/tradex-mesh/tradex/internal/rpcserver"
+)
+
+// endpoints are the addresses serve actually listens on, once it does.
+type endpoints struct {
+	HTTP string
+	GRPC string
+	// NATS is the embedded server's client URL, or the external URLs.
+	NATS string
+}
+
+// serve runs the platform until ctx is cancelled, then stops it gracefully.
+// onReady, when not nil, is called once every listener accepts connections.
+func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady func(endpoints)) error {
+	started := time.Now()
+
+	broker, err := startBroker(ctx, logger, cfg)
+	if err != nil {
+		return err
+	}
+	defer broker.close(context.WithoutCancel(ctx), logger, cfg.ShutdownTimeout)
+
+	js, err := jetstream.New(broker.conn)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	httpLn, err := listen(ctx, "--http-addr", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	grpcLn, err := listen(ctx, "--grpc-addr", cfg.GRPCAddr)
+	if err != nil {
+		_ = httpLn.Close()
+		return err
+	}
+
+	gw, err := gateway.New(gateway.Default(), gateway.Deps{
+		Logger: logger.With("component", "gateway"),
+		Ready: map[string]gateway.Check{
+			"nats": func(ctx context.Context) error {
+				if !broker.conn.IsConnected() {
+					return fmt.Errorf("nats: %s", broker.conn.Status())
+				}
+				_, err := js.AccountInfo(ctx)
+				return err
+			},
+		},
+	})
+	if err != nil {
+		_, _ = httpLn.Close(), grpcLn.Close()
+		return err
+	}
+	rpc := rpcserver.New(logger.With("component", "rpcserver"))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gw.Serve(httpLn) })
+	g.Go(func() error { return rpc.Serve(grpcLn) })
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.InfoContext(ctx, "shutting down", "timeout", cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(gw.Shutdown(sctx), rpc.Shutdown(sctx))
+	})
+
+	ep := endpoints{HTTP: httpLn.Addr().String(), GRPC: grpcLn.Addr().String(), NATS: broker.url}
+	logger.InfoContext(ctx, "tradex started",
+		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.server != nil,
+		"data_dir", broker.storeDir, "sync", cfg.Sync, "startup", time.Since(started).Round(time.Millisecond))
+	if onReady != nil {
+		onReady(ep)
+	}
+
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	logger.InfoContext(ctx, "tradex stopped")
+	return nil
+}
+
+// listen binds addr, naming the flag it came from when that fails.
+func listen(ctx context.Context, flagName, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", flagName, addr, err)
+	}
+	return ln, nil
+}
+
+// broker is the NATS connection serve runs on, and the embedded server
+// behind it when there is one.
+type broker struct {
+	server   *embedded.Server
+	conn     *nats.Conn
+	url      string
+	storeDir string
+}
+
+// startBroker starts the embedded server (unless cfg.NATSURL points at an
+// external cluster) and connects to it.
+func startBroker(ctx context.Context, logger *slog.Logger, cfg serveConfig) (*broker, error) {
+	connOpts := []nats.Option{
+		nats.Name("tradex"),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.WarnContext(ctx, "nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.InfoContext(ctx, "nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if cfg.NATSURL != "" {
+		nc, err := nats.Connect(cfg.NATSURL, connOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("--nats: connect to %s: %w", cfg.NATSURL, err)
+		}
+		return &broker{conn: nc, url: cfg.NATSURL}, nil
+	}
+
+	opts := embedded.Options{
+		StoreDir: filepath.Join(cfg.DataDir, "nats"),
+		Port:     embedded.NoListener,
+		Logger:   logger.With("component", "nats-server"),
+	}
+	if cfg.Sync == "periodic" {
+		opts.Sync = embedded.SyncPeriodic
+	}
+	if cfg.NATSListen != "none" {
+		host, port, _ := net.SplitHostPort(cfg.NATSListen) // validated with the flags
+		opts.Host = host
+		opts.Port, _ = strconv.Atoi(port)
+	}
+	srv, err := embedded.Start(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	nc, err := srv.Connect(connOpts...)
+	if err != nil {
+		_ = srv.Shutdown(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("embedded nats: connect: %w", err)
+	}
+	url := srv.ClientURL()
+	if url == "" {
+		url = "in-process"
+	}
+	return &broker{server: srv, conn: nc, url: url, storeDir: srv.StoreDir()}, nil
+}
+
+// close drains the connection and stops the embedded server, if any.
+// ctx must outlive the cancellation that started the shutdown.
+func (b *broker) close(ctx context.Context, logger *slog.Logger, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b.conn.Close()
+	if b.server == nil {
+		return
+	}
+	if err := b.server.Shutdown(ctx); err != nil {
+		logger.ErrorContext(ctx, "embedded nats shutdown", "err", err)
+	}
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// printVersion prints the module version, the VCS revision when the binary
+// was built with it, and the versions that matter to operators.
+func printVersion(w io.Writer) error {
+	version, revision := "(devel)", ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if info.Main.Version != "" {
+			version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	if revision != "" {
+		version += " (" + revision + ")"
+	}
+	_, err := fmt.Fprintf(w, "tradex %s\ngo %s %s/%s\nnats-server %s (embedded)\n",
+		version, runtime.Version(), runtime.GOOS, runtime.GOARCH, server.VERSION)
+	return err
+}

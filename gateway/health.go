@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// readyCheckTimeout bounds each readiness check, so that a hung dependency
+// makes /readyz answer 503 instead of hanging the probe.
+const readyCheckTimeout = 2 * time.Second
+
+func (g *Gateway) routes() {
+	g.app.Get("/healthz", g.healthz)
+	g.app.Get("/readyz", g.readyz)
+}
+
+// healthz answers liveness probes: the process is up and serving HTTP.
+func (g *Gateway) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyz answers readiness probes with every check's outcome, 503 if any failed.
+func (g *Gateway) readyz(c *fiber.Ctx) error {
+	names := make([]string, 0, len(g.ready))
+	for name := range g.ready {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	status := fiber.StatusOK
+	checks := make(map[string]string, len(names))
+	for _, name := range names {
+		ctx, cancel := context.WithTimeout(c.UserContext(), readyCheckTimeout)
+		err := g.ready[name](ctx)
+		cancel()
+		if err != nil {
+			status = fiber.StatusServiceUnavailable
+			checks[name] = err.Error()
+			g.logger.WarnContext(c.UserContext(), "readiness check failed", "check", name, "err", err)
+			continue
+		}
+		checks[name] = "ok"
+	}
+	overall := "ok"
+	if status != fiber.StatusOK {
+		overall = "unavailable"
+	}
+	return c.Status(status).JSON(fiber.Map{"status": overall, "checks": checks})
+}

@@ -1,0 +1,118 @@
+package rpcserver_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/internal/rpcserver"
+)
+
+// startServer serves a real generated service on loopback and returns the
+// base URL and the server.
+func startServer(t *testing.T) (string, *rpcserver.Server) {
+	t.Helper()
+	path, handler := walletv1connect.NewWalletServiceHandler(walletv1connect.UnimplementedWalletServiceHandler{})
+	srv := rpcserver.New(nil, rpcserver.Service{Name: walletv1connect.WalletServiceName, Path: path, Handler: handler})
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve returned %v after shutdown, want nil", err)
+		}
+	})
+	return "http://" + ln.Addr().String(), srv
+}
+
+// h2c is an HTTP/2 client without TLS, as gRPC tooling uses against the port.
+func h2c() *http.Client {
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: protocols}}
+}
+
+func TestGRPCOverH2C(t *testing.T) {
+	t.Parallel()
+	url, _ := startServer(t)
+	client := walletv1connect.NewWalletServiceClient(h2c(), url, connect.WithGRPC())
+	_, err := client.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "a", Asset: "USDT"})
+	if connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Fatalf("GetBalance over gRPC/h2c: err = %v, want the handler's Unimplemented", err)
+	}
+}
+
+func TestConnectOverHTTP1(t *testing.T) {
+	t.Parallel()
+	url, _ := startServer(t)
+	client := walletv1connect.NewWalletServiceClient(http.DefaultClient, url)
+	_, err := client.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "a", Asset: "USDT"})
+	var cerr *connect.Error
+	if !errors.As(err, &cerr) || cerr.Code() != connect.CodeUnimplemented {
+		t.Fatalf("GetBalance over Connect/HTTP1.1: err = %v, want Unimplemented", err)
+	}
+}
+
+func TestReflectionListsServices(t *testing.T) {
+	t.Parallel()
+	url, _ := startServer(t)
+	stream := grpcreflect.NewClient(h2c(), url, connect.WithGRPC()).NewStream(t.Context())
+	defer stream.Close()
+	names, err := stream.ListServices()
+	if err != nil {
+		t.Fatalf("list services: %v", err)
+	}
+	for _, want := range []protoreflect.FullName{walletv1connect.WalletServiceName, grpchealth.HealthV1ServiceName} {
+		if !slices.Contains(names, want) {
+			t.Errorf("reflection lists %v, missing %s", names, want)
+		}
+	}
+	files, err := stream.FileContainingSymbol(walletv1connect.WalletServiceName)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("descriptor of %s: %v (%d files)", walletv1connect.WalletServiceName, err, len(files))
+	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	url, srv := startServer(t)
+	health := grpchealth.NewClient(h2c(), url, connect.WithGRPC())
+	check := func(service string) grpchealth.Status {
+		t.Helper()
+		res, err := health.Check(t.Context(), &grpchealth.CheckRequest{Service: service})
+		if err != nil {
+			t.Fatalf("health check %q: %v", service, err)
+		}
+		return res.Status
+	}
+	if got := check(""); got != grpchealth.StatusServing {
+		t.Errorf("server health = %v, want SERVING", got)
+	}
+	if got := check(walletv1connect.WalletServiceName); got != grpchealth.StatusServing {
+		t.Errorf("wallet health = %v, want SERVING", got)
+	}
+	srv.SetServing(walletv1connect.WalletServiceName, false)
+	if got := check(walletv1connect.WalletServiceName); got != grpchealth.StatusNotServing {
+		t.Errorf("wallet health after SetServing(false) = %v, want NOT_SERVING", got)
+	}
+}
