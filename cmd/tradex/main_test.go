@@ -143,15 +143,7 @@ func TestBinaryServesAndStopsOnSIGINT(t *testing.T) {
 // publish creates a file stream for subject and stores one acknowledged message.
 func publish(t *testing.T, url, subject, data string) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, url)
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "RESTART", Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
@@ -163,16 +155,7 @@ func publish(t *testing.T, url, subject, data string) {
 // lastMessage reads the last message on subject from the RESTART stream.
 func lastMessage(t *testing.T, url, subject string) string {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(t.Context(), "RESTART")
+	stream, err := jetStreamAt(t, url).Stream(t.Context(), "RESTART")
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatal("the RESTART stream is gone after restart")
 	}
@@ -184,4 +167,19 @@ func lastMessage(t *testing.T, url, subject string) string {
 		t.Fatalf("get last message: %v", err)
 	}
 	return string(msg.Data)
+}
+
+// jetStreamAt connects to url over TCP for the rest of the test.
+func jetStreamAt(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -3,6 +3,7 @@ package embeddedtest_test
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,6 +24,7 @@ func roundTrip(t *testing.T, js jetstream.JetStream, replicas int) {
 	if err != nil {
 		t.Fatalf("CreateStream: %v", err)
 	}
+	embeddedtest.WaitStreamLeader(t, js, "EVENTS", 10*time.Second)
 	if _, err := js.Publish(t.Context(), "events.a", []byte("hello")); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
