@@ -36,7 +36,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err != nil {
 		return err
 	}
-	defer broker.close(context.WithoutCancel(ctx), logger, cfg.ShutdownTimeout)
+	defer broker.close(context.WithoutCancel(ctx), logger, cfg.ShutdownTimeout) // also on early returns
 
 	js, err := jetstream.New(broker.conn)
 	if err != nil {
@@ -90,7 +90,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		onReady(ep)
 	}
 
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	broker.close(context.WithoutCancel(ctx), logger, cfg.ShutdownTimeout)
+	if err != nil {
 		return err
 	}
 	logger.InfoContext(ctx, "tradex stopped")
@@ -114,6 +116,7 @@ type broker struct {
 	conn     *nats.Conn
 	url      string
 	storeDir string
+	closed   bool
 }
 
 // startBroker starts the embedded server (unless cfg.NATSURL points at an
@@ -123,7 +126,9 @@ func startBroker(ctx context.Context, logger *slog.Logger, cfg serveConfig) (*br
 		nats.Name("tradex"),
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.WarnContext(ctx, "nats disconnected", "err", err)
+			if err != nil { // nil: we closed it ourselves
+				logger.WarnContext(ctx, "nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			logger.InfoContext(ctx, "nats reconnected", "url", nc.ConnectedUrlRedacted())
@@ -140,7 +145,7 @@ func startBroker(ctx context.Context, logger *slog.Logger, cfg serveConfig) (*br
 	opts := embedded.Options{
 		StoreDir: filepath.Join(cfg.DataDir, "nats"),
 		Port:     embedded.NoListener,
-		Logger:   logger.With("component", "nats-server"),
+		Logger:   natsServerLogger(ctx, logger),
 	}
 	if cfg.Sync == "periodic" {
 		opts.Sync = embedded.SyncPeriodic
@@ -166,9 +171,14 @@ func startBroker(ctx context.Context, logger *slog.Logger, cfg serveConfig) (*br
 	return &broker{server: srv, conn: nc, url: url, storeDir: srv.StoreDir()}, nil
 }
 
-// close drains the connection and stops the embedded server, if any.
-// ctx must outlive the cancellation that started the shutdown.
+// close closes the connection and stops the embedded server, if any; only
+// the first call does anything. ctx must outlive the cancellation that
+// started the shutdown.
 func (b *broker) close(ctx context.Context, logger *slog.Logger, timeout time.Duration) {
+	if b.closed {
+		return
+	}
+	b.closed = true
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	b.conn.Close()
