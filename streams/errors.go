@@ -1,0 +1,68 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors callers tell apart with errors.Is.
+var (
+	// ErrUnknownTopic: the topic is not in the catalog.
+	ErrUnknownTopic = errors.New("unknown topic")
+	// ErrWrongType: the message is not the topic's payload type.
+	ErrWrongType = errors.New("wrong message type for topic")
+	// ErrInvalidKey: the partition key is not a valid subject token.
+	ErrInvalidKey = errors.New("invalid key")
+	// ErrUnavailable: the broker could not be reached or did not answer in
+	// time; the operation may be retried.
+	ErrUnavailable = errors.New("broker unavailable")
+	// ErrStreamConflict: an existing stream's configuration contradicts its
+	// topic's profile; an operator must resolve it.
+	ErrStreamConflict = errors.New("stream config conflict")
+	// ErrConcurrency: an expected-last-sequence check failed: someone else
+	// wrote to the subject first.
+	ErrConcurrency = errors.New("concurrent write")
+	// ErrInvalidConfig: a consumer, publisher or catalog setting cannot work.
+	ErrInvalidConfig = errors.New("invalid config")
+)
+
+// brokerError classifies err from nats.go: connectivity problems wrap
+// ErrUnavailable, a failed sequence check wraps ErrConcurrency; op says what
+// was being done.
+func brokerError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case isUnavailable(err):
+		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+	case isWrongLastSequence(err):
+		return fmt.Errorf("%s: %w: %w", op, ErrConcurrency, err)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+func isUnavailable(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrConnectionDraining) ||
+		errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// isWrongLastSequence matches JetStream's "wrong last sequence" API errors
+// (10071, and 10164 from replicated streams).
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

@@ -1,0 +1,193 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+// processor turns one delivery into a handler call and an ack decision:
+// success -> Ack; error -> retry with backoff (in place for PerKey, Nak with
+// delay for Unordered); attempts exhausted or permanent -> dead letter, then
+// Term; stopping -> Nak so another instance takes it.
+type processor[T proto.Message] struct {
+	js      jetstream.JetStream
+	topic   Topic
+	cfg     ConsumerConfig
+	handler Handler[T]
+	stopped <-chan struct{}
+}
+
+func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
+	log := p.cfg.Logger.With("consumer", p.cfg.Name, "subject", raw.Subject())
+	if p.stopping() {
+		p.settle(ctx, raw, "nak", raw.Nak())
+		return
+	}
+	meta, err := raw.Metadata()
+	if err != nil {
+		log.ErrorContext(ctx, "message without metadata", "err", err)
+		p.settle(ctx, raw, "term", raw.TermWithReason("no metadata"))
+		return
+	}
+	m, err := p.decode(raw, meta)
+	if err != nil {
+		p.deadLetter(ctx, raw, meta, int(meta.NumDelivered), err)
+		return
+	}
+	if int(meta.NumDelivered) > p.cfg.MaxDeliver {
+		p.deadLetter(ctx, raw, meta, int(meta.NumDelivered), fmt.Errorf("delivered %d times, over max deliver %d", meta.NumDelivered, p.cfg.MaxDeliver))
+		return
+	}
+	hctx := extractContext(ctx, m.Header)
+	for {
+		err := p.call(hctx, m)
+		if err == nil {
+			p.ack(ctx, raw)
+			return
+		}
+		log.WarnContext(hctx, "handler failed", "seq", m.Sequence, "delivery", m.Delivery, "err", err)
+		var permanent permanentError
+		if m.Delivery >= p.cfg.MaxDeliver || errors.As(err, &permanent) {
+			p.deadLetter(ctx, raw, meta, m.Delivery, err)
+			return
+		}
+		delay := backoff(m.Delivery-1, p.cfg.BackoffBase, p.cfg.BackoffMax)
+		if p.cfg.Ordering == Unordered {
+			p.settle(ctx, raw, "nak", raw.NakWithDelay(delay))
+			return
+		}
+		if !p.waitInPlace(ctx, raw, delay) {
+			p.settle(ctx, raw, "nak", raw.Nak())
+			return
+		}
+		m.Delivery++
+	}
+}
+
+// decode builds the handler's message; an undecodable payload is poison.
+func (p *processor[T]) decode(raw jetstream.Msg, meta *jetstream.MsgMetadata) (*Message[T], error) {
+	var zero T
+	payload, ok := zero.ProtoReflect().New().Interface().(T)
+	if !ok {
+		return nil, Permanent(fmt.Errorf("%w: cannot instantiate %T", ErrWrongType, zero))
+	}
+	h := raw.Headers()
+	if ct := h.Get(HeaderCEType); ct != "" && ct != string(p.topic.MessageName()) {
+		return nil, Permanent(fmt.Errorf("%w: ce-type %s, topic %s carries %s", ErrWrongType, ct, p.topic.Name, p.topic.MessageName()))
+	}
+	if err := proto.Unmarshal(raw.Data(), payload); err != nil {
+		return nil, Permanent(fmt.Errorf("decode %s: %w", p.topic.MessageName(), err))
+	}
+	key, _ := KeyFromSubject(p.topic.Name, raw.Subject())
+	id := h.Get(HeaderMsgID)
+	if id == "" {
+		id = h.Get(HeaderCEID)
+	}
+	return &Message[T]{
+		Topic: p.topic.Name, Key: key, Subject: raw.Subject(), Payload: payload, Header: h, ID: id,
+		Sequence: meta.Sequence.Stream, Delivery: int(meta.NumDelivered), Time: meta.Timestamp, raw: raw,
+	}, nil
+}
+
+// call runs the handler, turning a panic into an error.
+func (p *processor[T]) call(ctx context.Context, m *Message[T]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return p.handler(ctx, m)
+}
+
+// waitInPlace waits delay before a retry in place, telling the broker the
+// message is still in progress; false means the consumer is stopping.
+func (p *processor[T]) waitInPlace(ctx context.Context, raw jetstream.Msg, delay time.Duration) bool {
+	tick := time.NewTicker(max(p.cfg.AckWait/3, time.Millisecond))
+	defer tick.Stop()
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return true
+		case <-tick.C:
+			_ = raw.InProgress() // a lost one only risks an early redelivery
+		case <-p.stopped:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (p *processor[T]) ack(ctx context.Context, raw jetstream.Msg) {
+	if p.cfg.AckSync {
+		p.settle(ctx, raw, "ack", raw.DoubleAck(ctx))
+		return
+	}
+	p.settle(ctx, raw, "ack", raw.Ack())
+}
+
+// deadLetter writes the message with its failure to dlq.<topic>, and only
+// then terminates it; if the dead-letter write fails the message is handed
+// back for redelivery, so it is never lost.
+func (p *processor[T]) deadLetter(ctx context.Context, raw jetstream.Msg, meta *jetstream.MsgMetadata, deliveries int, cause error) {
+	dl := &nats.Msg{Subject: DLQTopic(raw.Subject()), Data: raw.Data(), Header: nats.Header{}}
+	for k, vs := range raw.Headers() {
+		if !strings.HasPrefix(k, "Nats-") { // the broker's own (id, expectations, batch) apply to the original
+			dl.Header[k] = vs
+		}
+	}
+	dl.Header.Set(HeaderMsgID, fmt.Sprintf("dlq:%s:%d:%s", meta.Stream, meta.Sequence.Stream, p.cfg.Name))
+	dl.Header.Set(HeaderDLQReason, cause.Error())
+	dl.Header.Set(HeaderDLQHandler, p.cfg.Name)
+	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries))
+	dl.Header.Set(HeaderDLQStream, meta.Stream)
+	dl.Header.Set(HeaderDLQSubject, raw.Subject())
+	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+	dl.Header.Set(HeaderDLQOriginalMsgID, raw.Headers().Get(HeaderMsgID))
+	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := p.js.PublishMsg(ctx, dl); err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "dead-letter write failed; message handed back", "consumer", p.cfg.Name,
+			"subject", raw.Subject(), "seq", meta.Sequence.Stream, "err", err)
+		p.settle(ctx, raw, "nak", raw.NakWithDelay(p.cfg.BackoffMax))
+		return
+	}
+	p.cfg.Logger.WarnContext(ctx, "message dead-lettered", "consumer", p.cfg.Name, "subject", raw.Subject(),
+		"seq", meta.Sequence.Stream, "deliveries", deliveries, "reason", cause.Error())
+	p.settle(ctx, raw, "term", raw.TermWithReason("dead-lettered: "+truncate(cause.Error(), 200)))
+}
+
+// settle logs a failed ack decision; the broker redelivers after AckWait,
+// so the message is not lost.
+func (p *processor[T]) settle(ctx context.Context, raw jetstream.Msg, what string, err error) {
+	if err != nil {
+		p.cfg.Logger.WarnContext(ctx, "ack decision not delivered", "consumer", p.cfg.Name, "decision", what,
+			"subject", raw.Subject(), "err", err)
+	}
+}
+
+func (p *processor[T]) stopping() bool {
+	select {
+	case <-p.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,261 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+	"google.golang.org/protobuf/proto"
+)
+
+// Publisher writes typed messages to catalog topics. It is safe for
+// concurrent use.
+type Publisher struct {
+	js      jetstream.JetStream
+	catalog *Catalog
+	source  string
+	now     func() time.Time
+	retries int
+}
+
+// PublisherOption configures a Publisher.
+type PublisherOption func(*Publisher)
+
+// WithSource sets the ce-source header, naming the producer ("tradex/order").
+func WithSource(source string) PublisherOption {
+	return func(p *Publisher) { p.source = source }
+}
+
+// WithClock sets the clock of the ce-time header (tests).
+func WithClock(now func() time.Time) PublisherOption {
+	return func(p *Publisher) { p.now = now }
+}
+
+// WithPublishRetries sets how many times a publish that found the broker
+// unavailable is retried, with backoff, inside the caller's deadline (default
+// 5). Retrying is safe: every attempt carries the same Nats-Msg-Id.
+func WithPublishRetries(n int) PublisherOption {
+	return func(p *Publisher) { p.retries = max(n, 0) }
+}
+
+// NewPublisher returns a publisher of catalog's topics over js.
+func NewPublisher(js jetstream.JetStream, catalog *Catalog, opts ...PublisherOption) *Publisher {
+	p := &Publisher{js: js, catalog: catalog, source: "tradex", now: time.Now, retries: 5}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// PublishOption changes one publish.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	msgID       string
+	lastSubjSeq *uint64
+	headers     nats.Header
+}
+
+// WithMsgID sets the message id (Nats-Msg-Id and ce-id). Derive it from the
+// event's identity (an order id, an engine input sequence) so that a retried
+// or replayed publish is stored once. Without it a random id is used, which
+// still makes the library's own retries safe.
+func WithMsgID(id string) PublishOption {
+	return func(o *publishOptions) { o.msgID = id }
+}
+
+// WithExpectedLastSubjectSequence makes the publish fail with ErrConcurrency
+// unless the last message on the same subject (topic and key) has stream
+// sequence seq; 0 means the subject must be empty. It is optimistic
+// concurrency for event-sourced writers.
+func WithExpectedLastSubjectSequence(seq uint64) PublishOption {
+	return func(o *publishOptions) { o.lastSubjSeq = &seq }
+}
+
+// WithHeader adds a header to the message (it cannot replace the mesh's own).
+func WithHeader(key, value string) PublishOption {
+	return func(o *publishOptions) {
+		if o.headers == nil {
+			o.headers = nats.Header{}
+		}
+		o.headers.Add(key, value)
+	}
+}
+
+// Record is one message of a batch.
+type Record struct {
+	Topic string
+	Key   string
+	Msg   proto.Message
+	Opts  []PublishOption
+}
+
+// Publish writes msg to topic under key, waits for JetStream's ack and
+// returns the stream sequence. A duplicate (same message id inside the
+// duplicate window) returns the sequence of the message already stored.
+func (p *Publisher) Publish(ctx context.Context, topic, key string, msg proto.Message, opts ...PublishOption) (uint64, error) {
+	m, o, err := p.build(ctx, Record{Topic: topic, Key: key, Msg: msg, Opts: opts})
+	if err != nil {
+		return 0, err
+	}
+	var jsOpts []jetstream.PublishOpt
+	if o.lastSubjSeq != nil {
+		jsOpts = append(jsOpts, jetstream.WithExpectLastSequencePerSubject(*o.lastSubjSeq))
+	}
+	for attempt := 0; ; attempt++ {
+		ack, err := p.js.PublishMsg(ctx, m, jsOpts...)
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if !isUnavailable(err) || attempt >= p.retries || ctx.Err() != nil {
+			return 0, brokerError("publish to "+m.Subject, err)
+		}
+		if err := sleep(ctx, backoff(attempt, 50*time.Millisecond, time.Second)); err != nil {
+			return 0, brokerError("publish to "+m.Subject, err)
+		}
+	}
+}
+
+// PendingAck is the broker's answer to an asynchronous publish, to come.
+type PendingAck struct {
+	future  jetstream.PubAckFuture
+	subject string
+}
+
+// Wait returns the stream sequence once the broker acknowledged the message.
+func (a *PendingAck) Wait(ctx context.Context) (uint64, error) {
+	select {
+	case ack := <-a.future.Ok():
+		return ack.Sequence, nil
+	case err := <-a.future.Err():
+		return 0, brokerError("publish to "+a.subject, err)
+	case <-ctx.Done():
+		return 0, brokerError("publish to "+a.subject, ctx.Err())
+	}
+}
+
+// PublishAsync sends msg without waiting for the ack; Wait on the result
+// for it. Many messages in flight share the broker's fsyncs, which is what
+// makes throughput under fsync-always possible.
+func (p *Publisher) PublishAsync(ctx context.Context, topic, key string, msg proto.Message, opts ...PublishOption) (*PendingAck, error) {
+	m, o, err := p.build(ctx, Record{Topic: topic, Key: key, Msg: msg, Opts: opts})
+	if err != nil {
+		return nil, err
+	}
+	var jsOpts []jetstream.PublishOpt
+	if o.lastSubjSeq != nil {
+		jsOpts = append(jsOpts, jetstream.WithExpectLastSequencePerSubject(*o.lastSubjSeq))
+	}
+	f, err := p.js.PublishMsgAsync(m, jsOpts...)
+	if err != nil {
+		return nil, brokerError("publish to "+m.Subject, err)
+	}
+	return &PendingAck{future: f, subject: m.Subject}, nil
+}
+
+// PublishBatch publishes records asynchronously and waits for every ack,
+// returning their stream sequences in order. It is not atomic: on error
+// some records may be stored; retrying the whole batch is safe when every
+// record has a message id (WithMsgID).
+func (p *Publisher) PublishBatch(ctx context.Context, records []Record) ([]uint64, error) {
+	pending := make([]*PendingAck, len(records))
+	for i, r := range records {
+		a, err := p.PublishAsync(ctx, r.Topic, r.Key, r.Msg, r.Opts...)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		pending[i] = a
+	}
+	seqs := make([]uint64, len(records))
+	var errs []error
+	for i, a := range pending {
+		seq, err := a.Wait(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("record %d: %w", i, err))
+			continue
+		}
+		seqs[i] = seq
+	}
+	return seqs, errors.Join(errs...)
+}
+
+// maxAtomicBatch is JetStream's limit on messages in one atomic batch.
+const maxAtomicBatch = 1000
+
+// PublishAtomic stores records all or nothing, with JetStream's atomic
+// batch publish: either every record is stored, contiguously and in order,
+// or none is. Every record must be of the same topic (one stream). It
+// returns the stream sequence of the first and last record.
+func (p *Publisher) PublishAtomic(ctx context.Context, records []Record) (first, last uint64, err error) {
+	if len(records) == 0 || len(records) > maxAtomicBatch {
+		return 0, 0, fmt.Errorf("%w: atomic batch of %d records: want 1 to %d", ErrInvalidConfig, len(records), maxAtomicBatch)
+	}
+	msgs := make([]*nats.Msg, len(records))
+	for i, r := range records {
+		if r.Topic != records[0].Topic {
+			return 0, 0, fmt.Errorf("%w: atomic batch mixes topics %s and %s", ErrInvalidConfig, records[0].Topic, r.Topic)
+		}
+		m, o, err := p.build(ctx, r)
+		if err != nil {
+			return 0, 0, fmt.Errorf("record %d: %w", i, err)
+		}
+		if o.lastSubjSeq != nil {
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*o.lastSubjSeq, 10))
+		}
+		msgs[i] = m
+	}
+	ack, err := jetstreamext.PublishMsgBatch(ctx, p.js, msgs)
+	if err != nil {
+		return 0, 0, brokerError(fmt.Sprintf("atomic batch of %d to %s", len(msgs), records[0].Topic), err)
+	}
+	return ack.Sequence - ack.BatchSize + 1, ack.Sequence, nil
+}
+
+// build checks a record against the catalog and makes its NATS message.
+func (p *Publisher) build(ctx context.Context, r Record) (*nats.Msg, publishOptions, error) {
+	var o publishOptions
+	for _, opt := range r.Opts {
+		opt(&o)
+	}
+	t, err := p.catalog.Topic(r.Topic)
+	if err != nil {
+		return nil, o, err
+	}
+	if r.Msg == nil {
+		return nil, o, fmt.Errorf("%w: nil message for %s", ErrWrongType, r.Topic)
+	}
+	if got, want := r.Msg.ProtoReflect().Descriptor().FullName(), t.MessageName(); got != want {
+		return nil, o, fmt.Errorf("%w: %s carries %s, got %s", ErrWrongType, r.Topic, want, got)
+	}
+	subject, err := Subject(r.Topic, r.Key)
+	if err != nil {
+		return nil, o, fmt.Errorf("topic %s: %w", r.Topic, err)
+	}
+	data, err := proto.Marshal(r.Msg)
+	if err != nil {
+		return nil, o, fmt.Errorf("encode %s: %w", t.MessageName(), err)
+	}
+	if o.msgID == "" {
+		o.msgID = nuid.Next()
+	}
+	h := nats.Header{}
+	for k, vs := range o.headers {
+		h[k] = vs
+	}
+	h.Set(HeaderMsgID, o.msgID)
+	h.Set(HeaderCEID, o.msgID)
+	h.Set(HeaderCEType, string(t.MessageName()))
+	h.Set(HeaderCESource, p.source)
+	h.Set(HeaderCETime, p.now().UTC().Format(time.RFC3339Nano))
+	h.Set(HeaderCESpecVersion, cloudEventsSpecVersion)
+	h.Set(HeaderCEPartitionKey, r.Key)
+	h.Set(HeaderContentType, ContentTypeProtobuf)
+	injectContext(ctx, h)
+	return &nats.Msg{Subject: subject, Header: h, Data: data}, o, nil
+}
