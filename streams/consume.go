@@ -282,9 +282,9 @@ func (c *Consumer) run(ctx context.Context, p messageProcessor, cfg ConsumerConf
 			}
 			break
 		}
-		lane := 0
-		if cfg.Ordering == PerKey && len(lanes) > 1 {
-			lane = int(maphash.String(seed, m.Subject()) % uint64(len(lanes)))
+		lane := uint64(0)
+		if cfg.Ordering == PerKey {
+			lane = maphash.String(seed, m.Subject()) % uint64(len(lanes))
 		}
 		lanes[lane] <- m
 	}

@@ -59,8 +59,13 @@ const cloudEventsSpecVersion = "1.0"
 // headers (which, unlike HTTP headers, keep their case).
 type headerCarrier nats.Header
 
+// Get returns the first value of key.
 func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+
+// Set replaces the values of key.
 func (c headerCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
+
+// Keys lists the header names.
 func (c headerCarrier) Keys() []string {
 	keys := make([]string, 0, len(c))
 	for k := range c {

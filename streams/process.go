@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -40,11 +41,11 @@ func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
 	}
 	m, err := p.decode(raw, meta)
 	if err != nil {
-		p.deadLetter(ctx, raw, meta, int(meta.NumDelivered), err)
+		p.deadLetter(ctx, raw, meta, deliveries(meta), err)
 		return
 	}
-	if int(meta.NumDelivered) > p.cfg.MaxDeliver {
-		p.deadLetter(ctx, raw, meta, int(meta.NumDelivered), fmt.Errorf("delivered %d times, over max deliver %d", meta.NumDelivered, p.cfg.MaxDeliver))
+	if deliveries(meta) > p.cfg.MaxDeliver {
+		p.deadLetter(ctx, raw, meta, deliveries(meta), fmt.Errorf("delivered %d times, over max deliver %d", meta.NumDelivered, p.cfg.MaxDeliver))
 		return
 	}
 	hctx := extractContext(ctx, m.Header)
@@ -94,7 +95,7 @@ func (p *processor[T]) decode(raw jetstream.Msg, meta *jetstream.MsgMetadata) (*
 	}
 	return &Message[T]{
 		Topic: p.topic.Name, Key: key, Subject: raw.Subject(), Payload: payload, Header: h, ID: id,
-		Sequence: meta.Sequence.Stream, Delivery: int(meta.NumDelivered), Time: meta.Timestamp, raw: raw,
+		Sequence: meta.Sequence.Stream, Delivery: deliveries(meta), Time: meta.Timestamp, raw: raw,
 	}, nil
 }
 
@@ -183,6 +184,11 @@ func (p *processor[T]) stopping() bool {
 	default:
 		return false
 	}
+}
+
+// deliveries is the broker's delivery count as an int, saturated.
+func deliveries(meta *jetstream.MsgMetadata) int {
+	return int(min(meta.NumDelivered, math.MaxInt32))
 }
 
 func truncate(s string, n int) string {

@@ -137,4 +137,3 @@ func waitForLeader(ctx context.Context, js jetstream.JetStream, name string) err
 		}
 	}
 }
-
