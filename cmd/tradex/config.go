@@ -33,6 +33,9 @@ type serveConfig struct {
 	LogFormat string
 	// ShutdownTimeout bounds the graceful stop after SIGINT or SIGTERM.
 	ShutdownTimeout time.Duration
+	// Replicas is the replica count of financial, config and dead-letter
+	// streams; 0 picks 3 on a cluster of three or more servers, else 1.
+	Replicas int
 }
 
 // defaultServeConfig is what `tradex serve` does with no flags.
@@ -66,6 +69,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, `embedded JetStream fsync: "always" (every write, no acknowledged loss on power failure) or "periodic" (faster, may lose the last writes on power failure)`)
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of financial, config and dead-letter streams; 0: 3 on a cluster of 3 or more servers, else 1")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: tradex serve [flags]\n\nEvery flag can also be set as %s<FLAG> (e.g. %sDATA_DIR).\n\nFlags:\n", envPrefix, envPrefix)
@@ -115,6 +119,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.Sync != "always" && c.Sync != "periodic" {
 		return fmt.Errorf("--sync: %q is neither always nor periodic", c.Sync)
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("--replicas: %d: want 0 (auto) to 5", c.Replicas)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout: must be positive")

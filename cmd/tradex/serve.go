@@ -17,6 +17,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // endpoints are the addresses serve actually listens on, once it does.
@@ -41,6 +42,14 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	js, err := jetstream.New(broker.conn)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
+	}
+	catalog := streams.DefaultCatalog()
+	replicas := cfg.Replicas
+	if replicas == 0 {
+		replicas = autoReplicas(broker.conn)
+	}
+	if err := streams.EnsureStreams(ctx, js, catalog, streams.WithReplicas(replicas)); err != nil {
+		return fmt.Errorf("provision streams: %w", err)
 	}
 
 	httpLn, err := listen(ctx, "--http-addr", cfg.HTTPAddr)
@@ -85,7 +94,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	ep := endpoints{HTTP: httpLn.Addr().String(), GRPC: grpcLn.Addr().String(), NATS: broker.url}
 	logger.InfoContext(ctx, "tradex started",
 		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.server != nil,
-		"data_dir", broker.storeDir, "sync", cfg.Sync, "startup", time.Since(started).Round(time.Millisecond))
+		"data_dir", broker.storeDir, "sync", cfg.Sync, "streams", len(catalog.Topics()), "replicas", replicas, "startup", time.Since(started).Round(time.Millisecond))
 	if onReady != nil {
 		onReady(ep)
 	}
@@ -97,6 +106,15 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	}
 	logger.InfoContext(ctx, "tradex stopped")
 	return nil
+}
+
+// autoReplicas is 3 when connected to a cluster of three or more servers
+// (as the server advertises them), else 1.
+func autoReplicas(nc *nats.Conn) int {
+	if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
+		return 3
+	}
+	return 1
 }
 
 // listen binds addr, naming the flag it came from when that fails.

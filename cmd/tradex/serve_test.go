@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/grpchealth"
 
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // testServeConfig listens on free loopback ports with data in a temp folder.
@@ -145,6 +146,15 @@ func TestServeExternalNATS(t *testing.T) {
 	if status, body := getJSON(t, "http://"+ep.HTTP+"/readyz"); status != http.StatusOK {
 		t.Fatalf("/readyz with the external server up = %d %v, want 200", status, body)
 	}
+	for _, topic := range streams.DefaultCatalog().Topics() {
+		st, err := ns.JetStream().Stream(t.Context(), topic.Stream())
+		if err != nil {
+			t.Fatalf("stream of %s not provisioned at start-up: %v", topic.Name, err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 1 {
+			t.Errorf("stream %s has %d replicas on a single server, want 1", topic.Stream(), r)
+		}
+	}
 
 	// With the broker gone, readiness must fail while liveness holds.
 	if err := ns.Shutdown(t.Context()); err != nil {
@@ -167,6 +177,28 @@ func TestServeExternalNATS(t *testing.T) {
 	}
 	if status, _ := getJSON(t, "http://"+ep.HTTP+"/healthz"); status != http.StatusOK {
 		t.Errorf("/healthz = %d with the broker down, want 200 (liveness does not depend on it)", status)
+	}
+}
+
+func TestServeOnClusterReplicatesStreams(t *testing.T) {
+	t.Parallel()
+	c := embeddedtest.NewCluster(t, 3)
+	cfg := testServeConfig(t)
+	cfg.NATSURL = c.ClientURL()
+	startServe(t, cfg)
+	st, err := c.JetStream().Stream(t.Context(), streams.StreamName(streams.TopicEngineEvent))
+	if err != nil {
+		t.Fatalf("engine events stream: %v", err)
+	}
+	if r := st.CachedInfo().Config.Replicas; r != 3 {
+		t.Errorf("engine events stream has %d replicas on a 3-node cluster, want 3", r)
+	}
+	md, err := c.JetStream().Stream(t.Context(), streams.StreamName(streams.TopicBook))
+	if err != nil {
+		t.Fatalf("book stream: %v", err)
+	}
+	if r := md.CachedInfo().Config.Replicas; r != 1 {
+		t.Errorf("market data stream has %d replicas, want 1 (disposable)", r)
 	}
 }
 
