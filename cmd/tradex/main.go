@@ -44,6 +44,7 @@ const usage = `TradeX Mesh: a trading platform's event mesh on NATS JetStream.
 
 Usage:
   tradex [serve] [flags]   run the platform (embedded NATS unless --nats is given)
+  tradex dlq <command>     inspect, redrive or purge dead letters (tradex dlq help)
   tradex version           print version information
   tradex help              print this help
 
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return serve(ctx, logger, cfg, nil)
+	case "dlq":
+		return runDLQ(ctx, args, getenv, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":
