@@ -30,6 +30,11 @@ type Topic struct {
 	Producers, Consumers []string
 	// Profile is the topic's durability profile.
 	Profile Profile
+	// Journal marks an event-sourced journal, written with
+	// expected-last-subject-sequence checks: a copy appended by a redrive
+	// would corrupt it, so DLQ.Redrive refuses the topic (reprocess its dead
+	// letters by fixing the consumer and replaying it instead).
+	Journal bool
 }
 
 // MessageName is the full protobuf name of the payload, also the ce-type header.
@@ -99,7 +104,7 @@ func DefaultCatalog() *Catalog {
 		Topic{Name: TopicEngineEvent, Payload: &enginev1.EngineEvent{}, Key: "instrument",
 			Producers: []string{"matching"}, Consumers: []string{"order", "wallet", "marketdata"}, Profile: Financial},
 		Topic{Name: TopicBalanceChanged, Payload: &walletv1.BalanceChanged{}, Key: "account",
-			Producers: []string{"wallet"}, Consumers: []string{"order", "gateway", "any"}, Profile: Financial},
+			Producers: []string{"wallet"}, Consumers: []string{"order", "gateway", "any"}, Profile: Financial, Journal: true},
 		Topic{Name: TopicInstrumentCreated, Payload: &metadatav1.InstrumentCreated{}, Key: "instrument",
 			Producers: []string{"metadata"}, Consumers: all, Profile: Config},
 		Topic{Name: TopicInstrumentUpdated, Payload: &metadatav1.InstrumentUpdated{}, Key: "instrument",

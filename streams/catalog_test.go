@@ -49,6 +49,9 @@ func TestDefaultCatalogIsValid(t *testing.T) {
 			t.Errorf("topic %s has profile %s, want %s", name, topic.Profile, p)
 		}
 	}
+	if topic, _ := c.Topic("wallet.balance.changed.v1"); !topic.Journal {
+		t.Error("the wallet journal is not marked Journal: a redrive could append to it")
+	}
 	if _, err := c.Topic("engine.events.v1"); !errors.Is(err, streams.ErrUnknownTopic) {
 		t.Errorf("unknown topic: err = %v, want ErrUnknownTopic", err)
 	}

@@ -48,7 +48,8 @@ func (m *Message[T]) InProgress() error {
 // retries it with exponential backoff until MaxDeliver attempts, after which
 // it is written to the dead-letter topic and terminated. Wrap an error with
 // Permanent to skip the remaining retries. A panic is recovered and treated
-// as an error.
+// as an error. ErrInFlight (from Idempotent: the same event is being handled
+// elsewhere) waits BackoffMax and tries again without spending an attempt.
 type Handler[T proto.Message] func(ctx context.Context, m *Message[T]) error
 
 // permanentError marks a failure that retrying cannot fix.

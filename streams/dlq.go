@@ -231,6 +231,10 @@ func (d *DLQ) Redrive(ctx context.Context, topic string, f DLQFilter, opts ...Re
 	if err != nil {
 		return 0, err
 	}
+	if q.topic.Journal && !o.dryRun {
+		return 0, fmt.Errorf("%w: %s is an event-sourced journal: a redriven copy would be a second journal entry; fix the consumer and replay it from the stream instead",
+			ErrInvalidConfig, q.topic.Name)
+	}
 	limiter := rate.NewLimiter(rate.Inf, 1)
 	if o.perSecond > 0 {
 		limiter = rate.NewLimiter(rate.Limit(o.perSecond), 1)

@@ -574,3 +574,16 @@ func TestDLQUnknownTopic(t *testing.T) {
 		}
 	}
 }
+
+func TestDLQRedriveRefusesJournal(t *testing.T) {
+	t.Parallel()
+	s := embeddedtest.New(t)
+	catalog := streams.DefaultCatalog()
+	if err := streams.EnsureStreams(t.Context(), s.JetStream(), catalog); err != nil {
+		t.Fatal(err)
+	}
+	_, err := streams.NewDLQ(s.JetStream(), catalog).Redrive(t.Context(), streams.TopicBalanceChanged, streams.DLQFilter{})
+	if !errors.Is(err, streams.ErrInvalidConfig) || !strings.Contains(err.Error(), "journal") {
+		t.Fatalf("redrive of the wallet journal: err = %v, want a refusal naming the journal", err)
+	}
+}

@@ -55,6 +55,15 @@ func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
 			p.ack(ctx, raw)
 			return
 		}
+		if errors.Is(err, ErrInFlight) {
+			// Another delivery of the same event is running (Idempotent):
+			// wait for it without spending an attempt.
+			if !p.waitInPlace(ctx, raw, p.cfg.BackoffMax) {
+				p.settle(ctx, raw, "nak", raw.Nak())
+				return
+			}
+			continue
+		}
 		log.WarnContext(hctx, "handler failed", "seq", m.Sequence, "delivery", m.Delivery, "err", err)
 		var permanent permanentError
 		if m.Delivery >= p.cfg.MaxDeliver || errors.As(err, &permanent) {

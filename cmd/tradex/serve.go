@@ -51,6 +51,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err := streams.EnsureStreams(ctx, js, catalog, streams.WithReplicas(replicas)); err != nil {
 		return fmt.Errorf("provision streams: %w", err)
 	}
+	if err := streams.PublishSchemas(ctx, js, catalog, streams.WithSchemaReplicas(replicas)); err != nil {
+		return fmt.Errorf("publish schemas: %w", err)
+	}
 
 	httpLn, err := listen(ctx, "--http-addr", cfg.HTTPAddr)
 	if err != nil {

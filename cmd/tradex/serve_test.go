@@ -146,6 +146,13 @@ func TestServeExternalNATS(t *testing.T) {
 	if status, body := getJSON(t, "http://"+ep.HTTP+"/readyz"); status != http.StatusOK {
 		t.Fatalf("/readyz with the external server up = %d %v, want 200", status, body)
 	}
+	registry, err := streams.OpenRegistry(t.Context(), ns.JetStream())
+	if err != nil {
+		t.Fatalf("schema registry not published at start-up: %v", err)
+	}
+	if schemas, err := registry.Topics(t.Context()); err != nil || len(schemas) != len(streams.DefaultCatalog().Topics()) {
+		t.Errorf("registry holds %d schemas (err %v), want one per catalog topic", len(schemas), err)
+	}
 	for _, topic := range streams.DefaultCatalog().Topics() {
 		st, err := ns.JetStream().Stream(t.Context(), topic.Stream())
 		if err != nil {

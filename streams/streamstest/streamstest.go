@@ -59,6 +59,8 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"RedeliveryAfterConsumerDies", testRedeliveryAfterDeath},
 		{"DeadLetterAfterMaxDeliver", testDeadLetter},
 		{"PermanentAndPanic", testPermanentAndPanic},
+		{"RedriveBackToTopic", testRedrive},
+		{"IdempotentHandlerRunsOnce", testIdempotentHandler},
 		{"CompetingConsumers", testCompetingConsumers},
 		{"DrainLosesNothing", testDrain},
 		{"StartPositions", testStartPositions},
