@@ -43,6 +43,17 @@ func (s *seen) total() int {
 	return n
 }
 
+// waitTotal waits until n messages were processed.
+func (s *seen) waitTotal(t *testing.T, n int, what string) {
+	t.Helper()
+	eventually(t, 30*time.Second, what, func() error {
+		if got := s.total(); got < n {
+			return fmt.Errorf("%d of %d", got, n)
+		}
+		return nil
+	})
+}
+
 // exactlyOnce fails unless each of want was processed exactly once.
 func (s *seen) exactlyOnce(t *testing.T, want []string) {
 	t.Helper()
@@ -91,12 +102,7 @@ func testOrderPerKey(t *testing.T, s *suite) {
 			got.add(m.Key, v)
 			return nil
 		})
-	eventually(t, 30*time.Second, "all processed", func() error {
-		if n := got.total(); n != len(all) {
-			return fmt.Errorf("%d of %d", n, len(all))
-		}
-		return nil
-	})
+	got.waitTotal(t, len(all), "all processed")
 	got.exactlyOnce(t, all)
 	for _, k := range keys {
 		order := got.order[k]
@@ -276,12 +282,7 @@ func testCompetingConsumers(t *testing.T, s *suite) {
 		_, js := s.env.Connect(t)
 		s.consume(t, js, cfg, h)
 	}
-	eventually(t, 30*time.Second, "all processed", func() error {
-		if n := got.total(); n < len(all) {
-			return fmt.Errorf("%d of %d", n, len(all))
-		}
-		return nil
-	})
+	got.waitTotal(t, len(all), "all processed")
 	eventually(t, 10*time.Second, "consumer settled", s.consumerSettled(t, "workers"))
 	got.exactlyOnce(t, all)
 }
@@ -330,12 +331,7 @@ func testDrain(t *testing.T, s *suite) {
 		got.add(m.Key, m.Payload.GetValue())
 		return nil
 	})
-	eventually(t, 30*time.Second, "the rest processed", func() error {
-		if n := got.total(); n < len(all) {
-			return fmt.Errorf("%d of %d", n, len(all))
-		}
-		return nil
-	})
+	got.waitTotal(t, len(all), "the rest processed")
 	eventually(t, 10*time.Second, "consumer settled", s.consumerSettled(t, "drainer"))
 	got.exactlyOnce(t, all)
 }
