@@ -19,7 +19,9 @@ const (
 	HeaderCESource      = "ce-source"
 	HeaderCETime        = "ce-time"
 	HeaderCESpecVersion = "ce-specversion"
-	// HeaderCEPartitionKey is the CloudEvents partitioning extension: the topic key.
+	// HeaderCEPartitionKey is the CloudEvents partitioning extension: the
+	// topic key. It is not stored on JetStream, where the key is the
+	// subject's last token; the Kafka bridge sets it on Kafka records.
 	HeaderCEPartitionKey = "ce-partitionkey"
 	// HeaderContentType says how the payload is encoded.
 	HeaderContentType = "Content-Type"

@@ -28,14 +28,13 @@ type processor[T proto.Message] struct {
 }
 
 func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
-	log := p.cfg.Logger.With("consumer", p.cfg.Name, "subject", raw.Subject())
 	if p.stopping() {
 		p.settle(ctx, raw, "nak", raw.Nak())
 		return
 	}
 	meta, err := raw.Metadata()
 	if err != nil {
-		log.ErrorContext(ctx, "message without metadata", "err", err)
+		p.cfg.Logger.ErrorContext(ctx, "message without metadata", "consumer", p.cfg.Name, "subject", raw.Subject(), "err", err)
 		p.settle(ctx, raw, "term", raw.TermWithReason("no metadata"))
 		return
 	}
@@ -64,7 +63,8 @@ func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
 			}
 			continue
 		}
-		log.WarnContext(hctx, "handler failed", "seq", m.Sequence, "delivery", m.Delivery, "err", err)
+		p.cfg.Logger.WarnContext(hctx, "handler failed", "consumer", p.cfg.Name, "subject", m.Subject,
+			"seq", m.Sequence, "delivery", m.Delivery, "err", err)
 		var permanent permanentError
 		if m.Delivery >= p.cfg.MaxDeliver || errors.As(err, &permanent) {
 			p.deadLetter(ctx, raw, meta, m.Delivery, err)

@@ -244,18 +244,23 @@ func (p *Publisher) build(ctx context.Context, r Record) (*nats.Msg, publishOpti
 	if o.msgID == "" {
 		o.msgID = nuid.Next()
 	}
-	h := nats.Header{}
+	h := make(nats.Header, 10+len(o.headers)) // 7 below, trace context, correlation
 	for k, vs := range o.headers {
 		h[k] = vs
 	}
-	h.Set(HeaderMsgID, o.msgID)
-	h.Set(HeaderCEID, o.msgID)
-	h.Set(HeaderCEType, string(t.MessageName()))
-	h.Set(HeaderCESource, p.source)
-	h.Set(HeaderCETime, p.now().UTC().Format(time.RFC3339Nano))
-	h.Set(HeaderCESpecVersion, cloudEventsSpecVersion)
-	h.Set(HeaderCEPartitionKey, r.Key)
-	h.Set(HeaderContentType, ContentTypeProtobuf)
+	// One backing array for the mesh's values: one allocation, not one per
+	// header. Each slice is capped so an Add cannot overwrite its neighbour.
+	v := [...]string{
+		o.msgID, string(t.MessageName()), p.source,
+		p.now().UTC().Format(time.RFC3339Nano), cloudEventsSpecVersion, ContentTypeProtobuf,
+	}
+	h[HeaderMsgID] = v[0:1:1]
+	h[HeaderCEID] = v[0:1:1]
+	h[HeaderCEType] = v[1:2:2]
+	h[HeaderCESource] = v[2:3:3]
+	h[HeaderCETime] = v[3:4:4]
+	h[HeaderCESpecVersion] = v[4:5:5]
+	h[HeaderContentType] = v[5:6:6]
 	injectContext(ctx, h)
 	return &nats.Msg{Subject: subject, Header: h, Data: data}, o, nil
 }

@@ -125,7 +125,7 @@ func testHeadersAndContext(t *testing.T, s *suite) {
 	}
 	want := map[string]string{
 		streams.HeaderMsgID: "evt-1", streams.HeaderCEID: "evt-1", streams.HeaderCEType: "google.protobuf.StringValue",
-		streams.HeaderCESource: "streamstest", streams.HeaderCESpecVersion: "1.0", streams.HeaderCEPartitionKey: "BTCUSDT",
+		streams.HeaderCESource: "streamstest", streams.HeaderCESpecVersion: "1.0",
 		streams.HeaderContentType: streams.ContentTypeProtobuf, streams.HeaderCorrelationID: "corr-7",
 		streams.HeaderTraceParent: "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-01",
 	}
