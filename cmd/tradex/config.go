@@ -36,6 +36,8 @@ type serveConfig struct {
 	// Replicas is the replica count of financial, config and dead-letter
 	// streams; 0 picks 3 on a cluster of three or more servers, else 1.
 	Replicas int
+	// Services is "all" or a comma-separated list of the services to run.
+	Services string
 }
 
 // defaultServeConfig is what `tradex serve` does with no flags.
@@ -49,6 +51,7 @@ func defaultServeConfig() serveConfig {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
+		Services:        "all",
 	}
 }
 
@@ -69,6 +72,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, `embedded JetStream fsync: "always" (every write, no acknowledged loss on power failure) or "periodic" (faster, may lose the last writes on power failure)`)
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	fs.StringVar(&cfg.Services, "services", cfg.Services, `services to run: "all" or a comma-separated list (e.g. "metadata"), so services scale out as separate processes`)
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of financial, config and dead-letter streams; 0: 3 on a cluster of 3 or more servers, else 1")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
 	fs.Usage = func() {
@@ -119,6 +123,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.Sync != "always" && c.Sync != "periodic" {
 		return fmt.Errorf("--sync: %q is neither always nor periodic", c.Sync)
+	}
+	if _, err := selectServices(c.Services); err != nil {
+		return err
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("--replicas: %d: want 0 (auto) to 5", c.Replicas)

@@ -62,6 +62,12 @@ func TestParseServeFlags(t *testing.T) {
 		{name: "empty data dir with external nats", args: []string{"--data-dir", "", "--nats", "nats://x:4222"}},
 		{name: "bad environment value", env: map[string]string{"TRADEX_SHUTDOWN_TIMEOUT": "soon"}, wantErr: "TRADEX_SHUTDOWN_TIMEOUT"},
 		{name: "non-positive shutdown timeout", args: []string{"--shutdown-timeout", "0s"}, wantErr: "--shutdown-timeout"},
+		{name: "one service", args: []string{"--services", "metadata"}, check: func(t *testing.T, cfg serveConfig) {
+			if cfg.Services != "metadata" {
+				t.Errorf("Services = %q", cfg.Services)
+			}
+		}},
+		{name: "unknown service", args: []string{"--services", "metadata,bogus"}, wantErr: `unknown service "bogus"`},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "usage"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "usage"},
 	}

@@ -55,6 +55,22 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		return fmt.Errorf("publish schemas: %w", err)
 	}
 
+	builders, err := selectServices(cfg.Services)
+	if err != nil {
+		return err
+	}
+	p := platform{logger: logger, js: js, catalog: catalog, replicas: replicas}
+	var components []component
+	var connectServices []rpcserver.Service
+	for _, b := range builders {
+		c, err := b.build(p)
+		if err != nil {
+			return err
+		}
+		components = append(components, c)
+		connectServices = append(connectServices, c.connect...)
+	}
+
 	httpLn, err := listen(ctx, "--http-addr", cfg.HTTPAddr)
 	if err != nil {
 		return err
@@ -81,9 +97,17 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		_, _ = httpLn.Close(), grpcLn.Close()
 		return err
 	}
-	rpc := rpcserver.New(logger.With("component", "rpcserver"))
+	rpc := rpcserver.New(logger.With("component", "rpcserver"), connectServices...)
 
 	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range components {
+		g.Go(func() error {
+			if err := c.run(gctx); err != nil {
+				return fmt.Errorf("service %s: %w", c.name, err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return gw.Serve(httpLn) })
 	g.Go(func() error { return rpc.Serve(grpcLn) })
 	g.Go(func() error {
@@ -94,10 +118,23 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		return errors.Join(gw.Shutdown(sctx), rpc.Shutdown(sctx))
 	})
 
+	for _, c := range components {
+		select {
+		case <-c.ready:
+		case <-gctx.Done():
+			_ = g.Wait()
+			return fmt.Errorf("service %s did not start: %w", c.name, context.Cause(gctx))
+		}
+	}
+	names := make([]string, 0, len(components))
+	for _, c := range components {
+		names = append(names, c.name)
+	}
+
 	ep := endpoints{HTTP: httpLn.Addr().String(), GRPC: grpcLn.Addr().String(), NATS: broker.url}
 	logger.InfoContext(ctx, "tradex started",
 		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.server != nil,
-		"data_dir", broker.storeDir, "sync", cfg.Sync, "streams", len(catalog.Topics()), "replicas", replicas, "startup", time.Since(started).Round(time.Millisecond))
+		"data_dir", broker.storeDir, "sync", cfg.Sync, "streams", len(catalog.Topics()), "replicas", replicas, "services", names, "startup", time.Since(started).Round(time.Millisecond))
 	if onReady != nil {
 		onReady(ep)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	"connectrpc.com/grpchealth"
 
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
+	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -123,6 +126,26 @@ func TestServeEmbedded(t *testing.T) {
 	}
 	if res.Status != grpchealth.StatusServing {
 		t.Errorf("grpc health = %v, want SERVING", res.Status)
+	}
+
+	// The metadata service answers over gRPC on the internal port, seeded.
+	md := metadatav1connect.NewMetadataServiceClient(h2cClient(), "http://"+ep.GRPC, connect.WithGRPC())
+	list, err := md.ListInstruments(t.Context(), &metadatav1.ListInstrumentsRequest{})
+	if err != nil {
+		t.Fatalf("ListInstruments over gRPC: %v", err)
+	}
+	var symbols []string
+	for _, in := range list.GetInstruments() {
+		symbols = append(symbols, in.GetSymbol())
+	}
+	for _, want := range []string{"BTCUSDT", "ETHUSDT", "BTCUSDT-PERP"} {
+		if !slices.Contains(symbols, want) {
+			t.Errorf("instruments %v lack the demo instrument %s", symbols, want)
+		}
+	}
+	res, err = health.Check(t.Context(), &grpchealth.CheckRequest{Service: metadatav1connect.MetadataServiceName})
+	if err != nil || res.Status != grpchealth.StatusServing {
+		t.Errorf("metadata health = %v, %v; want SERVING", res, err)
 	}
 
 	if err := stop(); err != nil {
