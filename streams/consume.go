@@ -132,6 +132,10 @@ type ConsumerConfig struct {
 	// MaxAckPending bounds messages delivered but not yet acknowledged;
 	// default 1000.
 	MaxAckPending int
+	// InactiveThreshold, when set, lets the broker delete the durable once
+	// nothing has fetched from it for that long: for per-process consumers
+	// (caches) that must not outlive a process that died without Stop.
+	InactiveThreshold time.Duration
 	// Logger receives the consumer's logs; nil discards them.
 	Logger *slog.Logger
 }

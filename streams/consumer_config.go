@@ -20,14 +20,15 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, t Topic, cfg Co
 		slices.Sort(filters)
 	}
 	want := jetstream.ConsumerConfig{
-		Durable:       cfg.Name,
-		Description:   "consumer " + cfg.Name + " of " + t.Name,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1, // the library dead-letters before the broker would give up
-		MaxAckPending: cfg.MaxAckPending,
-		DeliverPolicy: cfg.Start.policy,
-		OptStartSeq:   cfg.Start.seq,
+		Durable:           cfg.Name,
+		Description:       "consumer " + cfg.Name + " of " + t.Name,
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           cfg.AckWait,
+		MaxDeliver:        -1, // the library dead-letters before the broker would give up
+		MaxAckPending:     cfg.MaxAckPending,
+		InactiveThreshold: cfg.InactiveThreshold,
+		DeliverPolicy:     cfg.Start.policy,
+		OptStartSeq:       cfg.Start.seq,
 	}
 	if len(filters) == 1 {
 		want.FilterSubject = filters[0]

@@ -108,8 +108,10 @@ type entry struct {
 	rulesErr error
 }
 
-// topics are the topics the cache follows.
-var topics = [...]string{streams.TopicInstrumentCreated, streams.TopicInstrumentUpdated}
+// followedTopics are the topics the cache follows.
+func followedTopics() []string {
+	return []string{streams.TopicInstrumentCreated, streams.TopicInstrumentUpdated}
+}
 
 // New subscribes to the instrument topics, then fills the cache with the
 // service's list of instruments (a failure there is logged, not returned:
@@ -142,7 +144,8 @@ func New(ctx context.Context, client Client, js jetstream.JetStream, catalog *st
 // subscribe starts one consumer per topic, each new (StartNew) and unique
 // to this cache.
 func (c *Cache) subscribe(ctx context.Context, catalog *streams.Catalog) error {
-	cfg := streams.ConsumerConfig{Name: c.name, Start: streams.StartNew(), Concurrency: 4, Logger: c.log}
+	cfg := streams.ConsumerConfig{Name: c.name, Start: streams.StartNew(), Concurrency: 4, Logger: c.log,
+		InactiveThreshold: c.opts.idle} // a process that died without Close leaves nothing behind for long
 	created, err := streams.Consume(ctx, c.js, catalog, streams.TopicInstrumentCreated, cfg,
 		func(_ context.Context, m *streams.Message[*metadatav1.InstrumentCreated]) error {
 			return c.apply(m.Payload.GetInstrument())
@@ -159,29 +162,6 @@ func (c *Cache) subscribe(ctx context.Context, catalog *streams.Catalog) error {
 		return fmt.Errorf("instruments: follow %s: %w", streams.TopicInstrumentUpdated, err)
 	}
 	c.consumers = append(c.consumers, updated)
-	for _, topic := range topics {
-		if err := c.expireWhenIdle(ctx, topic); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// expireWhenIdle lets the broker delete this cache's consumer of topic once
-// nothing has fetched from it for the idle expiry, so that a process that
-// died without Close leaves nothing behind for long. (streams.ConsumerConfig
-// has no such setting; it is set on the durable after its creation.)
-func (c *Cache) expireWhenIdle(ctx context.Context, topic string) error {
-	stream := streams.StreamName(topic)
-	cons, err := c.js.Consumer(ctx, stream, c.name)
-	if err != nil {
-		return fmt.Errorf("instruments: consumer %s of %s: %w", c.name, topic, err)
-	}
-	cfg := cons.CachedInfo().Config
-	cfg.InactiveThreshold = c.opts.idle
-	if _, err := c.js.UpdateConsumer(ctx, stream, cfg); err != nil {
-		return fmt.Errorf("instruments: set idle expiry of %s on %s: %w", c.name, topic, err)
-	}
 	return nil
 }
 
@@ -348,7 +328,7 @@ func (c *Cache) Close(ctx context.Context) error {
 		}
 	}
 	c.stopTrusting()
-	for _, topic := range topics {
+	for _, topic := range followedTopics() {
 		err := c.js.DeleteConsumer(ctx, streams.StreamName(topic), c.name)
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			errs = append(errs, fmt.Errorf("instruments: delete consumer %s of %s: %w", c.name, topic, err))
