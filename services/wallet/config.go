@@ -1,0 +1,83 @@
+package wallet
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tradex-mesh/tradex/internal/decimal"
+)
+
+// Config configures the wallet service.
+type Config struct {
+	// Scales is the fixed-point scale of each asset: an amount is an int64
+	// count of 10^-scale units. An asset's scale must never change once it
+	// has journal entries (they are read back at this scale).
+	Scales map[string]int32
+	// DefaultScale is the scale of assets not in Scales (8: large enough for
+	// every quantity and notional of the demo instruments).
+	DefaultScale int32
+	// SnapshotBucket is the KV bucket of state snapshots.
+	SnapshotBucket string
+	// SnapshotEvery writes a snapshot after this many journal entries since
+	// the last one; 0 disables snapshots.
+	SnapshotEvery int
+	// Replicas is the snapshot bucket's replica count.
+	Replicas int
+	// ConsumerName is the durable consumer of engine.event.v1.
+	ConsumerName string
+	// Concurrency is how many instruments are settled in parallel.
+	Concurrency int
+	// WriteAttempts bounds the re-read-and-retry loop of a write that meets
+	// a concurrent writer; after it the write fails with Aborted.
+	WriteAttempts int
+	// WriteTimeout bounds one journal write (it does not end with the
+	// caller's context: a started write is finished).
+	WriteTimeout time.Duration
+}
+
+// Default is the configuration of a single node: scale 8 for every asset,
+// a snapshot every 1000 entries in tradex_wallet_snapshots.
+func Default() Config {
+	return Config{
+		DefaultScale:   8,
+		SnapshotBucket: "tradex_wallet_snapshots",
+		SnapshotEvery:  1000,
+		Replicas:       1,
+		ConsumerName:   "wallet-settlement",
+		Concurrency:    8,
+		WriteAttempts:  10,
+		WriteTimeout:   10 * time.Second,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DefaultScale < 0 || c.DefaultScale > decimal.MaxScale {
+		errs = append(errs, fmt.Errorf("wallet: DefaultScale %d not in 0..%d", c.DefaultScale, decimal.MaxScale))
+	}
+	for a, s := range c.Scales {
+		if s < 0 || s > decimal.MaxScale {
+			errs = append(errs, fmt.Errorf("wallet: scale of %s %d not in 0..%d", a, s, decimal.MaxScale))
+		}
+	}
+	if c.SnapshotBucket == "" {
+		errs = append(errs, errors.New("wallet: SnapshotBucket is required"))
+	}
+	if c.SnapshotEvery < 0 || c.Replicas < 1 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Replicas, Concurrency, WriteAttempts >= 1 and WriteTimeout > 0 are required"))
+	}
+	if c.ConsumerName == "" {
+		errs = append(errs, errors.New("wallet: ConsumerName is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// scale returns the fixed-point scale of asset.
+func (c Config) scale(asset string) int32 {
+	if s, ok := c.Scales[asset]; ok {
+		return s
+	}
+	return c.DefaultScale
+}

@@ -1,0 +1,159 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go/jetstream"
+
+	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// Instruments looks instruments up by symbol (internal/instruments
+// implements it with a cache of the metadata service).
+type Instruments interface {
+	Get(ctx context.Context, symbol string) (*metadatav1.Instrument, error)
+}
+
+// Deps are the service's dependencies.
+type Deps struct {
+	// Logger receives the service's logs; nil discards them.
+	Logger *slog.Logger
+	// JetStream holds the journal, the engine events and the snapshot
+	// bucket. Required.
+	JetStream jetstream.JetStream
+	// Publisher appends to the journal (give it
+	// streams.WithSource("tradex/wallet")). Required.
+	Publisher *streams.Publisher
+	// Instruments gives the base and quote assets and the scales of an
+	// instrument, for settlement. Required.
+	Instruments Instruments
+	// Clock stamps journal entries; nil is time.Now.
+	Clock func() time.Time
+}
+
+// Service is the wallet service. Its methods are safe for concurrent use.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	js    jetstream.JetStream
+	insts Instruments
+	st    *store
+
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// New checks cfg and deps and returns the service. It does no I/O: Run
+// rebuilds the state and starts settlement.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case deps.JetStream == nil:
+		return nil, errors.New("wallet: JetStream is required")
+	case deps.Publisher == nil:
+		return nil, errors.New("wallet: Publisher is required")
+	case deps.Instruments == nil:
+		return nil, errors.New("wallet: Instruments is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	clock := deps.Clock
+	now := func() time.Time { return clock().UTC() }
+	return &Service{
+		cfg: cfg, log: deps.Logger, js: deps.JetStream, insts: deps.Instruments,
+		st:    newStore(cfg, deps.Logger, deps.JetStream, deps.Publisher, now),
+		ready: make(chan struct{}),
+	}, nil
+}
+
+// Handler returns the Connect handler of tradex.wallet.v1.WalletService and
+// the path to mount it on.
+func (s *Service) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
+	return walletv1connect.NewWalletServiceHandler(s.InProcess(), opts...)
+}
+
+// InProcess returns the handler methods for a caller in the same process;
+// they return the same Connect errors as over the network.
+func (s *Service) InProcess() walletv1connect.WalletServiceHandler { return &handler{s: s} }
+
+// Ready is closed once Run has rebuilt the state; requests before it fail
+// with Unavailable.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Run rebuilds the state from the latest snapshot and the journal after
+// it (retrying with backoff while the broker is away; a corrupt journal is
+// an error), then settles engine events until ctx ends. It returns nil when ctx
+// ends. Call it once.
+func (s *Service) Run(ctx context.Context) error {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		err := s.st.open(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrCorruptJournal) {
+			return fmt.Errorf("wallet: rebuild state: %w", err)
+		}
+		s.log.WarnContext(ctx, "wallet rebuild failed, retrying", "error", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+	s.readyOnce.Do(func() { close(s.ready) })
+	s.st.read(func(b *Book) {
+		s.log.InfoContext(ctx, "wallet state rebuilt", "journal_sequence", b.Applied(), "accounts", len(b.accounts))
+	})
+	c, err := s.consume(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("wallet: consume %s: %w", streams.TopicEngineEvent, err)
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := c.Stop(stopCtx); err != nil {
+		return fmt.Errorf("wallet: stop settlement: %w", err)
+	}
+	return nil
+}
+
+// Snapshot stores a snapshot of the state now (it is also written every
+// Config.SnapshotEvery entries).
+func (s *Service) Snapshot(ctx context.Context) error {
+	if err := s.checkReady(); err != nil {
+		return err
+	}
+	return s.st.Snapshot(ctx)
+}
+
+func (s *Service) checkReady() error {
+	select {
+	case <-s.ready:
+		return nil
+	default:
+		return ErrNotReady
+	}
+}

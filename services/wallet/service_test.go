@@ -1,0 +1,781 @@
+package wallet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// instruments is a lookup table implementing Instruments.
+type instruments map[string]*metadatav1.Instrument
+
+func (m instruments) Get(_ context.Context, symbol string) (*metadatav1.Instrument, error) {
+	if i, ok := m[symbol]; ok {
+		return i, nil
+	}
+	return nil, fmt.Errorf("instrument %s not found", symbol)
+}
+
+var testInstruments = instruments{
+	"BTCUSDT": {Symbol: "BTCUSDT", BaseAsset: "BTC", QuoteAsset: "USDT", PriceScale: 2, QuantityScale: 5},
+}
+
+// env is one embedded server shared by the wallet instances of a test.
+type env struct {
+	t  *testing.T
+	js jetstream.JetStream
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	s := embeddedtest.New(t)
+	if err := streams.EnsureStreams(t.Context(), s.JetStream(), streams.DefaultCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, js: s.JetStream()}
+}
+
+// instance is a running wallet service and a Connect client of it.
+type instance struct {
+	svc    *Service
+	client walletv1connect.WalletServiceClient
+	stop   func()
+}
+
+func (e *env) start(cfg Config) *instance {
+	e.t.Helper()
+	svc, err := New(cfg, Deps{
+		JetStream:   e.js,
+		Publisher:   streams.NewPublisher(e.js, streams.DefaultCatalog(), streams.WithSource("tradex/wallet")),
+		Instruments: testInstruments,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Ready():
+	case err := <-done:
+		cancel()
+		e.t.Fatalf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		e.t.Fatal("wallet not ready")
+	}
+	path, h := svc.Handler()
+	mux := httptest.NewServer(h)
+	_ = path
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			mux.Close()
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("run: %v", err)
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	return &instance{svc: svc, client: walletv1connect.NewWalletServiceClient(mux.Client(), mux.URL), stop: stop}
+}
+
+func testConfig() Config {
+	cfg := Default()
+	cfg.SnapshotEvery = 0
+	cfg.Concurrency = 2
+	return cfg
+}
+
+func codeOf(t *testing.T, err error, want connect.Code) {
+	t.Helper()
+	if got := connect.CodeOf(err); err == nil || got != want {
+		t.Fatalf("err = %v (%v), want %v", err, got, want)
+	}
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func deposit(t *testing.T, c walletv1connect.WalletServiceClient, id, acct, asset, amount string) *walletv1.DepositResponse {
+	t.Helper()
+	return must[*walletv1.DepositResponse](t)(c.Deposit(t.Context(), &walletv1.DepositRequest{
+		TransferId: id, AccountId: acct, Asset: asset, Amount: amount}))
+}
+
+func hold(t *testing.T, c walletv1connect.WalletServiceClient, id, acct, asset, amount string) *walletv1.HoldBalanceResponse {
+	t.Helper()
+	return must[*walletv1.HoldBalanceResponse](t)(c.HoldBalance(t.Context(), &walletv1.HoldBalanceRequest{
+		HoldId: id, AccountId: acct, Asset: asset, Amount: amount, Reason: walletv1.HoldReason_HOLD_REASON_ORDER}))
+}
+
+// balance returns "available/held" of an account's asset.
+func balance(t *testing.T, c walletv1connect.WalletServiceClient, acct, asset string) string {
+	t.Helper()
+	res := must[*walletv1.GetBalanceResponse](t)(c.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: acct, Asset: asset}))
+	return res.GetBalance().GetAvailable() + "/" + res.GetBalance().GetHeld()
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+}
+
+func TestDepositWithdrawAndErrors(t *testing.T) {
+	t.Parallel()
+	w := newEnv(t).start(testConfig())
+	c := w.client
+
+	res := deposit(t, c, "t1", "alice", "USDT", "100.5")
+	if res.GetReplayed() || res.GetBalance().GetAvailable() != "100.50000000" || res.GetBalance().GetRevision() != 1 {
+		t.Fatalf("deposit: %v", res)
+	}
+	again := deposit(t, c, "t1", "alice", "USDT", "100.5")
+	if !again.GetReplayed() || !proto.Equal(again.GetBalance(), res.GetBalance()) {
+		t.Fatalf("repeat: %v, want replay of %v", again, res)
+	}
+	_, err := c.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "t1", AccountId: "alice", Asset: "USDT", Amount: "1"})
+	codeOf(t, err, connect.CodeAlreadyExists)
+
+	wd := must[*walletv1.WithdrawResponse](t)(c.Withdraw(t.Context(), &walletv1.WithdrawRequest{
+		TransferId: "t2", AccountId: "alice", Asset: "USDT", Amount: "0.5", Memo: "out"}))
+	if wd.GetBalance().GetAvailable() != "100.00000000" {
+		t.Fatalf("withdraw: %v", wd)
+	}
+	_, err = c.Withdraw(t.Context(), &walletv1.WithdrawRequest{TransferId: "t3", AccountId: "alice", Asset: "USDT", Amount: "100.00000001"})
+	codeOf(t, err, connect.CodeFailedPrecondition)
+	_, err = c.Withdraw(t.Context(), &walletv1.WithdrawRequest{TransferId: "t2", AccountId: "alice", Asset: "USDT", Amount: "0.5"})
+	codeOf(t, err, connect.CodeAlreadyExists) // memo differs
+
+	for _, bad := range []struct {
+		req   *walletv1.DepositRequest
+		field string
+	}{
+		{&walletv1.DepositRequest{AccountId: "alice", Asset: "USDT", Amount: "1"}, "transfer_id"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "a.b", Asset: "USDT", Amount: "1"}, "account_id"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Amount: "1"}, "asset"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "-1"}, "amount"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "0"}, "amount"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "0.000000001"}, "amount"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "1e3"}, "amount"},
+	} {
+		_, err := c.Deposit(t.Context(), bad.req)
+		codeOf(t, err, connect.CodeInvalidArgument)
+		var ce *connect.Error
+		if errors.As(err, &ce) && !strings.Contains(ce.Message(), bad.field) {
+			t.Errorf("%v: message %q does not name %s", bad.req, ce.Message(), bad.field)
+		}
+	}
+
+	if got := balance(t, c, "bob", "BTC"); got != "0.00000000/0.00000000" {
+		t.Errorf("never held: %s", got)
+	}
+	_, err = c.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "alice"})
+	codeOf(t, err, connect.CodeInvalidArgument)
+}
+
+func TestHoldAndRelease(t *testing.T) {
+	t.Parallel()
+	w := newEnv(t).start(testConfig())
+	c := w.client
+	deposit(t, c, "t1", "alice", "USDT", "100")
+
+	h := hold(t, c, "o1", "alice", "USDT", "60")
+	if h.GetReplayed() || h.GetHold().GetRemaining() != "60.00000000" || h.GetBalance().GetHeld() != "60.00000000" {
+		t.Fatalf("hold: %v", h)
+	}
+	if again := hold(t, c, "o1", "alice", "USDT", "60"); !again.GetReplayed() || !proto.Equal(again.GetBalance(), h.GetBalance()) {
+		t.Fatalf("repeat hold: %v", again)
+	}
+	_, err := c.HoldBalance(t.Context(), &walletv1.HoldBalanceRequest{HoldId: "o1", AccountId: "alice", Asset: "USDT", Amount: "61",
+		Reason: walletv1.HoldReason_HOLD_REASON_ORDER})
+	codeOf(t, err, connect.CodeAlreadyExists)
+	_, err = c.HoldBalance(t.Context(), &walletv1.HoldBalanceRequest{HoldId: "o2", AccountId: "alice", Asset: "USDT", Amount: "40.00000001",
+		Reason: walletv1.HoldReason_HOLD_REASON_ORDER})
+	codeOf(t, err, connect.CodeFailedPrecondition)
+	_, err = c.HoldBalance(t.Context(), &walletv1.HoldBalanceRequest{HoldId: "o2", AccountId: "alice", Asset: "USDT", Amount: "1"})
+	codeOf(t, err, connect.CodeInvalidArgument)
+
+	ten := "10"
+	rel := must[*walletv1.ReleaseHoldResponse](t)(c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{
+		HoldId: "o1", AccountId: "alice", Amount: &ten, ReleaseId: "r1"}))
+	if rel.GetReplayed() || rel.GetHold().GetRemaining() != "50.00000000" || rel.GetBalance().GetAvailable() != "50.00000000" {
+		t.Fatalf("release: %v", rel)
+	}
+	again := must[*walletv1.ReleaseHoldResponse](t)(c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{
+		HoldId: "o1", AccountId: "alice", Amount: &ten, ReleaseId: "r1"}))
+	if !again.GetReplayed() || !proto.Equal(again.GetBalance(), rel.GetBalance()) {
+		t.Fatalf("repeat release: %v", again)
+	}
+	eleven := "11"
+	_, err = c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{HoldId: "o1", AccountId: "alice", Amount: &eleven, ReleaseId: "r1"})
+	codeOf(t, err, connect.CodeAlreadyExists)
+	_, err = c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{HoldId: "o1", AccountId: "alice", Amount: &eleven})
+	codeOf(t, err, connect.CodeInvalidArgument)
+	big := "51"
+	_, err = c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{HoldId: "o1", AccountId: "alice", Amount: &big, ReleaseId: "r2"})
+	codeOf(t, err, connect.CodeFailedPrecondition)
+	_, err = c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{HoldId: "nope", AccountId: "alice"})
+	codeOf(t, err, connect.CodeNotFound)
+
+	all := must[*walletv1.ReleaseHoldResponse](t)(c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{HoldId: "o1", AccountId: "alice"}))
+	if all.GetReplayed() || all.GetHold().GetRemaining() != "0.00000000" || all.GetBalance().GetAvailable() != "100.00000000" {
+		t.Fatalf("full release: %v", all)
+	}
+	if again := must[*walletv1.ReleaseHoldResponse](t)(c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{HoldId: "o1", AccountId: "alice"})); !again.GetReplayed() {
+		t.Fatalf("repeat full release: %v", again)
+	}
+}
+
+func TestListBalances(t *testing.T) {
+	t.Parallel()
+	w := newEnv(t).start(testConfig())
+	c := w.client
+	deposit(t, c, "t1", "alice", "USDT", "1")
+	deposit(t, c, "t2", "alice", "BTC", "2")
+	deposit(t, c, "t3", "bob", "ETH", "3")
+	must[*walletv1.WithdrawResponse](t)(c.Withdraw(t.Context(), &walletv1.WithdrawRequest{TransferId: "t4", AccountId: "bob", Asset: "ETH", Amount: "3"}))
+
+	list := func(req *walletv1.ListBalancesRequest) (names []string, next string) {
+		res := must[*walletv1.ListBalancesResponse](t)(c.ListBalances(t.Context(), req))
+		for _, b := range res.GetBalances() {
+			names = append(names, b.GetAccountId()+":"+b.GetAsset())
+		}
+		return names, res.GetPage().GetNextPageToken()
+	}
+	if got, _ := list(&walletv1.ListBalancesRequest{}); fmt.Sprint(got) != "[alice:BTC alice:USDT]" {
+		t.Errorf("all non-zero: %v", got)
+	}
+	if got, _ := list(&walletv1.ListBalancesRequest{IncludeZero: true}); fmt.Sprint(got) != "[alice:BTC alice:USDT bob:ETH]" {
+		t.Errorf("all: %v", got)
+	}
+	if got, _ := list(&walletv1.ListBalancesRequest{AccountId: "alice", Assets: []string{"USDT"}}); fmt.Sprint(got) != "[alice:USDT]" {
+		t.Errorf("filtered: %v", got)
+	}
+	first, tok := list(&walletv1.ListBalancesRequest{IncludeZero: true, Page: &commonv1.PageRequest{PageSize: 2}})
+	second, end := list(&walletv1.ListBalancesRequest{IncludeZero: true, Page: &commonv1.PageRequest{PageSize: 2, PageToken: tok}})
+	if fmt.Sprint(first, second) != "[alice:BTC alice:USDT] [bob:ETH]" || tok == "" || end != "" {
+		t.Errorf("pages: %v %v %q", first, second, end)
+	}
+	_, err := c.ListBalances(t.Context(), &walletv1.ListBalancesRequest{Page: &commonv1.PageRequest{PageToken: "x"}})
+	codeOf(t, err, connect.CodeInvalidArgument)
+}
+
+func TestWatchBalances(t *testing.T) {
+	t.Parallel()
+	w := newEnv(t).start(testConfig())
+	c := w.client
+	deposit(t, c, "t1", "alice", "USDT", "1")
+	deposit(t, c, "t2", "bob", "USDT", "2")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stream, err := c.WatchBalances(ctx, &walletv1.WatchBalancesRequest{AccountId: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	next := func() *walletv1.WatchBalancesResponse {
+		t.Helper()
+		if !stream.Receive() {
+			t.Fatalf("stream ended: %v", stream.Err())
+		}
+		return stream.Msg()
+	}
+	if m := next(); m.GetCurrent().GetAccountId() != "alice" || m.GetCurrent().GetAvailable() != "1.00000000" {
+		t.Fatalf("current: %v", m)
+	}
+	if m := next(); m.GetSnapshotEnd() == nil || m.GetSnapshotEnd().GetSequence() != 2 {
+		t.Fatalf("snapshot end: %v", m)
+	}
+	deposit(t, c, "t3", "bob", "USDT", "5")
+	deposit(t, c, "t4", "alice", "USDT", "4")
+	if m := next(); m.GetChanged().GetAccountId() != "alice" || m.GetChanged().GetAvailable() != "5.00000000" ||
+		m.GetChanged().GetAvailableDelta() != "4.00000000" || m.GetChanged().GetSequence() != 2 {
+		t.Fatalf("changed: %v", m)
+	}
+}
+
+// engine publishes hand-built engine events.
+type engine struct {
+	t   *testing.T
+	pub *streams.Publisher
+	n   int
+}
+
+func newEngine(t *testing.T, js jetstream.JetStream) *engine {
+	return &engine{t: t, pub: streams.NewPublisher(js, streams.DefaultCatalog(), streams.WithSource("tradex/matching"))}
+}
+
+func (e *engine) publish(ev *enginev1.EngineEvent) uint64 {
+	e.t.Helper()
+	e.n++
+	ev.EventId = fmt.Sprintf("BTCUSDT-%d", e.n)
+	ev.InstrumentId = "BTCUSDT"
+	seq, err := e.pub.Publish(e.t.Context(), streams.TopicEngineEvent, "BTCUSDT", ev, streams.WithMsgID(ev.EventId))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return seq
+}
+
+func (e *engine) trade(price, qty, takerOrder, takerAcct string, takerSide commonv1.Side, takerLeft, makerOrder, makerAcct, makerLeft string) uint64 {
+	makerSide := commonv1.Side_SIDE_SELL
+	if takerSide == commonv1.Side_SIDE_SELL {
+		makerSide = commonv1.Side_SIDE_BUY
+	}
+	return e.publish(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Trade{Trade: &enginev1.Trade{
+		TradeId: fmt.Sprint("trade-", e.n+1), Price: price, Quantity: qty,
+		TakerOrderId: takerOrder, TakerAccountId: takerAcct, TakerSide: takerSide, TakerRemainingQuantity: takerLeft,
+		MakerOrderId: makerOrder, MakerAccountId: makerAcct, MakerSide: makerSide, MakerRemainingQuantity: makerLeft,
+	}}})
+}
+
+func (e *engine) cancel(order, acct, left string) uint64 {
+	return e.publish(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Cancelled{Cancelled: &enginev1.OrderCancelled{
+		OrderId: order, AccountId: acct, RemainingQuantity: left}}})
+}
+
+// settled waits until the wallet applied the engine event at seq.
+func settled(t *testing.T, w *instance, seq uint64) {
+	t.Helper()
+	eventually(t, fmt.Sprint("engine event ", seq), func() bool {
+		var got uint64
+		w.svc.st.read(func(b *Book) { got = b.EngineSequence("BTCUSDT") })
+		return got >= seq
+	})
+}
+
+// settlementScenario runs deposits, holds, trades and a cancel; it returns
+// the last engine sequence.
+func settlementScenario(t *testing.T, w *instance, eng *engine) uint64 {
+	t.Helper()
+	c := w.client
+	deposit(t, c, "d1", "alice", "USDT", "10000")
+	deposit(t, c, "d2", "bob", "BTC", "1")
+	deposit(t, c, "d3", "carol", "BTC", "1")
+	deposit(t, c, "d4", "dave", "USDT", "5000")
+	hold(t, c, "A1", "alice", "USDT", "5000") // buy 0.5 @ 10000
+	hold(t, c, "B1", "bob", "BTC", "0.5")     // sell 0.5 @ 9000
+	hold(t, c, "C1", "carol", "BTC", "1")     // sell 1 @ 9000
+	hold(t, c, "D1", "dave", "USDT", "3600")  // buy 0.4 @ 9000
+
+	// alice buys 0.2 then 0.3 from bob at 9000: a partial fill, then a full
+	// fill of both; alice's 500 USDT left over is released.
+	eng.trade("9000.00", "0.20000", "A1", "alice", commonv1.Side_SIDE_BUY, "0.30000", "B1", "bob", "0.30000")
+	seq := eng.trade("9000.00", "0.30000", "A1", "alice", commonv1.Side_SIDE_BUY, "0.00000", "B1", "bob", "0.00000")
+	settled(t, w, seq)
+	for _, c := range []struct{ acct, asset, want string }{
+		{"alice", "USDT", "5500.00000000/0.00000000"}, {"alice", "BTC", "0.50000000/0.00000000"},
+		{"bob", "BTC", "0.50000000/0.00000000"}, {"bob", "USDT", "4500.00000000/0.00000000"},
+	} {
+		if got := balance(t, w.client, c.acct, c.asset); got != c.want {
+			t.Errorf("%s %s = %s, want %s", c.acct, c.asset, got, c.want)
+		}
+	}
+
+	// carol (maker) sells 0.4 to dave (taker), then cancels the rest.
+	eng.trade("9000.00", "0.40000", "D1", "dave", commonv1.Side_SIDE_BUY, "0.00000", "C1", "carol", "0.60000")
+	if got := balance(t, w.client, "carol", "BTC"); got == "0.60000000/0.00000000" {
+		t.Fatal("cancel applied before it was sent")
+	}
+	seq = eng.cancel("C1", "carol", "0.60000")
+	settled(t, w, seq)
+	for _, c := range []struct{ acct, asset, want string }{
+		{"carol", "BTC", "0.60000000/0.00000000"}, {"carol", "USDT", "3600.00000000/0.00000000"},
+		{"dave", "BTC", "0.40000000/0.00000000"}, {"dave", "USDT", "1400.00000000/0.00000000"},
+	} {
+		if got := balance(t, w.client, c.acct, c.asset); got != c.want {
+			t.Errorf("%s %s = %s, want %s", c.acct, c.asset, got, c.want)
+		}
+	}
+	return seq
+}
+
+func totals(w *instance) map[string]int64 {
+	var t map[string]int64
+	w.svc.st.read(func(b *Book) { t = b.Totals() })
+	return t
+}
+
+func TestSettlement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.start(testConfig())
+	eng := newEngine(t, e.js)
+	last := settlementScenario(t, w, eng)
+	if got := totals(w); got["USDT"] != 15000_00000000 || got["BTC"] != 2_00000000 {
+		t.Errorf("totals %v: funds not conserved", got)
+	}
+
+	// A redelivered engine event is applied once.
+	var before []byte
+	w.svc.st.read(func(b *Book) { before, _ = json.Marshal(snapshotOf(b)) })
+	redelivered := &streams.Message[*enginev1.EngineEvent]{Sequence: last, Payload: &enginev1.EngineEvent{
+		EventId: "BTCUSDT-6", InstrumentId: "BTCUSDT",
+		Event: &enginev1.EngineEvent_Cancelled{Cancelled: &enginev1.OrderCancelled{OrderId: "C1", AccountId: "carol"}}}}
+	if err := w.svc.settle(t.Context(), redelivered); err != nil {
+		t.Fatal(err)
+	}
+	var after []byte
+	w.svc.st.read(func(b *Book) { after, _ = json.Marshal(snapshotOf(b)) })
+	if string(before) != string(after) {
+		t.Error("a redelivered engine event changed the state")
+	}
+
+	// Replaying the whole engine stream (a new consumer from the start) applies nothing twice.
+	w.stop()
+	if err := e.js.DeleteConsumer(t.Context(), streams.StreamName(streams.TopicEngineEvent), "wallet-settlement"); err != nil {
+		t.Fatal(err)
+	}
+	w2 := e.start(testConfig())
+	eventually(t, "replay of the engine stream", func() bool {
+		info, err := e.js.Consumer(t.Context(), streams.StreamName(streams.TopicEngineEvent), "wallet-settlement")
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(t.Context())
+		return err == nil && ci.AckFloor.Stream >= last
+	})
+	replayed := []byte(stateOf(t, w2))
+	if string(before) != string(replayed) {
+		t.Errorf("replay changed the state:\n%s\n%s", before, replayed)
+	}
+}
+
+func TestSettlementFailureIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.start(testConfig())
+	eng := newEngine(t, e.js)
+	deposit(t, w.client, "d1", "alice", "USDT", "100")
+	hold(t, w.client, "A1", "alice", "USDT", "100")
+	// The trade costs more than alice's hold: nothing moves, the event goes to the DLQ.
+	eng.trade("9000.00", "1.00000", "A1", "alice", commonv1.Side_SIDE_BUY, "0", "B1", "bob", "0")
+	dlq, err := e.js.Stream(t.Context(), streams.StreamName(streams.DLQTopic(streams.TopicEngineEvent)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "dead letter", func() bool {
+		info, err := dlq.Info(t.Context())
+		return err == nil && info.State.Msgs == 1
+	})
+	if got := balance(t, w.client, "alice", "USDT"); got != "0.00000000/100.00000000" {
+		t.Errorf("alice = %s", got)
+	}
+	// Later events of the instrument still settle.
+	seq := eng.cancel("A1", "alice", "1")
+	settled(t, w, seq)
+	if got := balance(t, w.client, "alice", "USDT"); got != "100.00000000/0.00000000" {
+		t.Errorf("alice after cancel = %s", got)
+	}
+}
+
+func stateOf(t *testing.T, w *instance) string {
+	t.Helper()
+	var data []byte
+	w.svc.st.read(func(b *Book) {
+		var err error
+		if data, err = json.Marshal(snapshotOf(b)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return string(data)
+}
+
+func TestRestartRebuildsState(t *testing.T) {
+	t.Parallel()
+	for _, every := range []int{0, 3} {
+		t.Run(fmt.Sprint("snapshot every ", every), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.SnapshotEvery = every
+			w := e.start(cfg)
+			settlementScenario(t, w, newEngine(t, e.js))
+			deposit(t, w.client, "d9", "zed", "ETH", "1") // after the last snapshot
+			before := stateOf(t, w)
+			w.stop()
+
+			if every > 0 {
+				kv, err := e.js.KeyValue(t.Context(), cfg.SnapshotBucket)
+				if err != nil {
+					t.Fatal(err)
+				}
+				entry, err := kv.Get(t.Context(), snapshotKey)
+				if err != nil {
+					t.Fatalf("no snapshot: %v", err)
+				}
+				var snap snapshot
+				if err := json.Unmarshal(entry.Value(), &snap); err != nil || snap.Applied == 0 {
+					t.Fatalf("snapshot %v: %v", snap.Applied, err)
+				}
+			}
+			w2 := e.start(cfg)
+			if after := stateOf(t, w2); after != before {
+				t.Errorf("state after restart differs:\n%s\n%s", before, after)
+			}
+			// Repeats are still recognised after the restart.
+			if r := deposit(t, w2.client, "d9", "zed", "ETH", "1"); !r.GetReplayed() {
+				t.Errorf("repeat after restart: %v", r)
+			}
+			if r := hold(t, w2.client, "A1", "alice", "USDT", "5000"); !r.GetReplayed() {
+				t.Errorf("repeat hold after restart: %v", r)
+			}
+		})
+	}
+}
+
+func TestConcurrentInstancesKeepTheJournalConsistent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.WriteAttempts = 100
+	a, b := e.start(cfg), e.start(cfg)
+	const n = 25
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i, w := range []*instance{a, b} {
+		wg.Go(func() {
+			for j := range n {
+				_, err := w.client.Deposit(t.Context(), &walletv1.DepositRequest{
+					TransferId: fmt.Sprintf("w%d-%d", i, j), AccountId: "shared", Asset: "USDT", Amount: "1"})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// A fresh instance rebuilds the journal: contiguous sequences (Apply
+	// checks them) and every deposit counted once.
+	c := e.start(cfg)
+	if got := balance(t, c.client, "shared", "USDT"); got != fmt.Sprintf("%d.00000000/0.00000000", 2*n) {
+		t.Errorf("shared = %s, want %d", got, 2*n)
+	}
+	var seq uint64
+	c.svc.st.read(func(bk *Book) { seq, _ = bk.AccountSeq("shared") })
+	if seq != 2*n {
+		t.Errorf("journal sequence %d, want %d", seq, 2*n)
+	}
+}
+
+// TestStaleSettlementRetries settles a trade on an instance whose state is
+// behind the journal (another instance wrote since): the atomic batch's
+// expected-sequence check fails, the instance re-reads and settles once.
+func TestStaleSettlementRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.start(testConfig()), e.start(testConfig())
+	deposit(t, a.client, "d1", "alice", "USDT", "1000")
+	deposit(t, a.client, "d2", "bob", "BTC", "1")
+	hold(t, a.client, "A1", "alice", "USDT", "900")
+	hold(t, a.client, "B1", "bob", "BTC", "0.1")
+	deposit(t, b.client, "d3", "alice", "USDT", "1") // a does not know
+	deposit(t, b.client, "d4", "bob", "BTC", "1")
+
+	msg := &streams.Message[*enginev1.EngineEvent]{Sequence: 1000, Payload: &enginev1.EngineEvent{
+		EventId: "BTCUSDT-x", InstrumentId: "BTCUSDT", Event: &enginev1.EngineEvent_Trade{Trade: &enginev1.Trade{
+			TradeId: "x", Price: "9000.00", Quantity: "0.10000",
+			TakerOrderId: "A1", TakerAccountId: "alice", TakerSide: commonv1.Side_SIDE_BUY, TakerRemainingQuantity: "0",
+			MakerOrderId: "B1", MakerAccountId: "bob", MakerSide: commonv1.Side_SIDE_SELL, MakerRemainingQuantity: "0",
+		}}}}
+	if err := a.svc.settle(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.settle(t.Context(), msg); err != nil { // b learns it from the journal: applied once
+		t.Fatal(err)
+	}
+	c := e.start(testConfig())
+	for _, w := range []struct{ acct, asset, want string }{
+		{"alice", "USDT", "101.00000000/0.00000000"}, {"alice", "BTC", "0.10000000/0.00000000"},
+		{"bob", "BTC", "1.90000000/0.00000000"}, {"bob", "USDT", "900.00000000/0.00000000"},
+	} {
+		if got := balance(t, c.client, w.acct, w.asset); got != w.want {
+			t.Errorf("%s %s = %s, want %s", w.acct, w.asset, got, w.want)
+		}
+	}
+	if stateOf(t, a) != stateOf(t, c) {
+		t.Error("the instance that retried differs from a rebuilt one")
+	}
+}
+
+// consumed waits until the settlement consumer has acked (or dead-lettered)
+// the engine event at seq.
+func consumed(t *testing.T, e *env, seq uint64) {
+	t.Helper()
+	eventually(t, fmt.Sprint("engine event ", seq, " consumed"), func() bool {
+		c, err := e.js.Consumer(t.Context(), streams.StreamName(streams.TopicEngineEvent), "wallet-settlement")
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(t.Context())
+		return err == nil && ci.AckFloor.Stream >= seq
+	})
+}
+
+// TestPropertyThroughTheService runs random deposits, withdrawals, holds,
+// trades, cancels and releases through the RPCs and the engine stream:
+// every balance stays >= 0, each asset's total changes only by deposits and
+// withdrawals, and a restarted instance rebuilds the same state.
+func TestPropertyThroughTheService(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.SnapshotEvery = 7
+	w := e.start(cfg)
+	eng := newEngine(t, e.js)
+	rng := rand.New(rand.NewPCG(7, 7)) //nolint:gosec // reproducible test input, not a secret
+	accts := []string{"a", "b", "c"}
+	scaled := map[string]int64{}
+	type order struct{ acct, id, asset string }
+	var orders []order
+	amount := func() (string, int64) {
+		n := rng.Int64N(100000) + 1 // in 10^-5 units
+		return fmt.Sprintf("%d.%05d", n/100000, n%100000), n * 1000
+	}
+	for i := range 300 {
+		acct := accts[rng.IntN(len(accts))]
+		asset := []string{"BTC", "USDT"}[rng.IntN(2)]
+		text, units := amount()
+		switch rng.IntN(6) {
+		case 0:
+			deposit(t, w.client, fmt.Sprint("d", i), acct, asset, text)
+			scaled[asset] += units
+		case 1:
+			_, err := w.client.Withdraw(t.Context(), &walletv1.WithdrawRequest{TransferId: fmt.Sprint("w", i), AccountId: acct, Asset: asset, Amount: text})
+			if err == nil {
+				scaled[asset] -= units
+			} else if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+				t.Fatal(err)
+			}
+		case 2:
+			id := fmt.Sprint("o", i)
+			_, err := w.client.HoldBalance(t.Context(), &walletv1.HoldBalanceRequest{HoldId: id, AccountId: acct, Asset: asset, Amount: text,
+				Reason: walletv1.HoldReason_HOLD_REASON_ORDER})
+			if err == nil {
+				orders = append(orders, order{acct, id, asset})
+			} else if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+				t.Fatal(err)
+			}
+		case 3, 4:
+			var buy, sell *order
+			for _, j := range rng.Perm(len(orders)) {
+				if o := &orders[j]; o.asset == "USDT" && buy == nil {
+					buy = o
+				} else if o.asset == "BTC" && sell == nil {
+					sell = o
+				}
+			}
+			if buy == nil || sell == nil {
+				continue
+			}
+			left := []string{"0", "1"}
+			price := fmt.Sprintf("%d.%02d", rng.IntN(3), rng.IntN(100))
+			qty := fmt.Sprintf("0.%05d", rng.IntN(99999)+1)
+			seq := eng.trade(price, qty, buy.id, buy.acct, commonv1.Side_SIDE_BUY, left[rng.IntN(2)], sell.id, sell.acct, left[rng.IntN(2)])
+			consumed(t, e, seq)
+		case 5:
+			if len(orders) == 0 {
+				continue
+			}
+			o := orders[rng.IntN(len(orders))]
+			consumed(t, e, eng.cancel(o.id, o.acct, "1"))
+		}
+		res := must[*walletv1.ListBalancesResponse](t)(w.client.ListBalances(t.Context(), &walletv1.ListBalancesRequest{IncludeZero: true, Page: &commonv1.PageRequest{PageSize: 1000}}))
+		sums := map[string]int64{}
+		for _, b := range res.GetBalances() {
+			av := must[int64](t)(decimal.Parse(b.GetAvailable(), 8))
+			held := must[int64](t)(decimal.Parse(b.GetHeld(), 8))
+			if av < 0 || held < 0 {
+				t.Fatalf("step %d: negative balance %v", i, b)
+			}
+			sums[b.GetAsset()] += av + held
+		}
+		for _, asset := range []string{"BTC", "USDT"} {
+			if sums[asset] != scaled[asset] {
+				t.Fatalf("step %d: %s total %d, deposits-withdrawals %d", i, asset, sums[asset], scaled[asset])
+			}
+		}
+	}
+	dlq := must[jetstream.Stream](t)(e.js.Stream(t.Context(), streams.StreamName(streams.DLQTopic(streams.TopicEngineEvent))))
+	dead := must[*jetstream.StreamInfo](t)(dlq.Info(t.Context())).State.Msgs
+	var settledTrades int
+	w.svc.st.read(func(b *Book) {
+		for _, h := range b.holds {
+			if h.Remaining < h.Amount {
+				settledTrades++
+			}
+		}
+	})
+	t.Logf("%d trades and cancels dead-lettered, %d holds used", dead, settledTrades)
+	if settledTrades == 0 {
+		t.Error("no trade settled: the test tests nothing")
+	}
+	before := stateOf(t, w)
+	w.stop()
+	if after := stateOf(t, e.start(cfg)); after != before {
+		t.Errorf("state after restart differs:\n%s\n%s", before, after)
+	}
+}
+
+// TestPersistentConflictIsAborted: a writer that may not retry and finds
+// its state behind the journal answers Aborted and changes nothing.
+func TestPersistentConflictIsAborted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.WriteAttempts = 1
+	a, b := e.start(cfg), e.start(cfg)
+	deposit(t, a.client, "d1", "alice", "USDT", "1")
+	_, err := b.client.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "d2", AccountId: "alice", Asset: "USDT", Amount: "1"})
+	codeOf(t, err, connect.CodeAborted)
+	if got := balance(t, e.start(cfg).client, "alice", "USDT"); got != "1.00000000/0.00000000" {
+		t.Errorf("alice = %s", got)
+	}
+}

@@ -1,0 +1,378 @@
+package wallet
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// snapshotKey is the key of the state snapshot in the snapshot bucket.
+const snapshotKey = "state"
+
+// snapshotVersion is the format of a snapshot; another version is ignored
+// (the journal is replayed in full).
+const snapshotVersion = 1
+
+// store keeps the book and its persistence: the journal (the source of
+// truth) and snapshots. Writes are serialised by writeMu (one writer per
+// process); readers take mu.
+type store struct {
+	cfg    Config
+	log    *slog.Logger
+	js     jetstream.JetStream
+	pub    *streams.Publisher
+	now    func() time.Time
+	stream string
+
+	writeMu   sync.Mutex
+	mu        sync.RWMutex
+	book      *Book
+	kv        jetstream.KeyValue
+	sinceSnap int
+}
+
+func newStore(cfg Config, log *slog.Logger, js jetstream.JetStream, pub *streams.Publisher, now func() time.Time) *store {
+	return &store{cfg: cfg, log: log, js: js, pub: pub, now: now,
+		stream: streams.StreamName(streams.TopicBalanceChanged), book: NewBook()}
+}
+
+// open creates the snapshot bucket, loads the latest snapshot and replays
+// the journal after it.
+func (s *store) open(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.cfg.SnapshotEvery > 0 {
+		kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: s.cfg.SnapshotBucket, Description: "wallet state snapshots", History: 1,
+			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("snapshot bucket %s: %w", s.cfg.SnapshotBucket, err)
+		}
+		s.kv = kv
+		if err := s.loadSnapshot(ctx); err != nil {
+			return err
+		}
+	}
+	return s.catchUp(ctx)
+}
+
+// loadSnapshot replaces the book with the stored snapshot, if any.
+func (s *store) loadSnapshot(ctx context.Context) error {
+	e, err := s.kv.Get(ctx, snapshotKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	var snap snapshot
+	if err := json.Unmarshal(e.Value(), &snap); err != nil || snap.Version != snapshotVersion {
+		s.log.WarnContext(ctx, "wallet snapshot ignored, replaying the whole journal", "error", err, "version", snap.Version)
+		return nil
+	}
+	b := snap.book()
+	s.mu.Lock()
+	s.book = b
+	s.mu.Unlock()
+	s.log.InfoContext(ctx, "wallet snapshot loaded", "stream_sequence", b.applied)
+	return nil
+}
+
+// catchUp applies every journal entry after the book's applied position up
+// to the end of the stream. The caller holds writeMu.
+func (s *store) catchUp(ctx context.Context) error {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return fmt.Errorf("journal stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("journal stream: %w", err)
+	}
+	last := info.State.LastSeq
+	if s.book.applied >= last {
+		return nil
+	}
+	cons, err := s.js.OrderedConsumer(ctx, s.stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: s.book.applied + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	for s.book.applied < last {
+		// Ask for exactly what remains (up to 500), so the fetch returns as
+		// soon as it arrives instead of waiting out its deadline.
+		batch, err := cons.Fetch(int(min(500, last-s.book.applied)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("read journal: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if err := s.applyMsg(m); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("read journal: %w", err)
+		}
+		if n == 0 && ctx.Err() != nil {
+			return fmt.Errorf("read journal: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (s *store) applyMsg(m jetstream.Msg) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	e, err := decodeEntry(m.Data(), m.Headers(), meta.Sequence.Stream, s.cfg.scale)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.book.Apply(e); err != nil {
+		return err
+	}
+	s.book.applied = meta.Sequence.Stream
+	return nil
+}
+
+// update runs plan against the book and appends the entries it makes to
+// the journal, atomically, each account's first entry checked against the
+// account's last journal sequence. On a concurrent write it re-reads the
+// journal and plans again. After the commit (or when plan made no entry)
+// done runs, still as the only writer. The book changes only after the
+// journal acknowledged the entries.
+func (s *store) update(ctx context.Context, plan func(tx *Tx) error, done func(b *Book)) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		tx := s.book.Begin(s.now())
+		if err := plan(tx); err != nil {
+			return err
+		}
+		if len(tx.Entries) == 0 {
+			done(s.book)
+			return nil
+		}
+		err := s.commit(ctx, tx)
+		if err == nil {
+			done(s.book)
+			s.maybeSnapshot(ctx)
+			return nil
+		}
+		if !errors.Is(err, streams.ErrConcurrency) {
+			return err
+		}
+		if attempt >= s.cfg.WriteAttempts {
+			return fmt.Errorf("%w: %d attempts: %w", ErrConflict, attempt, err)
+		}
+		if err := s.catchUp(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// commit numbers tx's entries, publishes them in one atomic batch and
+// applies them to the book.
+func (s *store) commit(ctx context.Context, tx *Tx) error {
+	records := make([]streams.Record, len(tx.Entries))
+	next := map[string]uint64{}
+	for i := range tx.Entries {
+		e := &tx.Entries[i]
+		seq, subj := s.book.AccountSeq(e.Account)
+		var expected *uint64
+		if _, seen := next[e.Account]; !seen {
+			next[e.Account] = seq
+			expected = &subj
+		}
+		next[e.Account]++
+		e.Sequence = next[e.Account]
+		records[i] = entryRecord(*e, s.cfg.scale(e.Asset), expected)
+	}
+	var first uint64
+	if len(records) == 1 {
+		seq, err := s.pub.Publish(ctx, records[0].Topic, records[0].Key, records[0].Msg, records[0].Opts...)
+		if err != nil {
+			return fmt.Errorf("append journal: %w", err)
+		}
+		first = seq
+	} else {
+		f, _, err := s.pub.PublishAtomic(ctx, records)
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID {
+			// An entry of the batch is already stored at the same account
+			// position: another instance wrote it. Re-read and plan again.
+			return fmt.Errorf("append journal: %w: %w", streams.ErrConcurrency, err)
+		}
+		if err != nil {
+			return fmt.Errorf("append journal: %w", err)
+		}
+		first = f
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	contiguous := s.book.applied+1 == first
+	for i := range tx.Entries {
+		tx.Entries[i].StreamSeq = first + uint64(i)
+		if err := s.book.Apply(tx.Entries[i]); err != nil {
+			return err
+		}
+	}
+	if contiguous {
+		s.book.applied = first + uint64(len(tx.Entries)) - 1
+	}
+	s.sinceSnap += len(tx.Entries)
+	return nil
+}
+
+// maybeSnapshot stores a snapshot when enough entries were written since
+// the last one. A failure is logged: the journal stays the truth.
+func (s *store) maybeSnapshot(ctx context.Context) {
+	if s.kv == nil || s.sinceSnap < s.cfg.SnapshotEvery {
+		return
+	}
+	if err := s.snapshot(ctx); err != nil {
+		s.log.WarnContext(ctx, "wallet snapshot failed", "error", err)
+	}
+}
+
+// snapshot catches up (so the book is exactly a prefix of the journal) and
+// stores it. The caller holds writeMu.
+func (s *store) snapshot(ctx context.Context) error {
+	if err := s.catchUp(ctx); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	data, err := json.Marshal(snapshotOf(s.book))
+	s.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	if _, err := s.kv.Put(ctx, snapshotKey, data); err != nil {
+		return fmt.Errorf("store snapshot: %w", err)
+	}
+	s.sinceSnap = 0
+	return nil
+}
+
+// Snapshot writes a snapshot now (operators, tests).
+func (s *store) Snapshot(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.kv == nil {
+		return errors.New("snapshots are disabled")
+	}
+	return s.snapshot(ctx)
+}
+
+// read runs fn with the book for reading.
+func (s *store) read(fn func(b *Book)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn(s.book)
+}
+
+// snapshot is the stored form of a book.
+type snapshot struct {
+	Version   int                    `json:"version"`
+	Applied   uint64                 `json:"applied"`
+	Accounts  map[string]snapAccount `json:"accounts"`
+	Holds     []Hold                 `json:"holds"`
+	Transfers []Transfer             `json:"transfers"`
+	Releases  []Release              `json:"releases"`
+	Engine    map[string]uint64      `json:"engine"`
+}
+
+type snapAccount struct {
+	Seq      uint64    `json:"seq"`
+	SubjSeq  uint64    `json:"subj_seq"`
+	Balances []Balance `json:"balances"`
+}
+
+func snapshotOf(b *Book) snapshot {
+	s := snapshot{Version: snapshotVersion, Applied: b.applied, Accounts: map[string]snapAccount{}, Engine: b.engine}
+	for id, a := range b.accounts {
+		sa := snapAccount{Seq: a.seq, SubjSeq: a.subjSeq}
+		for _, bal := range a.balances {
+			sa.Balances = append(sa.Balances, *bal)
+		}
+		s.Accounts[id] = sa
+	}
+	for _, h := range b.holds {
+		s.Holds = append(s.Holds, *h)
+	}
+	for _, t := range b.transfers {
+		s.Transfers = append(s.Transfers, *t)
+	}
+	for _, r := range b.releases {
+		s.Releases = append(s.Releases, *r)
+	}
+	// Sorted, so equal books have equal snapshots.
+	for id, sa := range s.Accounts {
+		slices.SortFunc(sa.Balances, func(x, y Balance) int { return cmp.Compare(x.Asset, y.Asset) })
+		s.Accounts[id] = sa
+	}
+	slices.SortFunc(s.Holds, func(x, y Hold) int { return cmp.Compare(key(x.Account, x.ID), key(y.Account, y.ID)) })
+	slices.SortFunc(s.Transfers, func(x, y Transfer) int { return cmp.Compare(key(x.Account, x.ID), key(y.Account, y.ID)) })
+	slices.SortFunc(s.Releases, func(x, y Release) int {
+		return cmp.Compare(key(x.Account, x.HoldID, x.ID), key(y.Account, y.HoldID, y.ID))
+	})
+	return s
+}
+
+func (s snapshot) book() *Book {
+	b := NewBook()
+	b.applied = s.Applied
+	for id, sa := range s.Accounts {
+		a := &account{seq: sa.Seq, subjSeq: sa.SubjSeq, balances: map[string]*Balance{}}
+		for _, bal := range sa.Balances {
+			a.balances[bal.Asset] = &bal
+		}
+		b.accounts[id] = a
+	}
+	for _, h := range s.Holds {
+		b.holds[key(h.Account, h.ID)] = &h
+	}
+	for _, t := range s.Transfers {
+		b.transfers[key(t.Account, t.ID)] = &t
+	}
+	for _, r := range s.Releases {
+		b.releases[key(r.Account, r.HoldID, r.ID)] = &r
+	}
+	for k, v := range s.Engine {
+		b.engine[k] = v
+	}
+	return b
+}
+
+// current catches up with the journal and returns the balances of acct (""
+// for all) and the stream sequence they reflect.
+func (s *store) current(ctx context.Context, acct string) ([]Balance, uint64, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.catchUp(ctx); err != nil {
+		return nil, 0, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.book.Balances(acct), s.book.applied, nil
+}
