@@ -59,7 +59,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err != nil {
 		return err
 	}
-	p := platform{logger: logger, js: js, catalog: catalog, replicas: replicas}
+	p := platform{logger: logger, js: js, catalog: catalog, replicas: replicas, instruments: newCacheRef()}
 	var components []component
 	var connectServices []rpcserver.Service
 	for _, b := range builders {
@@ -100,6 +100,8 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	rpc := rpcserver.New(logger.With("component", "rpcserver"), connectServices...)
 
 	g, gctx := errgroup.WithContext(ctx)
+	metadataFor := metadataClient(components, cfg.MetadataURL)
+	g.Go(func() error { return p.instruments.run(gctx, p, metadataFor) })
 	for _, c := range components {
 		g.Go(func() error {
 			if err := c.run(gctx); err != nil {

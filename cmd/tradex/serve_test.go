@@ -20,6 +20,8 @@ import (
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
+	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -142,6 +144,18 @@ func TestServeEmbedded(t *testing.T) {
 		if !slices.Contains(symbols, want) {
 			t.Errorf("instruments %v lack the demo instrument %s", symbols, want)
 		}
+	}
+	// The wallet takes a deposit over Connect (HTTP/1.1) and reports it.
+	wc := walletv1connect.NewWalletServiceClient(http.DefaultClient, "http://"+ep.GRPC)
+	if _, err := wc.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "t1", AccountId: "alice", Asset: "USDT", Amount: "100.5"}); err != nil {
+		t.Fatalf("Deposit: %v", err)
+	}
+	bal, err := wc.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "alice", Asset: "USDT"})
+	if err != nil {
+		t.Fatalf("GetBalance: %v", err)
+	}
+	if got, want := bal.GetBalance().GetAvailable(), "100.50000000"; got != want {
+		t.Errorf("available after a deposit of 100.5 = %q, want %q", got, want)
 	}
 	res, err = health.Check(t.Context(), &grpchealth.CheckRequest{Service: metadatav1connect.MetadataServiceName})
 	if err != nil || res.Status != grpchealth.StatusServing {

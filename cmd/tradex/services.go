@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
 	"github.com/tradex-mesh/tradex/services/metadata"
+	"github.com/tradex-mesh/tradex/services/wallet"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -21,6 +27,46 @@ type platform struct {
 	js       jetstream.JetStream
 	catalog  *streams.Catalog
 	replicas int
+	// instruments is the process's one instrument cache, usable once serve
+	// has started it.
+	instruments *cacheRef
+}
+
+// cacheRef hands out the instrument cache once it exists, so services can
+// be built before it starts.
+type cacheRef struct {
+	ready chan struct{}
+	cache *instruments.Cache
+}
+
+func newCacheRef() *cacheRef { return &cacheRef{ready: make(chan struct{})} }
+
+// Get waits for the cache, then looks symbol up.
+func (r *cacheRef) Get(ctx context.Context, symbol string) (*metadatav1.Instrument, error) {
+	select {
+	case <-r.ready:
+		return r.cache.Get(ctx, symbol)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("instrument %s: %w", symbol, ctx.Err())
+	}
+}
+
+// runInstruments starts the cache over client and keeps it until ctx ends.
+func (r *cacheRef) run(ctx context.Context, p platform, client instruments.Client) error {
+	cache, err := instruments.New(ctx, client, p.js, p.catalog,
+		instruments.WithLogger(p.logger.With("component", "instruments")), instruments.WithConsumerName("tradex-instruments"))
+	if err != nil {
+		return fmt.Errorf("instrument cache: %w", err)
+	}
+	r.cache = cache
+	close(r.ready)
+	<-ctx.Done()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := cache.Close(cctx); err != nil { // its consumers expire on their own
+		p.logger.WarnContext(ctx, "instrument cache close", "err", err)
+	}
+	return nil
 }
 
 // component is one service as serve runs it: its background work and the
@@ -30,6 +76,8 @@ type component struct {
 	run     func(ctx context.Context) error
 	ready   <-chan struct{}
 	connect []rpcserver.Service
+	// metadata, set by the metadata service, is its in-process client.
+	metadata instruments.Client
 }
 
 // serviceBuilder builds one service from the platform.
@@ -42,6 +90,7 @@ type serviceBuilder struct {
 func serviceBuilders() []serviceBuilder {
 	return []serviceBuilder{
 		{name: "metadata", build: buildMetadata},
+		{name: "wallet", build: buildWallet},
 	}
 }
 
@@ -85,9 +134,42 @@ func buildMetadata(p platform) (component, error) {
 	}
 	path, h := svc.Handler()
 	return component{
-		name:    "metadata",
+		name:     "metadata",
+		run:      svc.Run,
+		ready:    svc.Ready(),
+		connect:  []rpcserver.Service{{Name: metadatav1connect.MetadataServiceName, Path: path, Handler: h}},
+		metadata: svc.InProcess(),
+	}, nil
+}
+
+func buildWallet(p platform) (component, error) {
+	cfg := wallet.Default()
+	cfg.Replicas = p.replicas
+	svc, err := wallet.New(cfg, wallet.Deps{
+		Logger:      p.logger.With("service", "wallet"),
+		JetStream:   p.js,
+		Publisher:   streams.NewPublisher(p.js, p.catalog, streams.WithSource("tradex/wallet")),
+		Instruments: p.instruments,
+	})
+	if err != nil {
+		return component{}, fmt.Errorf("wallet: %w", err)
+	}
+	path, h := svc.Handler()
+	return component{
+		name:    "wallet",
 		run:     svc.Run,
 		ready:   svc.Ready(),
-		connect: []rpcserver.Service{{Name: metadatav1connect.MetadataServiceName, Path: path, Handler: h}},
+		connect: []rpcserver.Service{{Name: walletv1connect.WalletServiceName, Path: path, Handler: h}},
 	}, nil
+}
+
+// metadataClient is the in-process metadata service when this process runs
+// it, else a Connect client of the one at url.
+func metadataClient(components []component, url string) instruments.Client {
+	for _, c := range components {
+		if c.metadata != nil {
+			return c.metadata
+		}
+	}
+	return metadatav1connect.NewMetadataServiceClient(http.DefaultClient, url)
 }
