@@ -53,18 +53,15 @@ func startBinary(t *testing.T, bin string, args ...string) *process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil {
-				p.lines <- rec
+			if json.Unmarshal(sc.Bytes(), &rec) != nil {
+				rec = map[string]any{"raw": sc.Text()} // e.g. the final "tradex: <error>" line
 			}
+			p.lines <- rec
 		}
 		close(p.lines)
 		p.exited <- cmd.Wait()
 	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
-	})
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // no-op once it exited
 	p.started = p.waitFor(t, "tradex started", 30*time.Second)
 	return p
 }
@@ -73,17 +70,20 @@ func startBinary(t *testing.T, bin string, args ...string) *process {
 func (p *process) waitFor(t *testing.T, msg string, timeout time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.After(timeout)
+	var seen []string
 	for {
 		select {
 		case rec, ok := <-p.lines:
 			if !ok {
-				t.Fatalf("tradex exited before logging %q", msg)
+				t.Fatalf("tradex exited before logging %q; it logged:\n%s", msg, strings.Join(seen, "\n"))
 			}
 			if rec["msg"] == msg {
 				return rec
 			}
+			line, _ := json.Marshal(rec)
+			seen = append(seen, string(line))
 		case <-deadline:
-			t.Fatalf("tradex did not log %q within %s", msg, timeout)
+			t.Fatalf("tradex did not log %q within %s; it logged:\n%s", msg, timeout, strings.Join(seen, "\n"))
 		}
 	}
 }

@@ -104,7 +104,8 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	g.Go(func() error { return p.instruments.run(gctx, p, metadataFor) })
 	for _, c := range components {
 		g.Go(func() error {
-			if err := c.run(gctx); err != nil {
+			err := c.run(gctx)
+			if err != nil && !(gctx.Err() != nil && errors.Is(err, context.Canceled)) { // cancelled by shutdown is a clean stop
 				return fmt.Errorf("service %s: %w", c.name, err)
 			}
 			return nil
