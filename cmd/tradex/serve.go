@@ -105,7 +105,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	for _, c := range components {
 		g.Go(func() error {
 			err := c.run(gctx)
-			if err != nil && !(gctx.Err() != nil && errors.Is(err, context.Canceled)) { // cancelled by shutdown is a clean stop
+			if stoppedByShutdown := gctx.Err() != nil && errors.Is(err, context.Canceled); err != nil && !stoppedByShutdown {
 				return fmt.Errorf("service %s: %w", c.name, err)
 			}
 			return nil
