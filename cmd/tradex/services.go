@@ -16,6 +16,7 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/wallet"
 	"github.com/tradex-mesh/tradex/streams"
@@ -91,6 +92,7 @@ func serviceBuilders() []serviceBuilder {
 	return []serviceBuilder{
 		{name: "metadata", build: buildMetadata},
 		{name: "wallet", build: buildWallet},
+		{name: "matching", build: buildMatching},
 	}
 }
 
@@ -161,6 +163,21 @@ func buildWallet(p platform) (component, error) {
 		ready:   svc.Ready(),
 		connect: []rpcserver.Service{{Name: walletv1connect.WalletServiceName, Path: path, Handler: h}},
 	}, nil
+}
+
+func buildMatching(p platform) (component, error) {
+	cfg := matching.Default()
+	cfg.Replicas = p.replicas
+	svc, err := matching.New(cfg, matching.Deps{
+		Logger:    p.logger.With("service", "matching"),
+		JetStream: p.js,
+		Publisher: streams.NewPublisher(p.js, p.catalog, streams.WithSource("tradex/matching")),
+		Catalog:   p.catalog,
+	})
+	if err != nil {
+		return component{}, fmt.Errorf("matching: %w", err)
+	}
+	return component{name: "matching", run: svc.Run, ready: svc.Ready()}, nil
 }
 
 // metadataClient is the in-process metadata service when this process runs

@@ -1,0 +1,270 @@
+package matching
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/services/matching/book"
+)
+
+// instrument is the engine state of one instrument: its book, the scales its integers
+// are in, and how far it has got in the input and output streams. It is used by one
+// goroutine at a time (the instrument's single writer).
+type instrument struct {
+	id   string
+	book *book.Book
+	// priceScale and quantityScale are the scales of the book's integers, taken from the
+	// first submit (and from any submit while the book is empty).
+	priceScale, quantityScale int32
+	// scaled is false until a submit set the scales.
+	scaled bool
+	// lastInput is the stream sequence on engine.order.v1 of the last command applied.
+	lastInput uint64
+	// sequence is the output sequence of the last event produced.
+	sequence uint64
+	// stored is the stream sequence on engine.event.v1 of the instrument's last event
+	// (0: none); the next publish expects it.
+	stored uint64
+	// sinceSnapshot counts the commands applied since the last snapshot.
+	sinceSnapshot int
+
+	buf []book.Event
+}
+
+// newInstrument returns the state of an instrument with an empty book.
+func newInstrument(id string) *instrument {
+	return &instrument{id: id, book: book.New()}
+}
+
+// input is one command as read from engine.order.v1.
+type input struct {
+	// sequence is the command's stream sequence.
+	sequence uint64
+	// time is when the stream stored it.
+	time time.Time
+	// cmd is the decoded command.
+	cmd *enginev1.OrderCommand
+}
+
+// apply executes in on the book and returns its events, at least one, numbered from the
+// instrument's next output sequence. It never fails: a command the engine cannot
+// execute becomes a rejection. The state advances as if the events were published.
+func (st *instrument) apply(in input) []*enginev1.EngineEvent {
+	ts := timestamppb.New(in.time)
+	var out []*enginev1.EngineEvent
+	emit := func(e *enginev1.EngineEvent) {
+		idx := uint32(len(out)) //nolint:gosec // a command yields few events
+		e.EventId = eventID(st.id, in.sequence, idx)
+		e.InstrumentId = st.id
+		e.InputSequence = in.sequence
+		e.InputIndex = idx
+		e.Sequence = st.sequence + uint64(idx) + 1
+		e.EngineTime = ts
+		e.CommandId = in.cmd.GetCommandId()
+		out = append(out, e)
+	}
+	cmd, scales, reject := st.decode(in.cmd)
+	if reject != nil {
+		emit(reject)
+	} else {
+		if scales != nil && st.book.Len() == 0 {
+			st.priceScale, st.quantityScale, st.scaled = scales[0], scales[1], true
+		}
+		st.buf = st.book.Apply(cmd, st.buf[:0])
+		for i := range st.buf {
+			e := st.translate(&st.buf[i])
+			emit(e)
+			if tr := e.GetTrade(); tr != nil {
+				tr.TradeId = e.GetEventId()
+			}
+		}
+	}
+	st.lastInput = in.sequence
+	st.sequence += uint64(len(out))
+	st.sinceSnapshot++
+	return out
+}
+
+// eventID is "<instrument>:<input sequence>:<index>".
+func eventID(inst string, seq uint64, idx uint32) string {
+	return inst + ":" + strconv.FormatUint(seq, 10) + ":" + strconv.FormatUint(uint64(idx), 10)
+}
+
+// decode turns an OrderCommand into a book command. For a submit it also returns the
+// scales it carries. A command the engine cannot execute yields the event that rejects
+// it instead.
+func (st *instrument) decode(c *enginev1.OrderCommand) (book.Command, *[2]int32, *enginev1.EngineEvent) {
+	if id := c.GetInstrumentId(); id != st.id {
+		return book.Command{}, nil, invalid(c, fmt.Sprintf("instrument_id %q is not the subject's instrument %q", id, st.id))
+	}
+	switch {
+	case c.GetSubmit() != nil:
+		return st.decodeSubmit(c)
+	case c.GetCancel() != nil:
+		cl := c.GetCancel()
+		reason := cl.GetReason()
+		if reason != commonv1.CancelReason_CANCEL_REASON_UNSPECIFIED &&
+			reason != commonv1.CancelReason_CANCEL_REASON_USER_REQUESTED &&
+			reason != commonv1.CancelReason_CANCEL_REASON_ADMIN {
+			return book.Command{}, nil, cancelInvalid(cl, "cancel reason must be USER_REQUESTED or ADMIN")
+		}
+		return book.Command{
+			Kind: book.Cancel, OrderID: cl.GetOrderId(), Account: cl.GetAccountId(),
+			CancelReason: book.CancelReason(reason),
+		}, nil, nil
+	}
+	return book.Command{}, nil, invalid(c, "command is neither submit nor cancel")
+}
+
+// decodeSubmit converts a SubmitOrder, its decimal strings with its own scales.
+func (st *instrument) decodeSubmit(c *enginev1.OrderCommand) (book.Command, *[2]int32, *enginev1.EngineEvent) {
+	s := c.GetSubmit()
+	ps, qs := s.GetPriceScale(), s.GetQuantityScale()
+	switch {
+	case ps < 0 || qs < 0 || ps+qs > decimal.MaxScale:
+		return book.Command{}, nil, invalid(c, "price_scale and quantity_scale must be 0 or more and add up to at most 18")
+	case st.scaled && st.book.Len() > 0 && (ps != st.priceScale || qs != st.quantityScale):
+		return book.Command{}, nil, invalid(c, fmt.Sprintf("scales %d/%d differ from the book's %d/%d", ps, qs, st.priceScale, st.quantityScale))
+	case !enumFits(int32(s.GetSide()), int32(s.GetType()), int32(s.GetTimeInForce()), int32(s.GetSelfTradePrevention())):
+		return book.Command{}, nil, invalid(c, "side, type, time in force or self-trade prevention out of range")
+	}
+	var price int64
+	if s.GetPrice() != "" || s.GetType() != commonv1.OrderType_ORDER_TYPE_MARKET {
+		p, err := decimal.Parse(s.GetPrice(), ps)
+		if err != nil {
+			return book.Command{}, nil, invalid(c, "price: "+err.Error())
+		}
+		price = p
+	}
+	qty, err := decimal.Parse(s.GetQuantity(), qs)
+	if err != nil {
+		return book.Command{}, nil, invalid(c, "quantity: "+err.Error())
+	}
+	//nolint:gosec // enumFits checked every enum fits in a uint8
+	return book.Command{
+		Kind: book.Submit, OrderID: s.GetOrderId(), Account: s.GetAccountId(),
+		Side: book.Side(s.GetSide()), Type: book.OrderType(s.GetType()),
+		TimeInForce: book.TimeInForce(s.GetTimeInForce()), PostOnly: s.GetPostOnly(),
+		Price: price, Quantity: qty,
+		SelfTradePrevention: book.SelfTradePrevention(s.GetSelfTradePrevention()),
+	}, &[2]int32{ps, qs}, nil
+}
+
+// enumFits reports whether every value fits the book's uint8 enums.
+func enumFits(vs ...int32) bool {
+	for _, v := range vs {
+		if v < 0 || v > 255 {
+			return false
+		}
+	}
+	return true
+}
+
+// invalid is the rejection of a command that cannot be executed.
+func invalid(c *enginev1.OrderCommand, msg string) *enginev1.EngineEvent {
+	if cl := c.GetCancel(); cl != nil {
+		return cancelInvalid(cl, msg)
+	}
+	s := c.GetSubmit()
+	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+		OrderId: s.GetOrderId(), AccountId: s.GetAccountId(),
+		Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: msg,
+	}}}
+}
+
+// cancelInvalid is the rejection of a cancel that cannot be executed.
+func cancelInvalid(cl *enginev1.CancelOrder, msg string) *enginev1.EngineEvent {
+	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_CancelRejected{CancelRejected: &enginev1.CancelRejected{
+		OrderId: cl.GetOrderId(), AccountId: cl.GetAccountId(),
+		Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: msg,
+	}}}
+}
+
+// translate turns a book event into an EngineEvent without its ids.
+func (st *instrument) translate(e *book.Event) *enginev1.EngineEvent {
+	out := &enginev1.EngineEvent{}
+	for _, ch := range e.BookChanges() {
+		out.BookChanges = append(out.BookChanges, &enginev1.BookLevelChange{
+			Side: commonv1.Side(ch.Side), Price: st.price(ch.Price), Quantity: st.qty(ch.Quantity),
+		})
+	}
+	side := commonv1.Side(e.Side)
+	switch e.Kind {
+	case book.EventAccepted:
+		out.Event = &enginev1.EngineEvent_Accepted{Accepted: &enginev1.OrderAccepted{
+			OrderId: e.OrderID, AccountId: e.Account, Side: side, Type: commonv1.OrderType(e.Type),
+			TimeInForce: commonv1.TimeInForce(e.TimeInForce), PostOnly: e.PostOnly,
+			Price: st.limitPrice(e), Quantity: st.qty(e.Quantity),
+		}}
+	case book.EventRejected:
+		out.Event = &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+			OrderId: e.OrderID, AccountId: e.Account,
+			Reason: commonv1.RejectReason(e.RejectReason), Message: e.Message,
+		}}
+	case book.EventTrade:
+		out.Event = &enginev1.EngineEvent_Trade{Trade: &enginev1.Trade{
+			Price: st.price(e.Price), Quantity: st.qty(e.Quantity), QuoteQuantity: st.quote(e.Price, e.Quantity),
+			TakerOrderId: e.OrderID, TakerAccountId: e.Account, TakerSide: side,
+			TakerRemainingQuantity: st.qty(e.Remaining),
+			MakerOrderId:           e.MakerOrderID, MakerAccountId: e.MakerAccount,
+			MakerSide: commonv1.Side(e.Side.Opposite()), MakerRemainingQuantity: st.qty(e.MakerRemaining),
+		}}
+	case book.EventCancelled:
+		out.Event = &enginev1.EngineEvent_Cancelled{Cancelled: &enginev1.OrderCancelled{
+			OrderId: e.OrderID, AccountId: e.Account, Side: side, Price: st.limitPrice(e),
+			RemainingQuantity: st.qty(e.Quantity), Reason: commonv1.CancelReason(e.CancelReason),
+		}}
+	case book.EventExpired:
+		out.Event = &enginev1.EngineEvent_Expired{Expired: &enginev1.OrderExpired{
+			OrderId: e.OrderID, AccountId: e.Account, RemainingQuantity: st.qty(e.Quantity),
+			Reason: commonv1.ExpireReason(e.ExpireReason),
+		}}
+	case book.EventCancelRejected:
+		out.Event = &enginev1.EngineEvent_CancelRejected{CancelRejected: &enginev1.CancelRejected{
+			OrderId: e.OrderID, AccountId: e.Account,
+			Reason: commonv1.RejectReason(e.RejectReason), Message: e.Message,
+		}}
+	}
+	return out
+}
+
+// limitPrice is an order event's price: empty for a market order.
+func (st *instrument) limitPrice(e *book.Event) string {
+	if e.Type == book.Market {
+		return ""
+	}
+	return st.price(e.Price)
+}
+
+func (st *instrument) price(v int64) string { return decimal.Format(v, st.priceScale) }
+
+func (st *instrument) qty(v int64) string { return decimal.Format(v, st.quantityScale) }
+
+// quote is price*qty at scale price_scale+quantity_scale, exact for any int64s.
+func (st *instrument) quote(price, qty int64) string {
+	p := new(big.Int).Mul(big.NewInt(price), big.NewInt(qty))
+	digits := p.String()
+	scale := int(st.priceScale + st.quantityScale)
+	if scale == 0 {
+		return digits
+	}
+	neg := digits[0] == '-'
+	if neg {
+		digits = digits[1:]
+	}
+	for len(digits) <= scale {
+		digits = "0" + digits
+	}
+	s := digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	if neg {
+		s = "-" + s
+	}
+	return s
+}

@@ -1,0 +1,91 @@
+package matching
+
+import (
+	"testing"
+	"time"
+
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+)
+
+func TestInvalidCommandsAreRejected(t *testing.T) {
+	t.Parallel()
+	withSubmit := func(f func(s *enginev1.SubmitOrder)) *enginev1.OrderCommand {
+		c := submit("BTCUSDT", "o1", "alice", buy, limit, gtc, "100.5", "1")
+		f(c.GetSubmit())
+		return c
+	}
+	cases := []struct {
+		name string
+		cmd  *enginev1.OrderCommand
+	}{
+		{"too many price digits", withSubmit(func(s *enginev1.SubmitOrder) { s.Price = "100.501" })},
+		{"bad quantity", withSubmit(func(s *enginev1.SubmitOrder) { s.Quantity = "1e3" })},
+		{"empty limit price", withSubmit(func(s *enginev1.SubmitOrder) { s.Price = "" })},
+		{"zero quantity", withSubmit(func(s *enginev1.SubmitOrder) { s.Quantity = "0" })},
+		{"negative price", withSubmit(func(s *enginev1.SubmitOrder) { s.Price = "-1" })},
+		{"negative scale", withSubmit(func(s *enginev1.SubmitOrder) { s.PriceScale = -1 })},
+		{"scales above 18", withSubmit(func(s *enginev1.SubmitOrder) { s.PriceScale, s.QuantityScale = 10, 9 })},
+		{"side out of range", withSubmit(func(s *enginev1.SubmitOrder) { s.Side = 300 })},
+		{"unspecified side", withSubmit(func(s *enginev1.SubmitOrder) { s.Side = 0 })},
+		{"other instrument", withSubmit(func(*enginev1.SubmitOrder) {})},
+		{"no command", &enginev1.OrderCommand{CommandId: "x", InstrumentId: "BTCUSDT"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := newInstrument("BTCUSDT")
+			if tc.name == "other instrument" {
+				st = newInstrument("ETHUSDT")
+			}
+			evs := st.apply(input{sequence: 7, time: time.Unix(1, 0), cmd: tc.cmd})
+			if len(evs) != 1 {
+				t.Fatalf("got %d events, want 1: %v", len(evs), evs)
+			}
+			r := evs[0].GetRejected()
+			if r == nil || r.GetReason() != commonv1.RejectReason_REJECT_REASON_INVALID_ORDER || r.GetMessage() == "" {
+				t.Fatalf("got %v, want an invalid-order rejection", evs[0])
+			}
+			if evs[0].GetEventId() != st.id+":7:0" || evs[0].GetSequence() != 1 || st.lastInput != 7 || st.book.Len() != 0 {
+				t.Fatalf("got %v, state input %d resting %d", evs[0], st.lastInput, st.book.Len())
+			}
+		})
+	}
+}
+
+func TestScalesFixedWhileOrdersRest(t *testing.T) {
+	t.Parallel()
+	st := newInstrument("BTCUSDT")
+	st.apply(input{sequence: 1, cmd: submit("BTCUSDT", "o1", "a", buy, limit, gtc, "100.5", "1")})
+	other := submit("BTCUSDT", "o2", "b", sell, limit, gtc, "100.5", "1")
+	other.GetSubmit().PriceScale = 3
+	evs := st.apply(input{sequence: 2, cmd: other})
+	if evs[0].GetRejected().GetReason() != commonv1.RejectReason_REJECT_REASON_INVALID_ORDER {
+		t.Fatalf("got %v, want a rejection for changed scales", evs[0])
+	}
+	evs = st.apply(input{sequence: 3, cmd: cancelCmd("BTCUSDT", "c", "o1", "a")})
+	if c := evs[0].GetCancelled(); c.GetPrice() != "100.50" || c.GetRemainingQuantity() != "1.00000" {
+		t.Fatalf("got %v", evs[0])
+	}
+	evs = st.apply(input{sequence: 4, cmd: other}) // the book is empty: new scales apply
+	if evs[0].GetAccepted().GetPrice() != "100.500" {
+		t.Fatalf("got %v", evs[0])
+	}
+}
+
+func TestQuote(t *testing.T) {
+	t.Parallel()
+	st := &instrument{priceScale: 2, quantityScale: 5}
+	for _, c := range []struct {
+		p, q int64
+		want string
+	}{
+		{5000050, 40000, "20000.2000000"},
+		{1, 1, "0.0000001"},
+		{9223372036854775807, 9223372036854775807, "8507059173023461584739690778423.2501249"},
+	} {
+		if got := st.quote(c.p, c.q); got != c.want {
+			t.Errorf("quote(%d, %d) = %s, want %s", c.p, c.q, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package matching
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tradex-mesh/tradex/services/matching/book"
+)
+
+// snapshotVersion is the first byte of an encoded snapshot.
+const snapshotVersion = 1
+
+// snapshots keeps the latest book snapshot of each instrument in a KV bucket, keyed by
+// instrument.
+type snapshots struct {
+	kv jetstream.KeyValue
+}
+
+// openSnapshots creates or opens the bucket.
+func openSnapshots(ctx context.Context, js jetstream.JetStream, cfg Config) (*snapshots, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.SnapshotBucket,
+		Description: "matching: latest order book snapshot per instrument",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot bucket %s: %w", cfg.SnapshotBucket, err)
+	}
+	return &snapshots{kv: kv}, nil
+}
+
+// load returns the instrument's latest snapshot, or false if it has none.
+func (s *snapshots) load(ctx context.Context, inst string) (*instrument, bool, error) {
+	e, err := s.kv.Get(ctx, inst)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("load snapshot of %s: %w", inst, err)
+	}
+	st, err := decodeSnapshot(inst, e.Value())
+	if err != nil {
+		return nil, false, err
+	}
+	return st, true, nil
+}
+
+// save stores st as the instrument's latest snapshot.
+func (s *snapshots) save(ctx context.Context, st *instrument) error {
+	data, err := encodeSnapshot(st)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, st.id, data); err != nil {
+		return fmt.Errorf("save snapshot of %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// encodeSnapshot writes: version, last input sequence, output sequence, price scale,
+// quantity scale, scaled flag (uvarints), then the book's binary snapshot.
+func encodeSnapshot(st *instrument) ([]byte, error) {
+	b := []byte{snapshotVersion}
+	b = binary.AppendUvarint(b, st.lastInput)
+	b = binary.AppendUvarint(b, st.sequence)
+	b = binary.AppendUvarint(b, uint64(st.priceScale))    //nolint:gosec // scales are 0..18
+	b = binary.AppendUvarint(b, uint64(st.quantityScale)) //nolint:gosec // scales are 0..18
+	scaled := uint64(0)
+	if st.scaled {
+		scaled = 1
+	}
+	b = binary.AppendUvarint(b, scaled)
+	out, err := st.book.Snapshot().AppendBinary(b)
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot of %s: %w", st.id, err)
+	}
+	return out, nil
+}
+
+// decodeSnapshot reads what encodeSnapshot wrote.
+func decodeSnapshot(inst string, data []byte) (*instrument, error) {
+	if len(data) == 0 || data[0] != snapshotVersion {
+		return nil, fmt.Errorf("%w: %s: unknown version", ErrBadSnapshot, inst)
+	}
+	rest := data[1:]
+	var fields [5]uint64
+	for i := range fields {
+		v, n := binary.Uvarint(rest)
+		if n <= 0 {
+			return nil, fmt.Errorf("%w: %s: truncated header", ErrBadSnapshot, inst)
+		}
+		fields[i], rest = v, rest[n:]
+	}
+	if fields[2] > 18 || fields[3] > 18 || fields[4] > 1 {
+		return nil, fmt.Errorf("%w: %s: bad header", ErrBadSnapshot, inst)
+	}
+	var snap book.Snapshot
+	if err := snap.UnmarshalBinary(rest); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
+	}
+	b, err := book.Restore(snap)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
+	}
+	return &instrument{
+		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
+		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
+	}, nil
+}
