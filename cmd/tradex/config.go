@@ -36,9 +36,9 @@ type serveConfig struct {
 	// Replicas is the replica count of financial, config and dead-letter
 	// streams; 0 picks 3 on a cluster of three or more servers, else 1.
 	Replicas int
-	// MetadataURL is where services find the metadata service when this
-	// process does not run it.
-	MetadataURL string
+	// ServicesURL is the Connect URL where services find the services this
+	// process does not run (another process's internal port).
+	ServicesURL string
 	// Services is "all" or a comma-separated list of the services to run.
 	Services string
 }
@@ -55,7 +55,7 @@ func defaultServeConfig() serveConfig {
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
 		Services:        "all",
-		MetadataURL:     "http://127.0.0.1:8081",
+		ServicesURL:     "http://127.0.0.1:8081",
 	}
 }
 
@@ -77,7 +77,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.StringVar(&cfg.Services, "services", cfg.Services, `services to run: "all" or a comma-separated list (e.g. "metadata"), so services scale out as separate processes`)
-	fs.StringVar(&cfg.MetadataURL, "metadata-url", cfg.MetadataURL, "Connect URL of the metadata service, used when --services does not include metadata")
+	fs.StringVar(&cfg.ServicesURL, "services-url", cfg.ServicesURL, "Connect URL (an internal port) of the services that --services leaves out, e.g. metadata and wallet for an order-only process")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of financial, config and dead-letter streams; 0: 3 on a cluster of 3 or more servers, else 1")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
 	fs.Usage = func() {

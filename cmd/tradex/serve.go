@@ -59,13 +59,17 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err != nil {
 		return err
 	}
-	p := platform{logger: logger, js: js, catalog: catalog, replicas: replicas, instruments: newCacheRef()}
+	p := platform{logger: logger, js: js, catalog: catalog, replicas: replicas, instruments: newCacheRef(),
+		local: &localServices{}, remoteURL: cfg.ServicesURL}
 	var components []component
 	var connectServices []rpcserver.Service
 	for _, b := range builders {
 		c, err := b.build(p)
 		if err != nil {
 			return err
+		}
+		if c.wallet != nil {
+			p.local.wallet = c.wallet
 		}
 		components = append(components, c)
 		connectServices = append(connectServices, c.connect...)
@@ -100,7 +104,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	rpc := rpcserver.New(logger.With("component", "rpcserver"), connectServices...)
 
 	g, gctx := errgroup.WithContext(ctx)
-	metadataFor := metadataClient(components, cfg.MetadataURL)
+	metadataFor := metadataClient(components, cfg.ServicesURL)
 	g.Go(func() error { return p.instruments.run(gctx, p, metadataFor) })
 	for _, c := range components {
 		g.Go(func() error {

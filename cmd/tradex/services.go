@@ -13,11 +13,13 @@ import (
 
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
+	"github.com/tradex-mesh/tradex/services/order"
 	"github.com/tradex-mesh/tradex/services/wallet"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -31,6 +33,10 @@ type platform struct {
 	// instruments is the process's one instrument cache, usable once serve
 	// has started it.
 	instruments *cacheRef
+	// local holds the in-process clients of the services built so far;
+	// remoteURL is where the others are served (--services-url).
+	local     *localServices
+	remoteURL string
 }
 
 // cacheRef hands out the instrument cache once it exists, so services can
@@ -49,6 +55,16 @@ func (r *cacheRef) Get(ctx context.Context, symbol string) (*metadatav1.Instrume
 		return r.cache.Get(ctx, symbol)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("instrument %s: %w", symbol, ctx.Err())
+	}
+}
+
+// Rules waits for the cache, then returns the trading rules of symbol.
+func (r *cacheRef) Rules(ctx context.Context, symbol string) (instruments.Rules, error) {
+	select {
+	case <-r.ready:
+		return r.cache.Rules(ctx, symbol)
+	case <-ctx.Done():
+		return instruments.Rules{}, fmt.Errorf("instrument %s: %w", symbol, ctx.Err())
 	}
 }
 
@@ -79,6 +95,14 @@ type component struct {
 	connect []rpcserver.Service
 	// metadata, set by the metadata service, is its in-process client.
 	metadata instruments.Client
+	// wallet, set by the wallet service, is its in-process client.
+	wallet walletv1connect.WalletServiceHandler
+}
+
+// localServices are the in-process clients of the services built so far,
+// for the services built after them.
+type localServices struct {
+	wallet walletv1connect.WalletServiceHandler
 }
 
 // serviceBuilder builds one service from the platform.
@@ -92,6 +116,7 @@ func serviceBuilders() []serviceBuilder {
 	return []serviceBuilder{
 		{name: "metadata", build: buildMetadata},
 		{name: "wallet", build: buildWallet},
+		{name: "order", build: buildOrder},
 		{name: "matching", build: buildMatching},
 	}
 }
@@ -162,6 +187,35 @@ func buildWallet(p platform) (component, error) {
 		run:     svc.Run,
 		ready:   svc.Ready(),
 		connect: []rpcserver.Service{{Name: walletv1connect.WalletServiceName, Path: path, Handler: h}},
+		wallet:  svc.InProcess(),
+	}, nil
+}
+
+// buildOrder builds the order service. Its wallet is the in-process wallet
+// when this process runs it, else a Connect client at --services-url.
+func buildOrder(p platform) (component, error) {
+	var w order.Wallet = p.local.wallet
+	if w == nil {
+		w = walletv1connect.NewWalletServiceClient(http.DefaultClient, p.remoteURL)
+	}
+	cfg := order.Default()
+	cfg.Replicas = p.replicas
+	svc, err := order.New(cfg, order.Deps{
+		Logger:      p.logger.With("service", "order"),
+		JetStream:   p.js,
+		Publisher:   streams.NewPublisher(p.js, p.catalog, streams.WithSource("tradex/order")),
+		Instruments: p.instruments,
+		Wallet:      w,
+	})
+	if err != nil {
+		return component{}, fmt.Errorf("order: %w", err)
+	}
+	path, h := svc.Handler()
+	return component{
+		name:    "order",
+		run:     svc.Run,
+		ready:   svc.Ready(),
+		connect: []rpcserver.Service{{Name: orderv1connect.OrderServiceName, Path: path, Handler: h}},
 	}, nil
 }
 

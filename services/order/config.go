@@ -1,0 +1,48 @@
+package order
+
+import (
+	"errors"
+	"time"
+)
+
+// Config configures the order service.
+type Config struct {
+	// Bucket is the KV bucket of orders, the client order id index and the
+	// engine sequences applied per instrument.
+	Bucket string
+	// Replicas is the bucket's replica count: 3 on a 3-node cluster.
+	Replicas int
+	// ConsumerName is the durable consumer of engine.event.v1.
+	ConsumerName string
+	// Concurrency is how many instruments' events are applied in parallel.
+	Concurrency int
+	// CleanupTimeout bounds what PlaceOrder does after a failure once the
+	// caller may be gone (releasing a hold, freeing a client order id).
+	CleanupTimeout time.Duration
+	// WatchBuffer is how many updates a WatchOrders stream may fall behind
+	// before it is ended (the client reconnects and gets a fresh snapshot).
+	WatchBuffer int
+}
+
+// Default is the configuration of a single node.
+func Default() Config {
+	return Config{
+		Bucket:         "tradex_orders",
+		Replicas:       1,
+		ConsumerName:   "order-status",
+		Concurrency:    8,
+		CleanupTimeout: 10 * time.Second,
+		WatchBuffer:    1024,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Bucket == "" || c.ConsumerName == "":
+		return errors.New("order: Bucket and ConsumerName are required")
+	case c.Replicas < 1 || c.Concurrency < 1 || c.WatchBuffer < 1 || c.CleanupTimeout <= 0:
+		return errors.New("order: Replicas, Concurrency, WatchBuffer >= 1 and CleanupTimeout > 0 are required")
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// consume starts the durable consumer of engine.event.v1 that keeps order
+// states.
+func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
+	return streams.Consume(ctx, s.js, streams.DefaultCatalog(), streams.TopicEngineEvent, streams.ConsumerConfig{
+		Name: s.cfg.ConsumerName, Ordering: streams.PerKey, Concurrency: s.cfg.Concurrency, AckSync: true, Logger: s.log,
+	}, s.onEngineEvent)
+}
+
+// onEngineEvent applies one engine event to the orders it names. An event
+// at or below the instrument's last applied sequence is skipped, and each
+// order also remembers the last sequence applied to it, so a redelivery
+// after a crash between two writes changes nothing twice.
+func (s *Service) onEngineEvent(ctx context.Context, m *streams.Message[*enginev1.EngineEvent]) error {
+	ev := m.Payload
+	inst, seq := ev.GetInstrumentId(), ev.GetSequence()
+	if inst == "" {
+		inst = m.Key
+	}
+	last, err := s.st.appliedSequence(ctx, inst)
+	if err != nil {
+		return err
+	}
+	if seq != 0 && seq <= last {
+		return nil
+	}
+	at := ev.GetEngineTime().AsTime()
+	if ev.GetEngineTime() == nil {
+		at = m.Time
+	}
+	for _, c := range changesOf(ev) {
+		if err := s.applyTo(ctx, c.orderID, ev.GetInputSequence(), func(o *Order) (bool, error) { return c.apply(o, seq, at) }); err != nil {
+			return err
+		}
+	}
+	if seq == 0 {
+		return nil
+	}
+	return s.st.setApplied(ctx, inst, seq)
+}
+
+// change is the effect of an event on one order.
+type change struct {
+	orderID string
+	apply   func(o *Order, seq uint64, at time.Time) (bool, error)
+}
+
+// changesOf lists the orders an event changes and how.
+func changesOf(ev *enginev1.EngineEvent) []change {
+	switch e := ev.GetEvent().(type) {
+	case *enginev1.EngineEvent_Accepted:
+		return []change{{e.Accepted.GetOrderId(), func(o *Order, seq uint64, at time.Time) (bool, error) {
+			return o.Accept(seq, at), nil
+		}}}
+	case *enginev1.EngineEvent_Rejected:
+		r := e.Rejected
+		return []change{{r.GetOrderId(), func(o *Order, seq uint64, at time.Time) (bool, error) {
+			return o.Reject(seq, at, int32(r.GetReason()), r.GetMessage()), nil
+		}}}
+	case *enginev1.EngineEvent_Cancelled:
+		c := e.Cancelled
+		return []change{{c.GetOrderId(), func(o *Order, seq uint64, at time.Time) (bool, error) {
+			return o.Cancel(seq, at, int32(c.GetReason())), nil
+		}}}
+	case *enginev1.EngineEvent_Expired:
+		x := e.Expired
+		return []change{{x.GetOrderId(), func(o *Order, seq uint64, at time.Time) (bool, error) {
+			return o.Expire(seq, at, int32(x.GetReason())), nil
+		}}}
+	case *enginev1.EngineEvent_Trade:
+		t := e.Trade
+		return []change{
+			{t.GetTakerOrderId(), fill(t, t.GetTakerRemainingQuantity())},
+			{t.GetMakerOrderId(), fill(t, t.GetMakerRemainingQuantity())},
+		}
+	}
+	return nil // cancel_rejected and unknown events change no order
+}
+
+// fill is the effect of trade t on one of its orders, left with remaining.
+func fill(t *enginev1.Trade, remaining string) func(o *Order, seq uint64, at time.Time) (bool, error) {
+	return func(o *Order, seq uint64, at time.Time) (bool, error) {
+		qty, err1 := decimal.Parse(t.GetQuantity(), o.QuantityScale)
+		rem, err2 := decimal.Parse(remaining, o.QuantityScale)
+		price, err3 := decimal.Parse(t.GetPrice(), o.PriceScale)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return false, streams.Permanent(fmt.Errorf("trade %s of order %s: %w", t.GetTradeId(), o.ID, err))
+		}
+		notional, err := decimal.Mul(price, o.PriceScale, qty, o.QuantityScale, o.PriceScale+o.QuantityScale)
+		if err != nil {
+			return false, streams.Permanent(fmt.Errorf("trade %s of order %s: %w", t.GetTradeId(), o.ID, err))
+		}
+		return o.Fill(seq, at, qty, notional, rem), nil
+	}
+}
+
+// applyTo changes the stored order id with fn. An order not stored yet
+// (PlaceOrder has not written it, or died after publishing) is first
+// recovered from its submit command at input sequence inputSeq of
+// engine.order.v1; an order that is not there either (placed elsewhere) is
+// left alone.
+func (s *Service) applyTo(ctx context.Context, id string, inputSeq uint64, fn func(o *Order) (bool, error)) error {
+	if id == "" {
+		return nil
+	}
+	o, rev, err := s.st.get(ctx, id)
+	if errors.Is(err, ErrOrderNotFound) {
+		found, rerr := s.recover(ctx, id, inputSeq)
+		if rerr != nil || !found {
+			return rerr
+		}
+		o, rev, err = s.st.get(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	changed, err := fn(&o)
+	if err != nil || !changed {
+		return err
+	}
+	return s.st.update(ctx, o, rev)
+}
+
+// recover stores order id from its submit command at inputSeq of
+// engine.order.v1; found is false when that command is not its submit.
+func (s *Service) recover(ctx context.Context, id string, inputSeq uint64) (found bool, err error) {
+	if inputSeq == 0 {
+		s.log.WarnContext(ctx, "engine event for an unknown order", "order_id", id)
+		return false, nil
+	}
+	stream, err := s.js.Stream(ctx, streams.StreamName(streams.TopicOrderCommand))
+	if err != nil {
+		return false, fmt.Errorf("%w: open %s: %w", streams.ErrUnavailable, streams.TopicOrderCommand, err)
+	}
+	raw, err := stream.GetMsg(ctx, inputSeq)
+	if err != nil {
+		s.log.WarnContext(ctx, "engine event for an unknown order, command not found", "order_id", id, "input_sequence", inputSeq, "error", err)
+		return false, nil
+	}
+	var cmd enginev1.OrderCommand
+	if err := proto.Unmarshal(raw.Data, &cmd); err != nil || cmd.GetSubmit().GetOrderId() != id {
+		s.log.WarnContext(ctx, "engine event for an unknown order", "order_id", id, "input_sequence", inputSeq)
+		return false, nil
+	}
+	o, err := fromSubmit(&cmd, raw.Header.Get(HeaderClientOrderID))
+	if err != nil {
+		return false, streams.Permanent(err)
+	}
+	_, err = s.st.create(ctx, o)
+	return err == nil, err
+}
+
+// fromSubmit is the order a submit command placed, as PlaceOrder stored it
+// (without its hold, which only PlaceOrder uses).
+func fromSubmit(cmd *enginev1.OrderCommand, clientID string) (Order, error) {
+	sub := cmd.GetSubmit()
+	ps, qs := sub.GetPriceScale(), sub.GetQuantityScale()
+	qty, err := decimal.Parse(sub.GetQuantity(), qs)
+	if err != nil {
+		return Order{}, fmt.Errorf("submit %s quantity: %w", sub.GetOrderId(), err)
+	}
+	var price int64
+	if sub.GetPrice() != "" {
+		if price, err = decimal.Parse(sub.GetPrice(), ps); err != nil {
+			return Order{}, fmt.Errorf("submit %s price: %w", sub.GetOrderId(), err)
+		}
+	}
+	at := cmd.GetSentAt().AsTime()
+	return Order{
+		ID: sub.GetOrderId(), ClientOrderID: clientID, Account: sub.GetAccountId(), Instrument: cmd.GetInstrumentId(),
+		Side: Side(sub.GetSide()), Type: Type(sub.GetType()), TimeInForce: TimeInForce(sub.GetTimeInForce()),
+		PostOnly: sub.GetPostOnly(), SelfTradePrevention: int32(sub.GetSelfTradePrevention()),
+		PriceScale: ps, QuantityScale: qs, Price: price, Quantity: qty, Remaining: qty,
+		Status: StatusNew, CreatedAt: at, UpdatedAt: at, Revision: 1,
+	}, nil
+}

@@ -1,0 +1,121 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
+	"github.com/tradex-mesh/tradex/internal/decimal"
+)
+
+// place assigns intent an id and submits it, or, when its client order id
+// was used before, returns (or finishes) the first order placed with it.
+func (s *Service) place(ctx context.Context, intent Order) (o Order, replayed bool, err error) {
+	intent.ID = s.ids.next()
+	if intent.ClientOrderID == "" {
+		o, err = s.submit(ctx, intent, 0)
+		return o, false, err
+	}
+	first, rev, claimed, err := s.st.claimClientID(ctx, intent)
+	if err != nil {
+		return Order{}, false, err
+	}
+	if claimed {
+		o, err = s.submit(ctx, intent, rev)
+		return o, false, err
+	}
+	if !first.SameRequest(intent) {
+		return Order{}, false, fmt.Errorf("%w: client_order_id %s was used for another order (%s)", ErrAlreadyExists, intent.ClientOrderID, first.ID)
+	}
+	o, _, err = s.st.get(ctx, first.ID)
+	if err == nil {
+		return o, true, nil
+	}
+	if !errors.Is(err, ErrOrderNotFound) {
+		return Order{}, false, err
+	}
+	// The first request has not finished, or died on the way: finish it.
+	// The hold and the publish are idempotent on the order id.
+	o, err = s.submit(ctx, first, 0)
+	return o, true, err
+}
+
+// submit holds o's funds, publishes its submit command and stores it. If
+// claimRev is not 0, a failure that leaves nothing behind frees the client
+// order id claimed at that revision.
+func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, error) {
+	_, err := s.wallet.HoldBalance(ctx, &walletv1.HoldBalanceRequest{
+		HoldId: o.ID, AccountId: o.Account, Asset: o.HoldAsset,
+		Amount: decimal.Format(o.HoldAmount, o.HoldScale), Reason: walletv1.HoldReason_HOLD_REASON_ORDER,
+	})
+	if err != nil {
+		switch connect.CodeOf(err) {
+		case connect.CodeFailedPrecondition:
+			err = fmt.Errorf("%w: hold %s %s for order %s: %w", ErrInsufficientFunds,
+				decimal.FormatTrim(o.HoldAmount, o.HoldScale), o.HoldAsset, o.ID, err)
+		case connect.CodeInvalidArgument, connect.CodeAlreadyExists:
+			err = fmt.Errorf("hold for order %s refused: %w", o.ID, err)
+		default:
+			// The hold may have happened: keep the claim, so that a retry
+			// with the same client order id resumes this order.
+			return Order{}, fmt.Errorf("hold for order %s: %w", o.ID, err)
+		}
+		return Order{}, errors.Join(err, s.freeClaim(ctx, o, claimRev))
+	}
+	if err := s.publishSubmit(ctx, o); err != nil {
+		return Order{}, errors.Join(err, s.undoHold(ctx, o), s.freeClaim(ctx, o, claimRev))
+	}
+	return s.st.create(ctx, o)
+}
+
+// undoHold releases the hold of an order whose submit failed.
+func (s *Service) undoHold(ctx context.Context, o Order) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CleanupTimeout)
+	defer cancel()
+	if _, err := s.wallet.ReleaseHold(ctx, &walletv1.ReleaseHoldRequest{HoldId: o.ID, AccountId: o.Account}); err != nil {
+		return fmt.Errorf("release hold of unsubmitted order %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// freeClaim frees the client order id of an order that was not placed.
+func (s *Service) freeClaim(ctx context.Context, o Order, rev uint64) error {
+	if rev == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CleanupTimeout)
+	defer cancel()
+	return s.st.freeClientID(ctx, o.Account, o.ClientOrderID, rev)
+}
+
+// find returns the order named by id, or else by (account, client order
+// id); an order of another account is not found.
+func (s *Service) find(ctx context.Context, account, id, clientID string) (Order, error) {
+	if id == "" {
+		var err error
+		if id, err = s.st.clientOrderID(ctx, account, clientID); err != nil {
+			return Order{}, err
+		}
+	}
+	o, _, err := s.st.get(ctx, id)
+	if err != nil {
+		return Order{}, err
+	}
+	if account != "" && o.Account != account {
+		return Order{}, fmt.Errorf("%w: %s", ErrOrderNotFound, id)
+	}
+	return o, nil
+}
+
+// cancel publishes the cancel of a working order; a final order is
+// returned unchanged.
+func (s *Service) cancel(ctx context.Context, account, id, clientID string) (Order, error) {
+	o, err := s.find(ctx, account, id, clientID)
+	if err != nil || o.Status.Final() {
+		return o, err
+	}
+	return o, s.publishCancel(ctx, o)
+}
