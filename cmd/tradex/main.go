@@ -1,10 +1,11 @@
 // Command tradex is the one TradeX Mesh binary.
 //
 //	tradex [serve] [flags]   run the platform (the default)
+//	tradex dlq <command>     inspect, redrive and purge dead letters
 //	tradex version           print version information
 //	tradex help              print usage
 //
-// Every flag of serve can also be set from the environment as TRADEX_<FLAG>,
+// Every flag of serve (and --nats of dlq) can also be set from the environment as TRADEX_<FLAG>,
 // upper-cased with dashes as underscores (TRADEX_DATA_DIR=/var/lib/tradex);
 // a flag on the command line wins over the environment.
 package main
