@@ -36,8 +36,13 @@ type Message[T proto.Message] struct {
 }
 
 // InProgress tells the broker the handler is still working, resetting the
-// ack deadline; call it periodically from handlers slower than AckWait.
+// ack deadline; call it periodically from handlers slower than AckWait. A
+// message read for a catch-up (ConsumerConfig.Resume) has no delivery to
+// extend, and InProgress does nothing.
 func (m *Message[T]) InProgress() error {
+	if m.raw == nil {
+		return nil
+	}
 	if err := m.raw.InProgress(); err != nil {
 		return brokerError("in progress", err)
 	}
@@ -132,6 +137,20 @@ type ConsumerConfig struct {
 	// MaxAckPending bounds messages delivered but not yet acknowledged;
 	// default 1000.
 	MaxAckPending int
+	// Resume, for a PerKey consumer, returns the stream sequence of the
+	// last message of key that the handler has applied (0: none). When set,
+	// the first message of each key that this instance receives is preceded
+	// by the messages of that key stored after that sequence, before the
+	// delivered one and up to the last message the consumer had delivered
+	// when this instance started, read from the stream and handed to the
+	// handler in order. Without it, the messages an instance that died had
+	// fetched but not acknowledged come back only after AckWait, mixed with
+	// later messages of their key: a handler that skips what is at or
+	// before the last message it applied would skip them for good. The
+	// handler must skip those redeliveries (they were applied in the
+	// catch-up). Order per key across instances needs one instance per key
+	// (Keys), as for any PerKey consumer.
+	Resume func(ctx context.Context, key string) (uint64, error)
 	// InactiveThreshold, when set, lets the broker delete the durable once
 	// nothing has fetched from it for that long: for per-process consumers
 	// (caches) that must not outlive a process that died without Stop.
@@ -163,6 +182,8 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 		return c, fmt.Errorf("%w: consumer %s: backoff base %s above max %s", ErrInvalidConfig, c.Name, c.BackoffBase, c.BackoffMax)
 	case c.Ordering != PerKey && c.Ordering != Unordered:
 		return c, fmt.Errorf("%w: consumer %s: unknown ordering %d", ErrInvalidConfig, c.Name, c.Ordering)
+	case c.Resume != nil && c.Ordering != PerKey:
+		return c, fmt.Errorf("%w: consumer %s: Resume needs PerKey ordering", ErrInvalidConfig, c.Name)
 	}
 	for _, k := range c.Keys {
 		if err := ValidateKey(k); err != nil {
@@ -209,6 +230,14 @@ func Consume[T proto.Message](ctx context.Context, js jetstream.JetStream, catal
 	if err != nil {
 		return nil, err
 	}
+	var horizon uint64
+	if cfg.Resume != nil {
+		info, err := jc.Info(ctx)
+		if err != nil {
+			return nil, brokerError("consumer info "+cfg.Name, err)
+		}
+		horizon = info.Delivered.Stream
+	}
 	iter, err := jc.Messages(jetstream.PullMaxMessages(min(cfg.MaxAckPending, 256)))
 	if err != nil {
 		return nil, brokerError("consume "+cfg.Name, err)
@@ -217,7 +246,7 @@ func Consume[T proto.Message](ctx context.Context, js jetstream.JetStream, catal
 	// and ends only when Stop's own deadline passes.
 	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{name: cfg.Name, iter: iter, stopped: make(chan struct{}), done: make(chan struct{}), hard: hard}
-	p := &processor[T]{js: js, topic: t, cfg: cfg, handler: h, stopped: c.stopped}
+	p := &processor[T]{js: js, topic: t, cfg: cfg, handler: h, stopped: c.stopped, caughtUp: map[string]bool{}, horizon: horizon}
 	go c.run(hctx, p, cfg)
 	go func() {
 		select {

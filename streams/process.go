@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +26,14 @@ type processor[T proto.Message] struct {
 	cfg     ConsumerConfig
 	handler Handler[T]
 	stopped <-chan struct{}
+
+	// caughtUp holds the subjects whose catch-up (ConsumerConfig.Resume)
+	// is done in this instance.
+	mu       sync.Mutex
+	caughtUp map[string]bool
+	// horizon is the last stream sequence the consumer had delivered
+	// (to any instance) when this one started.
+	horizon uint64
 }
 
 func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
@@ -48,6 +57,10 @@ func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
 		return
 	}
 	hctx := extractContext(ctx, m.Header)
+	if !p.catchUp(ctx, raw, m) {
+		p.settle(ctx, raw, "nak", raw.Nak())
+		return
+	}
 	for {
 		err := p.call(hctx, m)
 		if err == nil {
@@ -85,27 +98,33 @@ func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
 
 // decode builds the handler's message; an undecodable payload is poison.
 func (p *processor[T]) decode(raw jetstream.Msg, meta *jetstream.MsgMetadata) (*Message[T], error) {
+	m, err := p.decodeData(raw.Subject(), raw.Headers(), raw.Data())
+	if err != nil {
+		return nil, err
+	}
+	m.Sequence, m.Delivery, m.Time, m.raw = meta.Sequence.Stream, deliveries(meta), meta.Timestamp, raw
+	return m, nil
+}
+
+// decodeData decodes a message's payload and headers.
+func (p *processor[T]) decodeData(subject string, h nats.Header, data []byte) (*Message[T], error) {
 	var zero T
 	payload, ok := zero.ProtoReflect().New().Interface().(T)
 	if !ok {
 		return nil, Permanent(fmt.Errorf("%w: cannot instantiate %T", ErrWrongType, zero))
 	}
-	h := raw.Headers()
 	if ct := h.Get(HeaderCEType); ct != "" && ct != string(p.topic.MessageName()) {
 		return nil, Permanent(fmt.Errorf("%w: ce-type %s, topic %s carries %s", ErrWrongType, ct, p.topic.Name, p.topic.MessageName()))
 	}
-	if err := proto.Unmarshal(raw.Data(), payload); err != nil {
+	if err := proto.Unmarshal(data, payload); err != nil {
 		return nil, Permanent(fmt.Errorf("decode %s: %w", p.topic.MessageName(), err))
 	}
-	key, _ := KeyFromSubject(p.topic.Name, raw.Subject())
+	key, _ := KeyFromSubject(p.topic.Name, subject)
 	id := h.Get(HeaderMsgID)
 	if id == "" {
 		id = h.Get(HeaderCEID)
 	}
-	return &Message[T]{
-		Topic: p.topic.Name, Key: key, Subject: raw.Subject(), Payload: payload, Header: h, ID: id,
-		Sequence: meta.Sequence.Stream, Delivery: deliveries(meta), Time: meta.Timestamp, raw: raw,
-	}, nil
+	return &Message[T]{Topic: p.topic.Name, Key: key, Subject: subject, Payload: payload, Header: h, ID: id}, nil
 }
 
 // call runs the handler, turning a panic into an error.
@@ -151,30 +170,41 @@ func (p *processor[T]) ack(ctx context.Context, raw jetstream.Msg) {
 // then terminates it; if the dead-letter write fails the message is handed
 // back for redelivery, so it is never lost.
 func (p *processor[T]) deadLetter(ctx context.Context, raw jetstream.Msg, meta *jetstream.MsgMetadata, deliveries int, cause error) {
-	dl := &nats.Msg{Subject: DLQTopic(raw.Subject()), Data: raw.Data(), Header: nats.Header{}}
-	for k, vs := range raw.Headers() {
-		if !strings.HasPrefix(k, "Nats-") { // the broker's own (id, expectations, batch) apply to the original
-			dl.Header[k] = vs
-		}
-	}
-	dl.Header.Set(HeaderMsgID, fmt.Sprintf("dlq:%s:%d:%s", meta.Stream, meta.Sequence.Stream, p.cfg.Name))
-	dl.Header.Set(HeaderDLQReason, cause.Error())
-	dl.Header.Set(HeaderDLQHandler, p.cfg.Name)
-	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries))
-	dl.Header.Set(HeaderDLQStream, meta.Stream)
-	dl.Header.Set(HeaderDLQSubject, raw.Subject())
-	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
-	dl.Header.Set(HeaderDLQOriginalMsgID, raw.Headers().Get(HeaderMsgID))
-	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := p.js.PublishMsg(ctx, dl); err != nil {
+	if err := p.writeDeadLetter(ctx, raw.Subject(), raw.Data(), raw.Headers(), meta.Sequence.Stream, deliveries, cause); err != nil {
 		p.cfg.Logger.ErrorContext(ctx, "dead-letter write failed; message handed back", "consumer", p.cfg.Name,
 			"subject", raw.Subject(), "seq", meta.Sequence.Stream, "err", err)
 		p.settle(ctx, raw, "nak", raw.NakWithDelay(p.cfg.BackoffMax))
 		return
 	}
-	p.cfg.Logger.WarnContext(ctx, "message dead-lettered", "consumer", p.cfg.Name, "subject", raw.Subject(),
-		"seq", meta.Sequence.Stream, "deliveries", deliveries, "reason", cause.Error())
 	p.settle(ctx, raw, "term", raw.TermWithReason("dead-lettered: "+truncate(cause.Error(), 200)))
+}
+
+// writeDeadLetter writes a message of the topic's stream at seq, with its
+// failure, to dlq.<topic>. The dead letter's id is derived from the
+// original's position and the consumer, so writing it twice stores it once.
+func (p *processor[T]) writeDeadLetter(ctx context.Context, subject string, data []byte, h nats.Header, seq uint64, deliveries int, cause error) error {
+	dl := &nats.Msg{Subject: DLQTopic(subject), Data: data, Header: nats.Header{}}
+	for k, vs := range h {
+		if !strings.HasPrefix(k, "Nats-") { // the broker's own (id, expectations, batch) apply to the original
+			dl.Header[k] = vs
+		}
+	}
+	stream := p.topic.Stream()
+	dl.Header.Set(HeaderMsgID, fmt.Sprintf("dlq:%s:%d:%s", stream, seq, p.cfg.Name))
+	dl.Header.Set(HeaderDLQReason, cause.Error())
+	dl.Header.Set(HeaderDLQHandler, p.cfg.Name)
+	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries))
+	dl.Header.Set(HeaderDLQStream, stream)
+	dl.Header.Set(HeaderDLQSubject, subject)
+	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(seq, 10))
+	dl.Header.Set(HeaderDLQOriginalMsgID, h.Get(HeaderMsgID))
+	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := p.js.PublishMsg(ctx, dl); err != nil {
+		return brokerError("dead-letter "+subject, err)
+	}
+	p.cfg.Logger.WarnContext(ctx, "message dead-lettered", "consumer", p.cfg.Name, "subject", subject,
+		"seq", seq, "deliveries", deliveries, "reason", cause.Error())
+	return nil
 }
 
 // settle logs a failed ack decision; the broker redelivers after AckWait,

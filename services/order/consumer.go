@@ -18,7 +18,19 @@ import (
 func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
 	return streams.Consume(ctx, s.js, streams.DefaultCatalog(), streams.TopicEngineEvent, streams.ConsumerConfig{
 		Name: s.cfg.ConsumerName, Ordering: streams.PerKey, Concurrency: s.cfg.Concurrency, AckSync: true, Logger: s.log,
+		// Only a Permanent failure may skip an event; anything else is the
+		// broker away, and retried until it is back.
+		MaxDeliver: 1_000_000,
+		Resume:     s.resume,
 	}, s.onEngineEvent)
+}
+
+// resume is the stream sequence of the last engine event applied for the
+// instrument: events a crashed instance had fetched but not acknowledged
+// are applied from there before later ones (which would make them skipped).
+func (s *Service) resume(ctx context.Context, instrument string) (uint64, error) {
+	_, streamSeq, err := s.st.appliedSequence(ctx, instrument)
+	return streamSeq, err
 }
 
 // onEngineEvent applies one engine event to the orders it names. An event
@@ -31,7 +43,7 @@ func (s *Service) onEngineEvent(ctx context.Context, m *streams.Message[*enginev
 	if inst == "" {
 		inst = m.Key
 	}
-	last, err := s.st.appliedSequence(ctx, inst)
+	last, _, err := s.st.appliedSequence(ctx, inst)
 	if err != nil {
 		return err
 	}
@@ -50,7 +62,7 @@ func (s *Service) onEngineEvent(ctx context.Context, m *streams.Message[*enginev
 	if seq == 0 {
 		return nil
 	}
-	return s.st.setApplied(ctx, inst, seq)
+	return s.st.setApplied(ctx, inst, seq, m.Sequence)
 }
 
 // change is the effect of an event on one order.

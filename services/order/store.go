@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -292,25 +293,32 @@ func (s *store) clientOrderID(ctx context.Context, account, clientID string) (st
 	return o.ID, nil
 }
 
-// appliedSequence is the last engine sequence applied for instrument.
-func (s *store) appliedSequence(ctx context.Context, instrument string) (uint64, error) {
+// appliedSequence returns the last engine sequence applied for instrument
+// and the stream sequence of that event on engine.event.v1 (0 when the
+// record predates it).
+func (s *store) appliedSequence(ctx context.Context, instrument string) (engineSeq, streamSeq uint64, err error) {
 	e, err := s.kv.Get(ctx, sequencePrefix+keyToken(instrument))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: read sequence of %s: %w", streams.ErrUnavailable, instrument, err)
+		return 0, 0, fmt.Errorf("%w: read sequence of %s: %w", streams.ErrUnavailable, instrument, err)
 	}
-	n, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	engineText, streamText, _ := strings.Cut(string(e.Value()), " ")
+	if engineSeq, err = strconv.ParseUint(engineText, 10, 64); err == nil && streamText != "" {
+		streamSeq, err = strconv.ParseUint(streamText, 10, 64)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("sequence record of %s: %w", instrument, err)
+		return 0, 0, fmt.Errorf("sequence record of %s: %w", instrument, err)
 	}
-	return n, nil
+	return engineSeq, streamSeq, nil
 }
 
-// setApplied records seq as the last engine sequence applied for instrument.
-func (s *store) setApplied(ctx context.Context, instrument string, seq uint64) error {
-	if _, err := s.kv.Put(ctx, sequencePrefix+keyToken(instrument), []byte(strconv.FormatUint(seq, 10))); err != nil {
+// setApplied records seq as the last engine sequence applied for
+// instrument, and streamSeq as its event's stream sequence.
+func (s *store) setApplied(ctx context.Context, instrument string, seq, streamSeq uint64) error {
+	value := strconv.FormatUint(seq, 10) + " " + strconv.FormatUint(streamSeq, 10)
+	if _, err := s.kv.Put(ctx, sequencePrefix+keyToken(instrument), []byte(value)); err != nil {
 		return fmt.Errorf("%w: store sequence of %s: %w", streams.ErrUnavailable, instrument, err)
 	}
 	return nil

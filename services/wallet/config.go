@@ -28,6 +28,9 @@ type Config struct {
 	ConsumerName string
 	// Concurrency is how many instruments are settled in parallel.
 	Concurrency int
+	// AckWait is how long the broker waits for the settlement of an engine
+	// event before it redelivers it (to this or another instance).
+	AckWait time.Duration
 	// WriteAttempts bounds the re-read-and-retry loop of a write that meets
 	// a concurrent writer; after it the write fails with Aborted.
 	WriteAttempts int
@@ -46,6 +49,7 @@ func Default() Config {
 		Replicas:       1,
 		ConsumerName:   "wallet-settlement",
 		Concurrency:    8,
+		AckWait:        30 * time.Second,
 		WriteAttempts:  10,
 		WriteTimeout:   10 * time.Second,
 	}
@@ -65,8 +69,8 @@ func (c Config) Validate() error {
 	if c.SnapshotBucket == "" {
 		errs = append(errs, errors.New("wallet: SnapshotBucket is required"))
 	}
-	if c.SnapshotEvery < 0 || c.Replicas < 1 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 {
-		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Replicas, Concurrency, WriteAttempts >= 1 and WriteTimeout > 0 are required"))
+	if c.SnapshotEvery < 0 || c.Replicas < 1 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 || c.AckWait <= 0 {
+		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Replicas, Concurrency, WriteAttempts >= 1, WriteTimeout and AckWait > 0 are required"))
 	}
 	if c.ConsumerName == "" {
 		errs = append(errs, errors.New("wallet: ConsumerName is required"))

@@ -12,13 +12,27 @@ import (
 )
 
 // consume starts settling engine.event.v1: one instrument's events in
-// order, acked synchronously after their journal entries are stored.
+// order, acked synchronously after their journal entries are stored. Each
+// instrument first catches up from the last event the journal settled, so
+// that the events a crashed instance had fetched but not acknowledged are
+// settled before later ones (settle skips anything at or before that).
 func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
 	return streams.Consume(ctx, s.js, streams.DefaultCatalog(), streams.TopicEngineEvent,
 		streams.ConsumerConfig{
 			Name: s.cfg.ConsumerName, Ordering: streams.PerKey, Concurrency: s.cfg.Concurrency,
-			AckSync: true, Logger: s.log,
+			AckSync: true, AckWait: s.cfg.AckWait, Logger: s.log, Resume: s.settled,
+			// Only a Permanent failure may skip an event (funds would be
+			// lost); anything else is the broker away, retried until back.
+			MaxDeliver: 1_000_000,
 		}, s.settle)
+}
+
+// settled is the stream sequence of the last engine event of instrument
+// whose settlement is in the journal.
+func (s *Service) settled(_ context.Context, instrument string) (uint64, error) {
+	var seq uint64
+	s.st.read(func(b *Book) { seq = b.EngineSequence(instrument) })
+	return seq, nil
 }
 
 // settle applies one engine event: trades move funds, cancels, rejects and

@@ -539,16 +539,16 @@ func TestRestartRebuildsState(t *testing.T) {
 			w.stop()
 
 			if every > 0 {
-				kv, err := e.js.KeyValue(t.Context(), cfg.SnapshotBucket)
+				snaps, err := e.js.ObjectStore(t.Context(), cfg.SnapshotBucket)
 				if err != nil {
 					t.Fatal(err)
 				}
-				entry, err := kv.Get(t.Context(), snapshotKey)
+				data, err := snaps.GetBytes(t.Context(), snapshotKey)
 				if err != nil {
 					t.Fatalf("no snapshot: %v", err)
 				}
 				var snap snapshot
-				if err := json.Unmarshal(entry.Value(), &snap); err != nil || snap.Applied == 0 {
+				if err := json.Unmarshal(data, &snap); err != nil || snap.Applied == 0 {
 					t.Fatalf("snapshot %v: %v", snap.Applied, err)
 				}
 			}

@@ -17,7 +17,7 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// snapshotKey is the key of the state snapshot in the snapshot bucket.
+// snapshotKey is the name of the state snapshot in the snapshot bucket.
 const snapshotKey = "state"
 
 // snapshotVersion is the format of a snapshot; another version is ignored
@@ -38,7 +38,7 @@ type store struct {
 	writeMu   sync.Mutex
 	mu        sync.RWMutex
 	book      *Book
-	kv        jetstream.KeyValue
+	snaps     jetstream.ObjectStore
 	sinceSnap int
 }
 
@@ -53,14 +53,16 @@ func (s *store) open(ctx context.Context) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.cfg.SnapshotEvery > 0 {
-		kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: s.cfg.SnapshotBucket, Description: "wallet state snapshots", History: 1,
+		// An object store: a snapshot holds every idempotency record and
+		// outgrows the largest KV value (1 MiB by default).
+		snaps, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: s.cfg.SnapshotBucket, Description: "wallet state snapshots",
 			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 		})
 		if err != nil {
 			return fmt.Errorf("snapshot bucket %s: %w", s.cfg.SnapshotBucket, err)
 		}
-		s.kv = kv
+		s.snaps = snaps
 		if err := s.loadSnapshot(ctx); err != nil {
 			return err
 		}
@@ -70,15 +72,15 @@ func (s *store) open(ctx context.Context) error {
 
 // loadSnapshot replaces the book with the stored snapshot, if any.
 func (s *store) loadSnapshot(ctx context.Context) error {
-	e, err := s.kv.Get(ctx, snapshotKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	data, err := s.snaps.GetBytes(ctx, snapshotKey)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
 	var snap snapshot
-	if err := json.Unmarshal(e.Value(), &snap); err != nil || snap.Version != snapshotVersion {
+	if err := json.Unmarshal(data, &snap); err != nil || snap.Version != snapshotVersion {
 		s.log.WarnContext(ctx, "wallet snapshot ignored, replaying the whole journal", "error", err, "version", snap.Version)
 		return nil
 	}
@@ -247,10 +249,11 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 // maybeSnapshot stores a snapshot when enough entries were written since
 // the last one. A failure is logged: the journal stays the truth.
 func (s *store) maybeSnapshot(ctx context.Context) {
-	if s.kv == nil || s.sinceSnap < s.cfg.SnapshotEvery {
+	if s.snaps == nil || s.sinceSnap < s.cfg.SnapshotEvery {
 		return
 	}
 	if err := s.snapshot(ctx); err != nil {
+		s.sinceSnap = 0 // try again after another interval, not on every write
 		s.log.WarnContext(ctx, "wallet snapshot failed", "error", err)
 	}
 }
@@ -267,7 +270,7 @@ func (s *store) snapshot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	if _, err := s.kv.Put(ctx, snapshotKey, data); err != nil {
+	if _, err := s.snaps.PutBytes(ctx, snapshotKey, data); err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
 	s.sinceSnap = 0
@@ -278,7 +281,7 @@ func (s *store) snapshot(ctx context.Context) error {
 func (s *store) Snapshot(ctx context.Context) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	if s.kv == nil {
+	if s.snaps == nil {
 		return errors.New("snapshots are disabled")
 	}
 	return s.snapshot(ctx)
@@ -331,10 +334,12 @@ func snapshotOf(b *Book) snapshot {
 		slices.SortFunc(sa.Balances, func(x, y Balance) int { return cmp.Compare(x.Asset, y.Asset) })
 		s.Accounts[id] = sa
 	}
-	slices.SortFunc(s.Holds, func(x, y Hold) int { return cmp.Compare(key(x.Account, x.ID), key(y.Account, y.ID)) })
-	slices.SortFunc(s.Transfers, func(x, y Transfer) int { return cmp.Compare(key(x.Account, x.ID), key(y.Account, y.ID)) })
+	slices.SortFunc(s.Holds, func(x, y Hold) int { return cmp.Or(cmp.Compare(x.Account, y.Account), cmp.Compare(x.ID, y.ID)) })
+	slices.SortFunc(s.Transfers, func(x, y Transfer) int {
+		return cmp.Or(cmp.Compare(x.Account, y.Account), cmp.Compare(x.ID, y.ID))
+	})
 	slices.SortFunc(s.Releases, func(x, y Release) int {
-		return cmp.Compare(key(x.Account, x.HoldID, x.ID), key(y.Account, y.HoldID, y.ID))
+		return cmp.Or(cmp.Compare(x.Account, y.Account), cmp.Compare(x.HoldID, y.HoldID), cmp.Compare(x.ID, y.ID))
 	})
 	return s
 }

@@ -187,6 +187,90 @@ func testRedeliveryAfterDeath(t *testing.T, s *suite) {
 	}
 }
 
+// ledger is a handler's applied state, shared by the instances of a test as
+// a database would be: it skips what is at or before the last message
+// applied.
+type ledger struct {
+	mu      sync.Mutex
+	applied uint64
+	values  []string
+}
+
+func (l *ledger) apply(m *streams.Message[*wrapperspb.StringValue]) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m.Sequence <= l.applied {
+		return // applied before
+	}
+	l.applied = m.Sequence
+	l.values = append(l.values, m.Payload.GetValue())
+}
+
+func (l *ledger) resume(context.Context, string) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied, nil
+}
+
+// An instance dies holding fetched, unacknowledged messages of a key; the
+// next instance, whose handler skips what is at or before its last applied
+// message, still applies every message once and in order: Resume catches
+// the key up from the stream before later messages overtake the ones the
+// broker redelivers only after AckWait.
+func testResumeAfterDeath(t *testing.T, s *suite) {
+	first := s.publishKeys(t, []string{"k"}, 10)
+	l := &ledger{}
+	cfg := streams.ConsumerConfig{Name: "resumer", AckWait: time.Minute, Resume: l.resume}
+	nc, js := s.env.Connect(t)
+	stuck := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	if _, err := streams.Consume(t.Context(), js, s.catalog, s.topic, cfg,
+		func(_ context.Context, m *streams.Message[*wrapperspb.StringValue]) error {
+			if m.Payload.GetValue() == "k-3" {
+				close(stuck)
+				<-release // the process dies here, k-3 and what it fetched after it unacknowledged
+				return errors.New("dead")
+			}
+			l.apply(m)
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stuck:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first instance did not reach k-3 within 10s")
+	}
+	nc.Close()
+
+	_, js2 := s.env.Connect(t)
+	s.consume(t, js2, cfg, func(_ context.Context, m *streams.Message[*wrapperspb.StringValue]) error {
+		l.apply(m)
+		return nil
+	})
+	var later []string
+	for i := 10; i < 15; i++ {
+		v := fmt.Sprintf("k-%d", i)
+		s.publish(t, "k", v, streams.WithMsgID(v))
+		later = append(later, v)
+	}
+	want := append(first, later...)
+	eventually(t, 20*time.Second, "every message applied", func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if len(l.values) < len(want) {
+			return fmt.Errorf("applied %v", l.values)
+		}
+		return nil
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if strings.Join(l.values, ",") != strings.Join(want, ",") {
+		t.Errorf("applied %v, want %v in order", l.values, want)
+	}
+}
+
 func testDeadLetter(t *testing.T, s *suite) {
 	ctx := streams.WithCorrelationID(t.Context(), "corr-dlq")
 	seq, err := s.publisher.Publish(ctx, s.topic, "BTCUSDT", wrapperspb.String("poison"), streams.WithMsgID("poison-1"))

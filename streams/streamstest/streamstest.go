@@ -57,6 +57,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"OrderPerKey", testOrderPerKey},
 		{"RedeliveryAfterHandlerError", testRedeliveryAfterError},
 		{"RedeliveryAfterConsumerDies", testRedeliveryAfterDeath},
+		{"ResumeAfterConsumerDies", testResumeAfterDeath},
 		{"DeadLetterAfterMaxDeliver", testDeadLetter},
 		{"PermanentAndPanic", testPermanentAndPanic},
 		{"RedriveBackToTopic", testRedrive},
