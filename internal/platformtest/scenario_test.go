@@ -124,7 +124,7 @@ func scenario(seed uint64, n, accounts int) []action {
 		case r < 94:
 			req.Quantity = m.huge
 		default:
-			req.SelfTradePrevention = commonv1.SelfTradePrevention(1 + rng.IntN(3))
+			req.SelfTradePrevention = commonv1.SelfTradePrevention(1 + rng.Int32N(3))
 		}
 		a.place = req
 		placed[key] = append(placed[key], req.GetClientOrderId())
