@@ -86,7 +86,7 @@ func TestCrashesEndInTheUninterruptedState(t *testing.T) {
 	// until waits for cond or the end of the drive.
 	until := func(cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline := time.Now().Add(5 * time.Minute) // a hang guard: -race on a busy machine is slow
 		for !finished && !cond() {
 			select {
 			case err := <-driven:
@@ -97,7 +97,7 @@ func TestCrashesEndInTheUninterruptedState(t *testing.T) {
 			case <-time.After(5 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("crash point not reached in 2 minutes")
+				t.Fatal("crash point not reached in 5 minutes")
 			}
 		}
 	}

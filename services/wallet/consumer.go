@@ -42,24 +42,27 @@ func (s *Service) settle(ctx context.Context, m *streams.Message[*enginev1.Engin
 	ev := m.Payload
 	inst := ev.GetInstrumentId()
 	cause := Entry{Instrument: inst, EngineEventID: ev.GetEventId(), EngineSequence: m.Sequence}
-	var plan func(tx *Tx) error
+	var (
+		plan     func(tx *Tx) error
+		accounts []string
+	)
 	switch e := ev.GetEvent().(type) {
 	case *enginev1.EngineEvent_Trade:
 		tr, err := s.trade(ctx, ev, e.Trade, m.Sequence)
 		if err != nil {
 			return err
 		}
-		plan = func(tx *Tx) error { return tx.Settle(tr) }
+		plan, accounts = func(tx *Tx) error { return tx.Settle(tr) }, []string{tr.BuyAccount, tr.SellAccount}
 	case *enginev1.EngineEvent_Cancelled:
-		plan = s.releaseOrder(e.Cancelled.GetAccountId(), e.Cancelled.GetOrderId(), cause)
+		plan, accounts = s.releaseOrder(e.Cancelled.GetAccountId(), e.Cancelled.GetOrderId(), cause), []string{e.Cancelled.GetAccountId()}
 	case *enginev1.EngineEvent_Rejected:
-		plan = s.releaseOrder(e.Rejected.GetAccountId(), e.Rejected.GetOrderId(), cause)
+		plan, accounts = s.releaseOrder(e.Rejected.GetAccountId(), e.Rejected.GetOrderId(), cause), []string{e.Rejected.GetAccountId()}
 	case *enginev1.EngineEvent_Expired:
-		plan = s.releaseOrder(e.Expired.GetAccountId(), e.Expired.GetOrderId(), cause)
+		plan, accounts = s.releaseOrder(e.Expired.GetAccountId(), e.Expired.GetOrderId(), cause), []string{e.Expired.GetAccountId()}
 	default:
 		return nil // accepted, cancel rejected: no funds move
 	}
-	err := s.st.update(ctx, func(tx *Tx) error {
+	err := s.st.update(ctx, accounts, func(tx *Tx) error {
 		if tx.book.EngineSequence(inst) >= m.Sequence {
 			return nil // applied before: a redelivery or a replay
 		}

@@ -109,7 +109,7 @@ func (h *handler) transfer(ctx context.Context, out bool, id, acct, asset, amoun
 		bal      Balance
 		replayed bool
 	)
-	err = h.s.st.update(ctx, func(tx *Tx) error {
+	err = h.s.st.update(ctx, []string{acct}, func(tx *Tx) error {
 		if t, ok := tx.book.Transfer(acct, id); ok {
 			if t.Withdrawal != out || t.Asset != asset || t.Amount != amount || t.Memo != memo {
 				return fmt.Errorf("%w: transfer_id %s was used for another transfer", ErrAlreadyExists, id)
@@ -152,7 +152,7 @@ func (h *handler) HoldBalance(ctx context.Context, req *walletv1.HoldBalanceRequ
 		hold     Hold
 		replayed bool
 	)
-	err = h.s.st.update(ctx, func(tx *Tx) error {
+	err = h.s.st.update(ctx, []string{acct}, func(tx *Tx) error {
 		if old, ok := tx.book.Hold(acct, id); ok {
 			if old.Asset != asset || old.Amount != amount || old.Reason != reason {
 				return fmt.Errorf("%w: hold_id %s was used for another hold", ErrAlreadyExists, id)
@@ -186,7 +186,7 @@ func (h *handler) ReleaseHold(ctx context.Context, req *walletv1.ReleaseHoldRequ
 		bal      Balance
 		replayed bool
 	)
-	err := h.s.st.update(ctx, func(tx *Tx) error {
+	err := h.s.st.update(ctx, []string{acct}, func(tx *Tx) error {
 		old, ok := tx.book.Hold(acct, id)
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrHoldNotFound, id)

@@ -25,8 +25,15 @@ const snapshotKey = "state"
 const snapshotVersion = 1
 
 // store keeps the book and its persistence: the journal (the source of
-// truth) and snapshots. Writes are serialised by writeMu (one writer per
-// process); readers take mu.
+// truth) and snapshots.
+//
+// Locking, in this order: a write takes gate for reading and the locks of
+// the accounts it touches, so writes of different accounts plan, wait for
+// the journal and apply concurrently, while writes of one account are
+// serialised (each is checked against the account's last journal entry).
+// Reading the journal back (catch-up) and snapshots take gate for writing,
+// alone. mu guards the book itself: writes plan under its read lock and
+// apply under its write lock; readers take its read lock.
 type store struct {
 	cfg    Config
 	log    *slog.Logger
@@ -35,23 +42,31 @@ type store struct {
 	now    func() time.Time
 	stream string
 
-	writeMu   sync.Mutex
-	mu        sync.RWMutex
-	book      *Book
-	snaps     jetstream.ObjectStore
+	gate     sync.RWMutex
+	accounts accountLocks
+	mu       sync.RWMutex
+	book     *Book
+	// outOfOrder holds journal ranges (first -> last) applied before an
+	// earlier range: book.applied advances over them once contiguous.
+	outOfOrder map[uint64]uint64
+	// stale is set when a journal write failed in a way that may have
+	// stored it: the next write catches up first.
+	stale     bool
 	sinceSnap int
+	snaps     jetstream.ObjectStore
 }
 
 func newStore(cfg Config, log *slog.Logger, js jetstream.JetStream, pub *streams.Publisher, now func() time.Time) *store {
 	return &store{cfg: cfg, log: log, js: js, pub: pub, now: now,
-		stream: streams.StreamName(streams.TopicBalanceChanged), book: NewBook()}
+		stream: streams.StreamName(streams.TopicBalanceChanged), book: NewBook(),
+		accounts: accountLocks{locks: map[string]*accountLock{}}, outOfOrder: map[uint64]uint64{}}
 }
 
 // open creates the snapshot bucket, loads the latest snapshot and replays
 // the journal after it.
 func (s *store) open(ctx context.Context) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	s.gate.Lock()
+	defer s.gate.Unlock()
 	if s.cfg.SnapshotEvery > 0 {
 		// An object store: a snapshot holds every idempotency record and
 		// outgrows the largest KV value (1 MiB by default).
@@ -93,7 +108,7 @@ func (s *store) loadSnapshot(ctx context.Context) error {
 }
 
 // catchUp applies every journal entry after the book's applied position up
-// to the end of the stream. The caller holds writeMu.
+// to the end of the stream. The caller holds gate for writing.
 func (s *store) catchUp(ctx context.Context) error {
 	st, err := s.js.Stream(ctx, s.stream)
 	if err != nil {
@@ -104,6 +119,14 @@ func (s *store) catchUp(ctx context.Context) error {
 		return fmt.Errorf("journal stream: %w", err)
 	}
 	last := info.State.LastSeq
+	defer func() {
+		if s.book.applied >= last { // every range applied out of order is covered now
+			s.mu.Lock()
+			s.stale = false
+			clear(s.outOfOrder)
+			s.mu.Unlock()
+		}
+	}()
 	if s.book.applied >= last {
 		return nil
 	}
@@ -157,27 +180,20 @@ func (s *store) applyMsg(m jetstream.Msg) error {
 
 // update runs plan against the book and appends the entries it makes to
 // the journal, atomically, each account's first entry checked against the
-// account's last journal sequence. On a concurrent write it re-reads the
-// journal and plans again. After the commit (or when plan made no entry)
-// done runs, still as the only writer. The book changes only after the
-// journal acknowledged the entries.
-func (s *store) update(ctx context.Context, plan func(tx *Tx) error, done func(b *Book)) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+// account's last journal sequence. plan may touch only the given accounts:
+// writes of other accounts run meanwhile. On a concurrent write it re-reads
+// the journal and plans again. After the commit (or when plan made no
+// entry) done runs, still holding the accounts. The book changes only
+// after the journal acknowledged the entries.
+func (s *store) update(ctx context.Context, accounts []string, plan func(tx *Tx) error, done func(b *Book)) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		tx := s.book.Begin(s.now())
-		if err := plan(tx); err != nil {
+		if err := s.catchUpIfStale(ctx); err != nil {
 			return err
 		}
-		if len(tx.Entries) == 0 {
-			done(s.book)
-			return nil
-		}
-		err := s.commit(ctx, tx)
+		err := s.tryUpdate(ctx, accounts, plan, done)
 		if err == nil {
-			done(s.book)
 			s.maybeSnapshot(ctx)
 			return nil
 		}
@@ -187,17 +203,58 @@ func (s *store) update(ctx context.Context, plan func(tx *Tx) error, done func(b
 		if attempt >= s.cfg.WriteAttempts {
 			return fmt.Errorf("%w: %d attempts: %w", ErrConflict, attempt, err)
 		}
-		if err := s.catchUp(ctx); err != nil {
-			return err
-		}
+		s.mu.Lock()
+		s.stale = true
+		s.mu.Unlock()
 	}
 }
 
-// commit numbers tx's entries, publishes them in one atomic batch and
-// applies them to the book.
+// tryUpdate is one attempt of update.
+func (s *store) tryUpdate(ctx context.Context, accounts []string, plan func(tx *Tx) error, done func(b *Book)) error {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	defer s.accounts.lock(accounts)()
+	s.mu.RLock()
+	tx := s.book.Begin(s.now())
+	err := plan(tx)
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if len(tx.Entries) > 0 {
+		if err := s.commit(ctx, tx); err != nil {
+			return err
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	done(s.book)
+	return nil
+}
+
+// catchUpIfStale re-reads the journal after a write whose outcome is
+// unknown or that met another writer.
+func (s *store) catchUpIfStale(ctx context.Context) error {
+	s.mu.RLock()
+	stale := s.stale
+	s.mu.RUnlock()
+	if !stale {
+		return nil
+	}
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	if err := s.catchUp(ctx); err != nil {
+		return fmt.Errorf("re-read journal: %w", err)
+	}
+	return nil
+}
+
+// commit numbers tx's entries, publishes them (one message, or an atomic
+// batch) and applies them to the book. The caller holds the accounts.
 func (s *store) commit(ctx context.Context, tx *Tx) error {
 	records := make([]streams.Record, len(tx.Entries))
 	next := map[string]uint64{}
+	s.mu.RLock()
 	for i := range tx.Entries {
 		e := &tx.Entries[i]
 		seq, subj := s.book.AccountSeq(e.Account)
@@ -210,46 +267,130 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 		e.Sequence = next[e.Account]
 		records[i] = entryRecord(*e, s.cfg.scale(e.Asset), expected)
 	}
-	var first uint64
-	if len(records) == 1 {
-		seq, err := s.pub.Publish(ctx, records[0].Topic, records[0].Key, records[0].Msg, records[0].Opts...)
-		if err != nil {
-			return fmt.Errorf("append journal: %w", err)
+	s.mu.RUnlock()
+	first, err := s.publish(ctx, records)
+	if err != nil {
+		if !errors.Is(err, streams.ErrConcurrency) && !errors.Is(err, streams.ErrInvalidConfig) {
+			s.mu.Lock()
+			s.stale = true // it may be stored: read it back before the next write
+			s.mu.Unlock()
 		}
-		first = seq
-	} else {
-		f, _, err := s.pub.PublishAtomic(ctx, records)
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID {
-			// An entry of the batch is already stored at the same account
-			// position: another instance wrote it. Re-read and plan again.
-			return fmt.Errorf("append journal: %w: %w", streams.ErrConcurrency, err)
-		}
-		if err != nil {
-			return fmt.Errorf("append journal: %w", err)
-		}
-		first = f
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	contiguous := s.book.applied+1 == first
 	for i := range tx.Entries {
 		tx.Entries[i].StreamSeq = first + uint64(i)
 		if err := s.book.Apply(tx.Entries[i]); err != nil {
 			return err
 		}
 	}
-	if contiguous {
-		s.book.applied = first + uint64(len(tx.Entries)) - 1
-	}
+	s.advanceApplied(first, first+uint64(len(tx.Entries))-1)
 	s.sinceSnap += len(tx.Entries)
 	return nil
+}
+
+// publish appends records to the journal and returns the stream sequence
+// of the first; an atomic batch's entries are consecutive.
+func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) {
+	if len(records) == 1 {
+		seq, err := s.pub.Publish(ctx, records[0].Topic, records[0].Key, records[0].Msg, records[0].Opts...)
+		if err != nil {
+			return 0, fmt.Errorf("append journal: %w", err)
+		}
+		return seq, nil
+	}
+	first, _, err := s.pub.PublishAtomic(ctx, records)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID {
+		// An entry of the batch is already stored at the same account
+		// position: another instance wrote it. Re-read and plan again.
+		return 0, fmt.Errorf("append journal: %w: %w", streams.ErrConcurrency, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append journal: %w", err)
+	}
+	return first, nil
+}
+
+// advanceApplied records that the journal range first..last is applied:
+// book.applied (the prefix of the journal the book reflects) moves over it
+// once every range before it is applied too. The caller holds mu.
+func (s *store) advanceApplied(first, last uint64) {
+	if first != s.book.applied+1 {
+		s.outOfOrder[first] = last
+		return
+	}
+	s.book.applied = last
+	for {
+		next, ok := s.outOfOrder[s.book.applied+1]
+		if !ok {
+			return
+		}
+		delete(s.outOfOrder, s.book.applied+1)
+		s.book.applied = next
+	}
+}
+
+// accountLocks serialises the writes of each account.
+type accountLocks struct {
+	mu    sync.Mutex
+	locks map[string]*accountLock
+}
+
+type accountLock struct {
+	mu    sync.Mutex
+	users int // holders and waiters; the lock is dropped at 0
+}
+
+// lock locks the accounts (in order, so two writers never wait for each
+// other) and returns the function that unlocks them.
+func (l *accountLocks) lock(accounts []string) func() {
+	names := slices.Compact(slices.Sorted(slices.Values(accounts)))
+	held := make([]*accountLock, len(names))
+	l.mu.Lock()
+	for i, n := range names {
+		al := l.locks[n]
+		if al == nil {
+			al = &accountLock{}
+			l.locks[n] = al
+		}
+		al.users++
+		held[i] = al
+	}
+	l.mu.Unlock()
+	for _, al := range held {
+		al.mu.Lock()
+	}
+	return func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			held[i].mu.Unlock()
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for i, al := range held {
+			if al.users--; al.users == 0 {
+				delete(l.locks, names[i])
+			}
+		}
+	}
 }
 
 // maybeSnapshot stores a snapshot when enough entries were written since
 // the last one. A failure is logged: the journal stays the truth.
 func (s *store) maybeSnapshot(ctx context.Context) {
-	if s.snaps == nil || s.sinceSnap < s.cfg.SnapshotEvery {
+	if s.snaps == nil {
+		return
+	}
+	s.mu.RLock()
+	due := s.sinceSnap >= s.cfg.SnapshotEvery
+	s.mu.RUnlock()
+	if !due {
+		return
+	}
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	if s.sinceSnap < s.cfg.SnapshotEvery { // another writer took it
 		return
 	}
 	if err := s.snapshot(ctx); err != nil {
@@ -259,7 +400,7 @@ func (s *store) maybeSnapshot(ctx context.Context) {
 }
 
 // snapshot catches up (so the book is exactly a prefix of the journal) and
-// stores it. The caller holds writeMu.
+// stores it. The caller holds gate for writing.
 func (s *store) snapshot(ctx context.Context) error {
 	if err := s.catchUp(ctx); err != nil {
 		return err
@@ -279,8 +420,8 @@ func (s *store) snapshot(ctx context.Context) error {
 
 // Snapshot writes a snapshot now (operators, tests).
 func (s *store) Snapshot(ctx context.Context) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	s.gate.Lock()
+	defer s.gate.Unlock()
 	if s.snaps == nil {
 		return errors.New("snapshots are disabled")
 	}
@@ -372,8 +513,8 @@ func (s snapshot) book() *Book {
 // current catches up with the journal and returns the balances of acct (""
 // for all) and the stream sequence they reflect.
 func (s *store) current(ctx context.Context, acct string) ([]Balance, uint64, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	s.gate.Lock()
+	defer s.gate.Unlock()
 	if err := s.catchUp(ctx); err != nil {
 		return nil, 0, err
 	}
