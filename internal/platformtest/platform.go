@@ -9,12 +9,13 @@
 //	p.WaitSettled(t)
 //
 // The order service reaches the wallet over that HTTP server, as two
-// processes would. The wallet and the matching engine each have their own
-// NATS connection, so a test can kill one mid-flight ([Platform.KillWallet],
-// [Platform.KillMatching]: the connection is closed before the service is
-// stopped, so nothing is drained or acknowledged) and start it again from
-// the streams ([Platform.StartWallet], [Platform.StartMatching]). While the
-// wallet is down its RPCs answer Unavailable.
+// processes would. The wallet, the order service and the matching engine
+// each have their own NATS connection, so a test can kill one mid-flight
+// ([Platform.KillWallet], [Platform.KillOrders], [Platform.KillMatching]:
+// the connection is closed before the service is stopped, so nothing is
+// drained or acknowledged) and start it again from the streams
+// ([Platform.StartWallet], [Platform.StartOrders], [Platform.StartMatching]).
+// While the wallet or the order service is down its RPCs answer Unavailable.
 package platformtest
 
 import (
@@ -97,7 +98,9 @@ type Platform struct {
 	Orders   orderv1connect.OrderServiceClient
 
 	walletHandler atomic.Pointer[http.Handler]
+	orderHandler  atomic.Pointer[http.Handler]
 	wallet        *process
+	orders        *process
 	matching      *process
 }
 
@@ -141,27 +144,21 @@ func New(t testing.TB, opts ...Option) *Platform {
 
 	mux := http.NewServeMux()
 	mux.Handle(md.Handler())
-	mux.HandleFunc("/"+walletv1connect.WalletServiceName+"/", p.serveWallet)
+	mux.HandleFunc("/"+walletv1connect.WalletServiceName+"/", func(w http.ResponseWriter, r *http.Request) {
+		serveIfUp(w, r, &p.walletHandler, "wallet")
+	})
+	mux.HandleFunc("/"+orderv1connect.OrderServiceName+"/", func(w http.ResponseWriter, r *http.Request) {
+		serveIfUp(w, r, &p.orderHandler, "order service")
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	p.Metadata = metadatav1connect.NewMetadataServiceClient(srv.Client(), srv.URL)
 	p.Wallet = walletv1connect.NewWalletServiceClient(srv.Client(), srv.URL)
 
-	p.StartWallet()
-	orders, err := order.New(cfg.order, order.Deps{
-		Logger:      cfg.logger.With("service", "order"),
-		JetStream:   js,
-		Publisher:   streams.NewPublisher(js, catalog, streams.WithSource("tradex/order")),
-		Instruments: p.cache,
-		Wallet:      p.Wallet,
-	})
-	if err != nil {
-		t.Fatalf("platformtest: %v", err)
-	}
-	p.run("order", nil, orders.Run, orders.Ready())
-	mux.Handle(orders.Handler())
 	p.Orders = orderv1connect.NewOrderServiceClient(srv.Client(), srv.URL)
+	p.StartWallet()
+	p.StartOrders()
 	p.StartMatching()
 	return p
 }
@@ -172,12 +169,12 @@ func (p *Platform) JetStream() jetstream.JetStream { return p.js }
 // Server is the embedded server.
 func (p *Platform) Server() *embeddedtest.Server { return p.server }
 
-// serveWallet forwards to the running wallet, or answers 503 (Connect:
+// serveIfUp forwards to the running service, or answers 503 (Connect:
 // Unavailable) while it is down.
-func (p *Platform) serveWallet(w http.ResponseWriter, r *http.Request) {
-	h := p.walletHandler.Load()
+func serveIfUp(w http.ResponseWriter, r *http.Request, handler *atomic.Pointer[http.Handler], name string) {
+	h := handler.Load()
 	if h == nil {
-		http.Error(w, "wallet is down", http.StatusServiceUnavailable)
+		http.Error(w, name+" is down", http.StatusServiceUnavailable)
 		return
 	}
 	(*h).ServeHTTP(w, r)
@@ -212,6 +209,39 @@ func (p *Platform) KillWallet() {
 	p.walletHandler.Store(nil)
 	p.wallet.kill(p.t)
 	p.wallet = nil
+}
+
+// StartOrders starts the order service on a new connection (it loads the
+// orders from its bucket and resumes the engine events) and waits until it
+// is ready.
+func (p *Platform) StartOrders() {
+	p.t.Helper()
+	if p.orders != nil {
+		p.t.Fatal("platformtest: the order service is running")
+	}
+	js := p.connect("order")
+	svc, err := order.New(p.cfg.order, order.Deps{
+		Logger:      p.cfg.logger.With("service", "order"),
+		JetStream:   js,
+		Publisher:   streams.NewPublisher(js, streams.DefaultCatalog(), streams.WithSource("tradex/order")),
+		Instruments: p.cache,
+		Wallet:      p.Wallet,
+	})
+	if err != nil {
+		p.t.Fatalf("platformtest: %v", err)
+	}
+	p.orders = p.run("order", js.Conn(), svc.Run, svc.Ready())
+	_, h := svc.Handler()
+	p.orderHandler.Store(&h)
+}
+
+// KillOrders kills the order service: its connection is closed mid-flight,
+// then it is stopped; its RPCs answer Unavailable until StartOrders.
+func (p *Platform) KillOrders() {
+	p.t.Helper()
+	p.orderHandler.Store(nil)
+	p.orders.kill(p.t)
+	p.orders = nil
 }
 
 // StartMatching starts the matching engine on a new connection (it

@@ -10,6 +10,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
 	"github.com/tradex-mesh/tradex/services/matching"
+	"github.com/tradex-mesh/tradex/services/order"
 	"github.com/tradex-mesh/tradex/services/wallet"
 )
 
@@ -28,6 +29,7 @@ func newPlatform(t *testing.T) *platformtest.Platform {
 			c.SnapshotEvery = 500 // restarts rebuild from a snapshot and the journal after it
 			c.AckWait = 2 * time.Second
 		}),
+		platformtest.WithOrderConfig(func(c *order.Config) { c.AckWait = 2 * time.Second }),
 		platformtest.WithMatchingConfig(func(c *matching.Config) {
 			c.SnapshotInterval = 300
 			c.AckWait = 2 * time.Second
@@ -56,9 +58,10 @@ func TestScenarioKeepsInvariants(t *testing.T) {
 		len(out.placed), len(out.unfunded), len(state.trades["BTCUSDT"]), len(state.trades["ETHUSDT"]))
 }
 
-// The matching engine and the wallet are killed (connection cut mid-flight)
-// and restarted from the streams at seeded points of the scenario; the run
-// ends in exactly the state of an uninterrupted run of the same scenario.
+// The matching engine, the wallet and the order service are killed
+// (connection cut mid-flight), alone and together, and restarted from the
+// streams at seeded points of the scenario; the run ends in exactly the
+// state of an uninterrupted run of the same scenario.
 func TestCrashesEndInTheUninterruptedState(t *testing.T) {
 	t.Parallel()
 	acts := scenario(scenarioSeed, scenarioActions, scenarioAccounts)
@@ -77,7 +80,12 @@ func TestCrashesEndInTheUninterruptedState(t *testing.T) {
 	go func() { driven <- drive(t.Context(), p, out, acts, scenarioAccounts, ampleFunds, perMarket) }()
 
 	rng := rand.New(rand.NewPCG(scenarioSeed, 7)) //nolint:gosec // seeded crash points, reproducible
-	points := make([]int64, 9)
+	// Who dies at each point, in turn.
+	victims := []struct{ wallet, orders, matching bool }{
+		{wallet: true}, {matching: true}, {wallet: true, matching: true},
+		{orders: true}, {orders: true, matching: true}, {wallet: true, orders: true, matching: true},
+	}
+	points := make([]int64, 2*len(victims))
 	for i := range points {
 		points[i] = rng.Int64N(scenarioActions * 9 / 10)
 	}
@@ -103,24 +111,30 @@ func TestCrashesEndInTheUninterruptedState(t *testing.T) {
 	}
 	for i, at := range points {
 		until(func() bool { return out.done.Load() >= at })
-		killWallet, killMatching := i%3 != 1, i%3 != 0
-		if killWallet {
+		v := victims[i%len(victims)]
+		if v.wallet {
 			p.KillWallet()
 		}
-		if killMatching {
+		if v.orders {
+			p.KillOrders()
+		}
+		if v.matching {
 			p.KillMatching()
 		}
 		retries := out.retries.Load()
 		progress := out.done.Load()
-		if killWallet { // down until the clients noticed
+		if v.wallet || v.orders { // down until the clients noticed
 			until(func() bool { return out.retries.Load() >= retries+20 })
 		} else { // commands pile up meanwhile
 			until(func() bool { return out.done.Load() >= progress+int64(50+rng.IntN(200)) })
 		}
-		if killWallet {
+		if v.wallet {
 			p.StartWallet()
 		}
-		if killMatching {
+		if v.orders {
+			p.StartOrders()
+		}
+		if v.matching {
 			p.StartMatching()
 		}
 	}

@@ -16,6 +16,9 @@ type Config struct {
 	ConsumerName string
 	// Concurrency is how many instruments' events are applied in parallel.
 	Concurrency int
+	// AckWait is how long the broker waits for an engine event to be
+	// applied before it redelivers it (to this or another instance).
+	AckWait time.Duration
 	// CleanupTimeout bounds what PlaceOrder does after a failure once the
 	// caller may be gone (releasing a hold, freeing a client order id).
 	CleanupTimeout time.Duration
@@ -31,6 +34,7 @@ func Default() Config {
 		Replicas:       1,
 		ConsumerName:   "order-status",
 		Concurrency:    8,
+		AckWait:        30 * time.Second,
 		CleanupTimeout: 10 * time.Second,
 		WatchBuffer:    1024,
 	}
@@ -41,8 +45,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Bucket == "" || c.ConsumerName == "":
 		return errors.New("order: Bucket and ConsumerName are required")
-	case c.Replicas < 1 || c.Concurrency < 1 || c.WatchBuffer < 1 || c.CleanupTimeout <= 0:
-		return errors.New("order: Replicas, Concurrency, WatchBuffer >= 1 and CleanupTimeout > 0 are required")
+	case c.Replicas < 1 || c.Concurrency < 1 || c.WatchBuffer < 1 || c.CleanupTimeout <= 0 || c.AckWait <= 0:
+		return errors.New("order: Replicas, Concurrency, WatchBuffer >= 1, CleanupTimeout and AckWait > 0 are required")
 	}
 	return nil
 }

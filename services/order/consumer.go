@@ -18,6 +18,7 @@ import (
 func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
 	return streams.Consume(ctx, s.js, streams.DefaultCatalog(), streams.TopicEngineEvent, streams.ConsumerConfig{
 		Name: s.cfg.ConsumerName, Ordering: streams.PerKey, Concurrency: s.cfg.Concurrency, AckSync: true, Logger: s.log,
+		AckWait: s.cfg.AckWait,
 		// Only a Permanent failure may skip an event; anything else is the
 		// broker away, and retried until it is back.
 		MaxDeliver: 1_000_000,

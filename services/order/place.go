@@ -9,6 +9,7 @@ import (
 
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // place assigns intent an id and submits it, or, when its client order id
@@ -66,6 +67,17 @@ func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, 
 		return Order{}, errors.Join(err, s.freeClaim(ctx, o, claimRev))
 	}
 	if err := s.publishSubmit(ctx, o); err != nil {
+		if errors.Is(err, streams.ErrUnavailable) {
+			// The command may be stored with its ack lost (the broker or the
+			// connection went away): releasing the hold now would leave the
+			// engine an order without funds. Keep the hold and the client
+			// order id: a retry with it resumes this order (the hold is
+			// replayed, the publish deduplicated on the order id), and if
+			// the command is stored its first engine event stores the order
+			// (consumer.go). Without a client order id, a command that was
+			// not stored leaves its hold behind.
+			return Order{}, err
+		}
 		return Order{}, errors.Join(err, s.undoHold(ctx, o), s.freeClaim(ctx, o, claimRev))
 	}
 	return s.st.create(ctx, o)

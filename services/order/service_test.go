@@ -741,3 +741,36 @@ func TestUnavailableBeforeRun(t *testing.T) {
 		t.Fatal("New without a publisher succeeded")
 	}
 }
+
+// A submit whose publish fails for want of the broker may have been stored
+// (ack lost): the hold and the client order id are kept, never released,
+// and the retry with the same client order id resumes the same order id
+// with the same hold.
+func TestUnavailablePublishKeepsTheHold(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	svc := e.start()
+	e.deposit("ivan", "USDT", "1000")
+	commands := streams.StreamName(streams.TopicOrderCommand)
+	if err := e.js.DeleteStream(t.Context(), commands); err != nil { // nobody answers the publish
+		t.Fatal(err)
+	}
+	_, err := svc.client.PlaceOrder(t.Context(), limit("ivan", "i-1", "BTCUSDT", buy, "0.01", "50000"))
+	codeOf(t, err, connect.CodeUnavailable, "")
+	if got := e.balance("ivan", "USDT"); got != "500/500" {
+		t.Fatalf("after the unavailable publish ivan USDT %s, want the hold kept (500/500)", got)
+	}
+	if err := streams.EnsureStreams(t.Context(), e.js, streams.DefaultCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	res := svc.place(t, limit("ivan", "i-1", "BTCUSDT", buy, "0.01", "50000"))
+	if !res.GetReplayed() {
+		t.Errorf("retry with the same client order id not a replay: %v", res)
+	}
+	if cmd := e.commands()[res.GetOrder().GetOrderId()]; cmd.GetSubmit().GetOrderId() != res.GetOrder().GetOrderId() {
+		t.Errorf("submit of %s not on the stream: %v", res.GetOrder().GetOrderId(), e.commands())
+	}
+	if got := e.balance("ivan", "USDT"); got != "500/500" {
+		t.Errorf("after the retry ivan USDT %s, want one hold (500/500)", got)
+	}
+}
