@@ -16,13 +16,7 @@ type Candle struct {
 }
 
 func (c *Candle) add(t Trade) {
-	if c.Count == 0 {
-		c.Open, c.High, c.Low = t.Price, t.Price, t.Price
-	}
-	c.High, c.Low, c.Close = max(c.High, t.Price), min(c.Low, t.Price), t.Price
-	c.Volume += t.Quantity
-	c.QuoteVolume += t.Quote
-	c.Count++
+	c.merge(Candle{Open: t.Price, High: t.Price, Low: t.Price, Close: t.Price, Volume: t.Quantity, QuoteVolume: t.Quote, Count: 1})
 }
 
 // merge adds the later candle o to c.

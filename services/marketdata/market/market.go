@@ -196,7 +196,7 @@ func (m *Market) addTrade(t Trade) {
 			return
 		}
 	}
-	c := Candle{OpenTime: minute, Open: t.Price, High: t.Price, Low: t.Price}
+	c := Candle{OpenTime: minute}
 	c.add(t)
 	m.minutes.push(c)
 }
