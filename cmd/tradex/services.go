@@ -11,12 +11,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/order"
@@ -118,6 +120,7 @@ func serviceBuilders() []serviceBuilder {
 		{name: "wallet", build: buildWallet},
 		{name: "order", build: buildOrder},
 		{name: "matching", build: buildMatching},
+		{name: "marketdata", build: buildMarketData},
 	}
 }
 
@@ -232,6 +235,24 @@ func buildMatching(p platform) (component, error) {
 		return component{}, fmt.Errorf("matching: %w", err)
 	}
 	return component{name: "matching", run: svc.Run, ready: svc.Ready()}, nil
+}
+
+func buildMarketData(p platform) (component, error) {
+	svc, err := marketdata.New(marketdata.Default(), marketdata.Deps{
+		Logger:      p.logger.With("service", "marketdata"),
+		JetStream:   p.js,
+		Instruments: p.instruments,
+	})
+	if err != nil {
+		return component{}, fmt.Errorf("marketdata: %w", err)
+	}
+	path, h := svc.Handler()
+	return component{
+		name:    "marketdata",
+		run:     svc.Run,
+		ready:   svc.Ready(),
+		connect: []rpcserver.Service{{Name: marketdatav1connect.MarketDataServiceName, Path: path, Handler: h}},
+	}, nil
 }
 
 // metadataClient is the in-process metadata service when this process runs

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
@@ -58,6 +60,19 @@ func TestServeTradesEndToEnd(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("trade not settled within 30s: %s", state)
+		}
+		waitABit(t)
+	}
+
+	// The market data service saw it too.
+	md := marketdatav1connect.NewMarketDataServiceClient(http.DefaultClient, base)
+	for {
+		res, err := md.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT"})
+		if err == nil && len(res.GetTrades()) == 1 && res.GetTrades()[0].GetPrice() == "50000.00" && res.GetTrades()[0].GetQuantity() == "0.01000" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("market data trades %v, %v; want the one trade", res, err)
 		}
 		waitABit(t)
 	}

@@ -1,6 +1,6 @@
 // Package platformtest runs the trading core in process for a test: an
 // embedded JetStream with every catalog stream, and the metadata, wallet,
-// order and matching services wired as `tradex serve` wires them, behind
+// order, matching and market data services wired as `tradex serve` wires them, behind
 // one loopback HTTP server that speaks Connect (like the internal port).
 //
 //	p := platformtest.New(t)
@@ -35,10 +35,12 @@ import (
 
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
+	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/order"
@@ -54,11 +56,12 @@ const startTimeout = 30 * time.Second
 type Option func(*config)
 
 type config struct {
-	sync     embedded.SyncPolicy
-	logger   *slog.Logger
-	wallet   wallet.Config
-	order    order.Config
-	matching matching.Config
+	sync       embedded.SyncPolicy
+	logger     *slog.Logger
+	wallet     wallet.Config
+	order      order.Config
+	matching   matching.Config
+	marketData marketdata.Config
 }
 
 // WithSync sets the embedded server's fsync policy (default
@@ -93,15 +96,18 @@ type Platform struct {
 	URL string
 	// Metadata, Wallet and Orders are Connect clients of the services over
 	// HTTP/1.1 (Connect protocol).
-	Metadata metadatav1connect.MetadataServiceClient
-	Wallet   walletv1connect.WalletServiceClient
-	Orders   orderv1connect.OrderServiceClient
+	Metadata   metadatav1connect.MetadataServiceClient
+	Wallet     walletv1connect.WalletServiceClient
+	Orders     orderv1connect.OrderServiceClient
+	MarketData marketdatav1connect.MarketDataServiceClient
 
 	walletHandler atomic.Pointer[http.Handler]
 	orderHandler  atomic.Pointer[http.Handler]
+	mdHandler     atomic.Pointer[http.Handler]
 	wallet        *process
 	orders        *process
 	matching      *process
+	marketData    *process
 }
 
 // New starts the platform for t and stops it in t's cleanup. It fails the
@@ -109,11 +115,12 @@ type Platform struct {
 func New(t testing.TB, opts ...Option) *Platform {
 	t.Helper()
 	cfg := config{
-		sync:     embedded.SyncAlways,
-		logger:   slog.New(slog.DiscardHandler),
-		wallet:   wallet.Default(),
-		order:    order.Default(),
-		matching: matching.Default(),
+		sync:       embedded.SyncAlways,
+		logger:     slog.New(slog.DiscardHandler),
+		wallet:     wallet.Default(),
+		order:      order.Default(),
+		matching:   matching.Default(),
+		marketData: marketdata.Default(),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -150,6 +157,9 @@ func New(t testing.TB, opts ...Option) *Platform {
 	mux.HandleFunc("/"+orderv1connect.OrderServiceName+"/", func(w http.ResponseWriter, r *http.Request) {
 		serveIfUp(w, r, &p.orderHandler, "order service")
 	})
+	mux.HandleFunc("/"+marketdatav1connect.MarketDataServiceName+"/", func(w http.ResponseWriter, r *http.Request) {
+		serveIfUp(w, r, &p.mdHandler, "market data service")
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
@@ -157,9 +167,11 @@ func New(t testing.TB, opts ...Option) *Platform {
 	p.Wallet = walletv1connect.NewWalletServiceClient(srv.Client(), srv.URL)
 
 	p.Orders = orderv1connect.NewOrderServiceClient(srv.Client(), srv.URL)
+	p.MarketData = marketdatav1connect.NewMarketDataServiceClient(srv.Client(), srv.URL)
 	p.StartWallet()
 	p.StartOrders()
 	p.StartMatching()
+	p.StartMarketData()
 	return p
 }
 
@@ -242,6 +254,34 @@ func (p *Platform) KillOrders() {
 	p.orderHandler.Store(nil)
 	p.orders.kill(p.t)
 	p.orders = nil
+}
+
+// StartMarketData starts the market data service on a new connection (it
+// rebuilds from the engine events) and waits until it is ready.
+func (p *Platform) StartMarketData() {
+	p.t.Helper()
+	if p.marketData != nil {
+		p.t.Fatal("platformtest: the market data service is running")
+	}
+	js := p.connect("marketdata")
+	svc, err := marketdata.New(p.cfg.marketData, marketdata.Deps{
+		Logger: p.cfg.logger.With("service", "marketdata"), JetStream: js, Instruments: p.cache,
+	})
+	if err != nil {
+		p.t.Fatalf("platformtest: %v", err)
+	}
+	p.marketData = p.run("marketdata", js.Conn(), svc.Run, svc.Ready())
+	_, h := svc.Handler()
+	p.mdHandler.Store(&h)
+}
+
+// KillMarketData kills the market data service; its RPCs answer
+// Unavailable until StartMarketData.
+func (p *Platform) KillMarketData() {
+	p.t.Helper()
+	p.mdHandler.Store(nil)
+	p.marketData.kill(p.t)
+	p.marketData = nil
 }
 
 // StartMatching starts the matching engine on a new connection (it

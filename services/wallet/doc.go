@@ -12,8 +12,8 @@
 // journal, appended with an expected-last-subject-sequence check (one
 // atomic batch per request or engine event, so a trade is never half
 // applied), and the in-memory Book changes only after the append is
-// acknowledged. At start the Book is rebuilt from the latest snapshot (KV
-// bucket Config.SnapshotBucket) and the journal after it. Amounts are int64
+// acknowledged. At start the Book is rebuilt from the latest snapshot (object
+// store Config.SnapshotBucket) and the journal after it. Amounts are int64
 // fixed-point at a scale per asset (Config.Scales, default 8) and decimal
 // strings at the API. See docs/services/wallet.md.
 package wallet

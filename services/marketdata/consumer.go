@@ -1,0 +1,166 @@
+package marketdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/services/marketdata/market"
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// follow rebuilds the state from the first engine event and applies every
+// later one as it comes, with an ordered consumer (in order, no gap: it
+// restarts itself where it was if a message goes missing). It returns when
+// ctx ends or the feed fails; the state is then rebuilt from scratch.
+func (s *Service) follow(ctx context.Context) error {
+	name := streams.StreamName(streams.TopicEngineEvent)
+	st, err := s.js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	caughtUp := info.State.LastSeq
+	cons, err := s.js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{streams.TopicEngineEvent + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", name, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", name, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	s.st.reset()
+	if caughtUp == 0 {
+		s.markReady(ctx)
+	}
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return ctx.Err()
+			}
+			return fmt.Errorf("consume %s: %w", name, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("consume %s: %w", name, err)
+		}
+		if err := s.apply(ctx, msg.Data()); err != nil {
+			s.log.ErrorContext(ctx, "engine event not applied", "seq", meta.Sequence.Stream, "err", err)
+		}
+		if meta.Sequence.Stream >= caughtUp {
+			s.markReady(ctx)
+		}
+	}
+}
+
+func (s *Service) markReady(ctx context.Context) {
+	s.readyOnce.Do(func() {
+		close(s.ready)
+		s.log.InfoContext(ctx, "market data rebuilt", "instruments", s.st.count())
+	})
+}
+
+// apply decodes one engine event and applies it to its instrument.
+func (s *Service) apply(ctx context.Context, data []byte) error {
+	var ev enginev1.EngineEvent
+	if err := proto.Unmarshal(data, &ev); err != nil {
+		return fmt.Errorf("decode engine event: %w", err)
+	}
+	sym := ev.GetInstrumentId()
+	scales, err := s.scalesOf(ctx, sym)
+	if err != nil {
+		return err
+	}
+	me, err := toEvent(&ev, scales)
+	if err != nil {
+		return fmt.Errorf("engine event %s: %w", ev.GetEventId(), err)
+	}
+	return s.st.apply(sym, scales, me, s.now())
+}
+
+// scalesOf returns the instrument's scales, waiting out a metadata service
+// that is away (every later event of the instrument needs them).
+func (s *Service) scalesOf(ctx context.Context, sym string) (scales, error) {
+	if sc, ok := s.st.scales(sym); ok {
+		return sc, nil
+	}
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		in, err := s.insts.Get(ctx, sym)
+		if err == nil {
+			return scales{price: in.GetPriceScale(), quantity: in.GetQuantityScale()}, nil
+		}
+		s.log.WarnContext(ctx, "instrument lookup failed", "instrument", sym, "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return scales{}, fmt.Errorf("instrument %s: %w", sym, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// scales are an instrument's fixed-point scales.
+type scales struct{ price, quantity int32 }
+
+// toEvent converts an engine event to the market's terms.
+func toEvent(ev *enginev1.EngineEvent, sc scales) (market.Event, error) {
+	out := market.Event{Seq: ev.GetSequence(), Time: ev.GetEngineTime().AsTime()}
+	for _, c := range ev.GetBookChanges() {
+		price, err := decimal.ParseNonNegative(c.GetPrice(), sc.price)
+		if err != nil {
+			return out, fmt.Errorf("book change price: %w", err)
+		}
+		qty, err := decimal.ParseNonNegative(c.GetQuantity(), sc.quantity)
+		if err != nil {
+			return out, fmt.Errorf("book change quantity: %w", err)
+		}
+		out.Changes = append(out.Changes, market.Change{Side: sideOf(c.GetSide()), Price: price, Quantity: qty})
+	}
+	if tr := ev.GetTrade(); tr != nil {
+		price, err := decimal.ParseNonNegative(tr.GetPrice(), sc.price)
+		if err != nil {
+			return out, fmt.Errorf("trade price: %w", err)
+		}
+		qty, err := decimal.ParseNonNegative(tr.GetQuantity(), sc.quantity)
+		if err != nil {
+			return out, fmt.Errorf("trade quantity: %w", err)
+		}
+		quote, err := decimal.ParseNonNegative(tr.GetQuoteQuantity(), sc.price+sc.quantity)
+		if err != nil {
+			return out, fmt.Errorf("trade quote quantity: %w", err)
+		}
+		out.Trade = &market.Trade{ID: tr.GetTradeId(), Price: price, Quantity: qty, Quote: quote,
+			TakerSide: sideOf(tr.GetTakerSide()), Time: out.Time}
+	}
+	return out, nil
+}
+
+// sideOf is the market's side (0, which the market refuses, for anything
+// but buy and sell).
+func sideOf(s commonv1.Side) market.Side {
+	switch s {
+	case commonv1.Side_SIDE_BUY:
+		return market.Buy
+	case commonv1.Side_SIDE_SELL:
+		return market.Sell
+	default:
+		return 0
+	}
+}

@@ -1,0 +1,235 @@
+package marketdata_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tradex-mesh/tradex/embedded"
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
+	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
+	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
+	"github.com/tradex-mesh/tradex/internal/platformtest"
+)
+
+const waitFor = 20 * time.Second
+
+func place(t *testing.T, p *platformtest.Platform, acct string, side commonv1.Side, qty, price string) {
+	t.Helper()
+	if _, err := p.Orders.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+		AccountId: acct, InstrumentId: "BTCUSDT", Side: side, Type: commonv1.OrderType_ORDER_TYPE_LIMIT, Quantity: qty, Price: price,
+	}); err != nil {
+		t.Fatalf("place %s %v %s@%s: %v", acct, side, qty, price, err)
+	}
+}
+
+// l2 is a book kept from a snapshot and deltas, as a client keeps it.
+type l2 struct{ bids, asks map[string]string }
+
+func (b *l2) set(side map[string]string, levels []*marketdatav1.BookLevel) {
+	for _, l := range levels {
+		if strings.Trim(l.GetQuantity(), "0.") == "" {
+			delete(side, l.GetPrice())
+		} else {
+			side[l.GetPrice()] = l.GetQuantity()
+		}
+	}
+}
+
+func (b *l2) String() string {
+	format := func(side map[string]string, desc bool) string {
+		prices := make([]string, 0, len(side))
+		for p := range side {
+			prices = append(prices, p)
+		}
+		slices.Sort(prices) // same number of digits here: text order is price order
+		if desc {
+			slices.Reverse(prices)
+		}
+		var parts []string
+		for _, p := range prices {
+			parts = append(parts, p+"x"+side[p])
+		}
+		return strings.Join(parts, " ")
+	}
+	return "bids " + format(b.bids, true) + " | asks " + format(b.asks, false)
+}
+
+func snapshotString(s *marketdatav1.BookSnapshot) string {
+	b := &l2{bids: map[string]string{}, asks: map[string]string{}}
+	b.set(b.bids, s.GetBids())
+	b.set(b.asks, s.GetAsks())
+	return b.String()
+}
+
+// Orders placed through the platform show up in the book, the trades, the
+// ticker and the candles; a book stream's snapshot plus deltas rebuild the
+// book GetBook serves, with a gapless seq/prev_seq chain; a restarted
+// service rebuilds the same state from the engine events.
+func TestMarketDataFromTheEngine(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t, platformtest.WithSync(embedded.SyncPeriodic))
+	for acct, asset := range map[string]string{"maker": "BTC", "taker": "USDT"} {
+		if _, err := p.Wallet.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "d-" + acct, AccountId: acct, Asset: asset, Amount: "100000"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	books, err := p.MarketData.StreamBook(ctx, &marketdatav1.StreamBookRequest{InstrumentId: "BTCUSDT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trades, err := p.MarketData.StreamTrades(ctx, &marketdatav1.StreamTradesRequest{InstrumentIds: []string{"BTCUSDT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !books.Receive() || books.Msg().GetSnapshot() == nil {
+		t.Fatalf("first book message %v, %v; want a snapshot", books.Msg(), books.Err())
+	}
+	kept := &l2{bids: map[string]string{}, asks: map[string]string{}}
+	lastSeq := books.Msg().GetSnapshot().GetSeq()
+
+	place(t, p, "maker", commonv1.Side_SIDE_SELL, "0.01", "50000")
+	place(t, p, "maker", commonv1.Side_SIDE_SELL, "0.02", "50010")
+	place(t, p, "taker", commonv1.Side_SIDE_BUY, "0.005", "49990")
+	place(t, p, "taker", commonv1.Side_SIDE_BUY, "0.015", "50000") // trades 0.01 at 50000, rests 0.005
+	p.WaitSettled(t)
+
+	const want = "bids 50000.00x0.00500 49990.00x0.00500 | asks 50010.00x0.02000"
+	var book *marketdatav1.GetBookResponse
+	deadline := time.Now().Add(waitFor)
+	for {
+		book, err = p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT"})
+		if err == nil && snapshotString(book.GetBook()) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GetBook %v, %v; want %s", book, err, want)
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-t.Context().Done():
+		}
+	}
+	for lastSeq < book.GetBook().GetSeq() {
+		if !books.Receive() {
+			t.Fatalf("book stream ended: %v", books.Err())
+		}
+		d := books.Msg().GetDelta()
+		if d == nil || d.GetPrevSeq() != lastSeq || d.GetSeq() <= lastSeq {
+			t.Fatalf("delta %v after seq %d: want prev_seq = %d", d, lastSeq, lastSeq)
+		}
+		kept.set(kept.bids, d.GetBids())
+		kept.set(kept.asks, d.GetAsks())
+		lastSeq = d.GetSeq()
+	}
+	if kept.String() != want {
+		t.Errorf("snapshot + deltas: %s, GetBook: %s", kept, want)
+	}
+
+	if !trades.Receive() {
+		t.Fatalf("trade stream ended: %v", trades.Err())
+	}
+	if tr := trades.Msg().GetTrade(); tr.GetPrice() != "50000.00" || tr.GetQuantity() != "0.01000" ||
+		tr.GetQuoteQuantity() != "500.0000000" || tr.GetTakerSide() != commonv1.Side_SIDE_BUY {
+		t.Errorf("streamed trade %v", tr)
+	}
+	listed, err := p.MarketData.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT"})
+	if err != nil || len(listed.GetTrades()) != 1 || listed.GetTrades()[0].GetPrice() != "50000.00" {
+		t.Errorf("ListTrades %v, %v", listed, err)
+	}
+	tk, err := p.MarketData.GetTicker(t.Context(), &marketdatav1.GetTickerRequest{InstrumentId: "BTCUSDT"})
+	if k := tk.GetTicker(); err != nil || k.GetLast() != "50000.00" || k.GetVolume() != "0.01000" || k.GetTradeCount() != 1 ||
+		k.GetBestBid() != "50000.00" || k.GetBestAsk() != "50010.00" || k.GetPriceChangePercent() != "0.00" {
+		t.Errorf("GetTicker %v, %v", tk, err)
+	}
+	candles, err := p.MarketData.ListCandles(t.Context(), &marketdatav1.ListCandlesRequest{
+		InstrumentId: "BTCUSDT", Interval: marketdatav1.CandleInterval_CANDLE_INTERVAL_ONE_MINUTE})
+	if err != nil || len(candles.GetCandles()) != 1 || candles.GetCandles()[0].GetVolume() != "0.01000" || candles.GetCandles()[0].GetTradeCount() != 1 {
+		t.Errorf("ListCandles %v, %v", candles, err)
+	}
+	tickers, err := p.MarketData.ListTickers(t.Context(), &marketdatav1.ListTickersRequest{})
+	if err != nil || len(tickers.GetTickers()) != 1 || tickers.GetTickers()[0].GetInstrumentId() != "BTCUSDT" {
+		t.Errorf("ListTickers %v, %v", tickers, err)
+	}
+
+	// A new instance rebuilds the same state from the engine events.
+	p.KillMarketData()
+	p.StartMarketData()
+	again, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT"})
+	if err != nil || snapshotString(again.GetBook()) != want || again.GetBook().GetSeq() != book.GetBook().GetSeq() {
+		t.Errorf("after a restart GetBook %v, %v; want %s at seq %d", again, err, want, book.GetBook().GetSeq())
+	}
+	depth1, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT", Depth: 1})
+	if err != nil || snapshotString(depth1.GetBook()) != "bids 50000.00x0.00500 | asks 50010.00x0.02000" {
+		t.Errorf("depth 1: %v, %v", depth1, err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t, platformtest.WithSync(embedded.SyncPeriodic))
+	cases := []struct {
+		name string
+		call func() error
+		code connect.Code
+		text string
+	}{
+		{"no instrument", func() error {
+			_, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{})
+			return err
+		}, connect.CodeInvalidArgument, "instrument_id"},
+		{"unknown instrument", func() error {
+			_, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "NOPE"})
+			return err
+		}, connect.CodeNotFound, "NOPE"},
+		{"negative depth", func() error {
+			_, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT", Depth: -1})
+			return err
+		}, connect.CodeInvalidArgument, "depth"},
+		{"no interval", func() error {
+			_, err := p.MarketData.ListCandles(t.Context(), &marketdatav1.ListCandlesRequest{InstrumentId: "BTCUSDT"})
+			return err
+		}, connect.CodeInvalidArgument, "interval"},
+		{"end before start", func() error {
+			_, err := p.MarketData.ListCandles(t.Context(), &marketdatav1.ListCandlesRequest{InstrumentId: "BTCUSDT",
+				Interval: marketdatav1.CandleInterval_CANDLE_INTERVAL_ONE_HOUR, StartTime: tsAt(2), EndTime: tsAt(1)})
+			return err
+		}, connect.CodeInvalidArgument, "end_time"},
+		{"negative limit", func() error {
+			_, err := p.MarketData.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT", Limit: -1})
+			return err
+		}, connect.CodeInvalidArgument, "limit"},
+		{"stream of an unknown instrument", func() error {
+			s, err := p.MarketData.StreamTrades(t.Context(), &marketdatav1.StreamTradesRequest{InstrumentIds: []string{"NOPE"}})
+			if err != nil {
+				return err
+			}
+			s.Receive()
+			return s.Err()
+		}, connect.CodeNotFound, "NOPE"},
+	}
+	for _, c := range cases {
+		err := c.call()
+		if connect.CodeOf(err) != c.code || !strings.Contains(fmt.Sprint(err), c.text) {
+			t.Errorf("%s: %v; want %v naming %q", c.name, err, c.code, c.text)
+		}
+	}
+	// A known instrument without trading yet: an empty book, not an error.
+	res, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "ETHUSDT"})
+	if err != nil || len(res.GetBook().GetBids())+len(res.GetBook().GetAsks()) != 0 || res.GetBook().GetInstrumentId() != "ETHUSDT" {
+		t.Errorf("empty book: %v, %v", res, err)
+	}
+}
+
+func tsAt(hour int) *timestamppb.Timestamp {
+	return timestamppb.New(time.Date(2026, 12, 1, hour, 0, 0, 0, time.UTC))
+}
