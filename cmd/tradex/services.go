@@ -242,6 +242,7 @@ func buildMarketData(p platform) (component, error) {
 		Logger:      p.logger.With("service", "marketdata"),
 		JetStream:   p.js,
 		Instruments: p.instruments,
+		Publisher:   streams.NewPublisher(p.js, p.catalog, streams.WithSource("tradex/marketdata")),
 	})
 	if err != nil {
 		return component{}, fmt.Errorf("marketdata: %w", err)

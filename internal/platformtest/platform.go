@@ -266,6 +266,7 @@ func (p *Platform) StartMarketData() {
 	js := p.connect("marketdata")
 	svc, err := marketdata.New(p.cfg.marketData, marketdata.Deps{
 		Logger: p.cfg.logger.With("service", "marketdata"), JetStream: js, Instruments: p.cache,
+		Publisher: streams.NewPublisher(js, streams.DefaultCatalog(), streams.WithSource("tradex/marketdata")),
 	})
 	if err != nil {
 		p.t.Fatalf("platformtest: %v", err)

@@ -60,8 +60,12 @@ func (s *Service) follow(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("consume %s: %w", name, err)
 		}
-		if err := s.apply(ctx, msg.Data()); err != nil {
+		u, err := s.apply(ctx, msg.Data())
+		if err != nil {
 			s.log.ErrorContext(ctx, "engine event not applied", "seq", meta.Sequence.Stream, "err", err)
+		}
+		if meta.Sequence.Stream > caughtUp { // live, not the rebuild
+			s.publish(ctx, u)
 		}
 		if meta.Sequence.Stream >= caughtUp {
 			s.markReady(ctx)
@@ -77,21 +81,50 @@ func (s *Service) markReady(ctx context.Context) {
 }
 
 // apply decodes one engine event and applies it to its instrument.
-func (s *Service) apply(ctx context.Context, data []byte) error {
+func (s *Service) apply(ctx context.Context, data []byte) (update, error) {
 	var ev enginev1.EngineEvent
 	if err := proto.Unmarshal(data, &ev); err != nil {
-		return fmt.Errorf("decode engine event: %w", err)
+		return update{}, fmt.Errorf("decode engine event: %w", err)
 	}
 	sym := ev.GetInstrumentId()
 	scales, err := s.scalesOf(ctx, sym)
 	if err != nil {
-		return err
+		return update{}, err
 	}
 	me, err := toEvent(&ev, scales)
 	if err != nil {
-		return fmt.Errorf("engine event %s: %w", ev.GetEventId(), err)
+		return update{}, fmt.Errorf("engine event %s: %w", ev.GetEventId(), err)
 	}
 	return s.st.apply(sym, scales, me, s.now())
+}
+
+// publish sends what an event changed to md.book.v1 and md.trade.v1,
+// without waiting for the broker: the topics are disposable, and a reader
+// that misses a delta sees it in the seq/prev_seq chain and resyncs with
+// GetBook. The message id is the instrument and engine sequence, so a
+// repeat inside the duplicate window is stored once.
+func (s *Service) publish(ctx context.Context, u update) {
+	if s.pub == nil {
+		return
+	}
+	send := func(topic string, seq uint64, msg proto.Message) {
+		ack, err := s.pub.PublishAsync(ctx, topic, u.instrument, msg, streams.WithMsgID(fmt.Sprintf("%s:%d", u.instrument, seq)))
+		if err != nil {
+			s.log.WarnContext(ctx, "market data not published", "topic", topic, "instrument", u.instrument, "err", err)
+			return
+		}
+		go func() {
+			if _, err := ack.Wait(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "market data not published", "topic", topic, "instrument", u.instrument, "err", err)
+			}
+		}()
+	}
+	if u.delta != nil {
+		send(streams.TopicBook, u.delta.GetSeq(), u.delta)
+	}
+	if u.trade != nil {
+		send(streams.TopicTrade, u.trade.GetSeq(), u.trade)
+	}
 }
 
 // scalesOf returns the instrument's scales, waiting out a metadata service

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // Instruments looks instruments up by symbol (internal/instruments
@@ -29,6 +30,10 @@ type Deps struct {
 	JetStream jetstream.JetStream
 	// Instruments gives each instrument's scales. Required.
 	Instruments Instruments
+	// Publisher, if set, publishes every book change to md.book.v1 and
+	// every trade to md.trade.v1 as they happen (give it
+	// streams.WithSource("tradex/marketdata")).
+	Publisher *streams.Publisher
 	// Clock is the end of the ticker's 24-hour window; nil is time.Now.
 	Clock func() time.Time
 }
@@ -40,6 +45,7 @@ type Service struct {
 	log   *slog.Logger
 	js    jetstream.JetStream
 	insts Instruments
+	pub   *streams.Publisher
 	now   func() time.Time
 	st    *state
 
@@ -66,7 +72,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Clock = time.Now
 	}
 	return &Service{
-		cfg: cfg, log: deps.Logger, js: deps.JetStream, insts: deps.Instruments, now: deps.Clock,
+		cfg: cfg, log: deps.Logger, js: deps.JetStream, insts: deps.Instruments, pub: deps.Publisher, now: deps.Clock,
 		st: newState(cfg), ready: make(chan struct{}), stopped: make(chan struct{}),
 	}, nil
 }

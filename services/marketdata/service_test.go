@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tradex-mesh/tradex/embedded"
@@ -91,6 +93,13 @@ func TestMarketDataFromTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The fan-out topics, as any reader (the gateway) would read them.
+	published := make(chan *nats.Msg, 64)
+	sub, err := p.Server().Conn().ChanSubscribe("md.>", published)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	if !books.Receive() || books.Msg().GetSnapshot() == nil {
 		t.Fatalf("first book message %v, %v; want a snapshot", books.Msg(), books.Err())
 	}
@@ -142,6 +151,35 @@ func TestMarketDataFromTheEngine(t *testing.T) {
 		tr.GetQuoteQuantity() != "500.0000000" || tr.GetTakerSide() != commonv1.Side_SIDE_BUY {
 		t.Errorf("streamed trade %v", tr)
 	}
+	// md.book.v1 carries the same deltas, md.trade.v1 the trade.
+	var deltas, mdTrades int
+	var prev uint64
+	for prev != book.GetBook().GetSeq() || mdTrades == 0 {
+		select {
+		case m := <-published:
+			switch {
+			case strings.HasPrefix(m.Subject, "md.book.v1.BTCUSDT"):
+				var d marketdatav1.BookDelta
+				if err := proto.Unmarshal(m.Data, &d); err != nil || d.GetPrevSeq() != prev {
+					t.Fatalf("md.book.v1 delta %v (%v) after seq %d", &d, err, prev)
+				}
+				prev = d.GetSeq()
+				deltas++
+			case strings.HasPrefix(m.Subject, "md.trade.v1.BTCUSDT"):
+				var tr marketdatav1.Trade
+				if err := proto.Unmarshal(m.Data, &tr); err != nil || tr.GetPrice() != "50000.00" {
+					t.Fatalf("md.trade.v1 %v (%v)", &tr, err)
+				}
+				mdTrades++
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("published %d deltas up to seq %d and %d trades; want up to seq %d and the trade", deltas, prev, mdTrades, book.GetBook().GetSeq())
+		}
+	}
+	if mdTrades != 1 {
+		t.Errorf("%d trades published, want 1", mdTrades)
+	}
+
 	listed, err := p.MarketData.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT"})
 	if err != nil || len(listed.GetTrades()) != 1 || listed.GetTrades()[0].GetPrice() != "50000.00" {
 		t.Errorf("ListTrades %v, %v", listed, err)

@@ -77,7 +77,7 @@ func (st *state) scales(sym string) (scales, bool) {
 
 // apply applies ev to the instrument and hands what changed to the streams
 // that want it; a stream that is StreamBuffer updates behind is ended.
-func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) error {
+func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) (update, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	in := st.ins[sym]
@@ -88,7 +88,7 @@ func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) er
 	prevBookSeq := in.m.BookSeq()
 	changed, err := in.m.Apply(ev)
 	if err != nil || (!changed && ev.Trade == nil) {
-		return err
+		return update{}, err
 	}
 	u := update{instrument: sym}
 	if changed {
@@ -111,7 +111,7 @@ func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) er
 			delete(st.subs, sub)
 		}
 	}
-	return nil
+	return u, nil
 }
 
 // subscribe registers a stream and calls first with the state at the
