@@ -238,7 +238,9 @@ func buildMatching(p platform) (component, error) {
 }
 
 func buildMarketData(p platform) (component, error) {
-	svc, err := marketdata.New(marketdata.Default(), marketdata.Deps{
+	cfg := marketdata.Default()
+	cfg.Replicas = p.replicas
+	svc, err := marketdata.New(cfg, marketdata.Deps{
 		Logger:      p.logger.With("service", "marketdata"),
 		JetStream:   p.js,
 		Instruments: p.instruments,

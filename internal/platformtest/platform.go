@@ -79,6 +79,12 @@ func WithWalletConfig(f func(*wallet.Config)) Option { return func(c *config) { 
 // order.Default()).
 func WithOrderConfig(f func(*order.Config)) Option { return func(c *config) { f(&c.order) } }
 
+// WithMarketDataConfig changes the market data service's configuration
+// (default marketdata.Default()); it applies to every start.
+func WithMarketDataConfig(f func(*marketdata.Config)) Option {
+	return func(c *config) { f(&c.marketData) }
+}
+
 // WithMatchingConfig changes the matching engine's configuration (default
 // matching.Default()); it applies to every start.
 func WithMatchingConfig(f func(*matching.Config)) Option { return func(c *config) { f(&c.matching) } }

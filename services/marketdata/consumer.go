@@ -16,10 +16,11 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// follow rebuilds the state from the first engine event and applies every
-// later one as it comes, with an ordered consumer (in order, no gap: it
-// restarts itself where it was if a message goes missing). It returns when
-// ctx ends or the feed fails; the state is then rebuilt from scratch.
+// follow rebuilds the state (from the latest snapshot and the events after
+// it, or from the first event) and applies every later event as it comes,
+// with an ordered consumer (in order, no gap: it restarts itself where it
+// was if a message goes missing). It returns when ctx ends or the feed
+// fails; the state is then rebuilt.
 func (s *Service) follow(ctx context.Context) error {
 	name := streams.StreamName(streams.TopicEngineEvent)
 	st, err := s.js.Stream(ctx, name)
@@ -31,9 +32,20 @@ func (s *Service) follow(ctx context.Context) error {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
 	caughtUp := info.State.LastSeq
-	cons, err := s.js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{streams.TopicEngineEvent + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	store, err := s.snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	s.st.reset()
+	covered, err := s.loadSnapshot(ctx, store)
+	if err != nil {
+		return err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.TopicEngineEvent + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if covered > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, covered+1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, name, cfg)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", name, err)
 	}
@@ -44,10 +56,11 @@ func (s *Service) follow(ctx context.Context) error {
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	s.st.reset()
-	if caughtUp == 0 {
+	if caughtUp <= covered {
 		s.markReady(ctx)
 	}
+	snap := snapshotter{s: s, store: store}
+	defer snap.wait()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -70,6 +83,49 @@ func (s *Service) follow(ctx context.Context) error {
 		if meta.Sequence.Stream >= caughtUp {
 			s.markReady(ctx)
 		}
+		snap.after(ctx, meta.Sequence.Stream)
+	}
+}
+
+// snapshotter writes a snapshot every Config.SnapshotEvery events, beside
+// the feed (which only copies the state), one at a time.
+type snapshotter struct {
+	s       *Service
+	store   jetstream.ObjectStore
+	since   int
+	writing chan struct{} // closed when the write in flight is done
+}
+
+func (sn *snapshotter) after(ctx context.Context, stream uint64) {
+	if sn.store == nil {
+		return
+	}
+	if sn.since++; sn.since < sn.s.cfg.SnapshotEvery {
+		return
+	}
+	if sn.writing != nil {
+		select {
+		case <-sn.writing:
+		default:
+			return // the last one is still being written: take it later
+		}
+	}
+	sn.since = 0
+	doc := sn.s.st.snapshot(stream)
+	done := make(chan struct{})
+	sn.writing = done
+	go func() {
+		defer close(done)
+		if err := sn.s.writeSnapshot(context.WithoutCancel(ctx), sn.store, doc); err != nil {
+			sn.s.log.WarnContext(ctx, "market data snapshot failed", "err", err)
+		}
+	}()
+}
+
+// wait waits for the write in flight.
+func (sn *snapshotter) wait() {
+	if sn.writing != nil {
+		<-sn.writing
 	}
 }
 

@@ -1,10 +1,13 @@
 package marketdata_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
+	"github.com/tradex-mesh/tradex/services/marketdata"
 )
 
 const waitFor = 20 * time.Second
@@ -270,4 +274,105 @@ func TestErrors(t *testing.T) {
 
 func tsAt(hour int) *timestamppb.Timestamp {
 	return timestamppb.New(time.Date(2026, 12, 1, hour, 0, 0, 0, time.UTC))
+}
+
+// lockedBuffer collects the services' logs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A restart reads the snapshot and only the events after it, and ends in
+// the same state as the instance before it; an unreadable snapshot is
+// ignored (the whole stream is replayed) with the same result.
+func TestRestartFromSnapshot(t *testing.T) {
+	t.Parallel()
+	logs := &lockedBuffer{}
+	p := platformtest.New(t, platformtest.WithSync(embedded.SyncPeriodic),
+		platformtest.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))),
+		platformtest.WithMarketDataConfig(func(c *marketdata.Config) { c.SnapshotEvery = 3 }))
+	for acct, asset := range map[string]string{"maker": "BTC", "taker": "USDT"} {
+		if _, err := p.Wallet.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "d-" + acct, AccountId: acct, Asset: asset, Amount: "100000"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		place(t, p, "maker", commonv1.Side_SIDE_SELL, "0.01", fmt.Sprintf("500%02d", i))
+		place(t, p, "taker", commonv1.Side_SIDE_BUY, "0.004", fmt.Sprintf("500%02d", i))
+	}
+	p.WaitSettled(t)
+	state := func() string {
+		t.Helper()
+		book, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		trades, err := p.MarketData.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%s seq %d, %d trades", snapshotString(book.GetBook()), book.GetBook().GetSeq(), len(trades.GetTrades()))
+	}
+	var before string
+	deadline := time.Now().Add(waitFor)
+	// Each buy takes the oldest asks left: six trades, three asks untouched.
+	const want = "bids  | asks 50002.00x0.01000 50003.00x0.01000 50004.00x0.01000 seq 16, 6 trades"
+	for before = state(); before != want; before = state() {
+		if time.Now().After(deadline) {
+			t.Fatalf("market data %s, want %s", before, want)
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-t.Context().Done():
+		}
+	}
+	store, err := p.JetStream().ObjectStore(t.Context(), "tradex_marketdata_snapshots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if info, err := store.GetInfo(t.Context(), "state"); err == nil && info.Size > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot written")
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-t.Context().Done():
+		}
+	}
+
+	p.KillMarketData()
+	p.StartMarketData()
+	if after := state(); after != before {
+		t.Errorf("after a restart from the snapshot: %s, before: %s", after, before)
+	}
+	if !strings.Contains(logs.String(), "market data snapshot loaded") {
+		t.Error("the restart did not load the snapshot")
+	}
+
+	p.KillMarketData()
+	if _, err := store.PutBytes(t.Context(), "state", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	p.StartMarketData()
+	if after := state(); after != before {
+		t.Errorf("after a restart with a corrupt snapshot: %s, before: %s", after, before)
+	}
+	if !strings.Contains(logs.String(), "market data snapshot ignored") {
+		t.Error("the corrupt snapshot was not reported")
+	}
 }

@@ -1,6 +1,9 @@
 package marketdata
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -216,4 +219,35 @@ func (in *instrument) candle(pi marketdatav1.CandleInterval, iv market.Interval,
 		Volume: in.qty(c.Volume), QuoteVolume: decimal.Format(c.QuoteVolume, in.sc.price+in.sc.quantity),
 		TradeCount: c.Count, Closed: in.m.Closed(iv, c.OpenTime),
 	}
+}
+
+// snapshot copies every instrument's state, covering the engine stream up
+// to stream.
+func (st *state) snapshot(stream uint64) snapshotDoc {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	doc := snapshotDoc{Version: snapshotVersion, Stream: stream}
+	for _, sym := range slices.Sorted(maps.Keys(st.ins)) {
+		in := st.ins[sym]
+		doc.Instruments = append(doc.Instruments, snapInstrument{
+			Symbol: sym, PriceScale: in.sc.price, QuantityScale: in.sc.quantity, State: in.m.State()})
+	}
+	return doc
+}
+
+// restore replaces every instrument with the snapshot's.
+func (st *state) restore(cfg market.Config, doc snapshotDoc) error {
+	ins := map[string]*instrument{}
+	for _, si := range doc.Instruments {
+		m, err := market.Restore(cfg, si.State)
+		if err != nil {
+			return fmt.Errorf("instrument %s: %w", si.Symbol, err)
+		}
+		ins[si.Symbol] = &instrument{symbol: si.Symbol, sc: scales{price: si.PriceScale, quantity: si.QuantityScale}, m: m}
+	}
+	st.reset()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.ins = ins
+	return nil
 }

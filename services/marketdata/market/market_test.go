@@ -248,3 +248,56 @@ func TestChangeBasisPointsRounding(t *testing.T) {
 		}
 	}
 }
+
+// A restored market is indistinguishable from the original: same views,
+// and the same result for every later event.
+func TestStateRoundTrip(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Trades: 4, Minutes: 3}
+	a := New(cfg)
+	for i := range int64(8) {
+		if _, err := a.Apply(Event{Seq: a.Seq() + 1, Time: t0.Add(time.Duration(i) * 40 * time.Second),
+			Changes: []Change{{Buy, 100 - i, 1 + i}, {Sell, 110 + i, 2}}}); err != nil {
+			t.Fatal(err)
+		}
+		trade(t, a, time.Duration(i)*40*time.Second, 105+i, 1)
+	}
+	b, err := Restore(cfg, a.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(when string) {
+		t.Helper()
+		ab, aa := a.Book(0)
+		bb, ba := b.Book(0)
+		ac, _ := a.Candles(Minute, time.Time{}, time.Time{}, 0)
+		bc, _ := b.Candles(Minute, time.Time{}, time.Time{}, 0)
+		if !slices.Equal(ab, bb) || !slices.Equal(aa, ba) || !slices.Equal(a.Trades(0, 0), b.Trades(0, 0)) ||
+			!slices.Equal(ac, bc) || a.Ticker(t0.Add(time.Hour)) != b.Ticker(t0.Add(time.Hour)) ||
+			a.Seq() != b.Seq() || a.BookSeq() != b.BookSeq() || a.Time() != b.Time() {
+			t.Errorf("%s: restored market differs", when)
+		}
+	}
+	same("restored")
+	for _, m := range []*Market{a, b} {
+		if _, err := m.Apply(Event{Seq: m.Seq() + 1, Time: t0.Add(10 * time.Minute), Changes: []Change{{Sell, 110, 0}}}); err != nil {
+			t.Fatal(err)
+		}
+		trade(t, m, 10*time.Minute, 99, 5)
+	}
+	same("after more events")
+	if changed, err := b.Apply(Event{Seq: 3, Changes: []Change{{Buy, 1, 1}}}); changed || err != nil {
+		t.Errorf("an event the snapshot covers: %v %v, want it skipped", changed, err)
+	}
+
+	bad := a.State()
+	bad.Bids = append(bad.Bids, Level{Price: bad.Bids[0].Price + 1, Quantity: 1})
+	if _, err := Restore(cfg, bad); err == nil {
+		t.Error("restored bids that are not best first")
+	}
+	bad = a.State()
+	bad.Asks[0].Quantity = 0
+	if _, err := Restore(cfg, bad); err == nil {
+		t.Error("restored an empty level")
+	}
+}
