@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/gofiber/fiber/v2"
+)
+
+// statuses is the one table from Connect codes to HTTP statuses, the
+// Connect protocol's own (connectrpc.com/docs/protocol#error-codes).
+var statuses = map[connect.Code]int{
+	connect.CodeCanceled:           499,
+	connect.CodeUnknown:            http.StatusInternalServerError,
+	connect.CodeInvalidArgument:    http.StatusBadRequest,
+	connect.CodeDeadlineExceeded:   http.StatusGatewayTimeout,
+	connect.CodeNotFound:           http.StatusNotFound,
+	connect.CodeAlreadyExists:      http.StatusConflict,
+	connect.CodePermissionDenied:   http.StatusForbidden,
+	connect.CodeResourceExhausted:  http.StatusTooManyRequests,
+	connect.CodeFailedPrecondition: http.StatusBadRequest,
+	connect.CodeAborted:            http.StatusConflict,
+	connect.CodeOutOfRange:         http.StatusBadRequest,
+	connect.CodeUnimplemented:      http.StatusNotImplemented,
+	connect.CodeInternal:           http.StatusInternalServerError,
+	connect.CodeUnavailable:        http.StatusServiceUnavailable,
+	connect.CodeDataLoss:           http.StatusInternalServerError,
+	connect.CodeUnauthenticated:    http.StatusUnauthorized,
+}
+
+// httpStatus is the HTTP status of a Connect code (500 for a code not in
+// the table).
+func httpStatus(code connect.Code) int {
+	if s, ok := statuses[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON body of every REST error.
+type errorBody struct {
+	// Code is the Connect code ("invalid_argument", "not_found", ...).
+	Code string `json:"code"`
+	// Message says what is wrong; for invalid_argument it starts with the
+	// field at fault.
+	Message string `json:"message"`
+	// Details are the error's Connect details, by type name.
+	Details []errorDetail `json:"details"`
+	// TraceID names the request in the logs and traces (also the
+	// X-Trace-Id response header).
+	TraceID string `json:"traceId"`
+}
+
+type errorDetail struct {
+	Type string `json:"type"`
+}
+
+// writeError answers err as an HTTP status and an errorBody. A Connect
+// error keeps its code and message; anything else is Internal with a
+// generic message, and the detail goes to the log.
+func (g *Gateway) writeError(c *fiber.Ctx, err error) error {
+	body := errorBody{Code: connect.CodeInternal.String(), Message: "internal error", Details: []errorDetail{}, TraceID: traceID(c)}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		body.Code, body.Message = ce.Code().String(), ce.Message()
+		for _, d := range ce.Details() {
+			body.Details = append(body.Details, errorDetail{Type: d.Type()})
+		}
+	}
+	status := httpStatus(connect.CodeOf(err))
+	if ce == nil || status >= http.StatusInternalServerError {
+		g.logger.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(),
+			"status", status, "trace_id", body.TraceID, "err", err)
+	}
+	c.Set("X-Trace-Id", body.TraceID)
+	return c.Status(status).JSON(body)
+}
+
+// traceID is the trace id of the request's W3C traceparent header, or a
+// new random one.
+func traceID(c *fiber.Ctx) string {
+	// traceparent: version-traceid-parentid-flags, the trace id 32 hex digits.
+	if parts := strings.Split(c.Get("traceparent"), "-"); len(parts) == 4 && len(parts[1]) == 32 {
+		if _, err := hex.DecodeString(parts[1]); err == nil && parts[1] != strings.Repeat("0", 32) {
+			return parts[1]
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
