@@ -400,7 +400,8 @@ const settleTimeout = 2 * time.Minute
 // WaitSettled waits until every command on engine.order.v1 has been
 // executed by the matching engine and every engine event has been applied
 // by the order and wallet services: every durable consumer of the two
-// streams has nothing pending and nothing unacknowledged. It fails the test
+// streams has nothing pending and nothing unacknowledged. (The market data
+// service reads with an ephemeral consumer: wait for what it serves.) It fails the test
 // after two minutes.
 func (p *Platform) WaitSettled(t testing.TB) {
 	t.Helper()
@@ -435,6 +436,9 @@ func (p *Platform) busyConsumers(ctx context.Context) ([]string, error) {
 		}
 		infos := st.ListConsumers(ctx)
 		for ci := range infos.Info() {
+			if ci.Config.Durable == "" {
+				continue // ephemeral readers (market data) are not part of settling, and linger after a kill
+			}
 			if ci.NumPending > 0 || ci.NumAckPending > 0 || ci.NumRedelivered > 0 {
 				busy = append(busy, fmt.Sprintf("%s (pending %d, unacked %d)", ci.Name, ci.NumPending, ci.NumAckPending))
 			}
