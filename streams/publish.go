@@ -57,9 +57,10 @@ func NewPublisher(js jetstream.JetStream, catalog *Catalog, opts ...PublisherOpt
 type PublishOption func(*publishOptions)
 
 type publishOptions struct {
-	msgID       string
-	lastSubjSeq *uint64
-	headers     nats.Header
+	msgID             string
+	lastSubjSeq       *uint64
+	headers           nats.Header
+	duplicateConflict bool
 }
 
 // WithMsgID sets the message id (Nats-Msg-Id and ce-id). Derive it from the
@@ -68,6 +69,17 @@ type publishOptions struct {
 // still makes the library's own retries safe.
 func WithMsgID(id string) PublishOption {
 	return func(o *publishOptions) { o.msgID = id }
+}
+
+// WithDuplicateAsConflict makes Publish fail with ErrConcurrency when the
+// broker answers that the message id is already stored, instead of
+// returning that message's sequence. For writers whose message id names a
+// position (a journal entry at an account sequence): the stored message may
+// be another writer's, with other content, and a replicated stream checks
+// the id before the expected sequence. The caller re-reads and plans again
+// (and finds its own write, if it was the earlier attempt).
+func WithDuplicateAsConflict() PublishOption {
+	return func(o *publishOptions) { o.duplicateConflict = true }
 }
 
 // WithExpectedLastSubjectSequence makes the publish fail with ErrConcurrency
@@ -110,6 +122,9 @@ func (p *Publisher) Publish(ctx context.Context, topic, key string, msg proto.Me
 	}
 	for attempt := 0; ; attempt++ {
 		ack, err := p.js.PublishMsg(ctx, m, jsOpts...)
+		if err == nil && ack.Duplicate && o.duplicateConflict {
+			return 0, fmt.Errorf("publish to %s: %w: message id %s is already stored at %d", m.Subject, ErrConcurrency, o.msgID, ack.Sequence)
+		}
 		if err == nil {
 			return ack.Sequence, nil
 		}

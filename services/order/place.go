@@ -66,10 +66,14 @@ func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, 
 		}
 		return Order{}, errors.Join(err, s.freeClaim(ctx, o, claimRev))
 	}
-	if err := s.publishSubmit(ctx, o); err != nil {
-		if errors.Is(err, streams.ErrUnavailable) {
+	// The publish finishes even if the caller leaves: its outcome decides
+	// whether the hold may be released.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CleanupTimeout)
+	defer cancel()
+	if err := s.publishSubmit(pctx, o); err != nil {
+		if errors.Is(err, streams.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			// The command may be stored with its ack lost (the broker or the
-			// connection went away): releasing the hold now would leave the
+			// connection went away, or time ran out): releasing the hold now would leave the
 			// engine an order without funds. Keep the hold and the client
 			// order id: a retry with it resumes this order (the hold is
 			// replayed, the publish deduplicated on the order id), and if

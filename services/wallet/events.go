@@ -59,6 +59,10 @@ func entryRecord(e Entry, scale int32, expected *uint64) streams.Record {
 		// Unique per account position: a retried write of the same entry is
 		// stored once; a different write at that position cannot collide.
 		streams.WithMsgID(e.EventID + "@" + e.Account + "@" + strconv.FormatUint(e.Sequence, 10)),
+		// The id names the account position: a duplicate there may be
+		// another write (a clustered stream checks the id first), so it is
+		// a conflict to re-read, never a success.
+		streams.WithDuplicateAsConflict(),
 	}
 	if expected != nil {
 		opts = append(opts, streams.WithExpectedLastSubjectSequence(*expected))

@@ -215,6 +215,10 @@ func (s *store) tryUpdate(ctx context.Context, accounts []string, plan func(tx *
 	defer s.gate.RUnlock()
 	defer s.accounts.lock(accounts)()
 	s.mu.RLock()
+	if s.stale { // a write whose outcome is unknown landed while we waited: re-read first
+		s.mu.RUnlock()
+		return fmt.Errorf("append journal: %w: the journal must be re-read", streams.ErrConcurrency)
+	}
 	tx := s.book.Begin(s.now())
 	err := plan(tx)
 	s.mu.RUnlock()

@@ -107,6 +107,12 @@ func testDuplicatePublish(t *testing.T, s *suite) {
 	if info.State.Msgs != 2 {
 		t.Errorf("stream holds %d messages after 2 distinct ids (one twice), want 2", info.State.Msgs)
 	}
+	// A writer whose id names a position learns that the id is taken.
+	_, err = s.publisher.Publish(t.Context(), s.topic, "k", wrapperspb.String("another write"),
+		streams.WithMsgID("order-1"), streams.WithDuplicateAsConflict())
+	if !errors.Is(err, streams.ErrConcurrency) {
+		t.Errorf("duplicate with WithDuplicateAsConflict: %v, want ErrConcurrency", err)
+	}
 }
 
 func testHeadersAndContext(t *testing.T, s *suite) {
