@@ -36,6 +36,7 @@ func (s *Service) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.serving.Store(false)
 	s.st.reset()
 	covered, err := s.loadSnapshot(ctx, store)
 	if err != nil {
@@ -74,6 +75,9 @@ func (s *Service) follow(ctx context.Context) error {
 			return fmt.Errorf("consume %s: %w", name, err)
 		}
 		u, err := s.apply(ctx, msg.Data())
+		if errors.Is(err, market.ErrGap) { // the state is wrong from here on: rebuild it
+			return fmt.Errorf("engine event at %d: %w", meta.Sequence.Stream, err)
+		}
 		if err != nil {
 			s.log.ErrorContext(ctx, "engine event not applied", "seq", meta.Sequence.Stream, "err", err)
 		}
@@ -130,6 +134,9 @@ func (sn *snapshotter) wait() {
 }
 
 func (s *Service) markReady(ctx context.Context) {
+	if s.serving.Swap(true) {
+		return
+	}
 	s.readyOnce.Do(func() {
 		close(s.ready)
 		s.log.InfoContext(ctx, "market data rebuilt", "instruments", s.st.count())
@@ -148,10 +155,17 @@ func (s *Service) apply(ctx context.Context, data []byte) (update, error) {
 		return update{}, err
 	}
 	me, err := toEvent(&ev, scales)
-	if err != nil {
-		return update{}, fmt.Errorf("engine event %s: %w", ev.GetEventId(), err)
+	if err == nil {
+		var u update
+		if u, err = s.st.apply(sym, scales, me, s.now()); err == nil || errors.Is(err, market.ErrGap) {
+			return u, err
+		}
 	}
-	return s.st.apply(sym, scales, me, s.now())
+	// An event the market cannot take (bad decimals, an invalid level):
+	// skip its content but keep the sequence going (else every later
+	// event of the instrument would be a gap), and say so.
+	s.log.ErrorContext(ctx, "engine event cannot be applied, skipped", "event_id", ev.GetEventId(), "err", err)
+	return s.st.apply(sym, scales, market.Event{Seq: ev.GetSequence(), Time: ev.GetEngineTime().AsTime()}, s.now())
 }
 
 // publish sends what an event changed to md.book.v1 and md.trade.v1,

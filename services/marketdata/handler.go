@@ -199,7 +199,7 @@ func (h *handler) StreamBook(ctx context.Context, req *marketdatav1.StreamBookRe
 	}
 	sym := req.GetInstrumentId()
 	snap := &marketdatav1.BookSnapshot{InstrumentId: sym}
-	sub, cancel := h.s.st.subscribe(func(s string) bool { return s == sym }, func(all map[string]*instrument) {
+	sub, cancel := h.s.st.subscribe(func(s string) bool { return s == sym }, false, func(all map[string]*instrument) {
 		if in := all[sym]; in != nil {
 			snap = in.snapshot(depth)
 		}
@@ -219,7 +219,7 @@ func (h *handler) StreamBook(ctx context.Context, req *marketdatav1.StreamBookRe
 // StreamTrades sends every trade of the instruments (none named: all) as it
 // happens.
 func (h *handler) StreamTrades(ctx context.Context, req *marketdatav1.StreamTradesRequest, stream *connect.ServerStream[marketdatav1.StreamTradesResponse]) error {
-	sub, cancel, err := h.subscribeMany(ctx, req.GetInstrumentIds())
+	sub, cancel, err := h.subscribeMany(ctx, req.GetInstrumentIds(), false)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
@@ -238,7 +238,7 @@ func (h *handler) StreamTrades(ctx context.Context, req *marketdatav1.StreamTrad
 // StreamTicker sends the ticker of the instruments (none named: all) after
 // every event that changed it.
 func (h *handler) StreamTicker(ctx context.Context, req *marketdatav1.StreamTickerRequest, stream *connect.ServerStream[marketdatav1.StreamTickerResponse]) error {
-	sub, cancel, err := h.subscribeMany(ctx, req.GetInstrumentIds())
+	sub, cancel, err := h.subscribeMany(ctx, req.GetInstrumentIds(), true)
 	if err != nil {
 		return h.fail(ctx, err)
 	}
@@ -247,11 +247,14 @@ func (h *handler) StreamTicker(ctx context.Context, req *marketdatav1.StreamTick
 		return err
 	}
 	return h.pump(ctx, sub, func(u update) error {
+		if u.ticker == nil {
+			return nil
+		}
 		return stream.Send(&marketdatav1.StreamTickerResponse{Ticker: u.ticker})
 	})
 }
 
-func (h *handler) subscribeMany(ctx context.Context, syms []string) (*subscriber, func(), error) {
+func (h *handler) subscribeMany(ctx context.Context, syms []string, tickers bool) (*subscriber, func(), error) {
 	if err := h.s.checkReady(); err != nil {
 		return nil, nil, err
 	}
@@ -260,7 +263,7 @@ func (h *handler) subscribeMany(ctx context.Context, syms []string) (*subscriber
 			return nil, nil, fmt.Errorf("%w: %s", ErrInstrumentNotFound, sym)
 		}
 	}
-	sub, cancel := h.s.st.subscribe(func(s string) bool { return len(syms) == 0 || slices.Contains(syms, s) },
+	sub, cancel := h.s.st.subscribe(func(s string) bool { return len(syms) == 0 || slices.Contains(syms, s) }, tickers,
 		func(map[string]*instrument) {})
 	return sub, cancel, nil
 }

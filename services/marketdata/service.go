@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -51,7 +52,11 @@ type Service struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
-	stopped   chan struct{}
+	// serving is true while the state is caught up; false during a
+	// rebuild (requests then fail with Unavailable, not with a partial
+	// answer).
+	serving atomic.Bool
+	stopped chan struct{}
 }
 
 // New checks cfg and deps and returns the service. It does no I/O.
@@ -112,10 +117,8 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) checkReady() error {
-	select {
-	case <-s.ready:
-		return nil
-	default:
+	if !s.serving.Load() {
 		return ErrNotReady
 	}
+	return nil
 }

@@ -18,11 +18,13 @@ import (
 
 	"github.com/tradex-mesh/tradex/embedded"
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
 	"github.com/tradex-mesh/tradex/services/marketdata"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 const waitFor = 20 * time.Second
@@ -94,6 +96,10 @@ func TestMarketDataFromTheEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	trades, err := p.MarketData.StreamTrades(ctx, &marketdatav1.StreamTradesRequest{InstrumentIds: []string{"BTCUSDT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tickerStream, err := p.MarketData.StreamTicker(ctx, &marketdatav1.StreamTickerRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +188,18 @@ func TestMarketDataFromTheEngine(t *testing.T) {
 	}
 	if mdTrades != 1 {
 		t.Errorf("%d trades published, want 1", mdTrades)
+	}
+
+	for tickerStream.Receive() { // one ticker per event; the trade's shows it
+		if k := tickerStream.Msg().GetTicker(); k.GetTradeCount() == 1 {
+			if k.GetLast() != "50000.00" || k.GetVolume() != "0.01000" || k.GetInstrumentId() != "BTCUSDT" {
+				t.Errorf("streamed ticker %v", k)
+			}
+			break
+		}
+	}
+	if err := tickerStream.Err(); err != nil {
+		t.Fatalf("ticker stream: %v", err)
 	}
 
 	listed, err := p.MarketData.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT"})
@@ -374,5 +392,38 @@ func TestRestartFromSnapshot(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "market data snapshot ignored") {
 		t.Error("the corrupt snapshot was not reported")
+	}
+}
+
+// An engine event the market cannot take is skipped with an error log, and
+// the instrument keeps following the later events (no gap).
+func TestUnreadableEventIsSkipped(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t, platformtest.WithSync(embedded.SyncPeriodic))
+	pub := streams.NewPublisher(p.JetStream(), streams.DefaultCatalog(), streams.WithSource("test/engine"))
+	for seq, price := range []string{"3000.00", "not-a-price", "2999.50"} { // ETHUSDT: no matching engine activity
+		ev := &enginev1.EngineEvent{
+			EventId: fmt.Sprintf("ETHUSDT:%d:0", seq+1), InstrumentId: "ETHUSDT", Sequence: uint64(seq + 1), EngineTime: timestamppb.Now(),
+			BookChanges: []*enginev1.BookLevelChange{{Side: commonv1.Side_SIDE_BUY, Price: price, Quantity: "1.0000"}},
+			Event:       &enginev1.EngineEvent_Accepted{Accepted: &enginev1.OrderAccepted{OrderId: fmt.Sprint(seq)}},
+		}
+		if _, err := pub.Publish(t.Context(), streams.TopicEngineEvent, "ETHUSDT", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const want = "bids 3000.00x1.0000 2999.50x1.0000 | asks "
+	deadline := time.Now().Add(waitFor)
+	for {
+		res, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "ETHUSDT"})
+		if err == nil && snapshotString(res.GetBook()) == want && res.GetBook().GetSeq() == 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GetBook %v, %v; want %s at seq 3", res, err, want)
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-t.Context().Done():
+		}
 	}
 }

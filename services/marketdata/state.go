@@ -34,7 +34,10 @@ type update struct {
 // subscriber is an open server stream.
 type subscriber struct {
 	want func(instrument string) bool
-	ch   chan update
+	// tickers: the stream wants the ticker after each event (computing it
+	// costs a walk over the day's candles, so only for such streams).
+	tickers bool
+	ch      chan update
 }
 
 // state holds every instrument and the open streams. The feed is its only
@@ -102,10 +105,12 @@ func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) (u
 		t.Seq = ev.Seq
 		u.trade = in.trade(t)
 	}
-	u.ticker = in.ticker(now)
 	for sub := range st.subs {
 		if !sub.want(sym) {
 			continue
+		}
+		if sub.tickers && u.ticker == nil {
+			u.ticker = in.ticker(now)
 		}
 		select {
 		case sub.ch <- u:
@@ -119,8 +124,8 @@ func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) (u
 
 // subscribe registers a stream and calls first with the state at the
 // moment it starts receiving updates, so nothing falls between the two.
-func (st *state) subscribe(want func(string) bool, first func(map[string]*instrument)) (*subscriber, func()) {
-	sub := &subscriber{want: want, ch: make(chan update, st.cfg.StreamBuffer)}
+func (st *state) subscribe(want func(string) bool, tickers bool, first func(map[string]*instrument)) (*subscriber, func()) {
+	sub := &subscriber{want: want, tickers: tickers, ch: make(chan update, st.cfg.StreamBuffer)}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	first(st.ins)

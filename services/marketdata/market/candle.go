@@ -138,13 +138,20 @@ func abs(v int64) int64 {
 // market's Time).
 func (m *Market) Ticker(now time.Time) Ticker {
 	t := Ticker{WindowEnd: now.UTC(), WindowStart: Minute.start(now.Add(-24 * time.Hour)), Last: m.lastPrice}
-	var day Candle
-	for i := range m.minutes.len() {
+	// Newest first, back to the window's start: at most 1,441 candles.
+	var window []Candle
+	for i := m.minutes.len() - 1; i >= 0; i-- {
 		c := m.minutes.at(i)
-		if c.OpenTime.Before(t.WindowStart) || c.OpenTime.After(now) {
-			continue
+		if c.OpenTime.Before(t.WindowStart) {
+			break
 		}
-		day.merge(c)
+		if !c.OpenTime.After(now) {
+			window = append(window, c)
+		}
+	}
+	var day Candle
+	for i := len(window) - 1; i >= 0; i-- {
+		day.merge(window[i])
 	}
 	t.Open, t.High, t.Low = day.Open, day.High, day.Low
 	t.Volume, t.QuoteVolume, t.Count = day.Volume, day.QuoteVolume, day.Count
