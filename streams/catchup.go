@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -20,8 +21,10 @@ func (p *processor[T]) catchUp(ctx context.Context, raw jetstream.Msg, m *Messag
 	if p.cfg.Resume == nil || p.isCaughtUp(m.Subject) {
 		return true
 	}
+	stop := p.keepInProgress(raw) // the delivered message waits while the gap is replayed
+	defer stop()
 	for attempt := 0; ; attempt++ {
-		err := p.replayGap(ctx, m)
+		err := p.replayGap(ctx, m, attempt)
 		if err == nil {
 			p.mu.Lock()
 			p.caughtUp[m.Subject] = true
@@ -41,14 +44,36 @@ func (p *processor[T]) isCaughtUp(subject string) bool {
 	return p.caughtUp[subject]
 }
 
+// keepInProgress tells the broker every AckWait/3 that raw is still being
+// worked on, until the returned function is called.
+func (p *processor[T]) keepInProgress(raw jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(max(p.cfg.AckWait/3, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				_ = raw.InProgress() // a lost one only risks an early redelivery
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // replayGap hands the handler, in order, every message of m's subject
-// after the last one it applied, before m and up to the horizon. A message
-// that fails for good is dead-lettered, as its delivery would be.
-func (p *processor[T]) replayGap(ctx context.Context, m *Message[T]) error {
+// after the last one it applied (and after the consumer's ack floor at
+// start: everything below it was handled), before m and up to the horizon.
+// A message that fails for good, or for the MaxDeliver-th attempt, is
+// dead-lettered, as its delivery would be.
+func (p *processor[T]) replayGap(ctx context.Context, m *Message[T], attempt int) error {
 	applied, err := p.cfg.Resume(ctx, m.Key)
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", m.Key, err)
 	}
+	applied = max(applied, p.ackFloor)
 	last := max(m.Sequence-1, p.horizon)
 	if applied >= last {
 		return nil
@@ -77,8 +102,8 @@ func (p *processor[T]) replayGap(ctx context.Context, m *Message[T]) error {
 		var permanent permanentError
 		switch {
 		case err == nil:
-		case errors.As(err, &permanent):
-			if err := p.writeDeadLetter(ctx, msg.Subject, msg.Data, msg.Header, msg.Sequence, 1, err); err != nil {
+		case errors.As(err, &permanent) || attempt+1 >= p.cfg.MaxDeliver:
+			if err := p.writeDeadLetter(ctx, msg.Subject, msg.Data, msg.Header, msg.Sequence, attempt+1, err); err != nil {
 				return err
 			}
 		default:

@@ -230,13 +230,13 @@ func Consume[T proto.Message](ctx context.Context, js jetstream.JetStream, catal
 	if err != nil {
 		return nil, err
 	}
-	var horizon uint64
+	var horizon, ackFloor uint64
 	if cfg.Resume != nil {
 		info, err := jc.Info(ctx)
 		if err != nil {
 			return nil, brokerError("consumer info "+cfg.Name, err)
 		}
-		horizon = info.Delivered.Stream
+		horizon, ackFloor = info.Delivered.Stream, info.AckFloor.Stream
 	}
 	iter, err := jc.Messages(jetstream.PullMaxMessages(min(cfg.MaxAckPending, 256)))
 	if err != nil {
@@ -246,7 +246,7 @@ func Consume[T proto.Message](ctx context.Context, js jetstream.JetStream, catal
 	// and ends only when Stop's own deadline passes.
 	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{name: cfg.Name, iter: iter, stopped: make(chan struct{}), done: make(chan struct{}), hard: hard}
-	p := &processor[T]{js: js, topic: t, cfg: cfg, handler: h, stopped: c.stopped, caughtUp: map[string]bool{}, horizon: horizon}
+	p := &processor[T]{js: js, topic: t, cfg: cfg, handler: h, stopped: c.stopped, caughtUp: map[string]bool{}, horizon: horizon, ackFloor: ackFloor}
 	go c.run(hctx, p, cfg)
 	go func() {
 		select {

@@ -32,8 +32,9 @@ type processor[T proto.Message] struct {
 	mu       sync.Mutex
 	caughtUp map[string]bool
 	// horizon is the last stream sequence the consumer had delivered
-	// (to any instance) when this one started.
-	horizon uint64
+	// (to any instance) when this one started, ackFloor the sequence at or
+	// below which every message was acknowledged or terminated.
+	horizon, ackFloor uint64
 }
 
 func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
