@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
 	"github.com/tradex-mesh/tradex/streams"
@@ -81,6 +82,9 @@ func changesOf(ev *enginev1.EngineEvent) []change {
 		}}}
 	case *enginev1.EngineEvent_Rejected:
 		r := e.Rejected
+		if r.GetReason() == commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER {
+			return nil // a copy of a submit already executed: the order is what the original made it
+		}
 		return []change{{r.GetOrderId(), func(o *Order, seq uint64, at time.Time) (bool, error) {
 			return o.Reject(seq, at, int32(r.GetReason()), r.GetMessage()), nil
 		}}}

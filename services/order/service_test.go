@@ -774,3 +774,24 @@ func TestUnavailablePublishKeepsTheHold(t *testing.T) {
 		t.Errorf("after the retry ivan USDT %s, want one hold (500/500)", got)
 	}
 }
+
+// The engine rejects a copy of a submit it already executed (a retry after
+// the duplicate window) as a duplicate order: the original order is what
+// its own events made it, and its hold stays.
+func TestDuplicateOrderRejectLeavesTheOrderAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	svc := e.start()
+	e.deposit("jane", "USDT", "1000")
+	o := svc.place(t, limit("jane", "j-1", "BTCUSDT", buy, "0.01", "50000")).GetOrder()
+	eng := e.engine("BTCUSDT")
+	eng.accepted(o.GetOrderId(), "jane")
+	eng.publish(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+		OrderId: o.GetOrderId(), AccountId: "jane", Reason: commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER}}})
+	eng.cancelled(o.GetOrderId(), "jane") // a later event, to know the reject was applied (skipped) before it
+	svc.waitOrder(t, o.GetOrderId(), status(commonv1.OrderStatus_ORDER_STATUS_CANCELLED, "0.00000", "0.00000"))
+	got, err := svc.client.GetOrder(t.Context(), &orderv1.GetOrderRequest{AccountId: "jane", OrderId: o.GetOrderId()})
+	if err != nil || got.GetOrder().GetRejectReason() != commonv1.RejectReason_REJECT_REASON_UNSPECIFIED {
+		t.Errorf("order after a duplicate reject: %v, %v; want no reject reason", got, err)
+	}
+}

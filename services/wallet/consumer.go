@@ -56,6 +56,12 @@ func (s *Service) settle(ctx context.Context, m *streams.Message[*enginev1.Engin
 	case *enginev1.EngineEvent_Cancelled:
 		plan, accounts = s.releaseOrder(e.Cancelled.GetAccountId(), e.Cancelled.GetOrderId(), cause), []string{e.Cancelled.GetAccountId()}
 	case *enginev1.EngineEvent_Rejected:
+		if e.Rejected.GetReason() == commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER {
+			// A copy of a submit already executed (a retry after the
+			// duplicate window): the hold is the original order's, which
+			// is working or settled on its own.
+			return nil
+		}
 		plan, accounts = s.releaseOrder(e.Rejected.GetAccountId(), e.Rejected.GetOrderId(), cause), []string{e.Rejected.GetAccountId()}
 	case *enginev1.EngineEvent_Expired:
 		plan, accounts = s.releaseOrder(e.Expired.GetAccountId(), e.Expired.GetOrderId(), cause), []string{e.Expired.GetAccountId()}

@@ -844,3 +844,27 @@ func TestConcurrentWritesOfOneInstance(t *testing.T) {
 		t.Errorf("rebuilt state differs:\n%s\n%s", before, after)
 	}
 }
+
+// A duplicate-order reject (a copy of a submit the engine already had)
+// releases nothing: the hold belongs to the original order.
+func TestDuplicateOrderRejectKeepsTheHold(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.start(testConfig())
+	eng := newEngine(t, e.js)
+	deposit(t, w.client, "d1", "kate", "USDT", "1000")
+	hold(t, w.client, "K1", "kate", "USDT", "400")
+	hold(t, w.client, "K2", "kate", "USDT", "100")
+	eng.publish(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+		OrderId: "K1", AccountId: "kate", Reason: commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER}}})
+	settled(t, w, eng.cancel("K2", "kate", "0")) // a later event: the reject was handled before it
+	if got := balance(t, w.client, "kate", "USDT"); got != "600.00000000/400.00000000" {
+		t.Errorf("after a duplicate reject kate USDT %s, want the hold kept (600/400)", got)
+	}
+	// A real reject releases it.
+	settled(t, w, eng.publish(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+		OrderId: "K1", AccountId: "kate", Reason: commonv1.RejectReason_REJECT_REASON_POST_ONLY_WOULD_TAKE}}}))
+	if got := balance(t, w.client, "kate", "USDT"); got != "1000.00000000/0.00000000" {
+		t.Errorf("after a real reject kate USDT %s, want it released", got)
+	}
+}
