@@ -1,0 +1,73 @@
+package auth
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestDev(t *testing.T) {
+	t.Parallel()
+	d := Dev{AdminToken: "s3cret"}
+	cases := []struct {
+		cred    string
+		want    Principal
+		invalid bool
+	}{
+		{cred: "alice", want: Principal{Subject: "alice", AccountID: "alice"}},
+		{cred: "acct-7_x", want: Principal{Subject: "acct-7_x", AccountID: "acct-7_x"}},
+		{cred: "s3cret", want: Principal{Subject: "admin", Admin: true}},
+		{cred: "", invalid: true},
+		{cred: "a.b", invalid: true},
+		{cred: "a b", invalid: true},
+		{cred: string(make([]byte, 65)), invalid: true},
+	}
+	for _, c := range cases {
+		got, err := d.Verify(t.Context(), c.cred)
+		if c.invalid {
+			if !errors.Is(err, ErrInvalidCredential) {
+				t.Errorf("%q: err %v, want ErrInvalidCredential", c.cred, err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q: %+v, %v; want %+v", c.cred, got, err, c.want)
+		}
+	}
+	if p, err := (Dev{}).Verify(t.Context(), "admin"); err != nil || p.Admin {
+		t.Errorf("without an admin token, \"admin\" is an account: %+v, %v", p, err)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	tok := Tokens{"k1": {Subject: "key-1", AccountID: "bob"}}
+	if p, err := tok.Verify(t.Context(), "k1"); err != nil || p.AccountID != "bob" {
+		t.Errorf("k1: %+v, %v", p, err)
+	}
+	for _, cred := range []string{"", "k2"} {
+		if _, err := tok.Verify(t.Context(), cred); !errors.Is(err, ErrInvalidCredential) {
+			t.Errorf("%q: %v, want ErrInvalidCredential", cred, err)
+		}
+	}
+}
+
+func TestFromHeader(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		authz, key, want string
+		ok               bool
+	}{
+		{authz: "Bearer abc", want: "abc", ok: true},
+		{authz: "bearer  abc ", want: "abc", ok: true},
+		{authz: "Basic abc", key: "", ok: false},
+		{authz: "Basic abc", key: "k", want: "k", ok: true},
+		{authz: "Bearer ", key: "k", want: "k", ok: true},
+		{ok: false},
+	}
+	for _, c := range cases {
+		got, ok := FromHeader(c.authz, c.key)
+		if got != c.want || ok != c.ok {
+			t.Errorf("FromHeader(%q, %q) = %q, %v; want %q, %v", c.authz, c.key, got, ok, c.want, c.ok)
+		}
+	}
+}
