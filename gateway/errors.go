@@ -59,10 +59,48 @@ type errorDetail struct {
 	Type string `json:"type"`
 }
 
+// fiberCodes are the Connect codes of the errors Fiber itself answers.
+var fiberCodes = map[int]connect.Code{
+	http.StatusBadRequest:                  connect.CodeInvalidArgument,
+	http.StatusNotFound:                    connect.CodeNotFound,
+	http.StatusMethodNotAllowed:            connect.CodeUnimplemented,
+	http.StatusRequestTimeout:              connect.CodeDeadlineExceeded,
+	http.StatusRequestEntityTooLarge:       connect.CodeResourceExhausted,
+	http.StatusRequestHeaderFieldsTooLarge: connect.CodeResourceExhausted,
+	http.StatusUnsupportedMediaType:        connect.CodeInvalidArgument,
+}
+
+// handleError is the Fiber error handler: every error a handler or
+// middleware returns, and every error Fiber answers itself (no such route,
+// body too large), gets the one error body.
+func (g *Gateway) handleError(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	if !errors.As(err, &fe) {
+		return g.writeError(c, err)
+	}
+	code, ok := fiberCodes[fe.Code]
+	if !ok {
+		code = connect.CodeUnknown
+		if fe.Code >= http.StatusInternalServerError {
+			code = connect.CodeInternal
+		}
+	}
+	msg := fe.Message
+	if fe.Code == http.StatusNotFound {
+		msg = "no route " + c.Method() + " " + c.Path()
+	}
+	return g.writeErrorStatus(c, fe.Code, connect.NewError(code, errors.New(msg)))
+}
+
 // writeError answers err as an HTTP status and an errorBody. A Connect
 // error keeps its code and message; anything else is Internal with a
 // generic message, and the detail goes to the log.
 func (g *Gateway) writeError(c *fiber.Ctx, err error) error {
+	return g.writeErrorStatus(c, httpStatus(connect.CodeOf(err)), err)
+}
+
+// writeErrorStatus is writeError with the HTTP status given.
+func (g *Gateway) writeErrorStatus(c *fiber.Ctx, status int, err error) error {
 	body := errorBody{Code: connect.CodeInternal.String(), Message: "internal error", Details: []errorDetail{}, TraceID: traceID(c)}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
@@ -71,7 +109,6 @@ func (g *Gateway) writeError(c *fiber.Ctx, err error) error {
 			body.Details = append(body.Details, errorDetail{Type: d.Type()})
 		}
 	}
-	status := httpStatus(connect.CodeOf(err))
 	if ce == nil || status >= http.StatusInternalServerError {
 		g.logger.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(),
 			"status", status, "trace_id", body.TraceID, "err", err)

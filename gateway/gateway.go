@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/internal/rpcserver"
 )
 
 // Config holds the gateway's settings.
@@ -20,8 +24,20 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle for longer.
 	IdleTimeout time.Duration
-	// BodyLimit is the largest request body accepted, in bytes.
+	// BodyLimit is the largest request body accepted on any route (Connect
+	// included), in bytes.
 	BodyLimit int
+	// RESTBodyLimit is the largest body of a REST request, in bytes; over
+	// it a request is 413 resource_exhausted.
+	RESTBodyLimit int
+	// RequestTimeout bounds the service call behind one REST request.
+	RequestTimeout time.Duration
+	// RateLimit is every REST client's request budget.
+	RateLimit RateLimit
+	// AllowedOrigins are the browser origins allowed to call REST and
+	// Connect across origins (CORS), such as "https://app.example.com";
+	// "*" allows any. Empty: same-origin only.
+	AllowedOrigins []string
 }
 
 // Default returns the settings used by `tradex serve`.
@@ -29,7 +45,10 @@ func Default() Config {
 	return Config{
 		ReadTimeout: 10 * time.Second,
 		IdleTimeout: 2 * time.Minute,
-		BodyLimit:   1 << 20,
+		BodyLimit:      4 << 20,
+		RESTBodyLimit:  64 << 10,
+		RequestTimeout: 10 * time.Second,
+		RateLimit:      RateLimit{PerSecond: 100, Burst: 200},
 	}
 }
 
@@ -44,6 +63,12 @@ func (c Config) Validate() error {
 		return errors.New("gateway: idle timeout must not be negative")
 	case c.BodyLimit <= 0:
 		return errors.New("gateway: body limit must be positive")
+	case c.RESTBodyLimit <= 0 || c.RESTBodyLimit > c.BodyLimit:
+		return errors.New("gateway: REST body limit must be positive and at most the body limit")
+	case c.RequestTimeout <= 0:
+		return errors.New("gateway: request timeout must be positive")
+	case c.RateLimit.PerSecond < 0 || c.RateLimit.PerSecond > 0 && c.RateLimit.Burst < 1:
+		return errors.New("gateway: rate limit needs a non-negative rate and, when on, a burst of at least 1")
 	}
 	return nil
 }
@@ -58,13 +83,33 @@ type Deps struct {
 	Logger *slog.Logger
 	// Ready maps a dependency name to its readiness check.
 	Ready map[string]Check
+	// Services serve the REST API.
+	Services Services
+	// Verifier checks credentials; nil refuses every credential (only
+	// public routes work).
+	Verifier auth.Verifier
+	// Connect are the Connect handlers mounted for browsers (Connect
+	// protocol and gRPC-Web over HTTP/1.1).
+	Connect []rpcserver.Service
+	// WebSocket serves /ws; nil leaves it out.
+	WebSocket fiber.Handler
+	// Now is the clock of the rate limits; nil is time.Now.
+	Now func() time.Time
 }
 
 // Gateway is the Fiber application and what it needs to serve.
 type Gateway struct {
-	app    *fiber.App
-	logger *slog.Logger
-	ready  map[string]Check
+	app      *fiber.App
+	cfg      Config
+	logger   *slog.Logger
+	ready    map[string]Check
+	services Services
+	verifier auth.Verifier
+	limits   *limiter
+
+	openAPIOnce sync.Once
+	openAPIDoc  []byte
+	openAPIErr  error
 }
 
 // New builds the gateway; call Serve to accept connections.
@@ -76,19 +121,28 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{
-		app: fiber.New(fiber.Config{
-			AppName:               "tradex",
-			DisableStartupMessage: true,
-			ReadTimeout:           cfg.ReadTimeout,
-			WriteTimeout:          cfg.WriteTimeout,
-			IdleTimeout:           cfg.IdleTimeout,
-			BodyLimit:             cfg.BodyLimit,
-		}),
-		logger: logger,
-		ready:  deps.Ready,
+	now := deps.Now
+	if now == nil {
+		now = time.Now
 	}
-	g.routes()
+	g := &Gateway{
+		cfg:      cfg,
+		logger:   logger,
+		ready:    deps.Ready,
+		services: deps.Services.orUnimplemented(),
+		verifier: deps.Verifier,
+		limits:   newLimiter(cfg.RateLimit, now),
+	}
+	g.app = fiber.New(fiber.Config{
+		AppName:               "tradex",
+		DisableStartupMessage: true,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          g.handleError,
+	})
+	g.routes(deps)
 	return g, nil
 }
 

@@ -12,9 +12,19 @@ import (
 // makes /readyz answer 503 instead of hanging the probe.
 const readyCheckTimeout = 2 * time.Second
 
-func (g *Gateway) routes() {
+// routes mounts everything the gateway serves: probes, CORS, REST,
+// the Connect services and the WebSocket.
+func (g *Gateway) routes(deps Deps) {
 	g.app.Get("/healthz", g.healthz)
 	g.app.Get("/readyz", g.readyz)
+	if len(g.cfg.AllowedOrigins) > 0 {
+		g.app.Use(corsMiddleware(g.cfg.AllowedOrigins))
+	}
+	g.serveREST()
+	g.serveConnect(deps.Connect)
+	if deps.WebSocket != nil {
+		g.app.Get("/ws", deps.WebSocket)
+	}
 }
 
 // healthz answers liveness probes: the process is up and serving HTTP.

@@ -40,6 +40,7 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
+	"github.com/tradex-mesh/tradex/internal/rpcserver"
 	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
@@ -107,6 +108,7 @@ type Platform struct {
 	Orders     orderv1connect.OrderServiceClient
 	MarketData marketdatav1connect.MarketDataServiceClient
 
+	mux           *http.ServeMux
 	walletHandler atomic.Pointer[http.Handler]
 	orderHandler  atomic.Pointer[http.Handler]
 	mdHandler     atomic.Pointer[http.Handler]
@@ -166,6 +168,7 @@ func New(t testing.TB, opts ...Option) *Platform {
 	mux.HandleFunc("/"+marketdatav1connect.MarketDataServiceName+"/", func(w http.ResponseWriter, r *http.Request) {
 		serveIfUp(w, r, &p.mdHandler, "market data service")
 	})
+	p.mux = mux
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
@@ -179,6 +182,18 @@ func New(t testing.TB, opts ...Option) *Platform {
 	p.StartMatching()
 	p.StartMarketData()
 	return p
+}
+
+// ConnectServices are the services' Connect handlers, to mount on another
+// server (the gateway): each answers Unavailable while its service is down.
+func (p *Platform) ConnectServices() []rpcserver.Service {
+	names := []string{metadatav1connect.MetadataServiceName, walletv1connect.WalletServiceName,
+		orderv1connect.OrderServiceName, marketdatav1connect.MarketDataServiceName}
+	out := make([]rpcserver.Service, 0, len(names))
+	for _, name := range names {
+		out = append(out, rpcserver.Service{Name: name, Path: "/" + name + "/", Handler: p.mux})
+	}
+	return out
 }
 
 // JetStream is the test's connection to the embedded server.

@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/time/rate"
+)
+
+// RateLimit is the per-client request budget of the REST API: a token
+// bucket of Burst requests refilled at PerSecond. A client is its verified
+// principal, or its IP address when it sent no credential.
+type RateLimit struct {
+	// PerSecond is the sustained rate; 0 turns rate limiting off.
+	PerSecond float64
+	// Burst is how many requests a client may make at once.
+	Burst int
+}
+
+// limiter keeps one token bucket per client.
+type limiter struct {
+	cfg RateLimit
+	now func() time.Time
+
+	mu        sync.Mutex
+	clients   map[string]*rate.Limiter
+	lastSweep time.Time
+}
+
+// sweepEvery is how often buckets that have refilled are forgotten.
+const sweepEvery = time.Minute
+
+func newLimiter(cfg RateLimit, now func() time.Time) *limiter {
+	return &limiter{cfg: cfg, now: now, clients: map[string]*rate.Limiter{}, lastSweep: now()}
+}
+
+// allow takes a token from client's bucket. It returns the tokens left
+// and, when there was none, how long until there is one.
+func (l *limiter) allow(client string) (remaining int, retryAfter time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) > sweepEvery {
+		l.sweep(now)
+	}
+	b, ok := l.clients[client]
+	if !ok {
+		b = rate.NewLimiter(rate.Limit(l.cfg.PerSecond), l.cfg.Burst)
+		l.clients[client] = b
+	}
+	if b.AllowN(now, 1) {
+		return int(b.TokensAt(now)), 0
+	}
+	r := b.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	return 0, wait
+}
+
+// sweep forgets the clients whose buckets are full again: they would start
+// from a full bucket anyway.
+func (l *limiter) sweep(now time.Time) {
+	for client, b := range l.clients {
+		if b.TokensAt(now) >= float64(l.cfg.Burst) {
+			delete(l.clients, client)
+		}
+	}
+	l.lastSweep = now
+}
+
+// middleware enforces the limit and reports the budget in headers:
+// X-RateLimit-Limit, X-RateLimit-Remaining and, when refused (429
+// resource_exhausted), Retry-After in whole seconds.
+func (l *limiter) middleware(c *fiber.Ctx) error {
+	if l.cfg.PerSecond == 0 {
+		return c.Next()
+	}
+	client := "ip:" + c.IP()
+	if p, ok := principalOf(c); ok {
+		client = "sub:" + p.Subject
+	}
+	remaining, wait := l.allow(client)
+	c.Set("X-RateLimit-Limit", strconv.Itoa(l.cfg.Burst))
+	c.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	if wait == 0 {
+		return c.Next()
+	}
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	return errRateLimited
+}
+
+// errRateLimited is answered by the gateway's error handler.
+var errRateLimited = connect.NewError(connect.CodeResourceExhausted, errors.New("rate limit exceeded: retry after the Retry-After header's seconds"))

@@ -1,0 +1,280 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/gofiber/fiber/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/tradex-mesh/tradex/gateway/wire"
+)
+
+// access is who may call a route.
+type access int
+
+const (
+	// public routes need no credential (market data, instruments).
+	public access = iota
+	// user routes act for an account: the caller's own, or, for an admin,
+	// the one named by the accountId parameter.
+	user
+	// admin routes need an admin credential.
+	admin
+)
+
+func (a access) String() string {
+	return [...]string{"public", "user", "admin"}[a]
+}
+
+// endpoint is the Connect call behind a route, typed away.
+type endpoint struct {
+	newRequest func() proto.Message
+	call       func(ctx context.Context, req proto.Message) (proto.Message, error)
+	request    protoreflect.MessageDescriptor
+	response   protoreflect.MessageDescriptor
+}
+
+// unary wraps one unary Connect method (of a generated client or handler).
+func unary[Req, Resp any, PReq interface {
+	*Req
+	proto.Message
+}, PResp interface {
+	*Resp
+	proto.Message
+}](fn func(context.Context, PReq) (PResp, error)) endpoint {
+	return endpoint{
+		newRequest: func() proto.Message { return PReq(new(Req)) },
+		call: func(ctx context.Context, req proto.Message) (proto.Message, error) {
+			resp, err := fn(ctx, req.(PReq)) //nolint:forcetypeassert // newRequest made it
+			if err != nil {
+				return nil, err
+			}
+			return resp, nil
+		},
+		request:  PReq(new(Req)).ProtoReflect().Descriptor(),
+		response: PResp(new(Resp)).ProtoReflect().Descriptor(),
+	}
+}
+
+// route is one REST endpoint: where it is, who may call it, and how its
+// path, query and body fill the Connect request.
+type route struct {
+	method  string
+	path    string // Fiber syntax, e.g. /v1/orders/:orderId
+	summary string
+	access  access
+	// params maps each path parameter to the request field it sets.
+	params map[string]string
+	// query maps each accepted query parameter to the request field it sets
+	// (a dotted path such as "page.pageSize"); a repeated field takes the
+	// parameter repeated or comma-separated.
+	query map[string]string
+	// body: the JSON body is the request message (minus what path and
+	// account set).
+	body bool
+	// account is the request field holding the account id ("" for none).
+	account string
+	// idempotency is the request field the Idempotency-Key header fills
+	// when the body leaves it empty ("" for none).
+	idempotency string
+	// aliases maps a query parameter's other spellings to the values the
+	// request field takes ("1m" -> "one_minute").
+	aliases map[string]map[string]string
+	// status is the HTTP status of success (200 when zero).
+	status int
+	endpoint
+}
+
+// serveREST mounts every route under the middleware every /v1 request
+// passes: credential, rate limit, then the route's own access check.
+func (g *Gateway) serveREST() {
+	v1 := g.app.Group("/v1", g.authenticate, g.limits.middleware)
+	for _, rt := range g.restRoutes() {
+		v1.Add(rt.method, strings.TrimPrefix(rt.path, "/v1"), g.handle(rt))
+	}
+	g.app.Get("/v1/openapi.json", g.serveOpenAPI)
+}
+
+// handle is the Fiber handler of one route.
+func (g *Gateway) handle(rt route) fiber.Handler {
+	status := rt.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	return func(c *fiber.Ctx) error {
+		p, err := authorize(c, rt.access)
+		if err != nil {
+			return g.writeError(c, err)
+		}
+		req, err := g.request(c, rt, p)
+		if err != nil {
+			return g.writeError(c, err)
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), g.cfg.RequestTimeout)
+		defer cancel()
+		resp, err := rt.call(ctx, req)
+		if err != nil {
+			return g.writeError(c, err)
+		}
+		c.Status(status)
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(wire.Append(c.Response().Body()[:0], resp))
+	}
+}
+
+// request builds the Connect request of a route from the HTTP request.
+func (g *Gateway) request(c *fiber.Ctx, rt route, p principal) (proto.Message, error) {
+	req := rt.newRequest()
+	if rt.body {
+		body := c.Body()
+		if len(body) > g.cfg.RESTBodyLimit {
+			return nil, connect.NewError(connect.CodeResourceExhausted,
+				fmt.Errorf("request body of %d bytes is over the limit of %d", len(body), g.cfg.RESTBodyLimit))
+		}
+		if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(strings.ToLower(ct), fiber.MIMEApplicationJSON) {
+			return nil, invalidArgument("Content-Type", "must be application/json, not "+ct)
+		}
+		if len(strings.TrimSpace(string(body))) == 0 {
+			body = []byte("{}") // a POST with nothing to say (halt, resume)
+		}
+		if err := wire.Unmarshal(body, req); err != nil {
+			return nil, fieldError(err)
+		}
+	}
+	values, err := parameters(c, rt)
+	if err != nil {
+		return nil, err
+	}
+	if len(values) > 0 {
+		if err := wire.Set(req, values); err != nil {
+			return nil, fieldError(err)
+		}
+	}
+	if rt.idempotency != "" {
+		if key := c.Get("Idempotency-Key"); key != "" {
+			setIfEmpty(req, rt.idempotency, key)
+		}
+	}
+	if rt.account != "" {
+		if err := actFor(req, rt.account, p); err != nil {
+			return nil, err
+		}
+	}
+	return req, nil
+}
+
+// parameters gathers the path and query parameters of a route into the
+// nested shape of its request message, refusing any it does not take.
+func parameters(c *fiber.Ctx, rt route) (map[string]any, error) {
+	values := map[string]any{}
+	for name, field := range rt.params {
+		setPath(values, field, c.Params(name))
+	}
+	var bad error
+	args := c.Context().QueryArgs()
+	args.VisitAll(func(key, _ []byte) {
+		name := string(key)
+		field, ok := rt.query[name]
+		if bad != nil {
+			return
+		}
+		if !ok {
+			bad = invalidArgument(name, "is not a query parameter of "+rt.method+" "+rt.path)
+			return
+		}
+		var list []any
+		for _, v := range args.PeekMulti(name) {
+			for part := range strings.SplitSeq(string(v), ",") {
+				if alias, ok := rt.aliases[name][part]; ok {
+					part = alias
+				}
+				list = append(list, part)
+			}
+		}
+		if isList(rt.request, field) {
+			setPath(values, field, list)
+		} else {
+			setPath(values, field, list[len(list)-1])
+		}
+	})
+	return values, bad
+}
+
+// setPath sets values[a][b]... for the dotted path "a.b".
+func setPath(values map[string]any, path string, v any) {
+	head, rest, nested := strings.Cut(path, ".")
+	if !nested {
+		values[head] = v
+		return
+	}
+	sub, ok := values[head].(map[string]any)
+	if !ok {
+		sub = map[string]any{}
+		values[head] = sub
+	}
+	setPath(sub, rest, v)
+}
+
+// isList reports whether the dotted field path names a repeated field.
+func isList(md protoreflect.MessageDescriptor, path string) bool {
+	fd := fieldByPath(md, path)
+	return fd != nil && fd.IsList()
+}
+
+func fieldByPath(md protoreflect.MessageDescriptor, path string) protoreflect.FieldDescriptor {
+	head, rest, nested := strings.Cut(path, ".")
+	fd := md.Fields().ByJSONName(head)
+	if fd == nil || !nested {
+		return fd
+	}
+	if fd.Message() == nil {
+		return nil
+	}
+	return fieldByPath(fd.Message(), rest)
+}
+
+// setIfEmpty sets the top-level string field named (by JSON name) to v
+// when it is empty.
+func setIfEmpty(m proto.Message, jsonName, v string) {
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByJSONName(jsonName)
+	if fd != nil && r.Get(fd).String() == "" {
+		r.Set(fd, protoreflect.ValueOfString(v))
+	}
+}
+
+// actFor fills or checks the account field of a request: a user acts for
+// their own account (another one is PermissionDenied), an admin for the
+// account the request names.
+func actFor(m proto.Message, jsonName string, p principal) error {
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByJSONName(jsonName)
+	asked := r.Get(fd).String()
+	switch {
+	case p.Admin && asked == "":
+		return invalidArgument(jsonName, "is required when an admin calls")
+	case p.Admin:
+		return nil
+	case p.AccountID == "":
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s acts for no account", p.Subject))
+	case asked != "" && asked != p.AccountID:
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s: may not act for account %s", jsonName, asked))
+	}
+	r.Set(fd, protoreflect.ValueOfString(p.AccountID))
+	return nil
+}
+
+// invalidArgument is the InvalidArgument error naming a field.
+func invalidArgument(field, reason string) error {
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %s", field, reason))
+}
+
+// fieldError turns a wire decoding error into InvalidArgument.
+func fieldError(err error) error {
+	return connect.NewError(connect.CodeInvalidArgument, err)
+}
