@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -20,22 +21,49 @@ type principalKey struct{}
 // keeps the principal for the route's access check and the rate limit. A
 // credential the verifier refuses is Unauthenticated at once.
 func (g *Gateway) authenticate(c *fiber.Ctx) error {
-	cred, ok := auth.FromHeader(c.Get(fiber.HeaderAuthorization), c.Get("X-API-Key"))
+	p, err := g.verify(c.UserContext(), c.Get(fiber.HeaderAuthorization), c.Get("X-API-Key"))
+	if err != nil {
+		return g.writeError(c, err)
+	}
+	if p != nil {
+		c.Locals(principalKey{}, *p)
+	}
+	return c.Next()
+}
+
+// verify checks the credential of a request's headers: nil without one,
+// Unauthenticated for one the verifier refuses, Unavailable when it cannot
+// tell.
+func (g *Gateway) verify(ctx context.Context, authorization, apiKey string) (*principal, error) {
+	cred, ok := auth.FromHeader(authorization, apiKey)
 	if !ok {
-		return c.Next()
+		return nil, nil
 	}
 	if g.verifier == nil {
-		return g.writeError(c, connect.NewError(connect.CodeUnauthenticated, errors.New("this gateway accepts no credentials")))
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("this gateway accepts no credentials"))
 	}
-	p, err := g.verifier.Verify(c.UserContext(), cred)
+	p, err := g.verifier.Verify(ctx, cred)
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredential):
-		return g.writeError(c, connect.NewError(connect.CodeUnauthenticated, err))
+		return nil, connect.NewError(connect.CodeUnauthenticated, err)
 	case err != nil:
-		return g.writeError(c, connect.NewError(connect.CodeUnavailable, fmt.Errorf("verify credential: %w", err)))
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("verify credential: %w", err))
 	}
-	c.Locals(principalKey{}, p)
-	return c.Next()
+	return &p, nil
+}
+
+// permit checks a principal (nil: none) against an access level.
+func permit(p *principal, a access) error {
+	switch {
+	case a == public:
+		return nil
+	case p == nil:
+		return connect.NewError(connect.CodeUnauthenticated,
+			errors.New("a credential is needed: Authorization: Bearer <token> or X-API-Key"))
+	case a == admin && !p.Admin:
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not an admin", p.Subject))
+	}
+	return nil
 }
 
 // principalOf is the request's verified principal, if any.
@@ -47,14 +75,8 @@ func principalOf(c *fiber.Ctx) (principal, bool) {
 // authorize checks that the request may call a route of the given access.
 func authorize(c *fiber.Ctx, a access) (principal, error) {
 	p, ok := principalOf(c)
-	switch {
-	case a == public:
-		return p, nil
-	case !ok:
-		return p, connect.NewError(connect.CodeUnauthenticated,
-			errors.New("this route needs a credential: Authorization: Bearer <token> or X-API-Key"))
-	case a == admin && !p.Admin:
-		return p, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not an admin", p.Subject))
+	if !ok {
+		return p, permit(nil, a)
 	}
-	return p, nil
+	return p, permit(&p, a)
 }

@@ -1,24 +1,95 @@
 package gateway
 
 import (
+	"net/http"
 	"strings"
 
+	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 
+	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
 )
+
+// procedureAccess says who may call each Connect procedure through the
+// gateway. User procedures act for the caller's account (auth.Interceptor
+// in the service enforces it); a procedure missing here is admin only.
+var procedureAccess = map[string]access{
+	metadatav1connect.MetadataServiceGetInstrumentProcedure:    public,
+	metadatav1connect.MetadataServiceListInstrumentsProcedure:  public,
+	metadatav1connect.MetadataServiceGetConfigProcedure:        public,
+	metadatav1connect.MetadataServiceListConfigProcedure:       public,
+	metadatav1connect.MetadataServiceWatchConfigProcedure:      public,
+	metadatav1connect.MetadataServiceCreateInstrumentProcedure: admin,
+	metadatav1connect.MetadataServiceUpdateInstrumentProcedure: admin,
+	metadatav1connect.MetadataServiceHaltInstrumentProcedure:   admin,
+	metadatav1connect.MetadataServiceResumeInstrumentProcedure: admin,
+	metadatav1connect.MetadataServiceSetConfigProcedure:        admin,
+	metadatav1connect.MetadataServiceDeleteConfigProcedure:     admin,
+
+	walletv1connect.WalletServiceGetBalanceProcedure:    user,
+	walletv1connect.WalletServiceListBalancesProcedure:  user,
+	walletv1connect.WalletServiceWatchBalancesProcedure: user,
+	walletv1connect.WalletServiceHoldBalanceProcedure:   admin, // the order service's, on the internal port
+	walletv1connect.WalletServiceReleaseHoldProcedure:   admin,
+	walletv1connect.WalletServiceDepositProcedure:       admin,
+	walletv1connect.WalletServiceWithdrawProcedure:      admin,
+	orderv1connect.OrderServicePlaceOrderProcedure:      user,
+	orderv1connect.OrderServiceCancelOrderProcedure:     user,
+	orderv1connect.OrderServiceGetOrderProcedure:        user,
+	orderv1connect.OrderServiceListOrdersProcedure:      user,
+	orderv1connect.OrderServiceWatchOrdersProcedure:     user,
+
+	marketdatav1connect.MarketDataServiceGetBookProcedure:      public,
+	marketdatav1connect.MarketDataServiceListTradesProcedure:   public,
+	marketdatav1connect.MarketDataServiceGetTickerProcedure:    public,
+	marketdatav1connect.MarketDataServiceListTickersProcedure:  public,
+	marketdatav1connect.MarketDataServiceListCandlesProcedure:  public,
+	marketdatav1connect.MarketDataServiceStreamBookProcedure:   public,
+	marketdatav1connect.MarketDataServiceStreamTradesProcedure: public,
+	marketdatav1connect.MarketDataServiceStreamTickerProcedure: public,
+}
 
 // serveConnect mounts each Connect service under its path, so browsers
 // reach it over HTTP/1.1 with the Connect protocol or gRPC-Web (gRPC itself
 // needs HTTP/2: it is served on the internal port). Server streams are
-// flushed message by message (fasthttp >= 1.78).
+// flushed message by message (fasthttp >= 1.78). Every call passes the
+// procedure's access check first; its principal rides in the context.
 func (g *Gateway) serveConnect(services []rpcserver.Service) {
 	for _, svc := range services {
-		g.app.Use(svc.Path, adaptor.HTTPHandler(svc.Handler))
+		g.app.Use(svc.Path, adaptor.HTTPHandler(g.guard(svc.Handler)))
 	}
+}
+
+// guard checks the credential of a Connect call against its procedure's
+// access, answering refusals in the caller's protocol.
+func (g *Gateway) guard(next http.Handler) http.Handler {
+	errs := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, known := procedureAccess[r.URL.Path]
+		if !known {
+			a = admin
+		}
+		p, err := g.verify(r.Context(), r.Header.Get("Authorization"), r.Header.Get("X-API-Key"))
+		if err == nil {
+			err = permit(p, a)
+		}
+		if err != nil {
+			_ = errs.Write(w, r, err) // the client went away
+			return
+		}
+		if p != nil {
+			r = r.WithContext(auth.NewContext(r.Context(), *p))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // corsMiddleware answers preflights and sets the CORS headers for the

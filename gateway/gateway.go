@@ -43,8 +43,8 @@ type Config struct {
 // Default returns the settings used by `tradex serve`.
 func Default() Config {
 	return Config{
-		ReadTimeout: 10 * time.Second,
-		IdleTimeout: 2 * time.Minute,
+		ReadTimeout:    10 * time.Second,
+		IdleTimeout:    2 * time.Minute,
 		BodyLimit:      4 << 20,
 		RESTBodyLimit:  64 << 10,
 		RequestTimeout: 10 * time.Second,

@@ -111,6 +111,10 @@ func (g *Gateway) handle(rt route) fiber.Handler {
 		if err != nil {
 			return g.writeError(c, err)
 		}
+		if n := len(c.Body()); n > g.cfg.RESTBodyLimit {
+			return g.writeErrorStatus(c, http.StatusRequestEntityTooLarge, connect.NewError(connect.CodeResourceExhausted,
+				fmt.Errorf("request body of %d bytes is over the limit of %d", n, g.cfg.RESTBodyLimit)))
+		}
 		req, err := g.request(c, rt, p)
 		if err != nil {
 			return g.writeError(c, err)
@@ -132,10 +136,6 @@ func (g *Gateway) request(c *fiber.Ctx, rt route, p principal) (proto.Message, e
 	req := rt.newRequest()
 	if rt.body {
 		body := c.Body()
-		if len(body) > g.cfg.RESTBodyLimit {
-			return nil, connect.NewError(connect.CodeResourceExhausted,
-				fmt.Errorf("request body of %d bytes is over the limit of %d", len(body), g.cfg.RESTBodyLimit))
-		}
 		if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(strings.ToLower(ct), fiber.MIMEApplicationJSON) {
 			return nil, invalidArgument("Content-Type", "must be application/json, not "+ct)
 		}

@@ -30,11 +30,13 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
+	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
@@ -158,7 +160,7 @@ func New(t testing.TB, opts ...Option) *Platform {
 	t.Cleanup(func() { _ = p.cache.Close(context.WithoutCancel(t.Context())) })
 
 	mux := http.NewServeMux()
-	mux.Handle(md.Handler())
+	mux.Handle(md.Handler(connect.WithInterceptors(auth.Interceptor())))
 	mux.HandleFunc("/"+walletv1connect.WalletServiceName+"/", func(w http.ResponseWriter, r *http.Request) {
 		serveIfUp(w, r, &p.walletHandler, "wallet")
 	})
@@ -231,7 +233,7 @@ func (p *Platform) StartWallet() {
 		p.t.Fatalf("platformtest: %v", err)
 	}
 	p.wallet = p.run("wallet", js.Conn(), svc.Run, svc.Ready())
-	_, h := svc.Handler()
+	_, h := svc.Handler(connect.WithInterceptors(auth.Interceptor()))
 	p.walletHandler.Store(&h)
 }
 
@@ -264,7 +266,7 @@ func (p *Platform) StartOrders() {
 		p.t.Fatalf("platformtest: %v", err)
 	}
 	p.orders = p.run("order", js.Conn(), svc.Run, svc.Ready())
-	_, h := svc.Handler()
+	_, h := svc.Handler(connect.WithInterceptors(auth.Interceptor()))
 	p.orderHandler.Store(&h)
 }
 
@@ -293,7 +295,7 @@ func (p *Platform) StartMarketData() {
 		p.t.Fatalf("platformtest: %v", err)
 	}
 	p.marketData = p.run("marketdata", js.Conn(), svc.Run, svc.Ready())
-	_, h := svc.Handler()
+	_, h := svc.Handler(connect.WithInterceptors(auth.Interceptor()))
 	p.mdHandler.Store(&h)
 }
 

@@ -1,0 +1,98 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+type principalKey struct{}
+
+// NewContext returns ctx carrying the principal a request acts for.
+func NewContext(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal of ctx, if the request came with one
+// (through the gateway).
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// accountField is the request field that names the account a call acts
+// for, in every contract that has one.
+const accountField protoreflect.Name = "account_id"
+
+// Interceptor makes a non-admin principal act only for its own account:
+// in every request message with an account_id field, an empty one is set
+// to the principal's account and another account is PermissionDenied. A
+// request with no principal in its context (the internal port, trusted
+// callers) passes unchanged. Services mount it in every handler; the
+// gateway puts the principal in the context.
+func Interceptor() connect.Interceptor { return interceptor{} }
+
+type interceptor struct{}
+
+func (interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if p, ok := FromContext(ctx); ok && !req.Spec().IsClient {
+			if err := actFor(req.Any(), p); err != nil {
+				return nil, err
+			}
+		}
+		return next(ctx, req)
+	}
+}
+
+func (interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if p, ok := FromContext(ctx); ok {
+			conn = &actingConn{StreamingHandlerConn: conn, p: p}
+		}
+		return next(ctx, conn)
+	}
+}
+
+// actingConn checks every message a stream receives.
+type actingConn struct {
+	connect.StreamingHandlerConn
+	p Principal
+}
+
+func (c *actingConn) Receive(msg any) error {
+	if err := c.StreamingHandlerConn.Receive(msg); err != nil {
+		return err
+	}
+	return actFor(msg, c.p)
+}
+
+// actFor fills or checks the account of a request for p.
+func actFor(msg any, p Principal) error {
+	m, ok := msg.(proto.Message)
+	if !ok || p.Admin {
+		return nil
+	}
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(accountField)
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+		return nil
+	}
+	switch asked := r.Get(fd).String(); {
+	case p.AccountID == "":
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s acts for no account", p.Subject))
+	case asked == "":
+		r.Set(fd, protoreflect.ValueOfString(p.AccountID))
+	case asked != p.AccountID:
+		return connect.NewError(connect.CodePermissionDenied, errors.New("account_id: may not act for account "+asked))
+	}
+	return nil
+}

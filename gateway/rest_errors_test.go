@@ -1,0 +1,152 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tradex-mesh/tradex/gateway"
+	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/internal/platformtest"
+)
+
+// TestRESTErrors sends one request of every error class and checks the
+// status, the code, that the message names what is wrong, and the body's
+// shape.
+func TestRESTErrors(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	cfg := gateway.Default()
+	cfg.RESTBodyLimit = 1 << 10
+	cfg.RateLimit = gateway.RateLimit{} // off: one request per case here; the limit has its own test
+	base := serveGateway(t, p, cfg)
+	deposit(t, base, "carol", "USDT", "100")
+
+	order := func(fields string) string {
+		return `{"instrumentId":"BTCUSDT","side":"buy","type":"limit","quantity":"1","price":"50000"` + fields + `}`
+	}
+	cases := []struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code, message             string
+	}{
+		{"bad enum names the field", "POST", "/v1/orders", "carol", `{"instrumentId":"BTCUSDT","side":"up"}`, 400, "invalid_argument", "side: must be one of"},
+		{"unknown body field", "POST", "/v1/orders", "carol", order(`,"colour":"red"`), 400, "invalid_argument", "colour: unknown field"},
+		{"malformed JSON", "POST", "/v1/orders", "carol", `{"instrumentId":`, 400, "invalid_argument", "not valid JSON"},
+		{"price off tick", "POST", "/v1/orders", "carol", `{"instrumentId":"BTCUSDT","side":"buy","type":"limit","quantity":"1","price":"50000.001"}`, 400, "invalid_argument", "price"},
+		{"wrong content type", "POST", "/v1/orders", "carol", nil, 400, "invalid_argument", "Content-Type"},
+		{"unknown query parameter", "GET", "/v1/orders?colour=red", "carol", nil, 400, "invalid_argument", "colour: is not a query parameter"},
+		{"bad query value", "GET", "/v1/instruments/BTCUSDT/book?depth=deep", "", nil, 400, "invalid_argument", "depth"},
+		{"insufficient funds", "POST", "/v1/orders", "carol", order(""), 400, "failed_precondition", "insufficient"},
+		{"no credential", "POST", "/v1/orders", "", order(""), 401, "unauthenticated", "credential"},
+		{"bad credential", "GET", "/v1/balances", "no such token!", nil, 401, "unauthenticated", "invalid credential"},
+		{"not an admin", "POST", "/v1/admin/deposits", "carol", `{"transferId":"x","accountId":"carol","asset":"USDT","amount":"1"}`, 403, "permission_denied", "not an admin"},
+		{"another account", "GET", "/v1/balances?accountId=dave", "carol", nil, 403, "permission_denied", "accountId"},
+		{"admin names no account", "GET", "/v1/balances", adminToken, nil, 400, "invalid_argument", "accountId: is required"},
+		{"unknown order", "GET", "/v1/orders/nope", "carol", nil, 404, "not_found", "nope"},
+		{"unknown instrument", "GET", "/v1/instruments/DOGEUSDT", "", nil, 404, "not_found", "DOGEUSDT"},
+		{"unknown route", "GET", "/v1/nothing", "", nil, 404, "not_found", "no route GET /v1/nothing"},
+		{"instrument exists", "POST", "/v1/admin/instruments", adminToken, `{"symbol":"BTCUSDT","kind":"spot","baseAsset":"BTC","quoteAsset":"USDT","tickSize":"0.01","lotSize":"0.00001","minQuantity":"0.00001","minNotional":"5","priceScale":2,"quantityScale":5}`, 409, "already_exists", "BTCUSDT"},
+		{"body too large", "POST", "/v1/orders", "carol", order(`,"clientOrderId":"` + strings.Repeat("x", 2000) + `"`), 413, "resource_exhausted", "over the limit"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var r reply
+			if c.name == "wrong content type" {
+				r = callWithType(t, c.method, base+c.path, c.token, order(""), "text/plain")
+			} else {
+				r = call(t, c.method, base+c.path, c.token, c.body)
+			}
+			checkError(t, r, c.status, c.code, c.message)
+		})
+	}
+
+	t.Run("service down", func(t *testing.T) {
+		// Not parallel with the others: it stops the order service.
+		p.KillOrders()
+		defer p.StartOrders()
+		r := call(t, "GET", base+"/v1/orders/x", "carol", nil)
+		checkError(t, r, 503, "unavailable", "")
+	})
+}
+
+func checkError(t *testing.T, r reply, status int, code, message string) {
+	t.Helper()
+	if r.status != status || r.str("code") != code || !strings.Contains(r.str("message"), message) {
+		t.Errorf("got %d %s, want %d %s with %q", r.status, r.raw, status, code, message)
+	}
+	if _, ok := r.get("details").([]any); !ok {
+		t.Errorf("details is not a list: %s", r.raw)
+	}
+	if id := r.str("traceId"); len(id) != 32 || r.header.Get("X-Trace-Id") != id {
+		t.Errorf("traceId %q, X-Trace-Id %q", id, r.header.Get("X-Trace-Id"))
+	}
+}
+
+func callWithType(t *testing.T, method, url, token, body, contentType string) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
+	return send(t, req)
+}
+
+// TestRateLimit runs a client out of its budget: the headers count down,
+// the next request is 429 with Retry-After, another client is unaffected,
+// and the budget refills with time.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	cfg := gateway.Default()
+	cfg.RateLimit = gateway.RateLimit{PerSecond: 0.5, Burst: 3}
+	gw, err := gateway.New(cfg, gateway.Deps{Now: clock.now, Verifier: auth.Dev{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, gw)
+	for want := 2; want >= 0; want-- {
+		r := call(t, "GET", base+"/v1/instruments", "", nil) // Unimplemented: no service; the limit comes first
+		if got := r.header.Get("X-RateLimit-Remaining"); got != strconv.Itoa(want) || r.header.Get("X-RateLimit-Limit") != "3" {
+			t.Fatalf("remaining %q, want %d (limit %q)", got, want, r.header.Get("X-RateLimit-Limit"))
+		}
+	}
+	r := call(t, "GET", base+"/v1/instruments", "", nil)
+	checkError(t, r, http.StatusTooManyRequests, "resource_exhausted", "rate limit")
+	if r.header.Get("Retry-After") != "2" {
+		t.Errorf("Retry-After %q, want 2 (one request per 2 s)", r.header.Get("Retry-After"))
+	}
+	// A client with a credential has its own budget.
+	if r := call(t, "GET", base+"/v1/instruments", "erin", nil); r.status == http.StatusTooManyRequests || r.header.Get("X-RateLimit-Remaining") != "2" {
+		t.Errorf("erin's first request: %d, remaining %q", r.status, r.header.Get("X-RateLimit-Remaining"))
+	}
+	clock.advance(2 * time.Second)
+	if r := call(t, "GET", base+"/v1/instruments", "", nil); r.status == http.StatusTooManyRequests {
+		t.Errorf("after 2 s: still limited: %s", r.raw)
+	}
+}
+
+// fakeClock is a clock a test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
