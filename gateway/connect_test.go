@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/tradex-mesh/tradex/gateway"
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
@@ -19,7 +20,6 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
-	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
 )
 

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -185,8 +184,8 @@ func fieldSchema(fd protoreflect.FieldDescriptor, schemas jsonObject) jsonObject
 			return jsonObject{"type": "object", "additionalProperties": fieldSchema(fd.MapValue(), schemas)}
 		}
 		s = ref(fd.Message(), schemas)
-	default:
-		panic(fmt.Sprintf("openapi: field %s of kind %v", fd.FullName(), fd.Kind()))
+	default: // every kind is covered above
+		s = jsonObject{}
 	}
 	if fd.IsList() {
 		return jsonObject{"type": "array", "items": s}

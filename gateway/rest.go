@@ -175,17 +175,12 @@ func parameters(c *fiber.Ctx, rt route) (map[string]any, error) {
 	for name, field := range rt.params {
 		setPath(values, field, c.Params(name))
 	}
-	var bad error
 	args := c.Context().QueryArgs()
-	args.VisitAll(func(key, _ []byte) {
+	for key := range args.All() {
 		name := string(key)
 		field, ok := rt.query[name]
-		if bad != nil {
-			return
-		}
 		if !ok {
-			bad = invalidArgument(name, "is not a query parameter of "+rt.method+" "+rt.path)
-			return
+			return nil, invalidArgument(name, "is not a query parameter of "+rt.method+" "+rt.path)
 		}
 		var list []any
 		for _, v := range args.PeekMulti(name) {
@@ -201,8 +196,8 @@ func parameters(c *fiber.Ctx, rt route) (map[string]any, error) {
 		} else {
 			setPath(values, field, list[len(list)-1])
 		}
-	})
-	return values, bad
+	}
+	return values, nil
 }
 
 // setPath sets values[a][b]... for the dotted path "a.b".

@@ -50,7 +50,9 @@ func serve(t *testing.T, gw *gateway.Gateway) string {
 		if err := gw.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
 	})
 	return "http://" + ln.Addr().String()
 }

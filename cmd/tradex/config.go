@@ -41,6 +41,16 @@ type serveConfig struct {
 	ServicesURL string
 	// Services is "all" or a comma-separated list of the services to run.
 	Services string
+	// AllowedOrigins are the browser origins (comma-separated, "*" for
+	// any) allowed to call REST and Connect across origins and to open /ws.
+	AllowedOrigins string
+	// AdminToken is the dev verifier's admin token; empty reads (or
+	// creates) DataDir/admin-token.
+	AdminToken string
+	// RateLimit is each REST client's sustained requests per second (0: no
+	// limit); RateBurst how many it may send at once.
+	RateLimit float64
+	RateBurst int
 }
 
 // defaultServeConfig is what `tradex serve` does with no flags.
@@ -56,6 +66,8 @@ func defaultServeConfig() serveConfig {
 		ShutdownTimeout: 15 * time.Second,
 		Services:        "all",
 		ServicesURL:     "http://127.0.0.1:8081",
+		RateLimit:       100,
+		RateBurst:       200,
 	}
 }
 
@@ -79,6 +91,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.Services, "services", cfg.Services, `services to run: "all" or a comma-separated list (e.g. "metadata"), so services scale out as separate processes`)
 	fs.StringVar(&cfg.ServicesURL, "services-url", cfg.ServicesURL, "Connect URL (an internal port) of the services that --services leaves out, e.g. metadata and wallet for an order-only process")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of financial, config and dead-letter streams; 0: 3 on a cluster of 3 or more servers, else 1")
+	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", cfg.AllowedOrigins, `browser origins allowed across origins (CORS) and on /ws, comma-separated, "*" for any; empty: same origin only`)
+	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token of the dev verifier; empty: read or create <data-dir>/admin-token")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "REST requests per second per client (0: no limit)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "REST requests a client may send at once")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: tradex serve [flags]\n\nEvery flag can also be set as %s<FLAG> (e.g. %sDATA_DIR).\n\nFlags:\n", envPrefix, envPrefix)
@@ -135,6 +151,15 @@ func (c serveConfig) validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("--replicas: %d: want 0 (auto) to 5", c.Replicas)
 	}
+	if c.RateLimit < 0 {
+		return errors.New("--rate-limit: must not be negative")
+	}
+	if c.RateLimit > 0 && c.RateBurst < 1 {
+		return errors.New("--rate-burst: must be at least 1 when --rate-limit is on")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return errors.New("--admin-token: must be at least 16 characters")
+	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout: must be positive")
 	}
@@ -151,4 +176,15 @@ func checkAddr(addr string) error {
 		return fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
 	}
 	return nil
+}
+
+// origins splits the --allowed-origins list.
+func (c serveConfig) origins() []string {
+	var out []string
+	for o := range strings.SplitSeq(c.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +21,7 @@ import (
 
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/gateway"
+	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -85,8 +91,19 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		return err
 	}
 
-	gw, err := gateway.New(gateway.Default(), gateway.Deps{
-		Logger: logger.With("component", "gateway"),
+	adminToken, err := adminToken(cfg)
+	if err != nil {
+		_, _ = httpLn.Close(), grpcLn.Close()
+		return err
+	}
+	gwCfg := gateway.Default()
+	gwCfg.AllowedOrigins = cfg.origins()
+	gwCfg.RateLimit = gateway.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}
+	gw, err := gateway.New(gwCfg, gateway.Deps{ //nolint:contextcheck // handlers use each request's context
+		Logger:   logger.With("component", "gateway"),
+		Services: gatewayServices(components, cfg.ServicesURL),
+		Verifier: auth.Dev{AdminToken: adminToken},
+		Connect:  connectServices,
 		Ready: map[string]gateway.Check{
 			"nats": func(ctx context.Context) error {
 				if !broker.conn.IsConnected() {
@@ -141,7 +158,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	ep := endpoints{HTTP: httpLn.Addr().String(), GRPC: grpcLn.Addr().String(), NATS: broker.url}
 	logger.InfoContext(ctx, "tradex started",
 		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.server != nil,
-		"data_dir", broker.storeDir, "sync", cfg.Sync, "streams", len(catalog.Topics()), "replicas", replicas, "services", names, "startup", time.Since(started).Round(time.Millisecond))
+		"data_dir", broker.storeDir, "auth", "dev (bearer token = account id; admin token in --admin-token or "+filepath.Join(cfg.DataDir, adminTokenFile)+")", "sync", cfg.Sync, "streams", len(catalog.Topics()), "replicas", replicas, "services", names, "startup", time.Since(started).Round(time.Millisecond))
 	if onReady != nil {
 		onReady(ep)
 	}
@@ -253,4 +270,33 @@ func (b *broker) close(ctx context.Context, logger *slog.Logger, timeout time.Du
 	if err := b.server.Shutdown(ctx); err != nil {
 		logger.ErrorContext(ctx, "embedded nats shutdown", "err", err)
 	}
+}
+
+// adminTokenFile holds the dev verifier's admin token in the data folder.
+const adminTokenFile = "admin-token"
+
+// adminToken is --admin-token, else the token kept in the data folder
+// (created with a random one the first time, readable by its owner only).
+func adminToken(cfg serveConfig) (string, error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, nil
+	}
+	path := filepath.Join(cfg.DataDir, adminTokenFile)
+	if b, err := os.ReadFile(path); err == nil { //nolint:gosec // the operator's own --data-dir
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("--admin-token: read %s: %w", path, err)
+	}
+	var b [24]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	tok := hex.EncodeToString(b[:])
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return "", fmt.Errorf("--admin-token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("--admin-token: write %s: %w", path, err)
+	}
+	return tok, nil
 }

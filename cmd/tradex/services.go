@@ -9,8 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tradex-mesh/tradex/gateway"
+	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
@@ -96,9 +99,21 @@ type component struct {
 	ready   <-chan struct{}
 	connect []rpcserver.Service
 	// metadata, set by the metadata service, is its in-process client.
-	metadata instruments.Client
+	metadata metadatav1connect.MetadataServiceHandler
 	// wallet, set by the wallet service, is its in-process client.
 	wallet walletv1connect.WalletServiceHandler
+	// orders and marketData, set by those services, are their in-process
+	// clients.
+	orders     orderv1connect.OrderServiceHandler
+	marketData marketdatav1connect.MarketDataServiceHandler
+}
+
+// handlerOptions are the options of every service's Connect handler: the
+// gateway puts a caller's principal in the context, and auth.Interceptor
+// keeps a user to their own account (calls without one, on the internal
+// port, pass unchanged).
+func handlerOptions() connect.HandlerOption {
+	return connect.WithInterceptors(auth.Interceptor())
 }
 
 // localServices are the in-process clients of the services built so far,
@@ -162,7 +177,7 @@ func buildMetadata(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("metadata: %w", err)
 	}
-	path, h := svc.Handler()
+	path, h := svc.Handler(handlerOptions())
 	return component{
 		name:     "metadata",
 		run:      svc.Run,
@@ -184,7 +199,7 @@ func buildWallet(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("wallet: %w", err)
 	}
-	path, h := svc.Handler()
+	path, h := svc.Handler(handlerOptions())
 	return component{
 		name:    "wallet",
 		run:     svc.Run,
@@ -213,12 +228,13 @@ func buildOrder(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("order: %w", err)
 	}
-	path, h := svc.Handler()
+	path, h := svc.Handler(handlerOptions())
 	return component{
 		name:    "order",
 		run:     svc.Run,
 		ready:   svc.Ready(),
 		connect: []rpcserver.Service{{Name: orderv1connect.OrderServiceName, Path: path, Handler: h}},
+		orders:  svc.InProcess(),
 	}, nil
 }
 
@@ -249,22 +265,42 @@ func buildMarketData(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("marketdata: %w", err)
 	}
-	path, h := svc.Handler()
+	path, h := svc.Handler(handlerOptions())
 	return component{
-		name:    "marketdata",
-		run:     svc.Run,
-		ready:   svc.Ready(),
-		connect: []rpcserver.Service{{Name: marketdatav1connect.MarketDataServiceName, Path: path, Handler: h}},
+		name:       "marketdata",
+		run:        svc.Run,
+		ready:      svc.Ready(),
+		connect:    []rpcserver.Service{{Name: marketdatav1connect.MarketDataServiceName, Path: path, Handler: h}},
+		marketData: svc.InProcess(),
 	}, nil
 }
 
 // metadataClient is the in-process metadata service when this process runs
 // it, else a Connect client of the one at url.
 func metadataClient(components []component, url string) instruments.Client {
+	return gatewayServices(components, url).Metadata
+}
+
+// gatewayServices are the services REST calls: in process for those this
+// process runs, else Connect clients of the ones at url.
+func gatewayServices(components []component, url string) gateway.Services {
+	s := gateway.Services{
+		Orders:     orderv1connect.NewOrderServiceClient(http.DefaultClient, url),
+		Wallet:     walletv1connect.NewWalletServiceClient(http.DefaultClient, url),
+		Metadata:   metadatav1connect.NewMetadataServiceClient(http.DefaultClient, url),
+		MarketData: marketdatav1connect.NewMarketDataServiceClient(http.DefaultClient, url),
+	}
 	for _, c := range components {
-		if c.metadata != nil {
-			return c.metadata
+		switch {
+		case c.metadata != nil:
+			s.Metadata = c.metadata
+		case c.wallet != nil:
+			s.Wallet = c.wallet
+		case c.orders != nil:
+			s.Orders = c.orders
+		case c.marketData != nil:
+			s.MarketData = c.marketData
 		}
 	}
-	return metadatav1connect.NewMetadataServiceClient(http.DefaultClient, url)
+	return s
 }

@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +79,58 @@ func TestServeTradesEndToEnd(t *testing.T) {
 			t.Fatalf("market data trades %v, %v; want the one trade", res, err)
 		}
 		waitABit(t)
+	}
+}
+
+// The gateway of `tradex serve` serves REST over the in-process services:
+// the platform's example order body as written, placed with the dev
+// verifier (the token is the account id) after an admin deposit with the
+// token serve keeps in its data folder.
+func TestServeREST(t *testing.T) {
+	t.Parallel()
+	cfg := testServeConfig(t)
+	ep, _ := startServe(t, cfg)
+	base := "http://" + ep.HTTP
+	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, adminTokenFile))
+	if err != nil || len(strings.TrimSpace(string(tok))) < 32 {
+		t.Fatalf("admin token file: %q, %v", tok, err)
+	}
+	post := func(path, token, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("/v1/admin/deposits", "alice", `{"transferId":"t1","accountId":"alice","asset":"USDT","amount":"1000000"}`); code != http.StatusForbidden {
+		t.Errorf("deposit as alice: %d %s", code, body)
+	}
+	if code, body := post("/v1/admin/deposits", strings.TrimSpace(string(tok)), `{"transferId":"t1","accountId":"alice","asset":"USDT","amount":"1000000"}`); code != http.StatusOK {
+		t.Fatalf("deposit as admin: %d %s", code, body)
+	}
+	code, body := post("/v1/orders", "alice", `{ "instrumentId": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 10.5, "price": 50000.0}`)
+	if code != http.StatusCreated || !strings.Contains(body, `"status":"new"`) || !strings.Contains(body, `"accountId":"alice"`) {
+		t.Errorf("seed order: %d %s", code, body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/openapi.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("openapi: %d", resp.StatusCode)
 	}
 }

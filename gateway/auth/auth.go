@@ -66,7 +66,8 @@ func checkAccountID(id string) error {
 		return errors.New("a dev token is an account id of 1 to 64 characters")
 	}
 	if i := strings.IndexFunc(id, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+		return !ok
 	}); i >= 0 {
 		return fmt.Errorf("a dev token may only hold letters, digits, '-' and '_' (found %q)", id[i])
 	}

@@ -9,28 +9,28 @@ func TestDev(t *testing.T) {
 	t.Parallel()
 	d := Dev{AdminToken: "s3cret"}
 	cases := []struct {
-		cred    string
+		in      string
 		want    Principal
 		invalid bool
 	}{
-		{cred: "alice", want: Principal{Subject: "alice", AccountID: "alice"}},
-		{cred: "acct-7_x", want: Principal{Subject: "acct-7_x", AccountID: "acct-7_x"}},
-		{cred: "s3cret", want: Principal{Subject: "admin", Admin: true}},
-		{cred: "", invalid: true},
-		{cred: "a.b", invalid: true},
-		{cred: "a b", invalid: true},
-		{cred: string(make([]byte, 65)), invalid: true},
+		{in: "alice", want: Principal{Subject: "alice", AccountID: "alice"}},
+		{in: "acct-7_x", want: Principal{Subject: "acct-7_x", AccountID: "acct-7_x"}},
+		{in: "s3cret", want: Principal{Subject: "admin", Admin: true}},
+		{in: "", invalid: true},
+		{in: "a.b", invalid: true},
+		{in: "a b", invalid: true},
+		{in: string(make([]byte, 65)), invalid: true},
 	}
 	for _, c := range cases {
-		got, err := d.Verify(t.Context(), c.cred)
+		got, err := d.Verify(t.Context(), c.in)
 		if c.invalid {
 			if !errors.Is(err, ErrInvalidCredential) {
-				t.Errorf("%q: err %v, want ErrInvalidCredential", c.cred, err)
+				t.Errorf("%q: err %v, want ErrInvalidCredential", c.in, err)
 			}
 			continue
 		}
 		if err != nil || got != c.want {
-			t.Errorf("%q: %+v, %v; want %+v", c.cred, got, err, c.want)
+			t.Errorf("%q: %+v, %v; want %+v", c.in, got, err, c.want)
 		}
 	}
 	if p, err := (Dev{}).Verify(t.Context(), "admin"); err != nil || p.Admin {

@@ -38,6 +38,7 @@ func Interceptor() connect.Interceptor { return interceptor{} }
 
 type interceptor struct{}
 
+// WrapUnary checks the request of a unary call.
 func (interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if p, ok := FromContext(ctx); ok && !req.Spec().IsClient {
@@ -49,10 +50,12 @@ func (interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	}
 }
 
+// WrapStreamingClient leaves clients alone.
 func (interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return next
 }
 
+// WrapStreamingHandler checks every message a stream receives.
 func (interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		if p, ok := FromContext(ctx); ok {
@@ -68,6 +71,7 @@ type actingConn struct {
 	p Principal
 }
 
+// Receive reads the next message and checks its account.
 func (c *actingConn) Receive(msg any) error {
 	if err := c.StreamingHandlerConn.Receive(msg); err != nil {
 		return err
