@@ -15,6 +15,7 @@ const readyCheckTimeout = 2 * time.Second
 // routes mounts everything the gateway serves: probes, CORS, REST,
 // the Connect services and the WebSocket.
 func (g *Gateway) routes(deps Deps) {
+	g.app.Use(g.accessLog)
 	g.app.Get("/healthz", g.healthz)
 	g.app.Get("/readyz", g.readyz)
 	if len(g.cfg.AllowedOrigins) > 0 {
