@@ -16,11 +16,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/tradex-mesh/tradex/gateway"
+	"github.com/tradex-mesh/tradex/gateway/auth"
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
-	"github.com/tradex-mesh/tradex/gateway"
-	"github.com/tradex-mesh/tradex/gateway/auth"
 )
 
 // benchConns is the number of client connections (and goroutines) of the
@@ -78,7 +78,9 @@ func bareOrderHandler(c *fiber.Ctx) error {
 }
 
 // fixedOrders is an order service that accepts every order at once.
-type fixedOrders struct{ orderv1connect.UnimplementedOrderServiceHandler }
+type fixedOrders struct {
+	orderv1connect.UnimplementedOrderServiceHandler
+}
 
 func (fixedOrders) PlaceOrder(_ context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
 	now := timestamppb.Now()
