@@ -156,7 +156,7 @@ func (c *conn) subscribe(ctx context.Context, req request) {
 			ok = append(ok, pending{w: w, t: t})
 			continue
 		}
-		t, err := c.f.hub.acquire(w.key)
+		t, err := c.f.hub.acquire(ctx, w.key)
 		if err != nil {
 			failed = append(failed, err)
 			continue

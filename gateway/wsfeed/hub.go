@@ -56,8 +56,10 @@ func newHub(cfg Config, deps Deps, log *slog.Logger) *hub {
 var errClosed = connect.NewError(connect.CodeUnavailable, errors.New("the feed is shutting down; reconnect"))
 
 // acquire returns the topic of k with one more reference, starting it if
-// it is new. Every acquire is paired with a release.
-func (h *hub) acquire(k key) (*topic, error) {
+// it is new. Every acquire is paired with a release. A new topic runs
+// until its last release, whatever becomes of ctx (it keeps only ctx's
+// values).
+func (h *hub) acquire(ctx context.Context, k key) (*topic, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -71,7 +73,7 @@ func (h *hub) acquire(k key) (*topic, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &topic{h: h, key: k, src: src, refs: 1, cancel: cancel, ready: make(chan struct{}), index: map[sink]int{}}
 	h.topics[k] = t
 	h.wg.Add(1)

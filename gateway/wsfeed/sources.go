@@ -238,7 +238,7 @@ func (s *candleSource) deliver(*frame) {
 }
 
 func (s *candleSource) session(ctx context.Context, t *topic) error {
-	trades, err := s.h.acquire(key{ch: chTrades, name: s.key.name})
+	trades, err := s.h.acquire(ctx, key{ch: chTrades, name: s.key.name})
 	if err != nil {
 		return err
 	}
@@ -428,7 +428,11 @@ func applyChange(b *walletv1.Balance, c *walletv1.BalanceChanged) *walletv1.Bala
 // addDecimal adds two decimal strings at the finer of their scales; ""
 // when either does not parse.
 func addDecimal(a, b string) string {
-	scale := int32(max(fracDigits(a), fracDigits(b)))
+	digits := max(fracDigits(a), fracDigits(b))
+	if digits > 18 {
+		return ""
+	}
+	scale := int32(digits) //nolint:gosec // at most 18
 	x, errA := decimal.Parse(a, scale)
 	y, errB := decimal.Parse(b, scale)
 	if errA != nil || errB != nil {
