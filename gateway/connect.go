@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -57,6 +58,16 @@ var procedureAccess = map[string]access{
 	marketdatav1connect.MarketDataServiceStreamTickerProcedure: public,
 }
 
+// streamingProcedures are the server streams among procedureAccess.
+var streamingProcedures = map[string]bool{
+	metadatav1connect.MetadataServiceWatchConfigProcedure:      true,
+	walletv1connect.WalletServiceWatchBalancesProcedure:        true,
+	orderv1connect.OrderServiceWatchOrdersProcedure:            true,
+	marketdatav1connect.MarketDataServiceStreamBookProcedure:   true,
+	marketdatav1connect.MarketDataServiceStreamTradesProcedure: true,
+	marketdatav1connect.MarketDataServiceStreamTickerProcedure: true,
+}
+
 // serveConnect mounts each Connect service under its path, so browsers
 // reach it over HTTP/1.1 with the Connect protocol or gRPC-Web (gRPC itself
 // needs HTTP/2: it is served on the internal port). Server streams are
@@ -85,10 +96,12 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 			_ = errs.Write(w, r, err) // the client went away
 			return
 		}
+		ctx, cancel := g.detached(r.URL.Path)
+		defer cancel()
 		if p != nil {
-			r = r.WithContext(auth.NewContext(r.Context(), *p))
+			ctx = auth.NewContext(ctx, *p)
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(ctx)) //nolint:contextcheck // see detached: not the RequestCtx
 	})
 }
 
@@ -104,4 +117,19 @@ func corsMiddleware(origins []string) fiber.Handler {
 		ExposeHeaders: strings.Join(exposeHeaders, ","),
 		MaxAge:        7200,
 	})
+}
+
+// detached is the context of a call served through the net/http adaptor.
+// The adaptor's request context is fasthttp's RequestCtx, which fasthttp
+// reuses for the next request as soon as the handler returns, so nothing
+// that may outlive the call (a publish that finishes after the caller
+// left, a client's connection bookkeeping) may hold it, nor may anything
+// wait on it. A unary call's context ends when the handler returns; a
+// server stream's also when the gateway shuts down, so that open streams
+// do not hold the shutdown up.
+func (g *Gateway) detached(procedure string) (context.Context, context.CancelFunc) {
+	if streamingProcedures[procedure] {
+		return context.WithCancel(g.streams)
+	}
+	return context.WithCancel(context.WithoutCancel(g.streams))
 }

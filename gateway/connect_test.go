@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -172,4 +173,40 @@ func containsFold(list, want string) bool {
 		}
 	}
 	return false
+}
+
+// TestShutdownEndsOpenStreams: a Connect server stream open through the
+// gateway does not hold its shutdown up; the client sees the stream end.
+func TestShutdownEndsOpenStreams(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	gw, err := gateway.New(gateway.Default(), gateway.Deps{Connect: p.ConnectServices()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ln) }()
+	mdc := marketdatav1connect.NewMarketDataServiceClient(http.DefaultClient, "http://"+ln.Addr().String())
+	stream, err := mdc.StreamTrades(t.Context(), &marketdatav1.StreamTradesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a stream open: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if stream.Receive() {
+		t.Errorf("a message after shutdown: %v", stream.Msg())
+	}
 }

@@ -106,6 +106,10 @@ type Gateway struct {
 	services Services
 	verifier auth.Verifier
 	limits   *limiter
+	// streams is the context of the Connect server streams, cancelled when
+	// Shutdown starts.
+	streams     context.Context //nolint:containedctx // the lifetime of the gateway, not of a request
+	stopStreams context.CancelFunc
 
 	openAPIOnce sync.Once
 	openAPIDoc  []byte
@@ -125,13 +129,16 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
+	streams, stopStreams := context.WithCancel(context.Background())
 	g := &Gateway{
-		cfg:      cfg,
-		logger:   logger,
-		ready:    deps.Ready,
-		services: deps.Services.orUnimplemented(),
-		verifier: deps.Verifier,
-		limits:   newLimiter(cfg.RateLimit, now),
+		streams:     streams,
+		stopStreams: stopStreams,
+		cfg:         cfg,
+		logger:      logger,
+		ready:       deps.Ready,
+		services:    deps.Services.orUnimplemented(),
+		verifier:    deps.Verifier,
+		limits:      newLimiter(cfg.RateLimit, now),
 	}
 	g.app = fiber.New(fiber.Config{
 		AppName:               "tradex",
@@ -154,9 +161,10 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests,
-// up to ctx's deadline.
+// Shutdown stops accepting connections, ends the open Connect server
+// streams and waits for in-flight requests, up to ctx's deadline.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.stopStreams()
 	if err := g.app.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
