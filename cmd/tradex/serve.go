@@ -22,6 +22,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -96,14 +97,24 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		_, _ = httpLn.Close(), grpcLn.Close()
 		return err
 	}
+	verifier := auth.Dev{AdminToken: adminToken}
+	feedCfg := wsfeed.Default()
+	feedCfg.Origins = cfg.origins()
+	feed, err := wsfeed.New(feedCfg, feedDeps(components, loopbackURL(grpcLn.Addr()), cfg.ServicesURL, verifier,
+		logger.With("component", "wsfeed")))
+	if err != nil {
+		_, _ = httpLn.Close(), grpcLn.Close()
+		return err
+	}
 	gwCfg := gateway.Default()
 	gwCfg.AllowedOrigins = cfg.origins()
 	gwCfg.RateLimit = gateway.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}
 	gw, err := gateway.New(gwCfg, gateway.Deps{ //nolint:contextcheck // handlers use each request's context
-		Logger:   logger.With("component", "gateway"),
-		Services: gatewayServices(components, cfg.ServicesURL),
-		Verifier: auth.Dev{AdminToken: adminToken},
-		Connect:  connectServices,
+		Logger:    logger.With("component", "gateway"),
+		Services:  gatewayServices(components, cfg.ServicesURL),
+		Verifier:  verifier,
+		Connect:   connectServices,
+		WebSocket: feed.Handler(),
 		Ready: map[string]gateway.Check{
 			"nats": func(ctx context.Context) error {
 				if !broker.conn.IsConnected() {
@@ -139,7 +150,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		logger.InfoContext(ctx, "shutting down", "timeout", cfg.ShutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
-		return errors.Join(gw.Shutdown(sctx), rpc.Shutdown(sctx))
+		return errors.Join(feed.Shutdown(sctx), gw.Shutdown(sctx), rpc.Shutdown(sctx))
 	})
 
 	for _, c := range components {
@@ -299,4 +310,17 @@ func adminToken(cfg serveConfig) (string, error) {
 		return "", fmt.Errorf("--admin-token: write %s: %w", path, err)
 	}
 	return tok, nil
+}
+
+// loopbackURL is the http:// URL of a listener as this process reaches it
+// (an unspecified host, as in ":8081", is the loopback address).
+func loopbackURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

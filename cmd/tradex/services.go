@@ -14,6 +14,7 @@ import (
 
 	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
@@ -303,4 +304,26 @@ func gatewayServices(components []component, url string) gateway.Services {
 		}
 	}
 	return s
+}
+
+// feedDeps are the WebSocket feed's upstreams: Connect clients (the feed
+// reads server streams) of this process's internal port for the services
+// it runs, else of the ones at servicesURL.
+func feedDeps(components []component, internalURL, servicesURL string, v auth.Verifier, logger *slog.Logger) wsfeed.Deps {
+	urlOf := func(local func(component) bool) string {
+		for _, c := range components {
+			if local(c) {
+				return internalURL
+			}
+		}
+		return servicesURL
+	}
+	return wsfeed.Deps{
+		MarketData: marketdatav1connect.NewMarketDataServiceClient(http.DefaultClient,
+			urlOf(func(c component) bool { return c.marketData != nil })),
+		Orders:   orderv1connect.NewOrderServiceClient(http.DefaultClient, urlOf(func(c component) bool { return c.orders != nil })),
+		Wallet:   walletv1connect.NewWalletServiceClient(http.DefaultClient, urlOf(func(c component) bool { return c.wallet != nil })),
+		Verifier: v,
+		Logger:   logger,
+	}
 }

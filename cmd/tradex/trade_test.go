@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
+
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
@@ -132,5 +134,26 @@ func TestServeREST(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("openapi: %d", resp.StatusCode)
+	}
+
+	// The WebSocket feed, with the platform's own subscribe frame.
+	ws, wresp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws://"+ep.HTTP+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = wresp.Body.Close()
+	defer ws.Close()
+	seed := `{"op":"subscribe","channels":[{"name":"book","symbols":["BTCUSDT-PERP"]}]}`
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(seed)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"op":"subscribed"`, `"type":"snapshot","symbol":"BTCUSDT-PERP"`} {
+		if err := ws.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		_, msg, err := ws.ReadMessage()
+		if err != nil || !strings.Contains(string(msg), want) {
+			t.Fatalf("frame %s, %v; want %s", msg, err, want)
+		}
 	}
 }

@@ -1,0 +1,126 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/tradex-mesh/tradex/gateway"
+	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/gateway/wsfeed"
+	"github.com/tradex-mesh/tradex/internal/platformtest"
+)
+
+// TestRESTOrdersShowOnTheWebSocket: two crossing orders placed through
+// REST reach a WebSocket client of the same gateway as a trade on the
+// trades channel and a change on the book channel.
+func TestRESTOrdersShowOnTheWebSocket(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	feed, err := wsfeed.New(wsfeed.Default(), wsfeed.Deps{MarketData: p.MarketData, Orders: p.Orders, Wallet: p.Wallet,
+		Verifier: auth.Dev{AdminToken: adminToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		if err := feed.Shutdown(ctx); err != nil {
+			t.Errorf("feed shutdown: %v", err)
+		}
+	})
+	gw, err := gateway.New(gateway.Default(), gateway.Deps{
+		Services:  gateway.Services{Orders: p.Orders, Wallet: p.Wallet, Metadata: p.Metadata, MarketData: p.MarketData},
+		Verifier:  auth.Dev{AdminToken: adminToken},
+		WebSocket: feed.Handler(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, gw)
+	deposit(t, base, "alice", "USDT", "100000")
+	deposit(t, base, "bob", "BTC", "1")
+
+	ws, resp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	defer ws.Close()
+	frames := make(chan map[string]any, 64)
+	go func() {
+		defer close(frames)
+		for {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var f map[string]any
+			if json.Unmarshal(data, &f) == nil {
+				frames <- f
+			}
+		}
+	}()
+	next := func(what string, match func(map[string]any) bool) map[string]any {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case f, ok := <-frames:
+				if !ok {
+					t.Fatalf("connection closed waiting for %s", what)
+				}
+				if match(f) {
+					return f
+				}
+			case <-deadline:
+				t.Fatalf("no %s within 20s", what)
+			}
+		}
+	}
+	sub := `{"op":"subscribe","channels":[{"name":"book","symbols":["BTCUSDT"]},{"name":"trades","symbols":["BTCUSDT"]}],"req_id":"s1"}`
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(sub)); err != nil {
+		t.Fatal(err)
+	}
+	next("the ack", func(f map[string]any) bool { return f["op"] == "subscribed" && f["req_id"] == "s1" })
+	snap := next("the book snapshot", func(f map[string]any) bool { return f["op"] == "book" && f["type"] == "snapshot" })
+	seq := snap["data"].(map[string]any)["seq"].(float64)
+
+	call(t, "POST", base+"/v1/orders", "alice", `{"instrumentId":"BTCUSDT","side":"buy","type":"limit","quantity":"0.3","price":"61000"}`).ok(t, 201)
+	delta := next("the resting buy on the book", func(f map[string]any) bool { return f["op"] == "book" && f["type"] == "delta" })
+	d := delta["data"].(map[string]any)
+	if d["prevSeq"].(float64) != seq || d["seq"].(float64) <= seq {
+		t.Errorf("delta seq %v prevSeq %v after snapshot seq %v", d["seq"], d["prevSeq"], seq)
+	}
+	if bids, _ := d["bids"].([]any); len(bids) != 1 || bids[0].(map[string]any)["price"] != "61000.00" {
+		t.Errorf("delta: %v", d)
+	}
+
+	call(t, "POST", base+"/v1/orders", "bob", `{"instrumentId":"BTCUSDT","side":"sell","type":"market","quantity":0.1,"price":60000}`).ok(t, 201)
+	// The trade and the book change it made, in either order.
+	var trade, after map[string]any
+	next("the trade and its book change", func(f map[string]any) bool {
+		switch {
+		case f["op"] == "trades":
+			trade = f
+		case f["op"] == "book" && f["type"] == "delta":
+			after = f
+		}
+		return trade != nil && after != nil
+	})
+	td := trade["data"].(map[string]any)
+	if td["price"] != "61000.00" || td["quantity"] != "0.10000" || td["takerSide"] != "sell" || trade["symbol"] != "BTCUSDT" {
+		t.Errorf("trade frame: %v", trade)
+	}
+	ad := after["data"].(map[string]any)
+	if bids, _ := ad["bids"].([]any); len(bids) != 1 || bids[0].(map[string]any)["quantity"] != "0.20000" {
+		t.Errorf("book change of the trade: %v", ad)
+	}
+	if ad["prevSeq"].(float64) != d["seq"].(float64) {
+		t.Errorf("the trade's delta does not follow the last one: %v after %v", ad, d)
+	}
+}
