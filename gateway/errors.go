@@ -68,6 +68,13 @@ var fiberCodes = map[int]connect.Code{
 	http.StatusRequestEntityTooLarge:       connect.CodeResourceExhausted,
 	http.StatusRequestHeaderFieldsTooLarge: connect.CodeResourceExhausted,
 	http.StatusUnsupportedMediaType:        connect.CodeInvalidArgument,
+	http.StatusUnauthorized:                connect.CodeUnauthenticated,
+	http.StatusForbidden:                   connect.CodePermissionDenied,
+	http.StatusUpgradeRequired:             connect.CodeFailedPrecondition,
+	http.StatusTooManyRequests:             connect.CodeResourceExhausted,
+	http.StatusNotImplemented:              connect.CodeUnimplemented,
+	http.StatusServiceUnavailable:          connect.CodeUnavailable,
+	http.StatusGatewayTimeout:              connect.CodeDeadlineExceeded,
 }
 
 // handleError is the Fiber error handler: every error a handler or

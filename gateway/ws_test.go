@@ -42,6 +42,8 @@ func TestRESTOrdersShowOnTheWebSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := serve(t, gw)
+	// A plain GET of /ws gets the gateway's error body.
+	checkError(t, call(t, "GET", base+"/ws", "", nil), 426, "failed_precondition", "WebSocket")
 	deposit(t, base, "alice", "USDT", "100000")
 	deposit(t, base, "bob", "BTC", "1")
 

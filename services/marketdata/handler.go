@@ -238,13 +238,26 @@ func (h *handler) StreamTrades(ctx context.Context, req *marketdatav1.StreamTrad
 // StreamTicker sends the ticker of the instruments (none named: all) after
 // every event that changed it.
 func (h *handler) StreamTicker(ctx context.Context, req *marketdatav1.StreamTickerRequest, stream *connect.ServerStream[marketdatav1.StreamTickerResponse]) error {
-	sub, cancel, err := h.subscribeMany(ctx, req.GetInstrumentIds(), true)
+	now := h.s.now()
+	var current []*marketdatav1.Ticker
+	sub, cancel, err := h.subscribeWith(ctx, req.GetInstrumentIds(), true, func(all map[string]*instrument) {
+		for _, sym := range slices.Sorted(maps.Keys(all)) {
+			if len(req.GetInstrumentIds()) == 0 || slices.Contains(req.GetInstrumentIds(), sym) {
+				current = append(current, all[sym].ticker(now))
+			}
+		}
+	})
 	if err != nil {
 		return h.fail(ctx, err)
 	}
 	defer cancel()
 	if err := stream.Send(nil); err != nil { // the headers now, before the first change
 		return err
+	}
+	for _, t := range current { // the current tickers first, then every change after them
+		if err := stream.Send(&marketdatav1.StreamTickerResponse{Ticker: t}); err != nil {
+			return err
+		}
 	}
 	return h.pump(ctx, sub, func(u update) error {
 		if u.ticker == nil {
@@ -255,6 +268,13 @@ func (h *handler) StreamTicker(ctx context.Context, req *marketdatav1.StreamTick
 }
 
 func (h *handler) subscribeMany(ctx context.Context, syms []string, tickers bool) (*subscriber, func(), error) {
+	return h.subscribeWith(ctx, syms, tickers, func(map[string]*instrument) {})
+}
+
+// subscribeWith subscribes to the named instruments (none: all); at, run
+// under the state's lock as the subscription starts, sees every
+// instrument then.
+func (h *handler) subscribeWith(ctx context.Context, syms []string, tickers bool, at func(map[string]*instrument)) (*subscriber, func(), error) {
 	if err := h.s.checkReady(); err != nil {
 		return nil, nil, err
 	}
@@ -263,8 +283,7 @@ func (h *handler) subscribeMany(ctx context.Context, syms []string, tickers bool
 			return nil, nil, fmt.Errorf("%w: %s", ErrInstrumentNotFound, sym)
 		}
 	}
-	sub, cancel := h.s.st.subscribe(func(s string) bool { return len(syms) == 0 || slices.Contains(syms, s) }, tickers,
-		func(map[string]*instrument) {})
+	sub, cancel := h.s.st.subscribe(func(s string) bool { return len(syms) == 0 || slices.Contains(syms, s) }, tickers, at)
 	return sub, cancel, nil
 }
 

@@ -202,6 +202,19 @@ func TestMarketDataFromTheEngine(t *testing.T) {
 		t.Fatalf("ticker stream: %v", err)
 	}
 
+	// A stream opened now starts with the current ticker, before any change.
+	late, err := p.MarketData.StreamTicker(ctx, &marketdatav1.StreamTickerRequest{InstrumentIds: []string{"BTCUSDT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !late.Receive() {
+		t.Fatalf("no current ticker: %v", late.Err())
+	}
+	if k := late.Msg().GetTicker(); k.GetInstrumentId() != "BTCUSDT" || k.GetLast() != "50000.00" || k.GetTradeCount() != 1 {
+		t.Errorf("first ticker of a late stream: %v", k)
+	}
+	_ = late.Close()
+
 	listed, err := p.MarketData.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT"})
 	if err != nil || len(listed.GetTrades()) != 1 || listed.GetTrades()[0].GetPrice() != "50000.00" {
 		t.Errorf("ListTrades %v, %v", listed, err)
