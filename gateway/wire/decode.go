@@ -263,12 +263,8 @@ func enumNumber(ed protoreflect.EnumDescriptor, v any) (protoreflect.EnumNumber,
 		if upper == "" {
 			return 0, nil
 		}
-		values := ed.Values()
-		if vd := values.ByName(protoreflect.Name(enumPrefix(ed) + upper)); vd != nil {
-			return vd.Number(), nil
-		}
-		if vd := values.ByName(protoreflect.Name(upper)); vd != nil {
-			return vd.Number(), nil
+		if n, ok := tableOf(ed).byName[upper]; ok {
+			return n, nil
 		}
 	case json.Number:
 		n, err := strconv.ParseInt(string(x), 10, 32)
@@ -279,17 +275,10 @@ func enumNumber(ed protoreflect.EnumDescriptor, v any) (protoreflect.EnumNumber,
 	return 0, fmt.Errorf("must be one of %s", strings.Join(EnumNames(ed), ", "))
 }
 
-// EnumNames lists the short names of an enum's values, without the
-// unspecified one.
+// EnumNames lists the short names of an enum's values, quoted, without
+// the unspecified one.
 func EnumNames(ed protoreflect.EnumDescriptor) []string {
-	values := ed.Values()
-	names := make([]string, 0, values.Len())
-	for i := range values.Len() {
-		if name := enumShortName(ed, values.Get(i).Number()); name != "" {
-			names = append(names, strconv.Quote(name))
-		}
-	}
-	return names
+	return append([]string(nil), tableOf(ed).names...)
 }
 
 func setTimestamp(m protoreflect.Message, v any, path string) error {

@@ -3,7 +3,6 @@ package wire
 import (
 	"encoding/base64"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -60,26 +59,32 @@ func appendField(dst []byte, m protoreflect.Message, fd protoreflect.FieldDescri
 		}
 		return append(dst, ']')
 	case fd.IsMap():
-		mp := m.Get(fd).Map()
-		dst = append(dst, '{')
-		first := true
-		mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst = appendString(dst, k.String())
-			dst = append(dst, ':')
-			dst = appendValue(dst, fd.MapValue(), v)
-			return true
-		})
-		return append(dst, '}')
+		return appendMap(dst, m.Get(fd).Map(), fd.MapValue())
 	case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
 		if !m.Has(fd) {
 			return append(dst, "null"...)
 		}
 	}
 	return appendValue(dst, fd, m.Get(fd))
+}
+
+// appendMap appends a map field as an object (its own function: the
+// closure would move every caller's buffer to the heap).
+func appendMap(dst []byte, mp protoreflect.Map, vd protoreflect.FieldDescriptor) []byte {
+	buf := &dst
+	*buf = append(*buf, '{')
+	first := true
+	mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+		if !first {
+			*buf = append(*buf, ',')
+		}
+		first = false
+		*buf = appendString(*buf, k.String())
+		*buf = append(*buf, ':')
+		*buf = appendValue(*buf, vd, v)
+		return true
+	})
+	return append(*buf, '}')
 }
 
 func appendValue(dst []byte, fd protoreflect.FieldDescriptor, v protoreflect.Value) []byte {
@@ -128,30 +133,10 @@ func EnumName(e protoreflect.Enum) string {
 }
 
 func enumShortName(ed protoreflect.EnumDescriptor, n protoreflect.EnumNumber) string {
-	vd := ed.Values().ByNumber(n)
-	if vd == nil {
-		return strconv.Itoa(int(n))
+	if name, ok := tableOf(ed).short[n]; ok {
+		return name
 	}
-	name := strings.TrimPrefix(string(vd.Name()), enumPrefix(ed))
-	if name == "UNSPECIFIED" {
-		return ""
-	}
-	return strings.ToLower(name)
-}
-
-// enumPrefix is the UPPER_SNAKE form of an enum's name plus "_", the prefix
-// of its values by the style guide (Side: "SIDE_", OrderType: "ORDER_TYPE_").
-func enumPrefix(ed protoreflect.EnumDescriptor) string {
-	name := string(ed.Name())
-	var b strings.Builder
-	for i, r := range name {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	b.WriteByte('_')
-	return strings.ToUpper(b.String())
+	return strconv.Itoa(int(n))
 }
 
 const hexDigits = "0123456789abcdef"
