@@ -41,7 +41,7 @@ func TestRESTErrors(t *testing.T) {
 		{"wrong content type", "POST", "/v1/orders", "carol", nil, 400, "invalid_argument", "Content-Type"},
 		{"unknown query parameter", "GET", "/v1/orders?colour=red", "carol", nil, 400, "invalid_argument", "colour: is not a query parameter"},
 		{"bad query value", "GET", "/v1/instruments/BTCUSDT/book?depth=deep", "", nil, 400, "invalid_argument", "depth"},
-		{"insufficient funds", "POST", "/v1/orders", "carol", order(""), 400, "failed_precondition", "insufficient"},
+		{"insufficient funds", "POST", "/v1/orders", "carol", order(""), 400, "failed_precondition", "hold 50000 USDT for order"},
 		{"no credential", "POST", "/v1/orders", "", order(""), 401, "unauthenticated", "credential"},
 		{"bad credential", "GET", "/v1/balances", "no such token!", nil, 401, "unauthenticated", "invalid credential"},
 		{"not an admin", "POST", "/v1/admin/deposits", "carol", `{"transferId":"x","accountId":"carol","asset":"USDT","amount":"1"}`, 403, "permission_denied", "not an admin"},
@@ -62,6 +62,10 @@ func TestRESTErrors(t *testing.T) {
 				r = call(t, c.method, base+c.path, c.token, c.body)
 			}
 			checkError(t, r, c.status, c.code, c.message)
+			if c.code == "failed_precondition" && (!strings.HasSuffix(r.str("message"), ": carol has too little USDT available") ||
+				strings.Contains(r.str("message"), "failed_precondition")) {
+				t.Errorf("message %q: want the wallet's words once, without a nested code", r.str("message"))
+			}
 		})
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -55,8 +56,8 @@ func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, 
 	if err != nil {
 		switch connect.CodeOf(err) {
 		case connect.CodeFailedPrecondition:
-			err = fmt.Errorf("%w: hold %s %s for order %s: %w", ErrInsufficientFunds,
-				decimal.FormatTrim(o.HoldAmount, o.HoldScale), o.HoldAsset, o.ID, err)
+			err = fmt.Errorf("%w: hold %s %s for order %s: %s", ErrInsufficientFunds,
+				decimal.FormatTrim(o.HoldAmount, o.HoldScale), o.HoldAsset, o.ID, walletReason(err))
 		case connect.CodeInvalidArgument, connect.CodeAlreadyExists:
 			err = fmt.Errorf("hold for order %s refused: %w", o.ID, err)
 		default:
@@ -134,4 +135,14 @@ func (s *Service) cancel(ctx context.Context, account, id, clientID string) (Ord
 		return o, err
 	}
 	return o, s.publishCancel(ctx, o)
+}
+
+// walletReason is the wallet's own words for a refusal, without the
+// Connect code and the sentinel the caller's message already carries.
+func walletReason(err error) string {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	return strings.TrimPrefix(ce.Message(), ErrInsufficientFunds.Error()+": ")
 }

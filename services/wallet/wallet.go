@@ -341,9 +341,9 @@ func (t *Tx) change(base Entry, dAvail, dHeld int64) (Balance, error) {
 	}
 	switch {
 	case avail < 0:
-		return Balance{}, fmt.Errorf("%w: %s %s available", ErrInsufficientFunds, base.Account, base.Asset)
+		return Balance{}, fmt.Errorf("%w: %s has too little %s available", ErrInsufficientFunds, base.Account, base.Asset)
 	case held < 0:
-		return Balance{}, fmt.Errorf("%w: %s %s held", ErrInsufficientFunds, base.Account, base.Asset)
+		return Balance{}, fmt.Errorf("%w: %s has too little %s held", ErrInsufficientFunds, base.Account, base.Asset)
 	}
 	bal.Available, bal.Held, bal.UpdatedAt = avail, held, t.now
 	base.Available, base.Held, base.AvailableDelta, base.HeldDelta, base.Time = avail, held, dAvail, dHeld, t.now
