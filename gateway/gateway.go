@@ -38,6 +38,12 @@ type Config struct {
 	// Connect across origins (CORS), such as "https://app.example.com";
 	// "*" allows any. Empty: same-origin only.
 	AllowedOrigins []string
+	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse
+	// proxies in front of the gateway. A request from one of them is
+	// attributed (rate limits, logs) to the first address of its
+	// X-Forwarded-For header; from anywhere else the header is ignored.
+	// Empty: the peer address always.
+	TrustedProxies []string
 }
 
 // Default returns the settings used by `tradex serve`.
@@ -148,6 +154,11 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		BodyLimit:             cfg.BodyLimit,
 		ErrorHandler:          g.handleError,
+		// Only a trusted proxy's X-Forwarded-For names the client.
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+		EnableIPValidation:      true,
 	})
 	g.routes(deps)
 	return g, nil
@@ -173,3 +184,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 // App exposes the Fiber application, for tests that drive it in memory.
 func (g *Gateway) App() *fiber.App { return g.app }
+
+// proxyHeader is the header naming the client behind a trusted proxy.
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
+}

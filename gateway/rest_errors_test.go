@@ -153,3 +153,34 @@ func (c *fakeClock) advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
 }
+
+// TestTrustedProxies: behind a trusted proxy each X-Forwarded-For client
+// has its own budget; from anywhere else the header is ignored.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	for _, trusted := range []bool{true, false} {
+		cfg := gateway.Default()
+		cfg.RateLimit = gateway.RateLimit{PerSecond: 0.001, Burst: 1}
+		if trusted {
+			cfg.TrustedProxies = []string{"127.0.0.1"}
+		}
+		gw, err := gateway.New(cfg, gateway.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := serve(t, gw)
+		statuses := map[string]int{}
+		for _, client := range []string{"203.0.113.7", "203.0.113.8"} {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/instruments", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Forwarded-For", client)
+			statuses[client] = send(t, req).status
+		}
+		second := statuses["203.0.113.8"]
+		if trusted && second == http.StatusTooManyRequests || !trusted && second != http.StatusTooManyRequests {
+			t.Errorf("trusted proxy %v: second client got %d", trusted, second)
+		}
+	}
+}

@@ -44,6 +44,9 @@ type serveConfig struct {
 	// AllowedOrigins are the browser origins (comma-separated, "*" for
 	// any) allowed to call REST and Connect across origins and to open /ws.
 	AllowedOrigins string
+	// TrustedProxies are the reverse proxies (comma-separated IPs or
+	// CIDRs) whose X-Forwarded-For names the client.
+	TrustedProxies string
 	// AdminToken is the dev verifier's admin token; empty reads (or
 	// creates) DataDir/admin-token.
 	AdminToken string
@@ -92,6 +95,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.ServicesURL, "services-url", cfg.ServicesURL, "Connect URL (an internal port) of the services that --services leaves out, e.g. metadata and wallet for an order-only process")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of financial, config and dead-letter streams; 0: 3 on a cluster of 3 or more servers, else 1")
 	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", cfg.AllowedOrigins, `browser origins allowed across origins (CORS) and on /ws, comma-separated, "*" for any; empty: same origin only`)
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "reverse proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client for rate limits and logs")
 	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token of the dev verifier; empty: read or create <data-dir>/admin-token")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "REST requests per second per client (0: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "REST requests a client may send at once")
@@ -151,6 +155,11 @@ func (c serveConfig) validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("--replicas: %d: want 0 (auto) to 5", c.Replicas)
 	}
+	for _, p := range splitList(c.TrustedProxies) {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return fmt.Errorf("--trusted-proxies: %q is neither an IP address nor a CIDR", p)
+		}
+	}
 	if c.RateLimit < 0 {
 		return errors.New("--rate-limit: must not be negative")
 	}
@@ -178,10 +187,10 @@ func checkAddr(addr string) error {
 	return nil
 }
 
-// origins splits the --allowed-origins list.
-func (c serveConfig) origins() []string {
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
 	var out []string
-	for o := range strings.SplitSeq(c.AllowedOrigins, ",") {
+	for o := range strings.SplitSeq(v, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			out = append(out, o)
 		}

@@ -54,6 +54,25 @@ func TestParseServeFlags(t *testing.T) {
 			},
 		},
 		{name: "bad sync", args: []string{"--sync", "sometimes"}, wantErr: "--sync"},
+		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, wantErr: "--trusted-proxies"},
+		{name: "short admin token", args: []string{"--admin-token", "abc"}, wantErr: "--admin-token"},
+		{name: "negative rate limit", args: []string{"--rate-limit", "-1"}, wantErr: "--rate-limit"},
+		{name: "no burst", args: []string{"--rate-burst", "0"}, wantErr: "--rate-burst"},
+		{
+			name: "gateway flags",
+			args: []string{"--trusted-proxies", "10.0.0.0/8, 192.168.1.1", "--allowed-origins", "https://a.example,*", "--rate-limit", "0"},
+			check: func(t *testing.T, cfg serveConfig) {
+				if got := splitList(cfg.TrustedProxies); len(got) != 2 || got[1] != "192.168.1.1" {
+					t.Errorf("trusted proxies %q", got)
+				}
+				if got := splitList(cfg.AllowedOrigins); len(got) != 2 || got[0] != "https://a.example" {
+					t.Errorf("origins %q", got)
+				}
+				if cfg.RateLimit != 0 {
+					t.Errorf("rate limit %v", cfg.RateLimit)
+				}
+			},
+		},
 		{name: "bad http addr", args: []string{"--http-addr", "8080"}, wantErr: "--http-addr"},
 		{name: "bad grpc port", args: []string{"--grpc-addr", ":99999"}, wantErr: "--grpc-addr"},
 		{name: "bad nats listen", args: []string{"--nats-listen", "localhost"}, wantErr: "--nats-listen"},

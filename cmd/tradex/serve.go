@@ -99,7 +99,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	}
 	verifier := auth.Dev{AdminToken: adminToken}
 	feedCfg := wsfeed.Default()
-	feedCfg.Origins = cfg.origins()
+	feedCfg.Origins = splitList(cfg.AllowedOrigins)
 	feed, err := wsfeed.New(feedCfg, feedDeps(components, loopbackURL(grpcLn.Addr()), cfg.ServicesURL, verifier,
 		logger.With("component", "wsfeed")))
 	if err != nil {
@@ -107,7 +107,8 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		return err
 	}
 	gwCfg := gateway.Default()
-	gwCfg.AllowedOrigins = cfg.origins()
+	gwCfg.AllowedOrigins = splitList(cfg.AllowedOrigins)
+	gwCfg.TrustedProxies = splitList(cfg.TrustedProxies)
 	gwCfg.RateLimit = gateway.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}
 	gw, err := gateway.New(gwCfg, gateway.Deps{ //nolint:contextcheck // handlers use each request's context
 		Logger:    logger.With("component", "gateway"),
