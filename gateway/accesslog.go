@@ -7,20 +7,34 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// accessLog logs every request at debug level (method, path, status,
-// duration, client), once it is answered. It costs nothing while debug is
-// off.
-func (g *Gateway) accessLog(c *fiber.Ctx) error {
-	if !g.logger.Enabled(c.UserContext(), slog.LevelDebug) {
-		return c.Next()
-	}
+// observe answers every request's error itself (so its status is known
+// here), records the request in the metrics by route pattern, and logs it
+// at debug level. Logging costs nothing while debug is off.
+func (g *Gateway) observe(c *fiber.Ctx) error {
 	start := time.Now()
-	err := c.Next()
-	status := c.Response().StatusCode()
-	if err != nil {
-		status = 0 // answered by the error handler after us
+	if err := c.Next(); err != nil {
+		if herr := g.handleError(c, err); herr != nil {
+			return herr
+		}
 	}
-	g.logger.DebugContext(c.UserContext(), "http request", "method", c.Method(), "path", c.Path(), "status", status,
-		"duration", time.Since(start), "client", c.IP(), "trace_id", string(c.Response().Header.Peek("X-Trace-Id")))
-	return err
+	elapsed := time.Since(start)
+	status := c.Response().StatusCode()
+	if g.metrics != nil {
+		g.metrics.ObserveHTTP(c.Method(), routeLabel(c, status), status, elapsed)
+	}
+	if g.logger.Enabled(c.UserContext(), slog.LevelDebug) {
+		g.logger.DebugContext(c.UserContext(), "http request", "method", c.Method(), "path", c.Path(), "status", status,
+			"duration", elapsed, "client", c.IP(), "trace_id", string(c.Response().Header.Peek("X-Trace-Id")))
+	}
+	return nil
+}
+
+// routeLabel is the pattern of the route that answered: bounded, unlike
+// the path. A request no route took is "unmatched".
+func routeLabel(c *fiber.Ctx, status int) string {
+	r := c.Route()
+	if r == nil || status == fiber.StatusNotFound && (r.Path == "/" || r.Path == "/v1") {
+		return "unmatched"
+	}
+	return r.Path
 }

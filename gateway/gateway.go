@@ -13,6 +13,7 @@ import (
 
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/internal/telemetry"
 )
 
 // Config holds the gateway's settings.
@@ -99,6 +100,9 @@ type Deps struct {
 	Connect []rpcserver.Service
 	// WebSocket serves /ws; nil leaves it out.
 	WebSocket fiber.Handler
+	// Metrics records every request and is served at /metrics; nil
+	// records nothing.
+	Metrics *telemetry.Metrics
 	// Now is the clock of the rate limits; nil is time.Now.
 	Now func() time.Time
 }
@@ -112,6 +116,7 @@ type Gateway struct {
 	services Services
 	verifier auth.Verifier
 	limits   *limiter
+	metrics  *telemetry.Metrics
 	// streams is the context of the Connect server streams, cancelled when
 	// Shutdown starts.
 	streams     context.Context //nolint:containedctx // the lifetime of the gateway, not of a request
@@ -145,6 +150,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		services:    deps.Services.orUnimplemented(),
 		verifier:    deps.Verifier,
 		limits:      newLimiter(cfg.RateLimit, now),
+		metrics:     deps.Metrics,
 	}
 	g.app = fiber.New(fiber.Config{
 		AppName:               "tradex",
@@ -154,6 +160,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		BodyLimit:             cfg.BodyLimit,
 		ErrorHandler:          g.handleError,
+		// Every string a handler reads from the request is its own copy:
+		// they reach services in process (an account id, a symbol) and
+		// metric labels, all of which outlive fasthttp's reused buffers.
+		Immutable: true,
 		// Only a trusted proxy's X-Forwarded-For names the client.
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,

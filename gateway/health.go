@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 )
 
 // readyCheckTimeout bounds each readiness check, so that a hung dependency
@@ -15,9 +16,12 @@ const readyCheckTimeout = 2 * time.Second
 // routes mounts everything the gateway serves: probes, CORS, REST,
 // the Connect services and the WebSocket.
 func (g *Gateway) routes(deps Deps) {
-	g.app.Use(g.accessLog)
+	g.app.Use(g.observe)
 	g.app.Get("/healthz", g.healthz)
 	g.app.Get("/readyz", g.readyz)
+	if g.metrics != nil {
+		g.app.Get("/metrics", adaptor.HTTPHandler(g.metrics.Handler()))
+	}
 	if len(g.cfg.AllowedOrigins) > 0 {
 		g.app.Use(corsMiddleware(g.cfg.AllowedOrigins))
 	}

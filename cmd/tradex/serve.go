@@ -24,6 +24,7 @@ import (
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/internal/telemetry"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -67,7 +68,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		return err
 	}
 	p := platform{logger: logger, js: js, catalog: catalog, replicas: replicas, instruments: newCacheRef(),
-		local: &localServices{}, remoteURL: cfg.ServicesURL}
+		local: &localServices{}, remoteURL: cfg.ServicesURL, metrics: telemetry.New()}
 	var components []component
 	var connectServices []rpcserver.Service
 	for _, b := range builders {
@@ -106,6 +107,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		_, _ = httpLn.Close(), grpcLn.Close()
 		return err
 	}
+	p.metrics.GaugeFunc("tradex_ws_connections", "Open WebSocket connections.", func() float64 { return float64(feed.Stats().Connections) })
+	p.metrics.GaugeFunc("tradex_ws_upstreams", "Upstream streams the WebSocket feed reads (one per channel and symbol in use).",
+		func() float64 { return float64(feed.Stats().Upstreams) })
+	p.metrics.CounterFunc("tradex_ws_slow_consumers_total", "WebSocket connections dropped for a full send queue.",
+		func() float64 { return float64(feed.Stats().SlowConsumers) })
 	gwCfg := gateway.Default()
 	gwCfg.AllowedOrigins = splitList(cfg.AllowedOrigins)
 	gwCfg.TrustedProxies = splitList(cfg.TrustedProxies)
@@ -116,6 +122,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		Verifier:  verifier,
 		Connect:   connectServices,
 		WebSocket: feed.Handler(),
+		Metrics:   p.metrics,
 		Ready: map[string]gateway.Check{
 			"nats": func(ctx context.Context) error {
 				if !broker.conn.IsConnected() {

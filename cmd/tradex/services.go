@@ -22,6 +22,7 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/internal/telemetry"
 	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
@@ -43,6 +44,8 @@ type platform struct {
 	// remoteURL is where the others are served (--services-url).
 	local     *localServices
 	remoteURL string
+	// metrics is the process's registry.
+	metrics *telemetry.Metrics
 }
 
 // cacheRef hands out the instrument cache once it exists, so services can
@@ -109,12 +112,12 @@ type component struct {
 	marketData marketdatav1connect.MarketDataServiceHandler
 }
 
-// handlerOptions are the options of every service's Connect handler: the
-// gateway puts a caller's principal in the context, and auth.Interceptor
-// keeps a user to their own account (calls without one, on the internal
-// port, pass unchanged).
-func handlerOptions() connect.HandlerOption {
-	return connect.WithInterceptors(auth.Interceptor())
+// handlerOptions are the options of every service's Connect handler: every
+// call is counted in the metrics; the gateway puts a caller's principal in
+// the context, and auth.Interceptor keeps a user to their own account
+// (calls without one, on the internal port, pass unchanged).
+func (p platform) handlerOptions() connect.HandlerOption {
+	return connect.WithInterceptors(p.metrics.Interceptor(), auth.Interceptor())
 }
 
 // localServices are the in-process clients of the services built so far,
@@ -178,7 +181,7 @@ func buildMetadata(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("metadata: %w", err)
 	}
-	path, h := svc.Handler(handlerOptions())
+	path, h := svc.Handler(p.handlerOptions())
 	return component{
 		name:     "metadata",
 		run:      svc.Run,
@@ -200,7 +203,7 @@ func buildWallet(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("wallet: %w", err)
 	}
-	path, h := svc.Handler(handlerOptions())
+	path, h := svc.Handler(p.handlerOptions())
 	return component{
 		name:    "wallet",
 		run:     svc.Run,
@@ -229,7 +232,7 @@ func buildOrder(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("order: %w", err)
 	}
-	path, h := svc.Handler(handlerOptions())
+	path, h := svc.Handler(p.handlerOptions())
 	return component{
 		name:    "order",
 		run:     svc.Run,
@@ -266,7 +269,7 @@ func buildMarketData(p platform) (component, error) {
 	if err != nil {
 		return component{}, fmt.Errorf("marketdata: %w", err)
 	}
-	path, h := svc.Handler(handlerOptions())
+	path, h := svc.Handler(p.handlerOptions())
 	return component{
 		name:       "marketdata",
 		run:        svc.Run,

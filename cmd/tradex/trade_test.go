@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -121,7 +122,37 @@ func TestServeREST(t *testing.T) {
 	}
 	code, body := post("/v1/orders", "alice", `{ "instrumentId": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 10.5, "price": 50000.0}`)
 	if code != http.StatusCreated || !strings.Contains(body, `"status":"new"`) || !strings.Contains(body, `"accountId":"alice"`) {
-		t.Errorf("seed order: %d %s", code, body)
+		t.Fatalf("seed order: %d %s", code, body)
+	}
+	// The in-process order service keeps what REST handed it after
+	// fasthttp reused the request's buffers for other requests.
+	for range 20 {
+		post("/v1/orders", "zzzzz", `{"instrumentId":"ETHUSDT","side":"sell","type":"limit","quantity":"1","price":"9"}`)
+	}
+	var placed struct {
+		Order struct{ OrderID string } `json:"order"`
+	}
+	if err := json.Unmarshal([]byte(body), &placed); err != nil {
+		t.Fatal(err)
+	}
+	code, body = post("/v1/orders", "alice", `{ "instrumentId": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 1, "price": 50000.0, "clientOrderId": "x"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("second order: %d %s", code, body)
+	}
+	listReq, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listReq.Header.Set("Authorization", "Bearer alice")
+	listResp, err := http.DefaultClient.Do(listReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, _ := io.ReadAll(listResp.Body)
+	_ = listResp.Body.Close()
+	if n := strings.Count(string(listed), `"accountId":"alice"`); n != 2 || !strings.Contains(string(listed), placed.Order.OrderID) ||
+		strings.Count(string(listed), `"instrumentId":"BTCUSDT"`) != 2 {
+		t.Errorf("alice's orders after other requests: %s", listed)
 	}
 	req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/openapi.json", nil)
 	if err != nil {
@@ -134,6 +165,27 @@ func TestServeREST(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("openapi: %d", resp.StatusCode)
+	}
+
+	// /metrics counts the REST requests and the Connect calls behind them.
+	mreq, err := http.NewRequestWithContext(t.Context(), "GET", base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mresp, err := http.DefaultClient.Do(mreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	_ = mresp.Body.Close()
+	for _, want := range []string{
+		`tradex_http_requests_total{method="POST",route="/v1/orders",status="201"} 2`,
+		`tradex_http_requests_total{method="POST",route="/v1/admin/deposits",status="403"} 1`,
+		"tradex_ws_connections 0",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 
 	// The WebSocket feed, with the platform's own subscribe frame.
