@@ -12,6 +12,7 @@ import (
 // at debug level. Logging costs nothing while debug is off.
 func (g *Gateway) observe(c *fiber.Ctx) error {
 	start := time.Now()
+	c.Set(traceHeader, traceID(c)) // every answer names its trace, errors in their body too
 	if err := c.Next(); err != nil {
 		if herr := g.handleError(c, err); herr != nil {
 			return herr
@@ -24,7 +25,7 @@ func (g *Gateway) observe(c *fiber.Ctx) error {
 	}
 	if g.logger.Enabled(c.UserContext(), slog.LevelDebug) {
 		g.logger.DebugContext(c.UserContext(), "http request", "method", c.Method(), "path", c.Path(), "status", status,
-			"duration", elapsed, "client", c.IP(), "trace_id", string(c.Response().Header.Peek("X-Trace-Id")))
+			"duration", elapsed, "client", c.IP(), "trace_id", string(c.Response().Header.Peek(traceHeader)))
 	}
 	return nil
 }

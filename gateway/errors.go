@@ -108,7 +108,11 @@ func (g *Gateway) writeError(c *fiber.Ctx, err error) error {
 
 // writeErrorStatus is writeError with the HTTP status given.
 func (g *Gateway) writeErrorStatus(c *fiber.Ctx, status int, err error) error {
-	body := errorBody{Code: connect.CodeInternal.String(), Message: "internal error", Details: []errorDetail{}, TraceID: traceID(c)}
+	id := string(c.Response().Header.Peek(traceHeader))
+	if id == "" {
+		id = traceID(c)
+	}
+	body := errorBody{Code: connect.CodeInternal.String(), Message: "internal error", Details: []errorDetail{}, TraceID: id}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		body.Code, body.Message = ce.Code().String(), ce.Message()
@@ -120,9 +124,12 @@ func (g *Gateway) writeErrorStatus(c *fiber.Ctx, status int, err error) error {
 		g.logger.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(),
 			"status", status, "trace_id", body.TraceID, "err", err)
 	}
-	c.Set("X-Trace-Id", body.TraceID)
+	c.Set(traceHeader, body.TraceID)
 	return c.Status(status).JSON(body)
 }
+
+// traceHeader is the response header naming a request's trace.
+const traceHeader = "X-Trace-Id"
 
 // traceID is the trace id of the request's W3C traceparent header, or a
 // new random one.

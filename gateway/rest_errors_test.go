@@ -184,3 +184,25 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryAnswerNamesItsTrace: successes carry X-Trace-Id too, the
+// caller's W3C trace id when it sent one.
+func TestEveryAnswerNamesItsTrace(t *testing.T) {
+	t.Parallel()
+	gw, err := gateway.New(gateway.Default(), gateway.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, gw)
+	if id := call(t, "GET", base+"/healthz", "", nil).ok(t, http.StatusOK).header.Get("X-Trace-Id"); len(id) != 32 {
+		t.Errorf("X-Trace-Id of a success: %q", id)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/openapi.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	if id := send(t, req).header.Get("X-Trace-Id"); id != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("X-Trace-Id with a traceparent: %q", id)
+	}
+}
