@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -156,6 +157,27 @@ const schemaWriteAttempts = 3
 // putIfChanged writes value under key unless it is already there,
 // conditionally on the revision it read.
 func putIfChanged(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) error {
+	// A bucket just created on a cluster answers "no responders" until its
+	// stream has elected a leader: wait for that, within ctx and a bound.
+	deadline := time.Now().Add(schemaLeaderWait)
+	for backoff := 20 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err := putIfChangedOnce(ctx, kv, key, value)
+		if !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// schemaLeaderWait bounds how long PublishSchemas waits for a new
+// bucket's leader.
+const schemaLeaderWait = 15 * time.Second
+
+func putIfChangedOnce(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) error {
 	for range schemaWriteAttempts {
 		e, err := kv.Get(ctx, key)
 		switch {
