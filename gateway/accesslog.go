@@ -25,7 +25,7 @@ func (g *Gateway) observe(c *fiber.Ctx) error {
 	}
 	if g.logger.Enabled(c.UserContext(), slog.LevelDebug) {
 		g.logger.DebugContext(c.UserContext(), "http request", "method", c.Method(), "path", c.Path(), "status", status,
-			"duration", elapsed, "client", c.IP(), "trace_id", string(c.Response().Header.Peek(traceHeader)))
+			"duration", elapsed, "client", g.clientIP(c), "trace_id", string(c.Response().Header.Peek(traceHeader)))
 	}
 	return nil
 }

@@ -23,6 +23,11 @@ type principalKey struct{}
 func (g *Gateway) authenticate(c *fiber.Ctx) error {
 	p, err := g.verify(c.UserContext(), c.Get(fiber.HeaderAuthorization), c.Get("X-API-Key"))
 	if err != nil {
+		// A refused credential costs its address a request: guessing keys
+		// is rate limited like anything else.
+		if lerr := g.charge(c, "ip:"+g.clientIP(c)); lerr != nil {
+			return lerr
+		}
 		return g.writeError(c, err)
 	}
 	if p != nil {

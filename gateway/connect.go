@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
@@ -75,8 +77,19 @@ var streamingProcedures = map[string]bool{
 // procedure's access check first; its principal rides in the context.
 func (g *Gateway) serveConnect(services []rpcserver.Service) {
 	for _, svc := range services {
-		g.app.Use(svc.Path, adaptor.HTTPHandler(g.guard(svc.Handler)))
+		g.app.Use(svc.Path, g.connectClient, adaptor.HTTPHandler(g.guard(svc.Handler)))
 	}
+}
+
+// clientKey is the Fiber local (and so the adaptor's request context
+// value) holding a Connect call's client address.
+type clientKey struct{}
+
+// connectClient notes the call's client address for guard's rate limit
+// (the net/http side sees only the peer, never the trusted proxies).
+func (g *Gateway) connectClient(c *fiber.Ctx) error {
+	c.Locals(clientKey{}, g.clientIP(c))
+	return c.Next()
 }
 
 // guard checks the credential of a Connect call against its procedure's
@@ -88,9 +101,14 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 		if !known {
 			a = admin
 		}
-		p, err := g.verify(r.Context(), r.Header.Get("Authorization"), r.Header.Get("X-API-Key"))
+		// The adaptor's header values point into fasthttp's buffers, reused
+		// by the connection's next request: the principal must not.
+		p, err := g.verify(r.Context(), strings.Clone(r.Header.Get("Authorization")), strings.Clone(r.Header.Get("X-API-Key")))
 		if err == nil {
 			err = permit(p, a)
+		}
+		if err == nil {
+			err = g.chargeCall(r, p)
 		}
 		if err != nil {
 			_ = errs.Write(w, r, err) // the client went away
@@ -103,6 +121,24 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx)) //nolint:contextcheck // see detached: not the RequestCtx
 	})
+}
+
+// chargeCall takes a Connect call (a stream: its opening) from its
+// client's REST budget: the principal's, else the address's.
+func (g *Gateway) chargeCall(r *http.Request, p *principal) error {
+	if g.limits.cfg.PerSecond == 0 {
+		return nil
+	}
+	client, _ := r.Context().Value(clientKey{}).(string)
+	client = "ip:" + client
+	if p != nil {
+		client = "sub:" + p.Subject
+	}
+	if _, wait := g.limits.allow(client); wait > 0 {
+		return connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("rate limit exceeded: retry in %s", wait.Round(time.Millisecond)))
+	}
+	return nil
 }
 
 // corsMiddleware answers preflights and sets the CORS headers for the
@@ -129,6 +165,9 @@ func corsMiddleware(origins []string) fiber.Handler {
 // do not hold the shutdown up.
 func (g *Gateway) detached(procedure string) (context.Context, context.CancelFunc) {
 	if streamingProcedures[procedure] {
+		if g.cfg.MaxStreamLifetime > 0 {
+			return context.WithTimeout(g.streams, g.cfg.MaxStreamLifetime)
+		}
 		return context.WithCancel(g.streams)
 	}
 	return context.WithCancel(context.WithoutCancel(g.streams))

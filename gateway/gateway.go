@@ -41,21 +41,27 @@ type Config struct {
 	AllowedOrigins []string
 	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse
 	// proxies in front of the gateway. A request from one of them is
-	// attributed (rate limits, logs) to the first address of its
-	// X-Forwarded-For header; from anywhere else the header is ignored.
-	// Empty: the peer address always.
+	// attributed (rate limits, logs) to the right-most address of its
+	// X-Forwarded-For header that is not a trusted proxy; from anywhere
+	// else the header is ignored. Empty: the peer address always.
 	TrustedProxies []string
+	// MaxStreamLifetime ends a Connect server stream served through the
+	// gateway after this long (clients reconnect): fasthttp does not tell
+	// a handler that its client left, so a quiet stream of a gone client
+	// would otherwise live until its next message. Zero: no limit.
+	MaxStreamLifetime time.Duration
 }
 
 // Default returns the settings used by `tradex serve`.
 func Default() Config {
 	return Config{
-		ReadTimeout:    10 * time.Second,
-		IdleTimeout:    2 * time.Minute,
-		BodyLimit:      4 << 20,
-		RESTBodyLimit:  64 << 10,
-		RequestTimeout: 10 * time.Second,
-		RateLimit:      RateLimit{PerSecond: 100, Burst: 200},
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BodyLimit:         4 << 20,
+		RESTBodyLimit:     64 << 10,
+		RequestTimeout:    10 * time.Second,
+		RateLimit:         RateLimit{PerSecond: 100, Burst: 200},
+		MaxStreamLifetime: 15 * time.Minute,
 	}
 }
 
@@ -74,6 +80,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway: REST body limit must be positive and at most the body limit")
 	case c.RequestTimeout <= 0:
 		return errors.New("gateway: request timeout must be positive")
+	case c.MaxStreamLifetime < 0:
+		return errors.New("gateway: max stream lifetime must not be negative")
 	case c.RateLimit.PerSecond < 0 || c.RateLimit.PerSecond > 0 && c.RateLimit.Burst < 1:
 		return errors.New("gateway: rate limit needs a non-negative rate and, when on, a burst of at least 1")
 	}
@@ -117,6 +125,7 @@ type Gateway struct {
 	verifier auth.Verifier
 	limits   *limiter
 	metrics  *telemetry.Metrics
+	proxies  proxies
 	// streams is the context of the Connect server streams, cancelled when
 	// Shutdown starts.
 	streams     context.Context //nolint:containedctx // the lifetime of the gateway, not of a request
@@ -136,6 +145,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	trusted, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	now := deps.Now
 	if now == nil {
 		now = time.Now
@@ -151,6 +164,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		verifier:    deps.Verifier,
 		limits:      newLimiter(cfg.RateLimit, now),
 		metrics:     deps.Metrics,
+		proxies:     trusted,
 	}
 	g.app = fiber.New(fiber.Config{
 		AppName:               "tradex",
@@ -164,11 +178,6 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		// they reach services in process (an account id, a symbol) and
 		// metric labels, all of which outlive fasthttp's reused buffers.
 		Immutable: true,
-		// Only a trusted proxy's X-Forwarded-For names the client.
-		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
-		TrustedProxies:          cfg.TrustedProxies,
-		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
-		EnableIPValidation:      true,
 	})
 	g.routes(deps)
 	return g, nil
@@ -194,11 +203,3 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 // App exposes the Fiber application, for tests that drive it in memory.
 func (g *Gateway) App() *fiber.App { return g.app }
-
-// proxyHeader is the header naming the client behind a trusted proxy.
-func proxyHeader(trusted []string) string {
-	if len(trusted) == 0 {
-		return ""
-	}
-	return fiber.HeaderXForwardedFor
-}

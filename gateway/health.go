@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"runtime/debug"
 	"sort"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 )
 
 // readyCheckTimeout bounds each readiness check, so that a hung dependency
@@ -17,6 +19,7 @@ const readyCheckTimeout = 2 * time.Second
 // the Connect services and the WebSocket.
 func (g *Gateway) routes(deps Deps) {
 	g.app.Use(g.observe)
+	g.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: g.logPanic}))
 	g.app.Get("/healthz", g.healthz)
 	g.app.Get("/readyz", g.readyz)
 	if g.metrics != nil {
@@ -64,4 +67,11 @@ func (g *Gateway) readyz(c *fiber.Ctx) error {
 		overall = "unavailable"
 	}
 	return c.Status(status).JSON(fiber.Map{"status": overall, "checks": checks})
+}
+
+// logPanic logs a handler's panic with its stack; the request is answered
+// 500 internal, and the process goes on.
+func (g *Gateway) logPanic(c *fiber.Ctx, p any) {
+	g.logger.ErrorContext(c.UserContext(), "handler panicked", "method", c.Method(), "path", c.Path(),
+		"panic", p, "stack", string(debug.Stack()))
 }

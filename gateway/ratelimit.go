@@ -73,22 +73,31 @@ func (l *limiter) sweep(now time.Time) {
 	l.lastSweep = now
 }
 
-// middleware enforces the limit and reports the budget in headers:
-// X-RateLimit-Limit, X-RateLimit-Remaining and, when refused (429
-// resource_exhausted), Retry-After in whole seconds.
-func (l *limiter) middleware(c *fiber.Ctx) error {
-	if l.cfg.PerSecond == 0 {
-		return c.Next()
-	}
-	client := "ip:" + c.IP()
+// rateLimit enforces the limit on the request's client: its verified
+// principal, else its address.
+func (g *Gateway) rateLimit(c *fiber.Ctx) error {
+	client := "ip:" + g.clientIP(c)
 	if p, ok := principalOf(c); ok {
 		client = "sub:" + p.Subject
 	}
-	remaining, wait := l.allow(client)
-	c.Set("X-RateLimit-Limit", strconv.Itoa(l.cfg.Burst))
+	if err := g.charge(c, client); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// charge takes one request from client's budget and reports the budget in
+// headers: X-RateLimit-Limit, X-RateLimit-Remaining and, when refused (429
+// resource_exhausted), Retry-After in whole seconds.
+func (g *Gateway) charge(c *fiber.Ctx, client string) error {
+	if g.limits.cfg.PerSecond == 0 {
+		return nil
+	}
+	remaining, wait := g.limits.allow(client)
+	c.Set("X-RateLimit-Limit", strconv.Itoa(g.limits.cfg.Burst))
 	c.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 	if wait == 0 {
-		return c.Next()
+		return nil
 	}
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	return errRateLimited

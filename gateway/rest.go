@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -93,7 +94,7 @@ type route struct {
 // serveREST mounts every route under the middleware every /v1 request
 // passes: credential, rate limit, then the route's own access check.
 func (g *Gateway) serveREST() {
-	v1 := g.app.Group("/v1", g.authenticate, g.limits.middleware)
+	v1 := g.app.Group("/v1", g.authenticate, g.rateLimit)
 	for _, rt := range g.restRoutes() {
 		v1.Add(rt.method, strings.TrimPrefix(rt.path, "/v1"), g.handle(rt))
 	}
@@ -191,9 +192,18 @@ func parameters(c *fiber.Ctx, rt route) (map[string]any, error) {
 				list = append(list, part)
 			}
 		}
-		if isList(rt.request, field) {
+		fd := fieldByPath(rt.request, field)
+		switch {
+		case fd != nil && fd.IsList():
 			setPath(values, field, list)
-		} else {
+		case fd != nil && fd.Kind() == protoreflect.BoolKind:
+			// A query value is text: ?includeZero=true, =1, =false.
+			b, err := strconv.ParseBool(list[len(list)-1].(string))
+			if err != nil {
+				return nil, invalidArgument(name, "must be true or false")
+			}
+			setPath(values, field, b)
+		default:
 			setPath(values, field, list[len(list)-1])
 		}
 	}
@@ -213,12 +223,6 @@ func setPath(values map[string]any, path string, v any) {
 		values[head] = sub
 	}
 	setPath(sub, rest, v)
-}
-
-// isList reports whether the dotted field path names a repeated field.
-func isList(md protoreflect.MessageDescriptor, path string) bool {
-	fd := fieldByPath(md, path)
-	return fd != nil && fd.IsList()
 }
 
 func fieldByPath(md protoreflect.MessageDescriptor, path string) protoreflect.FieldDescriptor {

@@ -41,6 +41,7 @@ func TestRESTErrors(t *testing.T) {
 		{"wrong content type", "POST", "/v1/orders", "carol", nil, 400, "invalid_argument", "Content-Type"},
 		{"unknown query parameter", "GET", "/v1/orders?colour=red", "carol", nil, 400, "invalid_argument", "colour: is not a query parameter"},
 		{"bad query value", "GET", "/v1/instruments/BTCUSDT/book?depth=deep", "", nil, 400, "invalid_argument", "depth"},
+		{"bad boolean query value", "GET", "/v1/balances?includeZero=maybe", "carol", nil, 400, "invalid_argument", "includeZero: must be true or false"},
 		{"insufficient funds", "POST", "/v1/orders", "carol", order(""), 400, "failed_precondition", "hold 50000 USDT for order"},
 		{"no credential", "POST", "/v1/orders", "", order(""), 401, "unauthenticated", "credential"},
 		{"bad credential", "GET", "/v1/balances", "no such token!", nil, 401, "unauthenticated", "invalid credential"},
@@ -154,34 +155,46 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// TestTrustedProxies: behind a trusted proxy each X-Forwarded-For client
-// has its own budget; from anywhere else the header is ignored.
+// TestTrustedProxies: behind a trusted proxy a request belongs to the
+// right-most X-Forwarded-For address that is not a proxy (what a client
+// writes left of it proves nothing); from anywhere else the header is
+// ignored.
 func TestTrustedProxies(t *testing.T) {
 	t.Parallel()
 	for _, trusted := range []bool{true, false} {
 		cfg := gateway.Default()
 		cfg.RateLimit = gateway.RateLimit{PerSecond: 0.001, Burst: 1}
 		if trusted {
-			cfg.TrustedProxies = []string{"127.0.0.1"}
+			cfg.TrustedProxies = []string{"127.0.0.1", "10.0.0.0/8"}
 		}
 		gw, err := gateway.New(cfg, gateway.Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		base := serve(t, gw)
-		statuses := map[string]int{}
-		for _, client := range []string{"203.0.113.7", "203.0.113.8"} {
+		status := func(xff string) int {
 			req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/instruments", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Header.Set("X-Forwarded-For", client)
-			statuses[client] = send(t, req).status
+			req.Header.Set("X-Forwarded-For", xff)
+			return send(t, req).status
 		}
-		second := statuses["203.0.113.8"]
-		if trusted && second == http.StatusTooManyRequests || !trusted && second != http.StatusTooManyRequests {
-			t.Errorf("trusted proxy %v: second client got %d", trusted, second)
+		first := status("203.0.113.7, 10.1.2.3")
+		spoofed := status("198.51.100.1, 203.0.113.7, 10.1.2.3") // the same client, a made-up address in front
+		other := status("203.0.113.8")
+		if first == http.StatusTooManyRequests {
+			t.Fatalf("trusted %v: first request limited", trusted)
 		}
+		if spoofed != http.StatusTooManyRequests {
+			t.Errorf("trusted %v: a spoofed left-most address bought a new budget (%d)", trusted, spoofed)
+		}
+		if trusted && other == http.StatusTooManyRequests || !trusted && other != http.StatusTooManyRequests {
+			t.Errorf("trusted %v: another client got %d", trusted, other)
+		}
+	}
+	if _, err := gateway.New(gateway.Config{TrustedProxies: []string{"proxy.local"}}, gateway.Deps{}); err == nil {
+		t.Error("a host name as trusted proxy was accepted")
 	}
 }
 

@@ -295,4 +295,16 @@ func TestRESTTrading(t *testing.T) {
 	if w.str("balance.available") != "15.00000000" {
 		t.Errorf("withdrawal: %s", w.raw)
 	}
+
+	// A balance withdrawn to zero is listed only with includeZero=true.
+	deposit(t, base, "zed", "ETH", "5")
+	call(t, "POST", base+"/v1/admin/withdrawals", adminToken, map[string]any{
+		"transferId": "w-zed", "accountId": "zed", "asset": "ETH", "amount": "5"}).ok(t, http.StatusOK)
+	count := func(query string) int {
+		bs, _ := call(t, "GET", base+"/v1/balances"+query, "zed", nil).ok(t, http.StatusOK).get("balances").([]any)
+		return len(bs)
+	}
+	if without, with := count(""), count("?includeZero=true"); without != 0 || with != 1 {
+		t.Errorf("zed's balances: %d without includeZero, %d with it; want 0 and 1", without, with)
+	}
 }

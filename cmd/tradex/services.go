@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -117,7 +119,13 @@ type component struct {
 // the context, and auth.Interceptor keeps a user to their own account
 // (calls without one, on the internal port, pass unchanged).
 func (p platform) handlerOptions() connect.HandlerOption {
-	return connect.WithInterceptors(p.metrics.Interceptor(), auth.Interceptor())
+	return connect.WithHandlerOptions(
+		connect.WithInterceptors(p.metrics.Interceptor(), auth.Interceptor()),
+		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, r any) error {
+			p.logger.ErrorContext(ctx, "handler panicked", "procedure", spec.Procedure, "panic", r, "stack", string(debug.Stack()))
+			return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+		}),
+	)
 }
 
 // localServices are the in-process clients of the services built so far,

@@ -59,12 +59,14 @@ func (h *hub) source(k key) (source, error) {
 		if h.deps.Orders == nil {
 			return nil, errNoService
 		}
-		return &orderSource{svc: h.deps.Orders, key: k}, nil
+		// The maps exist from the start: an upstream that sends a change
+		// before its snapshot end must not crash the topic.
+		return &orderSource{svc: h.deps.Orders, key: k, working: map[string]*orderv1.Order{}}, nil
 	case chBalances:
 		if h.deps.Wallet == nil {
 			return nil, errNoService
 		}
-		return &balanceSource{svc: h.deps.Wallet, key: k}, nil
+		return &balanceSource{svc: h.deps.Wallet, key: k, balances: map[string]*walletv1.Balance{}}, nil
 	}
 	return nil, fmt.Errorf("wsfeed: no source for channel %d", k.ch)
 }
