@@ -31,7 +31,7 @@ func (g *Gateway) routes(deps Deps) {
 	g.serveREST()
 	g.serveConnect(deps.Connect)
 	if deps.WebSocket != nil {
-		g.app.Get("/ws", deps.WebSocket)
+		g.app.Get("/ws", g.limitConnections, deps.WebSocket)
 	}
 }
 

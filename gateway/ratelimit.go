@@ -86,6 +86,16 @@ func (g *Gateway) rateLimit(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// limitConnections charges every WebSocket connection attempt to its
+// address's budget, so that one client cannot open connections without
+// bound.
+func (g *Gateway) limitConnections(c *fiber.Ctx) error {
+	if err := g.charge(c, "ip:"+g.clientIP(c)); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
 // charge takes one request from client's budget and reports the budget in
 // headers: X-RateLimit-Limit, X-RateLimit-Remaining and, when refused (429
 // resource_exhausted), Retry-After in whole seconds.

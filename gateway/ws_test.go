@@ -126,3 +126,40 @@ func TestRESTOrdersShowOnTheWebSocket(t *testing.T) {
 		t.Errorf("the trade's delta does not follow the last one: %v after %v", ad, d)
 	}
 }
+
+// TestWebSocketConnectionsAreRateLimited: connection attempts draw on the
+// address's budget like requests.
+func TestWebSocketConnectionsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	feed, err := wsfeed.New(wsfeed.Default(), wsfeed.Deps{MarketData: p.MarketData})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		_ = feed.Shutdown(ctx)
+	})
+	cfg := gateway.Default()
+	cfg.RateLimit = gateway.RateLimit{PerSecond: 0.001, Burst: 2}
+	gw, err := gateway.New(cfg, gateway.Deps{WebSocket: feed.Handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "ws" + strings.TrimPrefix(serve(t, gw), "http") + "/ws"
+	var statuses []int
+	for range 3 {
+		ws, resp, err := websocket.DefaultDialer.DialContext(t.Context(), url, nil)
+		if resp != nil {
+			statuses = append(statuses, resp.StatusCode)
+			_ = resp.Body.Close()
+		}
+		if err == nil {
+			_ = ws.Close()
+		}
+	}
+	if len(statuses) != 3 || statuses[0] != 101 || statuses[1] != 101 || statuses[2] != 429 {
+		t.Errorf("upgrade statuses %v, want 101 101 429", statuses)
+	}
+}
