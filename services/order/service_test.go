@@ -281,12 +281,16 @@ func (in *instance) get(t *testing.T, id string) *orderv1.Order {
 	return res.GetOrder()
 }
 
-// waitOrder polls GetOrder until check passes.
+// waitOrder polls GetOrder until it finds the order and check passes.
 func (in *instance) waitOrder(t *testing.T, id string, check func(*orderv1.Order) error) *orderv1.Order {
 	t.Helper()
 	var o *orderv1.Order
 	eventually(t, "order "+id, func() error {
-		o = in.get(t, id)
+		res, err := in.client.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: id})
+		if err != nil { // not there yet (an order recovered from engine events)
+			return err
+		}
+		o = res.GetOrder()
 		return check(o)
 	})
 	return o
