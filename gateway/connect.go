@@ -12,6 +12,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/cors"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
@@ -60,25 +62,36 @@ var procedureAccess = map[string]access{
 	marketdatav1connect.MarketDataServiceStreamTickerProcedure: public,
 }
 
-// streamingProcedures are the server streams among procedureAccess.
-var streamingProcedures = map[string]bool{
-	metadatav1connect.MetadataServiceWatchConfigProcedure:      true,
-	walletv1connect.WalletServiceWatchBalancesProcedure:        true,
-	orderv1connect.OrderServiceWatchOrdersProcedure:            true,
-	marketdatav1connect.MarketDataServiceStreamBookProcedure:   true,
-	marketdatav1connect.MarketDataServiceStreamTradesProcedure: true,
-	marketdatav1connect.MarketDataServiceStreamTickerProcedure: true,
-}
-
 // serveConnect mounts each Connect service under its path, so browsers
 // reach it over HTTP/1.1 with the Connect protocol or gRPC-Web (gRPC itself
 // needs HTTP/2: it is served on the internal port). Server streams are
 // flushed message by message (fasthttp >= 1.78). Every call passes the
 // procedure's access check first; its principal rides in the context.
 func (g *Gateway) serveConnect(services []rpcserver.Service) {
+	g.streaming = map[string]bool{}
 	for _, svc := range services {
+		for _, proc := range serverStreams(svc.Name) {
+			g.streaming[proc] = true
+		}
 		g.app.Use(svc.Path, g.connectClient, adaptor.HTTPHandler(g.guard(svc.Handler)))
 	}
+}
+
+// serverStreams are the procedures of a service (by its full name, from
+// the registered descriptors) that stream to the client.
+func serverStreams(service string) []string {
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if err != nil || !ok {
+		return nil
+	}
+	var out []string
+	for i := range sd.Methods().Len() {
+		if m := sd.Methods().Get(i); m.IsStreamingServer() {
+			out = append(out, "/"+service+"/"+string(m.Name()))
+		}
+	}
+	return out
 }
 
 // clientKey is the Fiber local (and so the adaptor's request context
@@ -164,7 +177,7 @@ func corsMiddleware(origins []string) fiber.Handler {
 // server stream's also when the gateway shuts down, so that open streams
 // do not hold the shutdown up.
 func (g *Gateway) detached(procedure string) (context.Context, context.CancelFunc) {
-	if streamingProcedures[procedure] {
+	if g.streaming[procedure] {
 		if g.cfg.MaxStreamLifetime > 0 {
 			return context.WithTimeout(g.streams, g.cfg.MaxStreamLifetime)
 		}

@@ -130,6 +130,8 @@ type Gateway struct {
 	// Shutdown starts.
 	streams     context.Context //nolint:containedctx // the lifetime of the gateway, not of a request
 	stopStreams context.CancelFunc
+	// streaming are the server-stream procedures of the mounted services.
+	streaming map[string]bool
 
 	openAPIOnce sync.Once
 	openAPIDoc  []byte

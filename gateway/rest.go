@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gateway/wire"
 )
 
@@ -78,7 +80,8 @@ type route struct {
 	// body: the JSON body is the request message (minus what path and
 	// account set).
 	body bool
-	// account is the request field holding the account id ("" for none).
+	// account is how REST names the request's account_id field in errors
+	// ("accountId"); empty: the route acts for no account.
 	account string
 	// idempotency is the request field the Idempotency-Key header fills
 	// when the body leaves it empty ("" for none).
@@ -140,7 +143,7 @@ func (g *Gateway) request(c *fiber.Ctx, rt route, p principal) (proto.Message, e
 		if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(strings.ToLower(ct), fiber.MIMEApplicationJSON) {
 			return nil, invalidArgument("Content-Type", "must be application/json, not "+ct)
 		}
-		if len(strings.TrimSpace(string(body))) == 0 {
+		if len(bytes.TrimSpace(body)) == 0 {
 			body = []byte("{}") // a POST with nothing to say (halt, resume)
 		}
 		if err := wire.Unmarshal(body, req); err != nil {
@@ -162,7 +165,7 @@ func (g *Gateway) request(c *fiber.Ctx, rt route, p principal) (proto.Message, e
 		}
 	}
 	if rt.account != "" {
-		if err := actFor(req, rt.account, p); err != nil {
+		if err := auth.ActFor(req, p, rt.account); err != nil {
 			return nil, err
 		}
 	}
@@ -245,25 +248,6 @@ func setIfEmpty(m proto.Message, jsonName, v string) {
 	if fd != nil && r.Get(fd).String() == "" {
 		r.Set(fd, protoreflect.ValueOfString(v))
 	}
-}
-
-// actFor fills or checks the account field of a request: a user acts for
-// their own account (another one is PermissionDenied), an admin for the
-// account the request names, if any.
-func actFor(m proto.Message, jsonName string, p principal) error {
-	r := m.ProtoReflect()
-	fd := r.Descriptor().Fields().ByJSONName(jsonName)
-	asked := r.Get(fd).String()
-	switch {
-	case p.Admin: // any account, or none where the service allows it (every account's orders)
-		return nil
-	case p.AccountID == "":
-		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s acts for no account", p.Subject))
-	case asked != "" && asked != p.AccountID:
-		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s: may not act for account %s", jsonName, asked))
-	}
-	r.Set(fd, protoreflect.ValueOfString(p.AccountID))
-	return nil
 }
 
 // invalidArgument is the InvalidArgument error naming a field.

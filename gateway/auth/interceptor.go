@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -79,10 +78,13 @@ func (c *actingConn) Receive(msg any) error {
 	return actFor(msg, c.p)
 }
 
-// actFor fills or checks the account of a request for p.
-func actFor(msg any, p Principal) error {
-	m, ok := msg.(proto.Message)
-	if !ok || p.Admin {
+// ActFor fills or checks the account_id field of a request for p: a
+// non-admin acts for their own account only (an empty field is set to it,
+// another account is PermissionDenied), an admin for any account or none.
+// A message without the field passes unchanged. shownAs is how the
+// caller's API names the field in the error ("account_id", "accountId").
+func ActFor(m proto.Message, p Principal, shownAs string) error {
+	if p.Admin {
 		return nil
 	}
 	r := m.ProtoReflect()
@@ -96,7 +98,16 @@ func actFor(msg any, p Principal) error {
 	case asked == "":
 		r.Set(fd, protoreflect.ValueOfString(p.AccountID))
 	case asked != p.AccountID:
-		return connect.NewError(connect.CodePermissionDenied, errors.New("account_id: may not act for account "+asked))
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s: may not act for account %s", shownAs, asked))
 	}
 	return nil
+}
+
+// actFor is ActFor for a message of a Connect call.
+func actFor(msg any, p Principal) error {
+	m, ok := msg.(proto.Message)
+	if !ok {
+		return nil
+	}
+	return ActFor(m, p, string(accountField))
 }
