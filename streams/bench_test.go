@@ -364,7 +364,7 @@ func (e *benchEnv) benchConsume(b *testing.B) {
 		e.runConsume(b, "library", func(ctx context.Context, name string) (func(), error) {
 			var seen atomic.Int64
 			done := make(chan struct{})
-			c, err := streams.Consume(ctx, e.pubJS, e.catalog, benchConsume, streams.ConsumerConfig{Name: name},
+			c, err := streams.Consume(ctx, streams.NewClient(e.pubJS, e.catalog), benchConsume, streams.ConsumerConfig{Name: name},
 				func(context.Context, *streams.Message[*wrapperspb.BytesValue]) error {
 					if seen.Add(1) == benchConsumeMsgs {
 						close(done)

@@ -52,6 +52,7 @@ func (t Topic) DLQ() string { return DLQTopic(t.Name) }
 type Catalog struct {
 	topics []Topic
 	byName map[string]Topic
+	stores []Store
 }
 
 // NewCatalog checks topics and builds a catalog of them.
@@ -95,8 +96,16 @@ const (
 	TopicBook              = "md.book.v1"
 )
 
-// DefaultCatalog is the TradeX topic catalog of DESIGN.md.
+// DefaultCatalog is the TradeX topic catalog of DESIGN.md, with the
+// services' stores.
 func DefaultCatalog() *Catalog {
+	c := defaultTopics()
+	c.stores = defaultStores() // checked by a test through WithStores
+	return c
+}
+
+// defaultTopics are the topics of DefaultCatalog.
+func defaultTopics() *Catalog {
 	all := []string{"all"}
 	return catalogOf( // the table is checked by a test through NewCatalog
 		Topic{Name: TopicOrderCommand, Payload: &enginev1.OrderCommand{}, Key: "instrument",

@@ -210,10 +210,12 @@ type Consumer struct {
 	once    sync.Once
 }
 
-// Consume starts a durable consumer of topic that hands each message to h.
+// Consume starts a durable consumer of topic, on client's connection, that
+// hands each message to h.
 // It returns once the consumer exists on the broker; processing runs until
 // ctx is cancelled or Stop is called.
-func Consume[T proto.Message](ctx context.Context, js jetstream.JetStream, catalog *Catalog, topic string, cfg ConsumerConfig, h Handler[T]) (*Consumer, error) {
+func Consume[T proto.Message](ctx context.Context, client *Client, topic string, cfg ConsumerConfig, h Handler[T]) (*Consumer, error) {
+	js, catalog := client.js, client.catalog
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err

@@ -58,7 +58,7 @@ func (f *dlqFixture) publish(t *testing.T, key, id string) uint64 {
 // consume runs a consumer of dlqTopic that gives up quickly.
 func (f *dlqFixture) consume(t *testing.T, name string, h streams.Handler[*enginev1.EngineEvent]) {
 	t.Helper()
-	c, err := streams.Consume(t.Context(), f.js, f.cat, dlqTopic, streams.ConsumerConfig{
+	c, err := streams.Consume(t.Context(), streams.NewClient(f.js, f.cat), dlqTopic, streams.ConsumerConfig{
 		Name: name, MaxDeliver: 2, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 	}, h)
 	if err != nil {

@@ -28,6 +28,15 @@ var (
 	ErrConcurrency = errors.New("concurrent write")
 	// ErrInvalidConfig: a consumer, publisher or catalog setting cannot work.
 	ErrInvalidConfig = errors.New("invalid config")
+	// ErrUnknownStore: the KV bucket or object store is not in the catalog.
+	ErrUnknownStore = errors.New("unknown store")
+	// ErrNotFound: no message, key or object where one was asked for.
+	ErrNotFound = errors.New("not found")
+	// ErrKeyExists: a KV create found the key there already.
+	ErrKeyExists = jetstream.ErrKeyExists
+	// ErrRevisionMismatch: a KV update or delete expected another
+	// revision of the key (someone else wrote it first).
+	ErrRevisionMismatch = jetstream.ErrKeyRevisionMismatch
 )
 
 // brokerError classifies err from nats.go: connectivity problems wrap
@@ -42,9 +51,18 @@ func brokerError(op string, err error) error {
 		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 	case isWrongLastSequence(err):
 		return fmt.Errorf("%s: %w: %w", op, ErrConcurrency, err)
+	case isNotFound(err):
+		return fmt.Errorf("%s: %w: %w", op, ErrNotFound, err)
 	default:
 		return fmt.Errorf("%s: %w", op, err)
 	}
+}
+
+// IsUnavailable reports whether err is a connectivity failure: the broker
+// could not be reached or did not answer in time (errors this package
+// returns wrap ErrUnavailable for these).
+func IsUnavailable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || isUnavailable(err)
 }
 
 func isUnavailable(err error) bool {
@@ -65,4 +83,10 @@ func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// isNotFound matches nats.go's "no such message, key or object" errors.
+func isNotFound(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrKeyNotFound) ||
+		errors.Is(err, jetstream.ErrObjectNotFound)
 }

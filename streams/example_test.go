@@ -63,7 +63,7 @@ func Example() {
 		fmt.Println("duplicate answered with sequence", again)
 
 		done := make(chan struct{})
-		c, err := streams.Consume(ctx, js, catalog, streams.TopicEngineEvent,
+		c, err := streams.Consume(ctx, streams.NewClient(js, catalog), streams.TopicEngineEvent,
 			streams.ConsumerConfig{Name: "example-reader"},
 			func(_ context.Context, m *streams.Message[*enginev1.EngineEvent]) error {
 				fmt.Printf("got %s key=%s seq=%d delivery=%d\n", m.Payload.GetEventId(), m.Key, m.Sequence, m.Delivery)

@@ -380,7 +380,7 @@ func TestIdempotentCompetingConsumers(t *testing.T) {
 		}
 		store := idemStore(t, ijs, streams.WithIdempotencyOwner(fmt.Sprintf("instance-%d", instance)))
 		h := streams.Idempotent(store, cfg.Name, inner)
-		c, err := streams.Consume(t.Context(), ijs, catalog, streams.TopicEngineEvent, cfg,
+		c, err := streams.Consume(t.Context(), streams.NewClient(ijs, catalog), streams.TopicEngineEvent, cfg,
 			func(ctx context.Context, m *streams.Message[*enginev1.EngineEvent]) error {
 				err := h(ctx, m)
 				if errors.Is(err, streams.ErrInFlight) {

@@ -26,6 +26,9 @@ const (
 	// DeadLetter is the profile of dlq.<topic> streams: file storage,
 	// replicated, kept until an operator redrives or purges them.
 	DeadLetter
+	// Snapshot is a profile of stores only (never of a topic): state a
+	// service can rebuild from its topics, kept to make the rebuild short.
+	Snapshot
 )
 
 // String returns the profile's lower-case name.
@@ -39,6 +42,8 @@ func (p Profile) String() string {
 		return "marketdata"
 	case DeadLetter:
 		return "deadletter"
+	case Snapshot:
+		return "snapshot"
 	default:
 		return fmt.Sprintf("Profile(%d)", int(p))
 	}
@@ -93,7 +98,7 @@ func newProvisioning(opts []ProvisionOption) (provisioning, error) {
 	return p, nil
 }
 
-// StreamConfig is the stream configuration of topic under profile.
+// streamConfig is the stream configuration of topic under profile.
 func (p provisioning) streamConfig(topic string, profile Profile) jetstream.StreamConfig {
 	cfg := jetstream.StreamConfig{
 		Name:        StreamName(topic),
@@ -117,7 +122,7 @@ func (p provisioning) streamConfig(topic string, profile Profile) jetstream.Stre
 		cfg.MaxAge = p.marketDataAge
 		cfg.Duplicates = min(p.duplicateWindow, p.marketDataAge)
 		cfg.AllowMsgTTL = true
-	case DeadLetter:
+	case DeadLetter, Snapshot:
 	}
 	return cfg
 }

@@ -173,7 +173,7 @@ func newDLQServer(t *testing.T) dlqServer {
 		}
 	}
 	srv := dlqServer{url: s.ClientURL(), js: js, healthy: &atomic.Bool{}, handled: make(chan string, 16)}
-	c, err := streams.Consume(t.Context(), js, cat, streams.TopicEngineEvent, streams.ConsumerConfig{
+	c, err := streams.Consume(t.Context(), streams.NewClient(js, cat), streams.TopicEngineEvent, streams.ConsumerConfig{
 		Name: "wallet-settlement", MaxDeliver: 2, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 	}, func(_ context.Context, m *streams.Message[*enginev1.EngineEvent]) error {
 		if !srv.healthy.Load() {

@@ -146,7 +146,7 @@ func New(ctx context.Context, client Client, js jetstream.JetStream, catalog *st
 func (c *Cache) subscribe(ctx context.Context, catalog *streams.Catalog) error {
 	cfg := streams.ConsumerConfig{Name: c.name, Start: streams.StartNew(), Concurrency: 4, Logger: c.log,
 		InactiveThreshold: c.opts.idle} // a process that died without Close leaves nothing behind for long
-	created, err := streams.Consume(ctx, c.js, catalog, streams.TopicInstrumentCreated, cfg,
+	created, err := streams.Consume(ctx, streams.NewClient(c.js, catalog), streams.TopicInstrumentCreated, cfg,
 		func(_ context.Context, m *streams.Message[*metadatav1.InstrumentCreated]) error {
 			return c.apply(m.Payload.GetInstrument())
 		})
@@ -154,7 +154,7 @@ func (c *Cache) subscribe(ctx context.Context, catalog *streams.Catalog) error {
 		return fmt.Errorf("instruments: follow %s: %w", streams.TopicInstrumentCreated, err)
 	}
 	c.consumers = append(c.consumers, created)
-	updated, err := streams.Consume(ctx, c.js, catalog, streams.TopicInstrumentUpdated, cfg,
+	updated, err := streams.Consume(ctx, streams.NewClient(c.js, catalog), streams.TopicInstrumentUpdated, cfg,
 		func(_ context.Context, m *streams.Message[*metadatav1.InstrumentUpdated]) error {
 			return c.apply(m.Payload.GetInstrument())
 		})

@@ -182,7 +182,7 @@ type events[T proto.Message] struct {
 func collect[T proto.Message](t *testing.T, js jetstream.JetStream, topic string) *events[T] {
 	t.Helper()
 	ev := &events[T]{}
-	c, err := streams.Consume(t.Context(), js, streams.DefaultCatalog(), topic,
+	c, err := streams.Consume(t.Context(), streams.NewClient(js, streams.DefaultCatalog()), topic,
 		streams.ConsumerConfig{Name: "test-" + nuid.Next()},
 		func(_ context.Context, m *streams.Message[T]) error {
 			ev.mu.Lock()

@@ -17,7 +17,7 @@ import (
 // consume starts the durable consumer of engine.event.v1 that keeps order
 // states.
 func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
-	return streams.Consume(ctx, s.js, streams.DefaultCatalog(), streams.TopicEngineEvent, streams.ConsumerConfig{
+	return streams.Consume(ctx, streams.NewClient(s.js, streams.DefaultCatalog()), streams.TopicEngineEvent, streams.ConsumerConfig{
 		Name: s.cfg.ConsumerName, Ordering: streams.PerKey, Concurrency: s.cfg.Concurrency, AckSync: true, Logger: s.log,
 		AckWait: s.cfg.AckWait,
 		// Only a Permanent failure may skip an event; anything else is the

@@ -156,7 +156,7 @@ func testRedeliveryAfterDeath(t *testing.T, s *suite) {
 	release := make(chan struct{})
 	defer close(release)
 	cfg := streams.ConsumerConfig{Name: "mortal", AckWait: time.Second}
-	if _, err := streams.Consume(t.Context(), js, s.catalog, s.topic, cfg,
+	if _, err := streams.Consume(t.Context(), streams.NewClient(js, s.catalog), s.topic, cfg,
 		func(context.Context, *streams.Message[*wrapperspb.StringValue]) error {
 			close(started)
 			<-release // never acks: the process "dies" first
@@ -225,7 +225,7 @@ func testResumeAfterDeath(t *testing.T, s *suite) {
 	stuck := make(chan struct{})
 	release := make(chan struct{})
 	defer close(release)
-	if _, err := streams.Consume(t.Context(), js, s.catalog, s.topic, cfg,
+	if _, err := streams.Consume(t.Context(), streams.NewClient(js, s.catalog), s.topic, cfg,
 		func(_ context.Context, m *streams.Message[*wrapperspb.StringValue]) error {
 			if m.Payload.GetValue() == "k-3" {
 				close(stuck)
@@ -378,7 +378,7 @@ func testDrain(t *testing.T, s *suite) {
 	release := make(chan struct{})
 	_, js := s.env.Connect(t)
 	cfg := streams.ConsumerConfig{Name: "drainer", Concurrency: 4, MaxAckPending: 50, Ordering: streams.Unordered}
-	c, err := streams.Consume(t.Context(), js, s.catalog, s.topic, cfg,
+	c, err := streams.Consume(t.Context(), streams.NewClient(js, s.catalog), s.topic, cfg,
 		func(_ context.Context, m *streams.Message[*wrapperspb.StringValue]) error {
 			started <- struct{}{}
 			<-release // in flight when Stop begins

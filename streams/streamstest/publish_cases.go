@@ -83,7 +83,7 @@ func testWrongType(t *testing.T, s *suite) {
 	if !errors.Is(err, streams.ErrInvalidKey) {
 		t.Errorf("publish with key a.b: err = %v, want ErrInvalidKey", err)
 	}
-	_, err = streams.Consume(t.Context(), s.env.JetStream, s.catalog, s.other, streams.ConsumerConfig{Name: "wrong-type"},
+	_, err = streams.Consume(t.Context(), streams.NewClient(s.env.JetStream, s.catalog), s.other, streams.ConsumerConfig{Name: "wrong-type"},
 		func(_ context.Context, _ *streams.Message[*wrapperspb.StringValue]) error { return nil })
 	if !errors.Is(err, streams.ErrWrongType) {
 		t.Errorf("consume Int64Value topic with a StringValue handler: err = %v, want ErrWrongType", err)

@@ -120,7 +120,7 @@ func (s *suite) consume(t *testing.T, js jetstream.JetStream, cfg streams.Consum
 	if cfg.BackoffBase == 0 {
 		cfg.BackoffBase, cfg.BackoffMax = time.Millisecond, 20*time.Millisecond
 	}
-	c, err := streams.Consume(t.Context(), js, s.catalog, s.topic, cfg, h)
+	c, err := streams.Consume(t.Context(), streams.NewClient(js, s.catalog), s.topic, cfg, h)
 	if err != nil {
 		t.Fatalf("consume: %v", err)
 	}

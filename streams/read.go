@@ -1,0 +1,187 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stored is a message as its topic's stream stores it.
+type Stored struct {
+	// Subject is "<topic>.<key>"; Key is its key.
+	Subject, Key string
+	// Sequence is the message's stream sequence.
+	Sequence uint64
+	// Time is when the stream stored it.
+	Time time.Time
+	// Header holds every header as published.
+	Header nats.Header
+	// Data is the payload.
+	Data []byte
+	// Pending is how many messages of the follow were left after this one
+	// when it was delivered (0 from the direct reads).
+	Pending uint64
+}
+
+// LastSequence is the sequence of the last message of topic's stream (0
+// when it is empty).
+func (c *Client) LastSequence(ctx context.Context, topic string) (uint64, error) {
+	st, err := c.topicStream(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, brokerError("info of "+topic, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Get reads the message of topic at stream sequence seq (ErrNotFound when
+// there is none).
+func (c *Client) Get(ctx context.Context, topic string, seq uint64) (Stored, error) {
+	return c.get(ctx, topic, fmt.Sprintf("message %d", seq), func(st jetstream.Stream) (*jetstream.RawStreamMsg, error) {
+		return st.GetMsg(ctx, seq)
+	})
+}
+
+// Last reads the last message of topic under key (ErrNotFound when the key
+// has none).
+func (c *Client) Last(ctx context.Context, topic, key string) (Stored, error) {
+	subject, err := Subject(topic, key)
+	if err != nil {
+		return Stored{}, err
+	}
+	return c.get(ctx, topic, "last message on "+subject, func(st jetstream.Stream) (*jetstream.RawStreamMsg, error) {
+		return st.GetLastMsgForSubject(ctx, subject)
+	})
+}
+
+// Next reads the first message of topic under key at or after stream
+// sequence from (ErrNotFound when there is none).
+func (c *Client) Next(ctx context.Context, topic, key string, from uint64) (Stored, error) {
+	subject, err := Subject(topic, key)
+	if err != nil {
+		return Stored{}, err
+	}
+	return c.get(ctx, topic, fmt.Sprintf("next message on %s from %d", subject, from), func(st jetstream.Stream) (*jetstream.RawStreamMsg, error) {
+		return st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+	})
+}
+
+func (c *Client) get(ctx context.Context, topic, what string, read func(jetstream.Stream) (*jetstream.RawStreamMsg, error)) (Stored, error) {
+	st, err := c.topicStream(ctx, topic)
+	if err != nil {
+		return Stored{}, err
+	}
+	m, err := read(st)
+	if err != nil {
+		return Stored{}, brokerError(fmt.Sprintf("read %s of %s", what, topic), err)
+	}
+	key, _ := KeyFromSubject(topic, m.Subject)
+	return Stored{Subject: m.Subject, Key: key, Sequence: m.Sequence, Time: m.Time, Header: m.Header, Data: m.Data}, nil
+}
+
+// Follow is what Client.Follow reads.
+type Follow struct {
+	// Topic is the catalog topic to read.
+	Topic string
+	// Key limits the follow to one key's messages; empty for all.
+	Key string
+	// From is the first stream sequence to deliver (0 or 1: the start).
+	From uint64
+	// ToEnd stops the follow (with nil) once it has delivered every
+	// message stored when it began; otherwise it follows new messages
+	// until ctx ends.
+	ToEnd bool
+}
+
+// Follow hands fn every message of f.Topic (of f.Key) from f.From on, in
+// stream order with no gap (an ordered consumer: it re-creates itself where
+// it was when a message goes missing), until ctx ends (nil), fn fails (fn's
+// error), or the broker goes away (an error wrapping ErrUnavailable). Many
+// follows may run at once; each costs one ephemeral consumer.
+func (c *Client) Follow(ctx context.Context, f Follow, fn func(context.Context, Stored) error) error {
+	t, err := c.catalog.Topic(f.Topic)
+	if err != nil {
+		return err
+	}
+	filter := t.Name + ".>"
+	if f.Key != "" {
+		if filter, err = Subject(t.Name, f.Key); err != nil {
+			return err
+		}
+	}
+	end := uint64(0)
+	if f.ToEnd {
+		if end, err = c.LastSequence(ctx, f.Topic); err != nil {
+			return err
+		}
+		if end < max(f.From, 1) {
+			return nil
+		}
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if f.From > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, f.From
+	}
+	cons, err := c.js.OrderedConsumer(ctx, t.Stream(), cfg)
+	if err != nil {
+		return brokerError("follow "+filter, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return brokerError("follow "+filter, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				err = nats.ErrConnectionClosed
+			}
+			return brokerError("follow "+filter, err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("follow %s: %w", filter, err)
+		}
+		key, _ := KeyFromSubject(t.Name, m.Subject())
+		s := Stored{Subject: m.Subject(), Key: key, Sequence: meta.Sequence.Stream, Time: meta.Timestamp,
+			Header: m.Headers(), Data: m.Data(), Pending: meta.NumPending}
+		if err := fn(ctx, s); err != nil {
+			return err
+		}
+		if f.ToEnd && (s.Sequence >= end || s.Pending == 0) {
+			return nil
+		}
+	}
+}
+
+// ConsumerLag is how many messages of topic the durable consumer named
+// durable has not yet acknowledged: pending delivery plus delivered and
+// unacknowledged.
+func (c *Client) ConsumerLag(ctx context.Context, topic, durable string) (uint64, error) {
+	st, err := c.topicStream(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	cons, err := st.Consumer(ctx, durable)
+	if err != nil {
+		return 0, brokerError(fmt.Sprintf("consumer %s of %s", durable, topic), err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, brokerError(fmt.Sprintf("consumer %s of %s", durable, topic), err)
+	}
+	return info.NumPending + uint64(max(info.NumAckPending, 0)), nil //nolint:gosec // clamped at 0
+}
