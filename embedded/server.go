@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -227,3 +228,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("shut down nats-server %s: %w", s.opts.ServerName, ctx.Err())
 	}
 }
+
+// ConnectionNames lists the names of the clients connected now (as
+// nats.Name set them; in-process connections too), sorted.
+func (s *Server) ConnectionNames() ([]string, error) {
+	cz, err := s.srv.Connz(&server.ConnzOptions{Limit: 4096})
+	if err != nil {
+		return nil, fmt.Errorf("connections: %w", err)
+	}
+	names := make([]string, 0, len(cz.Conns))
+	for _, c := range cz.Conns {
+		names = append(names, c.Name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// ServerVersion is the version of the nats-server this package embeds.
+func ServerVersion() string { return server.VERSION }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -87,3 +88,24 @@ func (c *Client) store(name string, kind StoreKind) (Store, error) {
 	}
 	return s, nil
 }
+
+// Ping asks JetStream for the account's information: it fails while the
+// broker does not answer.
+func (c *Client) Ping(ctx context.Context) error {
+	if _, err := c.js.AccountInfo(ctx); err != nil {
+		return brokerError("jetstream account info", err)
+	}
+	return nil
+}
+
+// Connect returns a client of catalog over the connection nc.
+func Connect(nc *nats.Conn, catalog *Catalog, opts ...ClientOption) (*Client, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return NewClient(js, catalog, opts...), nil
+}
+
+// DLQ returns the dead-letter tools over the client's connection.
+func (c *Client) DLQ() *DLQ { return NewDLQ(c.js, c.catalog) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Errors callers tell apart with errors.Is.
@@ -23,8 +24,9 @@ var (
 	// ErrStreamConflict: an existing stream's configuration contradicts its
 	// topic's profile; an operator must resolve it.
 	ErrStreamConflict = errors.New("stream config conflict")
-	// ErrConcurrency: an expected-last-sequence check failed: someone else
-	// wrote to the subject first.
+	// ErrConcurrency: an expected-last-sequence check failed, or an atomic
+	// batch carried a message id already stored: someone else wrote to the
+	// subject first (or an earlier attempt of the batch did).
 	ErrConcurrency = errors.New("concurrent write")
 	// ErrInvalidConfig: a consumer, publisher or catalog setting cannot work.
 	ErrInvalidConfig = errors.New("invalid config")
@@ -40,8 +42,8 @@ var (
 )
 
 // brokerError classifies err from nats.go: connectivity problems wrap
-// ErrUnavailable, a failed sequence check wraps ErrConcurrency; op says what
-// was being done.
+// ErrUnavailable, a failed sequence check or an atomic batch's duplicate
+// message id wraps ErrConcurrency; op says what was being done.
 func brokerError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -49,7 +51,7 @@ func brokerError(op string, err error) error {
 	switch {
 	case isUnavailable(err):
 		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
-	case isWrongLastSequence(err):
+	case isWrongLastSequence(err), isBatchDuplicateMsgID(err):
 		return fmt.Errorf("%s: %w: %w", op, ErrConcurrency, err)
 	case isNotFound(err):
 		return fmt.Errorf("%s: %w: %w", op, ErrNotFound, err)
@@ -83,6 +85,14 @@ func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// isBatchDuplicateMsgID matches the atomic batch publish's "duplicate
+// message id" API error (10201): a message id of the batch is already
+// stored, so the batch was refused whole.
+func isBatchDuplicateMsgID(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID
 }
 
 // isNotFound matches nats.go's "no such message, key or object" errors.

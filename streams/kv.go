@@ -144,10 +144,14 @@ func (b *KV) Latest(ctx context.Context, keys string) ([]Entry, error) {
 		}
 		return nil
 	})
-	if errors.Is(err, errSnapshotRead) {
+	switch {
+	case errors.Is(err, errSnapshotRead):
 		return out, nil
+	case err == nil: // ctx ended before the snapshot was read
+		return nil, fmt.Errorf("latest %s in %s: %w", keys, b.name, ctx.Err())
+	default:
+		return nil, err
 	}
-	return nil, err
 }
 
 // errSnapshotRead ends the follow of Latest.

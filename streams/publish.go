@@ -206,7 +206,10 @@ const maxAtomicBatch = 1000
 // PublishAtomic stores records all or nothing, with JetStream's atomic
 // batch publish: either every record is stored, contiguously and in order,
 // or none is. Every record must be of the same topic (one stream). It
-// returns the stream sequence of the first and last record.
+// returns the stream sequence of the first and last record. A record whose
+// message id is already stored refuses the whole batch with an error
+// wrapping ErrConcurrency (a batch has no duplicate-as-success): the caller
+// re-reads and plans again, as after a failed expected-sequence check.
 func (p *Publisher) PublishAtomic(ctx context.Context, records []Record) (first, last uint64, err error) {
 	if len(records) == 0 || len(records) > maxAtomicBatch {
 		return 0, 0, fmt.Errorf("%w: atomic batch of %d records: want 1 to %d", ErrInvalidConfig, len(records), maxAtomicBatch)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tradex-mesh/tradex/internal/platform"
 )
 
 // serveConfig is everything `tradex serve` is told, parsed once here.
@@ -149,8 +151,8 @@ func (c serveConfig) validate() error {
 	if c.Sync != "always" && c.Sync != "periodic" {
 		return fmt.Errorf("--sync: %q is neither always nor periodic", c.Sync)
 	}
-	if _, err := selectServices(c.Services); err != nil {
-		return err
+	if _, err := platform.ParseServices(c.Services); err != nil {
+		return fmt.Errorf("--services: %w", err)
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("--replicas: %d: want 0 (auto) to 5", c.Replicas)

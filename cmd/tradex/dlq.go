@@ -14,11 +14,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tradex-mesh/tradex/internal/platform"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -82,17 +81,17 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("tradex dlq"))
+	nc, err := platform.Dial(cfg.NATSURL, "tradex-dlq")
 	if err != nil {
 		return fmt.Errorf("--nats: connect to %s: %w", cfg.NATSURL, err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	catalog := streams.DefaultCatalog()
-	d := streams.NewDLQ(js, catalog)
+	mesh, err := streams.Connect(nc, catalog)
+	if err != nil {
+		return err
+	}
+	d := mesh.DLQ()
 	switch cfg.Command {
 	case "stats":
 		return dlqStats(ctx, d, cfg, stdout)
@@ -380,17 +379,17 @@ func dlqPurge(ctx context.Context, d *streams.DLQ, cfg dlqConfig, w io.Writer) e
 
 // dlqMessageJSON is a dead letter as list --json and show --json print it.
 type dlqMessageJSON struct {
-	Seq           uint64      `json:"seq"`
-	Topic         string      `json:"topic"`
-	Key           string      `json:"key"`
-	Subject       string      `json:"subject"`
-	OriginalSeq   uint64      `json:"originalSeq"`
-	OriginalMsgID string      `json:"originalMsgId,omitempty"`
-	Handler       string      `json:"handler"`
-	Deliveries    int         `json:"deliveries"`
-	Reason        string      `json:"reason"`
-	Time          time.Time   `json:"time"`
-	Headers       nats.Header `json:"headers"`
+	Seq           uint64              `json:"seq"`
+	Topic         string              `json:"topic"`
+	Key           string              `json:"key"`
+	Subject       string              `json:"subject"`
+	OriginalSeq   uint64              `json:"originalSeq"`
+	OriginalMsgID string              `json:"originalMsgId,omitempty"`
+	Handler       string              `json:"handler"`
+	Deliveries    int                 `json:"deliveries"`
+	Reason        string              `json:"reason"`
+	Time          time.Time           `json:"time"`
+	Headers       map[string][]string `json:"headers"`
 	// PayloadType is the proto message name the topic carries.
 	PayloadType string `json:"payloadType"`
 	// Payload is the payload as protobuf JSON, when it decodes.

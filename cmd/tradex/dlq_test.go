@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
@@ -276,7 +277,7 @@ func TestDLQCommandInspects(t *testing.T) {
 
 	out = s.mustDLQ(t, "show", "--topic", topic, "--seq", seq, "--json")
 	var shown dlqMessageJSON
-	if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.Seq != listed[0].Seq || shown.Headers.Get(streams.HeaderCEID) != "e2" {
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.Seq != listed[0].Seq || nats.Header(shown.Headers).Get(streams.HeaderCEID) != "e2" {
 		t.Errorf("show --json = %+v, %v", shown, err)
 	}
 

@@ -9,23 +9,23 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gateway/wsfeed"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/internal/platform"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
-	"github.com/tradex-mesh/tradex/internal/telemetry"
-	"github.com/tradex-mesh/tradex/streams"
 )
 
 // endpoints are the addresses serve actually listens on, once it does.
@@ -37,167 +37,192 @@ type endpoints struct {
 }
 
 // serve runs the platform until ctx is cancelled, then stops it gracefully.
-// onReady, when not nil, is called once every listener accepts connections.
+// onReady, when not nil, is called once every listener accepts connections
+// and every service is ready.
 func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady func(endpoints)) error {
 	started := time.Now()
-
-	broker, err := startBroker(ctx, logger, cfg)
+	broker, err := platform.StartBroker(ctx, logger, brokerConfig(ctx, logger, cfg))
 	if err != nil {
 		return err
 	}
-	defer broker.close(context.WithoutCancel(ctx), logger, cfg.ShutdownTimeout) // also on early returns
-
-	js, err := jetstream.New(broker.conn)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	catalog := streams.DefaultCatalog()
-	replicas := cfg.Replicas
-	if replicas == 0 {
-		replicas = autoReplicas(broker.conn)
-	}
-	if err := streams.EnsureStreams(ctx, js, catalog, streams.WithReplicas(replicas)); err != nil {
-		return fmt.Errorf("provision streams: %w", err)
-	}
-	if err := streams.PublishSchemas(ctx, js, catalog, streams.WithSchemaReplicas(replicas)); err != nil {
-		return fmt.Errorf("publish schemas: %w", err)
-	}
-
-	builders, err := selectServices(cfg.Services)
-	if err != nil {
-		return err
-	}
-	p := platform{logger: logger, js: js, catalog: catalog, replicas: replicas, instruments: newCacheRef(),
-		local: &localServices{}, remoteURL: cfg.ServicesURL, metrics: telemetry.New()}
-	var components []component
-	var connectServices []rpcserver.Service
-	for _, b := range builders {
-		c, err := b.build(p)
-		if err != nil {
-			return err
+	defer func() { // also on early returns
+		if err := broker.Close(context.WithoutCancel(ctx), cfg.ShutdownTimeout); err != nil {
+			logger.ErrorContext(ctx, "broker close", "err", err)
 		}
-		if c.wallet != nil {
-			p.local.wallet = c.wallet
-		}
-		components = append(components, c)
-		connectServices = append(connectServices, c.connect...)
-	}
-
-	httpLn, err := listen(ctx, "--http-addr", cfg.HTTPAddr)
+	}()
+	p, err := newPlatform(cfg, broker, logger)
 	if err != nil {
 		return err
 	}
-	grpcLn, err := listen(ctx, "--grpc-addr", cfg.GRPCAddr)
-	if err != nil {
-		_ = httpLn.Close()
-		return err
+	if err := p.Start(ctx); err != nil {
+		return errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
 	}
-
-	adminToken, err := adminToken(cfg)
+	s, err := newServers(ctx, cfg, p, logger)
 	if err != nil {
-		_, _ = httpLn.Close(), grpcLn.Close()
-		return err
+		return errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
 	}
-	verifier := auth.Dev{AdminToken: adminToken}
-	feedCfg := wsfeed.Default()
-	feedCfg.Origins = splitList(cfg.AllowedOrigins)
-	feed, err := wsfeed.New(feedCfg, feedDeps(components, loopbackURL(grpcLn.Addr()), cfg.ServicesURL, verifier,
-		logger.With("component", "wsfeed")))
-	if err != nil {
-		_, _ = httpLn.Close(), grpcLn.Close()
-		return err
-	}
-	p.metrics.GaugeFunc("tradex_ws_connections", "Open WebSocket connections.", func() float64 { return float64(feed.Stats().Connections) })
-	p.metrics.GaugeFunc("tradex_ws_upstreams", "Upstream streams the WebSocket feed reads (one per channel and symbol in use).",
-		func() float64 { return float64(feed.Stats().Upstreams) })
-	p.metrics.CounterFunc("tradex_ws_slow_consumers_total", "WebSocket connections dropped for a full send queue.",
-		func() float64 { return float64(feed.Stats().SlowConsumers) })
-	gwCfg := gateway.Default()
-	gwCfg.AllowedOrigins = splitList(cfg.AllowedOrigins)
-	gwCfg.TrustedProxies = splitList(cfg.TrustedProxies)
-	gwCfg.RateLimit = gateway.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}
-	gw, err := gateway.New(gwCfg, gateway.Deps{ //nolint:contextcheck // handlers use each request's context
-		Logger:    logger.With("component", "gateway"),
-		Services:  gatewayServices(components, cfg.ServicesURL),
-		Verifier:  verifier,
-		Connect:   connectServices,
-		WebSocket: feed.Handler(),
-		Metrics:   p.metrics,
-		Ready: map[string]gateway.Check{
-			"nats": func(ctx context.Context) error {
-				if !broker.conn.IsConnected() {
-					return fmt.Errorf("nats: %s", broker.conn.Status())
-				}
-				_, err := js.AccountInfo(ctx)
-				return err
-			},
-		},
-	})
-	if err != nil {
-		_, _ = httpLn.Close(), grpcLn.Close()
-		return err
-	}
-	rpc := rpcserver.New(logger.With("component", "rpcserver"), connectServices...)
 
 	g, gctx := errgroup.WithContext(ctx)
-	metadataFor := metadataClient(components, cfg.ServicesURL)
-	g.Go(func() error { return p.instruments.run(gctx, p, metadataFor) })
-	for _, c := range components {
-		g.Go(func() error {
-			err := c.run(gctx)
-			if stoppedByShutdown := gctx.Err() != nil && errors.Is(err, context.Canceled); err != nil && !stoppedByShutdown {
-				return fmt.Errorf("service %s: %w", c.name, err)
-			}
-			return nil
-		})
-	}
-	g.Go(func() error { return gw.Serve(httpLn) })
-	g.Go(func() error { return rpc.Serve(grpcLn) })
+	g.Go(func() error { return p.Wait(gctx) })
+	g.Go(func() error { return s.gateway.Serve(s.httpLn) })
+	g.Go(func() error { return s.rpc.Serve(s.grpcLn) })
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.InfoContext(ctx, "shutting down", "timeout", cfg.ShutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
-		return errors.Join(feed.Shutdown(sctx), gw.Shutdown(sctx), rpc.Shutdown(sctx))
+		return errors.Join(s.shutdown(sctx), p.Stop(sctx))
 	})
 
-	for _, c := range components {
-		select {
-		case <-c.ready:
-		case <-gctx.Done():
-			_ = g.Wait()
-			return fmt.Errorf("service %s did not start: %w", c.name, context.Cause(gctx))
-		}
+	if err := p.WaitReady(gctx); err != nil {
+		return errors.Join(err, g.Wait())
 	}
-	names := make([]string, 0, len(components))
-	for _, c := range components {
-		names = append(names, c.name)
-	}
-
-	ep := endpoints{HTTP: httpLn.Addr().String(), GRPC: grpcLn.Addr().String(), NATS: broker.url}
-	logger.InfoContext(ctx, "tradex started",
-		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.server != nil,
-		"data_dir", broker.storeDir, "auth", "dev (bearer token = account id; admin token in --admin-token or "+filepath.Join(cfg.DataDir, adminTokenFile)+")", "sync", cfg.Sync, "streams", len(catalog.Topics()), "replicas", replicas, "services", names, "startup", time.Since(started).Round(time.Millisecond))
+	ep := endpoints{HTTP: s.httpLn.Addr().String(), GRPC: s.grpcLn.Addr().String(), NATS: broker.URL()}
+	logStarted(ctx, logger, cfg, p, broker, ep, time.Since(started))
 	if onReady != nil {
 		onReady(ep)
 	}
-
-	err = g.Wait()
-	broker.close(context.WithoutCancel(ctx), logger, cfg.ShutdownTimeout)
-	if err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	logger.InfoContext(ctx, "tradex stopped")
 	return nil
 }
 
-// autoReplicas is 3 when connected to a cluster of three or more servers
-// (as the server advertises them), else 1.
-func autoReplicas(nc *nats.Conn) int {
-	if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
-		return 3
+// brokerConfig is where serve's NATS is: --nats, or the embedded server.
+func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) platform.BrokerConfig {
+	b := platform.BrokerConfig{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"),
+		ServerLog: natsServerLogger(ctx, logger)}
+	if cfg.Sync == "periodic" {
+		b.Sync = embedded.SyncPeriodic
 	}
-	return 1
+	if cfg.NATSListen != "none" {
+		b.Listen = cfg.NATSListen
+	}
+	return b
+}
+
+// newPlatform builds the services of --services.
+func newPlatform(cfg serveConfig, broker *platform.Broker, logger *slog.Logger) (*platform.Platform, error) {
+	pcfg := platform.Default()
+	services, err := platform.ParseServices(cfg.Services)
+	if err != nil {
+		return nil, fmt.Errorf("--services: %w", err)
+	}
+	pcfg.Services, pcfg.RemoteURL, pcfg.Replicas = services, cfg.ServicesURL, cfg.Replicas
+	return platform.New(pcfg, platform.Deps{Dial: broker.Dial, Logger: logger})
+}
+
+// logStarted logs what serve started, once every service is ready.
+func logStarted(ctx context.Context, logger *slog.Logger, cfg serveConfig, p *platform.Platform, broker *platform.Broker, ep endpoints, took time.Duration) {
+	wiring := make([]string, 0, len(p.Wiring()))
+	for _, l := range p.Wiring() {
+		wiring = append(wiring, l.String())
+	}
+	logger.InfoContext(ctx, "tradex started",
+		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.Embedded(), "data_dir", broker.StoreDir(),
+		"auth", "dev (bearer token = account id; admin token in --admin-token or "+filepath.Join(cfg.DataDir, adminTokenFile)+")",
+		"sync", cfg.Sync, "streams", len(p.Catalog().Topics()), "replicas", p.Replicas(), "services", p.Services(),
+		"wiring", strings.Join(wiring, ", "), "startup", took.Round(time.Millisecond))
+}
+
+// servers are serve's listeners and what serves them.
+type servers struct {
+	httpLn, grpcLn net.Listener
+	gateway        *gateway.Gateway
+	feed           *wsfeed.Feed
+	rpc            *rpcserver.Server
+}
+
+// newServers binds both ports and builds the gateway (REST, /ws,
+// Connect-Web, probes) and the internal Connect server over p.
+func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, logger *slog.Logger) (*servers, error) {
+	token, err := adminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	verifier := auth.Dev{AdminToken: token}
+	s := &servers{}
+	if s.httpLn, err = listen(ctx, "--http-addr", cfg.HTTPAddr); err != nil {
+		return nil, err
+	}
+	if s.grpcLn, err = listen(ctx, "--grpc-addr", cfg.GRPCAddr); err != nil {
+		return nil, errors.Join(err, s.httpLn.Close())
+	}
+	if err := s.build(cfg, p, verifier, logger); err != nil { //nolint:contextcheck // the gateway's handlers use each request's context
+		return nil, errors.Join(err, s.httpLn.Close(), s.grpcLn.Close())
+	}
+	return s, nil
+}
+
+func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Verifier, logger *slog.Logger) error {
+	feed, err := newFeed(cfg, p, loopbackURL(s.grpcLn.Addr()), verifier, logger)
+	if err != nil {
+		return err
+	}
+	s.feed = feed
+	gwCfg := gateway.Default()
+	gwCfg.AllowedOrigins = splitList(cfg.AllowedOrigins)
+	gwCfg.TrustedProxies = splitList(cfg.TrustedProxies)
+	gwCfg.RateLimit = gateway.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}
+	ready := map[string]gateway.Check{}
+	for name, check := range p.ReadyChecks() {
+		ready[name] = check
+	}
+	s.gateway, err = gateway.New(gwCfg, gateway.Deps{
+		Logger:    logger.With("component", "gateway"),
+		Services:  p.Gateway(),
+		Verifier:  verifier,
+		Connect:   p.ConnectServices(),
+		WebSocket: feed.Handler(),
+		Metrics:   p.Metrics(),
+		Ready:     ready,
+	})
+	if err != nil {
+		return err
+	}
+	s.rpc = rpcserver.New(logger.With("component", "rpcserver"), p, p.ConnectServices()...)
+	return nil
+}
+
+// shutdown stops the WebSocket feed, the gateway and the internal port.
+func (s *servers) shutdown(ctx context.Context) error {
+	return errors.Join(s.feed.Shutdown(ctx), s.gateway.Shutdown(ctx), s.rpc.Shutdown(ctx))
+}
+
+// newFeed builds the WebSocket feed: its upstreams are Connect clients
+// (the feed reads server streams) of this process's internal port for the
+// services it runs, else of the ones at --services-url.
+func newFeed(cfg serveConfig, p *platform.Platform, internalURL string, v auth.Verifier, logger *slog.Logger) (*wsfeed.Feed, error) {
+	runs := map[string]bool{}
+	for _, name := range p.Services() {
+		runs[name] = true
+	}
+	urlOf := func(name string) string {
+		if runs[name] {
+			return internalURL
+		}
+		return cfg.ServicesURL
+	}
+	feedCfg := wsfeed.Default()
+	feedCfg.Origins = splitList(cfg.AllowedOrigins)
+	feed, err := wsfeed.New(feedCfg, wsfeed.Deps{
+		MarketData: marketdatav1connect.NewMarketDataServiceClient(http.DefaultClient, urlOf(platform.MarketData)),
+		Orders:     orderv1connect.NewOrderServiceClient(http.DefaultClient, urlOf(platform.Order)),
+		Wallet:     walletv1connect.NewWalletServiceClient(http.DefaultClient, urlOf(platform.Wallet)),
+		Verifier:   v,
+		Logger:     logger.With("component", "wsfeed"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := p.Metrics()
+	m.GaugeFunc("tradex_ws_connections", "Open WebSocket connections.", func() float64 { return float64(feed.Stats().Connections) })
+	m.GaugeFunc("tradex_ws_upstreams", "Upstream streams the WebSocket feed reads (one per channel and symbol in use).",
+		func() float64 { return float64(feed.Stats().Upstreams) })
+	m.CounterFunc("tradex_ws_slow_consumers_total", "WebSocket connections dropped for a full send queue.",
+		func() float64 { return float64(feed.Stats().SlowConsumers) })
+	return feed, nil
 }
 
 // listen binds addr, naming the flag it came from when that fails.
@@ -208,87 +233,6 @@ func listen(ctx context.Context, flagName, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: listen on %s: %w", flagName, addr, err)
 	}
 	return ln, nil
-}
-
-// broker is the NATS connection serve runs on, and the embedded server
-// behind it when there is one.
-type broker struct {
-	server   *embedded.Server
-	conn     *nats.Conn
-	url      string
-	storeDir string
-	closed   bool
-}
-
-// startBroker starts the embedded server (unless cfg.NATSURL points at an
-// external cluster) and connects to it.
-func startBroker(ctx context.Context, logger *slog.Logger, cfg serveConfig) (*broker, error) {
-	connOpts := []nats.Option{
-		nats.Name("tradex"),
-		nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: we closed it ourselves
-				logger.WarnContext(ctx, "nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.InfoContext(ctx, "nats reconnected", "url", nc.ConnectedUrlRedacted())
-		}),
-	}
-	if cfg.NATSURL != "" {
-		nc, err := nats.Connect(cfg.NATSURL, connOpts...)
-		if err != nil {
-			return nil, fmt.Errorf("--nats: connect to %s: %w", cfg.NATSURL, err)
-		}
-		return &broker{conn: nc, url: cfg.NATSURL}, nil
-	}
-
-	opts := embedded.Options{
-		StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Port:     embedded.NoListener,
-		Logger:   natsServerLogger(ctx, logger),
-	}
-	if cfg.Sync == "periodic" {
-		opts.Sync = embedded.SyncPeriodic
-	}
-	if cfg.NATSListen != "none" {
-		host, port, _ := net.SplitHostPort(cfg.NATSListen) // validated with the flags
-		opts.Host = host
-		opts.Port, _ = strconv.Atoi(port)
-	}
-	srv, err := embedded.Start(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	nc, err := srv.Connect(connOpts...)
-	if err != nil {
-		_ = srv.Shutdown(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("embedded nats: connect: %w", err)
-	}
-	url := srv.ClientURL()
-	if url == "" {
-		url = "in-process"
-	}
-	return &broker{server: srv, conn: nc, url: url, storeDir: srv.StoreDir()}, nil
-}
-
-// close closes the connection and stops the embedded server, if any; only
-// the first call does anything. ctx must outlive the cancellation that
-// started the shutdown.
-func (b *broker) close(ctx context.Context, logger *slog.Logger, timeout time.Duration) {
-	if b.closed {
-		return
-	}
-	b.closed = true
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	b.conn.Close()
-	if b.server == nil {
-		return
-	}
-	if err := b.server.Shutdown(ctx); err != nil {
-		logger.ErrorContext(ctx, "embedded nats shutdown", "err", err)
-	}
 }
 
 // adminTokenFile holds the dev verifier's admin token in the data folder.

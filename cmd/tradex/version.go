@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/tradex-mesh/tradex/embedded"
 )
 
 // printVersion prints the module version, the VCS revision when the binary
@@ -27,6 +27,6 @@ func printVersion(w io.Writer) error {
 		version += " (" + revision + ")"
 	}
 	_, err := fmt.Fprintf(w, "tradex %s\ngo %s %s/%s\nnats-server %s (embedded)\n",
-		version, runtime.Version(), runtime.GOOS, runtime.GOARCH, server.VERSION)
+		version, runtime.Version(), runtime.GOOS, runtime.GOARCH, embedded.ServerVersion())
 	return err
 }

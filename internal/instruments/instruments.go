@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"golang.org/x/sync/singleflight"
 
@@ -87,7 +86,7 @@ func WithLoadTimeout(d time.Duration) Option { return func(o *options) { o.loadT
 // Cache holds instruments by symbol. It is safe for concurrent use.
 type Cache struct {
 	client Client
-	js     jetstream.JetStream
+	mesh   *streams.Client
 	log    *slog.Logger
 	opts   options
 	name   string
@@ -116,22 +115,23 @@ func followedTopics() []string {
 // New subscribes to the instrument topics, then fills the cache with the
 // service's list of instruments (a failure there is logged, not returned:
 // Get loads what is missing). The subscription lives until ctx ends or
-// Close is called.
-func New(ctx context.Context, client Client, js jetstream.JetStream, catalog *streams.Catalog, opts ...Option) (*Cache, error) {
+// Close is called. mesh is the caller's connection to the mesh; its
+// catalog must hold the instrument topics.
+func New(ctx context.Context, client Client, mesh *streams.Client, opts ...Option) (*Cache, error) {
 	o := options{logger: slog.New(slog.DiscardHandler), name: "instruments-cache", idle: time.Hour, loadTimeout: 10 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if client == nil || js == nil || catalog == nil {
-		return nil, errors.New("instruments: client, JetStream and catalog are required")
+	if client == nil || mesh == nil {
+		return nil, errors.New("instruments: client and mesh are required")
 	}
 	c := &Cache{
-		client: client, js: js, log: o.logger, opts: o,
+		client: client, mesh: mesh, log: o.logger, opts: o,
 		name:  o.name + "-" + nuid.Next(),
 		items: map[string]*entry{},
 	}
 	c.live.Store(true)
-	if err := c.subscribe(ctx, catalog); err != nil {
+	if err := c.subscribe(ctx); err != nil {
 		return nil, errors.Join(err, c.Close(context.WithoutCancel(ctx)))
 	}
 	if err := c.preload(ctx); err != nil {
@@ -143,10 +143,10 @@ func New(ctx context.Context, client Client, js jetstream.JetStream, catalog *st
 
 // subscribe starts one consumer per topic, each new (StartNew) and unique
 // to this cache.
-func (c *Cache) subscribe(ctx context.Context, catalog *streams.Catalog) error {
+func (c *Cache) subscribe(ctx context.Context) error {
 	cfg := streams.ConsumerConfig{Name: c.name, Start: streams.StartNew(), Concurrency: 4, Logger: c.log,
 		InactiveThreshold: c.opts.idle} // a process that died without Close leaves nothing behind for long
-	created, err := streams.Consume(ctx, streams.NewClient(c.js, catalog), streams.TopicInstrumentCreated, cfg,
+	created, err := streams.Consume(ctx, c.mesh, streams.TopicInstrumentCreated, cfg,
 		func(_ context.Context, m *streams.Message[*metadatav1.InstrumentCreated]) error {
 			return c.apply(m.Payload.GetInstrument())
 		})
@@ -154,7 +154,7 @@ func (c *Cache) subscribe(ctx context.Context, catalog *streams.Catalog) error {
 		return fmt.Errorf("instruments: follow %s: %w", streams.TopicInstrumentCreated, err)
 	}
 	c.consumers = append(c.consumers, created)
-	updated, err := streams.Consume(ctx, streams.NewClient(c.js, catalog), streams.TopicInstrumentUpdated, cfg,
+	updated, err := streams.Consume(ctx, c.mesh, streams.TopicInstrumentUpdated, cfg,
 		func(_ context.Context, m *streams.Message[*metadatav1.InstrumentUpdated]) error {
 			return c.apply(m.Payload.GetInstrument())
 		})
@@ -329,9 +329,8 @@ func (c *Cache) Close(ctx context.Context) error {
 	}
 	c.stopTrusting()
 	for _, topic := range followedTopics() {
-		err := c.js.DeleteConsumer(ctx, streams.StreamName(topic), c.name)
-		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			errs = append(errs, fmt.Errorf("instruments: delete consumer %s of %s: %w", c.name, topic, err))
+		if err := c.mesh.DeleteConsumer(ctx, topic, c.name); err != nil {
+			errs = append(errs, fmt.Errorf("instruments: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -20,38 +20,22 @@ import (
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
 const waitTimeout = 15 * time.Second
 
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, waitTimeout, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v", what, t.Context().Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-func newJetStream(t *testing.T) jetstream.JetStream {
+// newMesh starts a broker with the catalog's streams and returns a client
+// of it.
+func newMesh(t *testing.T) *streams.Client {
 	t.Helper()
 	s := embeddedtest.New(t)
 	if err := streams.EnsureStreams(t.Context(), s.JetStream(), streams.DefaultCatalog()); err != nil {
 		t.Fatal(err)
 	}
-	return s.JetStream()
+	return streams.NewClient(s.JetStream(), streams.DefaultCatalog())
 }
 
 // counting counts the calls to a client.
@@ -72,11 +56,11 @@ func (c *counting) ListInstruments(ctx context.Context, req *metadatav1.ListInst
 
 // startMetadata runs the metadata service and returns a Connect client of it
 // over real HTTP.
-func startMetadata(t *testing.T, js jetstream.JetStream) metadatav1connect.MetadataServiceClient {
+func startMetadata(t *testing.T, mesh *streams.Client) metadatav1connect.MetadataServiceClient {
 	t.Helper()
 	svc, err := metadata.New(metadata.Default(), metadata.Deps{
-		JetStream: js,
-		Publisher: streams.NewPublisher(js, streams.DefaultCatalog(), streams.WithSource("tradex/metadata")),
+		Streams:   mesh,
+		Publisher: mesh.Publisher(streams.WithSource("tradex/metadata")),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,9 +86,9 @@ func startMetadata(t *testing.T, js jetstream.JetStream) metadatav1connect.Metad
 	return metadatav1connect.NewMetadataServiceClient(srv.Client(), srv.URL)
 }
 
-func newCache(t *testing.T, client instruments.Client, js jetstream.JetStream, opts ...instruments.Option) *instruments.Cache {
+func newCache(t *testing.T, client instruments.Client, mesh *streams.Client, opts ...instruments.Option) *instruments.Cache {
 	t.Helper()
-	c, err := instruments.New(t.Context(), client, js, streams.DefaultCatalog(), opts...)
+	c, err := instruments.New(t.Context(), client, mesh, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +104,10 @@ func newCache(t *testing.T, client instruments.Client, js jetstream.JetStream, o
 
 func TestCacheFollowsTheMetadataService(t *testing.T) {
 	t.Parallel()
-	js := newJetStream(t)
-	admin := startMetadata(t, js)
+	mesh := newMesh(t)
+	admin := startMetadata(t, mesh)
 	client := &counting{Client: admin}
-	c := newCache(t, client, js, instruments.WithConsumerName("test-instruments"))
+	c := newCache(t, client, mesh, instruments.WithConsumerName("test-instruments"))
 
 	if c.Len() != 3 || client.lists.Load() != 1 {
 		t.Fatalf("after New: %d instruments from %d lists, want the 3 seeded from 1", c.Len(), client.lists.Load())
@@ -137,7 +121,7 @@ func TestCacheFollowsTheMetadataService(t *testing.T) {
 	if _, err := admin.UpdateInstrument(t.Context(), &metadatav1.UpdateInstrumentRequest{Symbol: "BTCUSDT", TickSize: proto.String("0.1")}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the cache sees the new tick size", func() error {
+	polltest.Until(t, "the cache sees the new tick size", func() error {
 		in, err := c.Get(t.Context(), "BTCUSDT")
 		if err != nil {
 			return err
@@ -161,7 +145,7 @@ func TestCacheFollowsTheMetadataService(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the cache sees the halt and the new instrument", func() error {
+	polltest.Until(t, "the cache sees the halt and the new instrument", func() error {
 		if c.Len() != 4 {
 			return fmt.Errorf("%d instruments", c.Len())
 		}
@@ -206,9 +190,9 @@ func (f *failingList) ListInstruments(context.Context, *metadatav1.ListInstrumen
 
 func TestCacheLoadsOnMissOnce(t *testing.T) {
 	t.Parallel()
-	js := newJetStream(t)
-	client := &failingList{counting{Client: startMetadata(t, js)}}
-	c := newCache(t, client, js)
+	mesh := newMesh(t)
+	client := &failingList{counting{Client: startMetadata(t, mesh)}}
+	c := newCache(t, client, mesh)
 	if c.Len() != 0 {
 		t.Fatalf("preloaded %d with a failing list", c.Len())
 	}
@@ -268,9 +252,9 @@ func instrument(symbol string, revision uint64, tick string) *metadatav1.Instrum
 
 func TestCacheKeepsTheHighestRevision(t *testing.T) {
 	t.Parallel()
-	js := newJetStream(t)
-	c := newCache(t, &static{byID: map[string]*metadatav1.Instrument{"AAAUSDT": instrument("AAAUSDT", 1, "0.01")}}, js)
-	pub := streams.NewPublisher(js, streams.DefaultCatalog())
+	mesh := newMesh(t)
+	c := newCache(t, &static{byID: map[string]*metadatav1.Instrument{"AAAUSDT": instrument("AAAUSDT", 1, "0.01")}}, mesh)
+	pub := mesh.Publisher()
 
 	if in, err := c.Get(t.Context(), "AAAUSDT"); err != nil || in.GetRevision() != 1 {
 		t.Fatalf("Get = %v, %v", in, err)
@@ -283,7 +267,7 @@ func TestCacheKeepsTheHighestRevision(t *testing.T) {
 		}
 	}
 	publish(3, "0.03")
-	eventually(t, "revision 3", func() error {
+	polltest.Until(t, "revision 3", func() error {
 		in, _ := c.Get(t.Context(), "AAAUSDT")
 		if in.GetRevision() != 3 {
 			return fmt.Errorf("revision %d", in.GetRevision())
@@ -294,7 +278,7 @@ func TestCacheKeepsTheHighestRevision(t *testing.T) {
 	// does not replace the newer one; a newer one after it does.
 	publish(2, "0.02")
 	publish(4, "0.04")
-	eventually(t, "revision 4", func() error {
+	polltest.Until(t, "revision 4", func() error {
 		in, _ := c.Get(t.Context(), "AAAUSDT")
 		if in.GetRevision() != 4 || in.GetTickSize() != "0.04" {
 			return fmt.Errorf("revision %d tick %s", in.GetRevision(), in.GetTickSize())
@@ -305,13 +289,14 @@ func TestCacheKeepsTheHighestRevision(t *testing.T) {
 
 func TestCacheConsumersAreUniqueExpiringAndDeletedOnClose(t *testing.T) {
 	t.Parallel()
-	js := newJetStream(t)
+	mesh := newMesh(t)
+	js := mesh.JetStream() // to list the consumers
 	client := &static{byID: map[string]*metadatav1.Instrument{}}
-	a, err := instruments.New(t.Context(), client, js, streams.DefaultCatalog(), instruments.WithConsumerName("order-instruments"), instruments.WithIdleExpiry(time.Minute))
+	a, err := instruments.New(t.Context(), client, mesh, instruments.WithConsumerName("order-instruments"), instruments.WithIdleExpiry(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newCache(t, client, js, instruments.WithConsumerName("order-instruments"))
+	b := newCache(t, client, mesh, instruments.WithConsumerName("order-instruments"))
 
 	names := func() []string {
 		var out []string
@@ -366,7 +351,10 @@ func TestCacheConsumersAreUniqueExpiringAndDeletedOnClose(t *testing.T) {
 
 func TestNewRequiresItsDependencies(t *testing.T) {
 	t.Parallel()
-	if _, err := instruments.New(t.Context(), nil, nil, streams.DefaultCatalog()); err == nil {
+	if _, err := instruments.New(t.Context(), nil, newMesh(t)); err == nil {
 		t.Fatal("New without a client succeeded")
+	}
+	if _, err := instruments.New(t.Context(), &static{}, nil); err == nil {
+		t.Fatal("New without a mesh client succeeded")
 	}
 }

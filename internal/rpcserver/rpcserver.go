@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/grpchealth"
@@ -34,13 +35,15 @@ type Service struct {
 
 // Server is the internal Connect server.
 type Server struct {
-	http   *http.Server
-	health *grpchealth.StaticChecker
+	http     *http.Server
+	checker  grpchealth.Checker
+	stopping atomic.Bool
 }
 
-// New mounts services plus health and reflection. Every mounted service
-// starts as SERVING; use SetServing to change it.
-func New(logger *slog.Logger, services ...Service) *Server {
+// New mounts services plus health and reflection. gRPC health answers
+// from checker (nil: every mounted service SERVING), and NOT_SERVING for
+// everything once Shutdown began.
+func New(logger *slog.Logger, checker grpchealth.Checker, services ...Service) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -50,8 +53,11 @@ func New(logger *slog.Logger, services ...Service) *Server {
 		names = append(names, svc.Name)
 		mux.Handle(svc.Path, svc.Handler)
 	}
-	health := grpchealth.NewStaticChecker(names...)
-	mux.Handle(grpchealth.NewHandler(health))
+	if checker == nil {
+		checker = grpchealth.NewStaticChecker(names...)
+	}
+	srv := &Server{checker: checker}
+	mux.Handle(grpchealth.NewHandler(srv))
 	reflector := grpcreflect.NewStaticReflector(append(names, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -59,25 +65,22 @@ func New(logger *slog.Logger, services ...Service) *Server {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	return &Server{
-		http: &http.Server{
-			Handler:           mux,
-			Protocols:         protocols,
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		},
-		health: health,
+	srv.http = &http.Server{
+		Handler:           mux,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	return srv
 }
 
-// SetServing marks a service (or "" for the whole server) as serving or not
-// in gRPC health.
-func (s *Server) SetServing(service string, serving bool) {
-	status := grpchealth.StatusNotServing
-	if serving {
-		status = grpchealth.StatusServing
+// Check answers gRPC health: NOT_SERVING once Shutdown began, else the
+// checker's answer.
+func (s *Server) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	if s.stopping.Load() {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
 	}
-	s.health.SetStatus(service, status)
+	return s.checker.Check(ctx, req)
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
@@ -92,7 +95,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown reports NOT_SERVING, stops accepting connections and waits for
 // in-flight calls up to ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.SetServing("", false)
+	s.stopping.Store(true)
 	if err := s.http.Shutdown(ctx); err != nil {
 		return fmt.Errorf("rpcserver: shutdown: %w", err)
 	}

@@ -21,10 +21,10 @@ import (
 
 // startServer serves a real generated service on loopback and returns the
 // base URL and the server.
-func startServer(t *testing.T) (string, *rpcserver.Server) {
+func startServer(t *testing.T, checker grpchealth.Checker) (string, *rpcserver.Server) {
 	t.Helper()
 	path, handler := walletv1connect.NewWalletServiceHandler(walletv1connect.UnimplementedWalletServiceHandler{})
-	srv := rpcserver.New(nil, rpcserver.Service{Name: walletv1connect.WalletServiceName, Path: path, Handler: handler})
+	srv := rpcserver.New(nil, checker, rpcserver.Service{Name: walletv1connect.WalletServiceName, Path: path, Handler: handler})
 	var lc net.ListenConfig
 	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +54,7 @@ func h2c() *http.Client {
 
 func TestGRPCOverH2C(t *testing.T) {
 	t.Parallel()
-	url, _ := startServer(t)
+	url, _ := startServer(t, nil)
 	client := walletv1connect.NewWalletServiceClient(h2c(), url, connect.WithGRPC())
 	_, err := client.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "a", Asset: "USDT"})
 	if connect.CodeOf(err) != connect.CodeUnimplemented {
@@ -64,7 +64,7 @@ func TestGRPCOverH2C(t *testing.T) {
 
 func TestConnectOverHTTP1(t *testing.T) {
 	t.Parallel()
-	url, _ := startServer(t)
+	url, _ := startServer(t, nil)
 	client := walletv1connect.NewWalletServiceClient(http.DefaultClient, url)
 	_, err := client.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "a", Asset: "USDT"})
 	var cerr *connect.Error
@@ -75,7 +75,7 @@ func TestConnectOverHTTP1(t *testing.T) {
 
 func TestReflectionListsServices(t *testing.T) {
 	t.Parallel()
-	url, _ := startServer(t)
+	url, _ := startServer(t, nil)
 	stream := grpcreflect.NewClient(h2c(), url, connect.WithGRPC()).NewStream(t.Context())
 	defer stream.Close()
 	names, err := stream.ListServices()
@@ -95,7 +95,8 @@ func TestReflectionListsServices(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	t.Parallel()
-	url, srv := startServer(t)
+	checker := grpchealth.NewStaticChecker(walletv1connect.WalletServiceName)
+	url, _ := startServer(t, checker)
 	health := grpchealth.NewClient(h2c(), url, connect.WithGRPC())
 	check := func(service string) grpchealth.Status {
 		t.Helper()
@@ -111,8 +112,8 @@ func TestHealth(t *testing.T) {
 	if got := check(walletv1connect.WalletServiceName); got != grpchealth.StatusServing {
 		t.Errorf("wallet health = %v, want SERVING", got)
 	}
-	srv.SetServing(walletv1connect.WalletServiceName, false)
+	checker.SetStatus(walletv1connect.WalletServiceName, grpchealth.StatusNotServing)
 	if got := check(walletv1connect.WalletServiceName); got != grpchealth.StatusNotServing {
-		t.Errorf("wallet health after SetServing(false) = %v, want NOT_SERVING", got)
+		t.Errorf("wallet health after the checker said NOT_SERVING = %v", got)
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
@@ -18,84 +16,84 @@ import (
 
 // follow rebuilds the state (from the latest snapshot and the events after
 // it, or from the first event) and applies every later event as it comes,
-// with an ordered consumer (in order, no gap: it restarts itself where it
-// was if a message goes missing). It returns when ctx ends or the feed
-// fails; the state is then rebuilt.
+// with an ordered follow (in order, no gap: it restarts itself where it
+// was if a message goes missing). It returns when ctx ends (nil) or the
+// feed fails; the state is then rebuilt.
 func (s *Service) follow(ctx context.Context) error {
-	name := streams.StreamName(streams.TopicEngineEvent)
-	st, err := s.js.Stream(ctx, name)
+	caughtUp, err := s.mesh.LastSequence(ctx, streams.TopicEngineEvent)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", name, err)
+		return fmt.Errorf("last engine event: %w", err)
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", name, err)
-	}
-	caughtUp := info.State.LastSeq
 	store, err := s.snapshots(ctx)
 	if err != nil {
 		return err
 	}
 	s.serving.Store(false)
 	s.st.reset()
+	s.applied.Store(0)
+	s.target.Store(caughtUp)
 	covered, err := s.loadSnapshot(ctx, store)
 	if err != nil {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.TopicEngineEvent + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if covered > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, covered+1
-	}
-	cons, err := s.js.OrderedConsumer(ctx, name, cfg)
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", name, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", name, err)
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
+	s.applied.Store(covered)
 	if caughtUp <= covered {
 		s.markReady(ctx)
 	}
 	snap := snapshotter{s: s, store: store}
 	defer snap.wait()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return ctx.Err()
-			}
-			return fmt.Errorf("consume %s: %w", name, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("consume %s: %w", name, err)
-		}
-		u, err := s.apply(ctx, msg.Data())
-		if errors.Is(err, market.ErrGap) { // the state is wrong from here on: rebuild it
-			return fmt.Errorf("engine event at %d: %w", meta.Sequence.Stream, err)
-		}
-		if err != nil {
-			s.log.ErrorContext(ctx, "engine event not applied", "seq", meta.Sequence.Stream, "err", err)
-		}
-		if meta.Sequence.Stream > caughtUp { // live, not the rebuild
-			s.publish(ctx, u)
-		}
-		if meta.Sequence.Stream >= caughtUp {
-			s.markReady(ctx)
-		}
-		snap.after(ctx, meta.Sequence.Stream)
+	err = s.mesh.Follow(ctx, streams.Follow{Topic: streams.TopicEngineEvent, From: covered + 1},
+		func(ctx context.Context, m streams.Stored) error { return s.take(ctx, m, caughtUp, &snap) })
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", streams.TopicEngineEvent, err)
 	}
+	return nil
 }
+
+// take applies the engine event m; events after caughtUp are live (not
+// the rebuild) and published. The state is caught up at caughtUp, or
+// earlier when nothing follows m (the last events were deleted). A gap
+// fails the follow: the state is wrong from there on and is rebuilt.
+func (s *Service) take(ctx context.Context, m streams.Stored, caughtUp uint64, snap *snapshotter) error {
+	s.target.Store(max(s.target.Load(), m.Sequence+m.Pending)) // the follow loop is its only writer
+	u, err := s.apply(ctx, m.Data)
+	switch {
+	case errors.Is(err, market.ErrGap):
+		return gapError{seq: m.Sequence, err: err}
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		s.log.ErrorContext(ctx, "engine event not applied", "seq", m.Sequence, "err", err)
+	}
+	s.applied.Store(m.Sequence)
+	if m.Sequence > caughtUp {
+		s.publish(ctx, u)
+	}
+	if m.Sequence >= caughtUp || m.Pending == 0 {
+		s.markReady(ctx)
+	}
+	snap.after(ctx, m.Sequence)
+	return nil
+}
+
+// gapError is an engine event that does not follow its instrument's last
+// one, at stream sequence seq.
+type gapError struct {
+	seq uint64
+	err error
+}
+
+func (e gapError) Error() string {
+	return fmt.Sprintf("gap in %s at %d: %v", streams.TopicEngineEvent, e.seq, e.err)
+}
+
+func (e gapError) Unwrap() error { return e.err }
 
 // snapshotter writes a snapshot every Config.SnapshotEvery events, beside
 // the feed (which only copies the state), one at a time.
 type snapshotter struct {
 	s       *Service
-	store   jetstream.ObjectStore
+	store   snapshotStore
 	since   int
 	writing chan struct{} // closed when the write in flight is done
 }
@@ -157,8 +155,12 @@ func (s *Service) apply(ctx context.Context, data []byte) (update, error) {
 	me, err := toEvent(&ev, scales)
 	if err == nil {
 		var u update
-		if u, err = s.st.apply(sym, scales, me, s.now()); err == nil || errors.Is(err, market.ErrGap) {
-			return u, err
+		u, err = s.st.apply(sym, scales, me, s.now())
+		switch {
+		case err == nil:
+			return u, nil
+		case errors.Is(err, market.ErrGap):
+			return u, fmt.Errorf("instrument %s: %w", sym, err)
 		}
 	}
 	// An event the market cannot take (bad decimals, an invalid level):
@@ -203,18 +205,15 @@ func (s *Service) scalesOf(ctx context.Context, sym string) (scales, error) {
 	if sc, ok := s.st.scales(sym); ok {
 		return sc, nil
 	}
-	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+	for attempt := 0; ; attempt++ {
 		in, err := s.insts.Get(ctx, sym)
 		if err == nil {
 			return scales{price: in.GetPriceScale(), quantity: in.GetQuantityScale()}, nil
 		}
+		delay := streams.Backoff(attempt)
 		s.log.WarnContext(ctx, "instrument lookup failed", "instrument", sym, "err", err, "retry_in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return scales{}, fmt.Errorf("instrument %s: %w", sym, ctx.Err())
-		case <-t.C:
+		if err := streams.Sleep(ctx, delay); err != nil {
+			return scales{}, fmt.Errorf("instrument %s: %w", sym, err)
 		}
 	}
 }

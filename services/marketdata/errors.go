@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	"connectrpc.com/connect"
+
+	"github.com/tradex-mesh/tradex/internal/rpcerr"
 )
 
 // Domain errors, told apart with errors.Is.
@@ -27,18 +29,22 @@ func (e invalidField) Unwrap() error { return ErrInvalidArgument }
 
 func invalid(field, why string) error { return invalidField{field, why} }
 
-// toConnect is the one mapping from domain errors to Connect codes; other
-// errors are logged here and reach the client as a generic Internal.
-func toConnect(ctx context.Context, log *slog.Logger, err error) error {
-	switch {
-	case errors.Is(err, ErrInvalidArgument):
-		return connect.NewError(connect.CodeInvalidArgument, err)
-	case errors.Is(err, ErrInstrumentNotFound):
-		return connect.NewError(connect.CodeNotFound, err)
-	case errors.Is(err, ErrNotReady):
-		return connect.NewError(connect.CodeUnavailable, err)
-	default:
-		log.ErrorContext(ctx, "market data request failed", "err", err)
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+// errorCodes is the one mapping from domain errors to Connect codes;
+// rpcerr decides the rest (not ready or broker away -> Unavailable,
+// anything unlisted -> Internal, logged, with a generic message).
+func errorCodes() rpcerr.Map {
+	return rpcerr.Map{
+		Service: "market data",
+		Rules: []rpcerr.Rule{
+			{Code: connect.CodeInvalidArgument, Errors: []error{ErrInvalidArgument}},
+			{Code: connect.CodeNotFound, Errors: []error{ErrInstrumentNotFound}},
+		},
+		Unavailable: []error{ErrNotReady},
 	}
+}
+
+// toConnect maps err to its Connect error, logging what the caller does
+// not see.
+func toConnect(ctx context.Context, log *slog.Logger, err error) error {
+	return errorCodes().ToConnect(ctx, log, err)
 }

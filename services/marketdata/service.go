@@ -3,6 +3,7 @@ package marketdata
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -10,10 +11,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	"github.com/tradex-mesh/tradex/internal/health"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -27,8 +28,10 @@ type Instruments interface {
 type Deps struct {
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
-	// JetStream holds engine.event.v1. Required.
-	JetStream jetstream.JetStream
+	// Streams is the service's own connection to the mesh: it reads
+	// engine.event.v1 there and keeps its snapshots in the catalog store
+	// Config.SnapshotBucket. Required.
+	Streams *streams.Client
 	// Instruments gives each instrument's scales. Required.
 	Instruments Instruments
 	// Publisher, if set, publishes every book change to md.book.v1 and
@@ -39,12 +42,20 @@ type Deps struct {
 	Clock func() time.Time
 }
 
+// mesh is what the service reads and keeps on the mesh; *streams.Client
+// has it.
+type mesh interface {
+	LastSequence(ctx context.Context, topic string) (uint64, error)
+	Follow(ctx context.Context, f streams.Follow, fn func(context.Context, streams.Stored) error) error
+	Objects(ctx context.Context, name string) (*streams.Objects, error)
+}
+
 // Service is the market data service. Its methods are safe for concurrent
 // use.
 type Service struct {
 	cfg   Config
 	log   *slog.Logger
-	js    jetstream.JetStream
+	mesh  mesh
 	insts Instruments
 	pub   *streams.Publisher
 	now   func() time.Time
@@ -56,7 +67,11 @@ type Service struct {
 	// rebuild (requests then fail with Unavailable, not with a partial
 	// answer).
 	serving atomic.Bool
-	stopped chan struct{}
+	// progress of the rebuild, for Health: why it runs, the stream
+	// sequence of the last event applied and the one it must reach.
+	why             atomic.Pointer[string]
+	applied, target atomic.Uint64
+	stopped         chan struct{}
 }
 
 // New checks cfg and deps and returns the service. It does no I/O.
@@ -65,10 +80,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	switch {
-	case deps.JetStream == nil:
-		return nil, errors.New("marketdata: JetStream is required")
+	case deps.Streams == nil:
+		return nil, errors.New("marketdata: Streams is required")
 	case deps.Instruments == nil:
 		return nil, errors.New("marketdata: Instruments is required")
+	}
+	if cfg.SnapshotEvery > 0 {
+		if _, err := deps.Streams.Catalog().Store(cfg.SnapshotBucket); err != nil {
+			return nil, fmt.Errorf("marketdata: SnapshotBucket: %w", err)
+		}
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -76,10 +96,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
-	return &Service{
-		cfg: cfg, log: deps.Logger, js: deps.JetStream, insts: deps.Instruments, pub: deps.Publisher, now: deps.Clock,
+	s := &Service{
+		cfg: cfg, log: deps.Logger, mesh: deps.Streams, insts: deps.Instruments, pub: deps.Publisher, now: deps.Clock,
 		st: newState(cfg), ready: make(chan struct{}), stopped: make(chan struct{}),
-	}, nil
+	}
+	s.setWhy("reading " + streams.TopicEngineEvent)
+	return s, nil
 }
 
 // Handler returns the Connect handler of tradex.marketdata.v1.MarketDataService
@@ -96,24 +118,63 @@ func (s *Service) InProcess() marketdatav1connect.MarketDataServiceHandler { ret
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Run reads engine.event.v1 from its start and keeps following it until
-// ctx ends (retrying while the broker is away); it returns nil then. Open
-// server streams end with Unavailable. Call it once.
+// ctx ends (rebuilding the state after a gap or while the broker is away,
+// waiting by streams.Backoff); it returns nil then. Open server streams
+// end with Unavailable. Call it once.
 func (s *Service) Run(ctx context.Context) error {
 	defer close(s.stopped)
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+	for attempt := 0; ; attempt++ {
 		err := s.follow(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if s.interrupted(err) {
+			attempt = 0 // it had caught up: a new failure, not the last one again
+		}
+		delay := streams.Backoff(attempt)
 		s.log.WarnContext(ctx, "market data feed interrupted, rebuilding", "err", err, "retry_in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if streams.Sleep(ctx, delay) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+// interrupted records why the feed stopped and stops serving until the
+// rebuild is done; it reports whether the service was serving.
+func (s *Service) interrupted(err error) bool {
+	var gap gapError
+	switch {
+	case errors.As(err, &gap):
+		s.setWhy(gap.Error())
+	case err == nil:
+		s.setWhy("feed ended")
+	default:
+		s.setWhy("feed interrupted: " + err.Error())
+	}
+	return s.serving.Swap(false)
+}
+
+func (s *Service) setWhy(why string) { s.why.Store(&why) }
+
+// Health reports whether the service serves: Starting until its first
+// rebuild is done, Rebuilding while it rebuilds again (after a gap in the
+// engine events or a lost feed), Ready otherwise. The detail says why and
+// how far the rebuild got.
+func (s *Service) Health() health.Status {
+	if s.serving.Load() {
+		return health.Status{State: health.Ready}
+	}
+	state := health.Starting
+	select {
+	case <-s.ready:
+		state = health.Rebuilding
+	default:
+	}
+	detail := *s.why.Load()
+	if target := s.target.Load(); target > 0 {
+		detail = fmt.Sprintf("%s; applied %d of %d events", detail, s.applied.Load(), target)
+	}
+	return health.Status{State: state, Detail: detail}
 }
 
 func (s *Service) checkReady() error {

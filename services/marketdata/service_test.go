@@ -3,6 +3,7 @@ package marketdata_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -124,20 +126,16 @@ func TestMarketDataFromTheEngine(t *testing.T) {
 
 	const want = "bids 50000.00x0.00500 49990.00x0.00500 | asks 50010.00x0.02000"
 	var book *marketdatav1.GetBookResponse
-	deadline := time.Now().Add(waitFor)
-	for {
+	polltest.Until(t, "GetBook shows the orders", func() error {
 		book, err = p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT"})
-		if err == nil && snapshotString(book.GetBook()) == want {
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GetBook %v, %v; want %s", book, err, want)
+		if got := snapshotString(book.GetBook()); got != want {
+			return fmt.Errorf("book %s, want %s", got, want)
 		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-t.Context().Done():
-		}
-	}
+		return nil
+	}, polltest.WithTimeout(waitFor))
 	for lastSeq < book.GetBook().GetSeq() {
 		if !books.Receive() {
 			t.Fatalf("book stream ended: %v", books.Err())
@@ -357,34 +355,28 @@ func TestRestartFromSnapshot(t *testing.T) {
 		return fmt.Sprintf("%s seq %d, %d trades", snapshotString(book.GetBook()), book.GetBook().GetSeq(), len(trades.GetTrades()))
 	}
 	var before string
-	deadline := time.Now().Add(waitFor)
 	// Each buy takes the oldest asks left: six trades, three asks untouched.
 	const want = "bids  | asks 50002.00x0.01000 50003.00x0.01000 50004.00x0.01000 seq 16, 6 trades"
-	for before = state(); before != want; before = state() {
-		if time.Now().After(deadline) {
-			t.Fatalf("market data %s, want %s", before, want)
+	polltest.Until(t, "market data of every order", func() error {
+		if before = state(); before != want {
+			return fmt.Errorf("market data %s, want %s", before, want)
 		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-t.Context().Done():
-		}
-	}
-	store, err := p.JetStream().ObjectStore(t.Context(), "tradex_marketdata_snapshots")
+		return nil
+	}, polltest.WithTimeout(waitFor))
+	store, err := p.JetStream().ObjectStore(t.Context(), streams.StoreMarketDataSnapshot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if info, err := store.GetInfo(t.Context(), "state"); err == nil && info.Size > 0 {
-			break
+	polltest.Until(t, "a snapshot written", func() error {
+		info, err := store.GetInfo(t.Context(), "state")
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot written")
+		if info.Size == 0 {
+			return errors.New("empty snapshot")
 		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-t.Context().Done():
-		}
-	}
+		return nil
+	}, polltest.WithTimeout(waitFor))
 
 	p.KillMarketData()
 	p.StartMarketData()
@@ -425,18 +417,14 @@ func TestUnreadableEventIsSkipped(t *testing.T) {
 		}
 	}
 	const want = "bids 3000.00x1.0000 2999.50x1.0000 | asks "
-	deadline := time.Now().Add(waitFor)
-	for {
+	polltest.Until(t, "the later events applied", func() error {
 		res, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "ETHUSDT"})
-		if err == nil && snapshotString(res.GetBook()) == want && res.GetBook().GetSeq() == 3 {
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GetBook %v, %v; want %s at seq 3", res, err, want)
+		if snapshotString(res.GetBook()) != want || res.GetBook().GetSeq() != 3 {
+			return fmt.Errorf("GetBook %v; want %s at seq 3", res, want)
 		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-t.Context().Done():
-		}
-	}
+		return nil
+	}, polltest.WithTimeout(waitFor))
 }

@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tradex-mesh/tradex/services/marketdata/market"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // snapshotName is the object holding the state snapshot.
@@ -32,29 +31,32 @@ type snapInstrument struct {
 	State         market.State `json:"state"`
 }
 
-// snapshots opens the snapshot bucket (nil when snapshots are off).
-func (s *Service) snapshots(ctx context.Context) (jetstream.ObjectStore, error) {
+// snapshotStore keeps the snapshot; *streams.Objects is one.
+type snapshotStore interface {
+	Get(ctx context.Context, object string) ([]byte, error)
+	Put(ctx context.Context, object string, data []byte) error
+}
+
+// snapshots opens the snapshot store (nil when snapshots are off).
+func (s *Service) snapshots(ctx context.Context) (snapshotStore, error) {
 	if s.cfg.SnapshotEvery == 0 {
 		return nil, nil
 	}
-	store, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: s.cfg.SnapshotBucket, Description: "market data snapshots",
-		Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
-	})
+	store, err := s.mesh.Objects(ctx, s.cfg.SnapshotBucket)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot bucket %s: %w", s.cfg.SnapshotBucket, err)
+		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
 	return store, nil
 }
 
 // loadSnapshot restores the stored state and returns the stream position
 // it covers (0 without a usable snapshot: replay everything).
-func (s *Service) loadSnapshot(ctx context.Context, store jetstream.ObjectStore) (uint64, error) {
+func (s *Service) loadSnapshot(ctx context.Context, store snapshotStore) (uint64, error) {
 	if store == nil {
 		return 0, nil
 	}
-	data, err := store.GetBytes(ctx, snapshotName)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	data, err := store.Get(ctx, snapshotName)
+	if errors.Is(err, streams.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
@@ -75,12 +77,12 @@ func (s *Service) loadSnapshot(ctx context.Context, store jetstream.ObjectStore)
 }
 
 // writeSnapshot stores doc; it runs beside the feed, one at a time.
-func (s *Service) writeSnapshot(ctx context.Context, store jetstream.ObjectStore, doc snapshotDoc) error {
+func (s *Service) writeSnapshot(ctx context.Context, store snapshotStore, doc snapshotDoc) error {
 	data, err := json.Marshal(doc)
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	if _, err := store.PutBytes(ctx, snapshotName, data); err != nil {
+	if err := store.Put(ctx, snapshotName, data); err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -30,7 +31,7 @@ func BenchmarkMatching(b *testing.B) {
 				last := lastInputs(cmds, seqs)
 				began := time.Now()
 				r := start(b, s, testConfig())
-				pollUntil(b, func() bool { return caughtUp(b, s.JetStream(), last) })
+				polltest.True(b, "caught up", func() bool { return caughtUp(b, s.JetStream(), last) }, polltest.WithTimeout(time.Minute))
 				b.ReportMetric(float64(n)/time.Since(began).Seconds(), "cmds/s")
 				r.stop(b)
 			}

@@ -26,13 +26,12 @@ type Config struct {
 	// engine.order.v1, the engine executes together and publishes in one atomic batch
 	// (one fsync) when their events fit (at most 1000).
 	BatchCommands int
-	// SnapshotBucket is the KV bucket of book snapshots, keyed by instrument.
+	// SnapshotBucket is the KV bucket of book snapshots, keyed by instrument: a store of
+	// the client's catalog (its replicas come from the client).
 	SnapshotBucket string
 	// SnapshotInterval is how many commands of an instrument pass between two snapshots
 	// of its book; a restart replays at most that many commands per instrument.
 	SnapshotInterval int
-	// Replicas is the snapshot bucket's replica count: 3 on a 3-node cluster.
-	Replicas int
 	// AckWait is how long the broker waits for a command's ack before redelivering it.
 	AckWait time.Duration
 	// MaxDeliver bounds attempts per command. A command that exhausts it is
@@ -50,9 +49,8 @@ func Default() Config {
 		ConsumerName:     "matching-engine",
 		Concurrency:      16,
 		BatchCommands:    200,
-		SnapshotBucket:   "tradex_matching_snapshots",
+		SnapshotBucket:   streams.StoreMatchingSnapshots,
 		SnapshotInterval: 1000,
-		Replicas:         1,
 		AckWait:          30 * time.Second,
 		MaxDeliver:       1_000_000,
 		ShutdownTimeout:  10 * time.Second,
@@ -64,8 +62,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.ConsumerName == "" || c.SnapshotBucket == "":
 		return errors.New("matching config: consumer name and snapshot bucket are required")
-	case c.Concurrency < 1 || c.BatchCommands < 1 || c.SnapshotInterval < 1 || c.Replicas < 1 || c.MaxDeliver < 1:
-		return errors.New("matching config: concurrency, batch commands, snapshot interval, replicas and max deliver must be positive")
+	case c.Concurrency < 1 || c.BatchCommands < 1 || c.SnapshotInterval < 1 || c.MaxDeliver < 1:
+		return errors.New("matching config: concurrency, batch commands, snapshot interval and max deliver must be positive")
 	case c.AckWait <= 0 || c.ShutdownTimeout <= 0:
 		return errors.New("matching config: ack wait and shutdown timeout must be positive")
 	}

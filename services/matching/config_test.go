@@ -1,6 +1,7 @@
 package matching
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -43,15 +44,21 @@ func TestConfigValidate(t *testing.T) {
 func TestNewNeedsDeps(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
+	client := streams.NewClient(s.JetStream(), streams.DefaultCatalog())
 	if _, err := New(Default(), Deps{}); err == nil {
-		t.Error("New without JetStream succeeded")
+		t.Error("New without Streams succeeded")
 	}
-	if _, err := New(Default(), Deps{JetStream: s.JetStream()}); err == nil {
+	if _, err := New(Default(), Deps{Streams: client}); err == nil {
 		t.Error("New without Publisher succeeded")
 	}
-	pub := streams.NewPublisher(s.JetStream(), streams.DefaultCatalog())
-	if _, err := New(Config{}, Deps{JetStream: s.JetStream(), Publisher: pub}); err == nil {
+	pub := client.Publisher()
+	if _, err := New(Config{}, Deps{Streams: client, Publisher: pub}); err == nil {
 		t.Error("New with an empty config succeeded")
+	}
+	cfg := Default()
+	cfg.SnapshotBucket = "tradex_not_in_catalog"
+	if _, err := New(cfg, Deps{Streams: client, Publisher: pub}); !errors.Is(err, streams.ErrUnknownStore) {
+		t.Errorf("New with a bucket the catalog lacks: %v, want ErrUnknownStore", err)
 	}
 }
 

@@ -167,7 +167,7 @@ func (s *Service) consume(ctx context.Context) ([]*streams.Consumer, error) {
 	}
 	var out []*streams.Consumer
 	for _, c := range cfgs {
-		cons, err := streams.Consume(ctx, streams.NewClient(s.js, s.catalog), streams.TopicOrderCommand, c, s.handle)
+		cons, err := streams.Consume(ctx, s.client, streams.TopicOrderCommand, c, s.handle)
 		if err != nil {
 			s.stop(ctx, out)
 			return nil, fmt.Errorf("consume %s: %w", c.Name, err)

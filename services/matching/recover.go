@@ -5,12 +5,20 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 	"github.com/tradex-mesh/tradex/streams"
 )
+
+// streamReader is what recovery reads of the streams; *streams.Client is one.
+type streamReader interface {
+	// Last reads the last message of topic under key (streams.ErrNotFound: none).
+	Last(ctx context.Context, topic, key string) (streams.Stored, error)
+	// Next reads the first message of topic under key at or after stream sequence from
+	// (streams.ErrNotFound: none).
+	Next(ctx context.Context, topic, key string, from uint64) (streams.Stored, error)
+}
 
 // published is what engine.event.v1 holds of an instrument: its last event.
 type published struct {
@@ -24,16 +32,8 @@ type published struct {
 
 // lastPublished reads the last event of inst on engine.event.v1.
 func (s *Service) lastPublished(ctx context.Context, inst string) (published, error) {
-	subj, err := streams.Subject(streams.TopicEngineEvent, inst)
-	if err != nil {
-		return published{}, err
-	}
-	stream, err := s.js.Stream(ctx, streams.StreamName(streams.TopicEngineEvent))
-	if err != nil {
-		return published{}, fmt.Errorf("engine event stream: %w", err)
-	}
-	m, err := stream.GetLastMsgForSubject(ctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	m, err := s.reader.Last(ctx, streams.TopicEngineEvent, inst)
+	if errors.Is(err, streams.ErrNotFound) {
 		return published{}, nil
 	}
 	if err != nil {
@@ -141,20 +141,9 @@ func (s *Service) startingPoint(ctx context.Context, inst string, pub published)
 // that does not decode is skipped, as the consumer dead-letters it without processing
 // it.
 func (s *Service) replay(ctx context.Context, inst string, from, to uint64, fn func(input) error) error {
-	if from > to {
-		return nil
-	}
-	subj, err := streams.Subject(streams.TopicOrderCommand, inst)
-	if err != nil {
-		return err
-	}
-	stream, err := s.js.Stream(ctx, streams.StreamName(streams.TopicOrderCommand))
-	if err != nil {
-		return fmt.Errorf("order command stream: %w", err)
-	}
 	for seq := from; seq <= to; {
-		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		m, err := s.reader.Next(ctx, streams.TopicOrderCommand, inst, seq)
+		if errors.Is(err, streams.ErrNotFound) {
 			break
 		}
 		if err != nil {

@@ -2,8 +2,11 @@ package matching
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -79,9 +83,9 @@ func TestCrashRestartEqualsUninterruptedRun(t *testing.T) {
 	for round := range 5 {
 		r := start(t, crash, cfg)
 		target := countEvents(t, crash.JetStream()) + 1 + rng.IntN(150)
-		pollUntil(t, func() bool {
+		polltest.True(t, fmt.Sprintf("round %d: %d events or all", round, target), func() bool {
 			return countEvents(t, crash.JetStream()) >= target || complete(t, crash.JetStream(), lastInputs(cmds, seqs))
-		})
+		}, polltest.WithTimeout(time.Minute))
 		if round%2 == 0 {
 			r.conn.Close() // the process dies: nothing is drained or acknowledged
 		}
@@ -163,22 +167,6 @@ func complete(t testing.TB, js jetstream.JetStream, last map[string]uint64) bool
 		}
 	}
 	return true
-}
-
-// pollUntil polls cond until it holds, failing the test after a minute.
-func pollUntil(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met after a minute")
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 // checkEngineTimes checks that every event's engine_time is its command's stream time.
@@ -286,7 +274,8 @@ func TestRecoveryCompletesASplitCommand(t *testing.T) {
 	seqs := send(t, s.JetStream(), cmds...)
 
 	// What a crashed instance left: every event up to the sweep's first 1000.
-	svc, err := New(testConfig(), Deps{JetStream: s.JetStream(), Publisher: streams.NewPublisher(s.JetStream(), streams.DefaultCatalog())})
+	client := streams.NewClient(s.JetStream(), streams.DefaultCatalog())
+	svc, err := New(testConfig(), Deps{Streams: client, Publisher: client.Publisher()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,5 +309,70 @@ func TestRecoveryCompletesASplitCommand(t *testing.T) {
 	}
 	if last := evs[len(evs)-1]; last.GetSequence() != uint64(len(evs)) || last.GetCancelRejected() == nil {
 		t.Fatalf("last event %v", last)
+	}
+}
+
+// flakyReader fails the first reads of each kind as a broker going away would.
+type flakyReader struct {
+	streamReader
+	failLast, failNext atomic.Int32
+}
+
+func (r *flakyReader) Last(ctx context.Context, topic, key string) (streams.Stored, error) {
+	if r.failLast.Add(-1) >= 0 {
+		return streams.Stored{}, fmt.Errorf("read last of %s: %w", key, streams.ErrUnavailable)
+	}
+	return r.streamReader.Last(ctx, topic, key)
+}
+
+func (r *flakyReader) Next(ctx context.Context, topic, key string, from uint64) (streams.Stored, error) {
+	if r.failNext.Add(-1) >= 0 {
+		return streams.Stored{}, fmt.Errorf("read next of %s: %w", key, streams.ErrUnavailable)
+	}
+	return r.streamReader.Next(ctx, topic, key, from)
+}
+
+// A stream read that fails while an instrument is recovered or its commands are read
+// fails the command (so it is not acknowledged and comes back); the next delivery
+// recovers the instrument and publishes once.
+func TestTransientReadFailsTheCommand(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	seqs := send(t, s.JetStream(), submit("BTCUSDT", "o1", "alice", buy, limit, gtc, "100", "1"))
+	client := streams.NewClient(s.JetStream(), streams.DefaultCatalog())
+	svc, err := New(testConfig(), Deps{Streams: client, Publisher: client.Publisher()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := &flakyReader{streamReader: client}
+	reader.failLast.Store(1)
+	reader.failNext.Store(1)
+	svc.reader = reader
+	if svc.snaps, err = openSnapshots(t.Context(), client, svc.cfg); err != nil {
+		t.Fatal(err)
+	}
+	first, err := client.Get(t.Context(), streams.TopicOrderCommand, seqs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &streams.Message[*enginev1.OrderCommand]{Topic: streams.TopicOrderCommand, Key: "BTCUSDT",
+		Sequence: seqs[0], Time: first.Time, Payload: submit("BTCUSDT", "o1", "alice", buy, limit, gtc, "100", "1")}
+	for i := range 2 { // the recovery's read, then the command read's
+		if err := svc.handle(t.Context(), m); !errors.Is(err, streams.ErrUnavailable) {
+			t.Fatalf("delivery %d: %v, want ErrUnavailable", i+1, err)
+		}
+		if evs, _ := stored(t, s.JetStream(), "BTCUSDT"); len(evs) != 0 {
+			t.Fatalf("delivery %d published %d events", i+1, len(evs))
+		}
+	}
+	if err := svc.handle(t.Context(), m); err != nil {
+		t.Fatalf("delivery 3: %v", err)
+	}
+	if err := svc.handle(t.Context(), m); err != nil { // a redelivery after a lost ack
+		t.Fatalf("delivery 4: %v", err)
+	}
+	evs, _ := stored(t, s.JetStream(), "BTCUSDT")
+	if len(evs) != 1 || evs[0].GetAccepted().GetOrderId() != "o1" || evs[0].GetInputSequence() != seqs[0] {
+		t.Fatalf("got %v, want o1 accepted once", evs)
 	}
 }

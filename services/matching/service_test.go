@@ -16,6 +16,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -49,9 +50,10 @@ func start(t testing.TB, s *embeddedtest.Server, cfg Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	client := streams.NewClient(js, streams.DefaultCatalog())
 	svc, err := New(cfg, Deps{
-		JetStream: js,
-		Publisher: streams.NewPublisher(js, streams.DefaultCatalog(), streams.WithSource("tradex/matching")),
+		Streams:   client,
+		Publisher: client.Publisher(streams.WithSource("tradex/matching")),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -137,21 +139,15 @@ func stored(t testing.TB, js jetstream.JetStream, inst string) ([]*enginev1.Engi
 // waitInput polls until the last event of inst comes from input sequence seq.
 func waitInput(t testing.TB, js jetstream.JetStream, inst string, seq uint64) []*enginev1.EngineEvent {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		evs, _ := stored(t, js, inst)
+	var evs []*enginev1.EngineEvent
+	polltest.Until(t, fmt.Sprintf("%s: event of input %d", inst, seq), func() error {
+		evs, _ = stored(t, js, inst)
 		if n := len(evs); n > 0 && evs[n-1].GetInputSequence() >= seq {
-			return evs
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no event of input %d after 60s (have %d events)", inst, seq, len(evs))
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("have %d events", len(evs))
+	}, polltest.WithTimeout(time.Minute))
+	return evs
 }
 
 func submit(inst, id, account string, side commonv1.Side, typ commonv1.OrderType, tif commonv1.TimeInForce, price, qty string) *enginev1.OrderCommand {

@@ -6,29 +6,28 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tradex-mesh/tradex/services/matching/book"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // snapshotVersion is the first byte of an encoded snapshot.
 const snapshotVersion = 1
 
+// snapshotBucket is what the snapshots need of their KV bucket; *streams.KV is one.
+type snapshotBucket interface {
+	Get(ctx context.Context, key string) (streams.Entry, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+}
+
 // snapshots keeps the latest book snapshot of each instrument in a KV bucket, keyed by
 // instrument.
 type snapshots struct {
-	kv jetstream.KeyValue
+	kv snapshotBucket
 }
 
-// openSnapshots creates or opens the bucket.
-func openSnapshots(ctx context.Context, js jetstream.JetStream, cfg Config) (*snapshots, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.SnapshotBucket,
-		Description: "matching: latest order book snapshot per instrument",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
+// openSnapshots opens the catalog's bucket cfg.SnapshotBucket, creating it if need be.
+func openSnapshots(ctx context.Context, client *streams.Client, cfg Config) (*snapshots, error) {
+	kv, err := client.KV(ctx, cfg.SnapshotBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot bucket %s: %w", cfg.SnapshotBucket, err)
 	}
@@ -38,13 +37,13 @@ func openSnapshots(ctx context.Context, js jetstream.JetStream, cfg Config) (*sn
 // load returns the instrument's latest snapshot, or false if it has none.
 func (s *snapshots) load(ctx context.Context, inst string) (*instrument, bool, error) {
 	e, err := s.kv.Get(ctx, inst)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, streams.ErrNotFound) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("load snapshot of %s: %w", inst, err)
 	}
-	st, err := decodeSnapshot(inst, e.Value())
+	st, err := decodeSnapshot(inst, e.Value)
 	if err != nil {
 		return nil, false, err
 	}

@@ -4,17 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // Config configures the metadata service.
 type Config struct {
-	// InstrumentsBucket is the KV bucket of instruments, keyed by symbol.
+	// InstrumentsBucket is the KV bucket of instruments, keyed by symbol:
+	// a KV store of the Streams client's catalog (its history and replicas
+	// come from there).
 	InstrumentsBucket string
-	// ConfigBucket is the KV bucket of runtime configuration, keyed by key.
+	// ConfigBucket is the KV bucket of runtime configuration, keyed by key:
+	// a KV store of the catalog, like InstrumentsBucket.
 	ConfigBucket string
-	// Replicas is the buckets' replica count: 3 on a 3-node cluster, 1 on
-	// a single server.
-	Replicas int
 	// Seed lists the instruments that must exist: Run creates those that
 	// are missing (and changes none that exist). Empty seeds nothing.
 	Seed []InstrumentSpec
@@ -34,14 +36,13 @@ type Config struct {
 	MaxConfigValueBytes int
 }
 
-// Default is the configuration of a single-node deployment: buckets
-// tradex_instruments and tradex_config with one replica, and the demo
+// Default is the standard configuration: the catalog's buckets
+// streams.StoreInstruments and streams.StoreConfig, and the demo
 // instruments BTCUSDT, ETHUSDT and BTCUSDT-PERP.
 func Default() Config {
 	return Config{
-		InstrumentsBucket:   "tradex_instruments",
-		ConfigBucket:        "tradex_config",
-		Replicas:            1,
+		InstrumentsBucket:   streams.StoreInstruments,
+		ConfigBucket:        streams.StoreConfig,
 		Seed:                DefaultSeed(),
 		Actor:               "metadata",
 		PublishTimeout:      10 * time.Second,
@@ -79,8 +80,6 @@ func (c Config) Validate() error {
 		return errors.New("metadata config: bucket names are required")
 	case c.InstrumentsBucket == c.ConfigBucket:
 		return fmt.Errorf("metadata config: instruments and config share bucket %q", c.ConfigBucket)
-	case c.Replicas < 1 || c.Replicas > 5:
-		return fmt.Errorf("metadata config: replicas %d: want 1 to 5", c.Replicas)
 	case c.Actor == "":
 		return errors.New("metadata config: actor is required")
 	case c.PublishTimeout <= 0:

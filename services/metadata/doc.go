@@ -8,9 +8,11 @@
 // ListConfig and the server stream WatchConfig (current entries, one
 // snapshot_end, then every change).
 //
-// State: the JetStream KV buckets tradex_instruments (key: symbol, value:
-// metadatav1.Instrument) and tradex_config (key: configuration key, value:
-// metadatav1.ConfigEntry). The service keeps no other state.
+// State: the catalog's KV buckets tradex_instruments (streams.StoreInstruments;
+// key: symbol, value: metadatav1.Instrument) and tradex_config
+// (streams.StoreConfig; key: configuration key, value:
+// metadatav1.ConfigEntry), opened through Deps.Streams. The service keeps
+// no other state.
 //
 // Topics produced (consumes none):
 //

@@ -8,7 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/tradex-mesh/tradex/streams"
+	"github.com/tradex-mesh/tradex/internal/rpcerr"
 )
 
 // Errors of the metadata service, told apart with errors.Is.
@@ -47,45 +47,34 @@ func invalidf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-// errInternal and errUnavailable are what clients see of failures whose
-// detail stays in the log.
-var (
-	errInternal    = errors.New("internal error")
-	errUnavailable = errors.New("metadata store unavailable, retry later")
-)
+// connectCodes are the service's rules for rpcerr: everything they do not
+// name (a broker outage, the caller's cancellation, an unknown failure) is
+// decided by rpcerr the same way for every service.
+var connectCodes = rpcerr.Map{
+	Service: "metadata",
+	Rules: []rpcerr.Rule{
+		{Code: connect.CodeInvalidArgument, Errors: []error{ErrInvalidArgument}},
+		{Code: connect.CodeNotFound, Errors: []error{ErrNotFound}},
+		{Code: connect.CodeAlreadyExists, Errors: []error{ErrAlreadyExists}},
+		{Code: connect.CodeAborted, Errors: []error{ErrRevisionMismatch}},
+	},
+}
 
-// connectError is the one translation of the service's errors into Connect
-// codes: invalid input InvalidArgument (the message names the field),
-// unknown names NotFound, a taken symbol AlreadyExists, a stale
-// expected_revision Aborted, a broker outage Unavailable, the caller's own
-// cancellation Canceled or DeadlineExceeded. Anything else is Internal with a
-// generic message; its detail is logged here, once.
-func connectError(ctx context.Context, logger *slog.Logger, procedure string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var fe *FieldError
+// toConnect is the one translation of the service's errors into Connect
+// codes: invalid input InvalidArgument (the message is the *FieldError's,
+// naming the field), unknown names NotFound, a taken symbol AlreadyExists,
+// a stale expected_revision Aborted, a broker outage Unavailable, the
+// caller's own cancellation Canceled or DeadlineExceeded. Anything else is
+// Internal with a generic message; its detail is logged to log, once. An
+// error that is a Connect error already (a stream's own) passes as it is.
+func toConnect(ctx context.Context, log *slog.Logger, err error) error {
 	var ce *connect.Error
+	var fe *FieldError
 	switch {
 	case errors.As(err, &ce):
-		return ce // already translated (a stream's own error)
+		return ce
 	case errors.As(err, &fe):
-		return connect.NewError(connect.CodeInvalidArgument, fe)
-	case errors.Is(err, ErrNotFound):
-		return connect.NewError(connect.CodeNotFound, err)
-	case errors.Is(err, ErrAlreadyExists):
-		return connect.NewError(connect.CodeAlreadyExists, err)
-	case errors.Is(err, ErrRevisionMismatch):
-		return connect.NewError(connect.CodeAborted, err)
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
-	case errors.Is(err, streams.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
-		logger.WarnContext(ctx, "metadata store unavailable", "procedure", procedure, "err", err)
-		return connect.NewError(connect.CodeUnavailable, errUnavailable)
-	default:
-		logger.ErrorContext(ctx, "metadata request failed", "procedure", procedure, "err", err)
-		return connect.NewError(connect.CodeInternal, errInternal)
+		err = fe // the caller reads "<field>: <reason>", not what wraps it
 	}
+	return connectCodes.ToConnect(ctx, log, err)
 }

@@ -2,24 +2,17 @@ package metadata
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go/jetstream"
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
+	"github.com/tradex-mesh/tradex/internal/paging"
 	"github.com/tradex-mesh/tradex/streams"
-)
-
-// Paging limits of list requests (common.v1.PageRequest).
-const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
 )
 
 // errShuttingDown ends watch streams when the service stops.
@@ -33,9 +26,10 @@ type handler struct {
 
 var _ metadatav1connect.MetadataServiceHandler = (*handler)(nil)
 
-// fail translates err for the client (see connectError).
+// fail translates err for the client (see toConnect); what the client
+// does not see is logged with the procedure.
 func (h *handler) fail(ctx context.Context, procedure string, err error) error {
-	return connectError(ctx, h.s.log, procedure, err)
+	return toConnect(ctx, h.s.log.With("procedure", procedure), err)
 }
 
 // GetInstrument returns one instrument by symbol.
@@ -57,7 +51,7 @@ func (h *handler) ListInstruments(ctx context.Context, req *metadatav1.ListInstr
 	if f.Status < 0 {
 		return nil, h.fail(ctx, procedure, invalidf("status", "unknown status %d", req.GetStatus()))
 	}
-	after, size, err := pageRequest(req.GetPage(), instrumentToken)
+	after, size, err := pageRequest(req.GetPage(), instrumentsList)
 	if err != nil {
 		return nil, h.fail(ctx, procedure, err)
 	}
@@ -67,7 +61,7 @@ func (h *handler) ListInstruments(ctx context.Context, req *metadatav1.ListInstr
 	}
 	res := &metadatav1.ListInstrumentsResponse{
 		Instruments: make([]*metadatav1.Instrument, 0, len(items)),
-		Page:        pageResponse(next, instrumentToken),
+		Page:        pageResponse(instrumentsList, next),
 	}
 	for _, in := range items {
 		res.Instruments = append(res.Instruments, instrumentToProto(in))
@@ -149,7 +143,7 @@ func (h *handler) DeleteConfig(ctx context.Context, req *metadatav1.DeleteConfig
 // ListConfig returns one page of configuration entries ordered by key.
 func (h *handler) ListConfig(ctx context.Context, req *metadatav1.ListConfigRequest) (*metadatav1.ListConfigResponse, error) {
 	const procedure = metadatav1connect.MetadataServiceListConfigProcedure
-	after, size, err := pageRequest(req.GetPage(), configToken)
+	after, size, err := pageRequest(req.GetPage(), configList)
 	if err != nil {
 		return nil, h.fail(ctx, procedure, err)
 	}
@@ -159,7 +153,7 @@ func (h *handler) ListConfig(ctx context.Context, req *metadatav1.ListConfigRequ
 	}
 	res := &metadatav1.ListConfigResponse{
 		Entries: make([]*metadatav1.ConfigEntry, 0, len(items)),
-		Page:    pageResponse(next, configToken),
+		Page:    pageResponse(configList, next),
 	}
 	for _, e := range items {
 		res.Entries = append(res.Entries, configEntryToProto(e))
@@ -191,7 +185,7 @@ func (h *handler) WatchConfig(ctx context.Context, req *metadatav1.WatchConfigRe
 	}()
 
 	var position uint64 // the highest revision in the snapshot
-	err = streams.WatchKV(ctx, st.config, jetstream.AllKeys, func(_ context.Context, u streams.Update[*metadatav1.ConfigEntry]) error {
+	err = streams.WatchKV(ctx, st.config, ">", func(_ context.Context, u streams.Update[*metadatav1.ConfigEntry]) error {
 		position = max(position, u.Revision)
 		switch {
 		case u.SnapshotEnd:
@@ -223,41 +217,28 @@ func (h *handler) WatchConfig(ctx context.Context, req *metadatav1.WatchConfigRe
 	return h.fail(ctx, procedure, err)
 }
 
-// Page token kinds: a token of one list is refused by the other.
+// List names of the page tokens (internal/paging): a token of one list is
+// refused by the other.
 const (
-	instrumentToken = "i:"
-	configToken     = "c:"
+	instrumentsList = "instruments"
+	configList      = "config"
 )
 
-// pageRequest reads a page request: the key after which the page starts
-// and the page size (default 50, at most 1000).
-func pageRequest(p *commonv1.PageRequest, kind string) (after string, size int, err error) {
-	size = int(p.GetPageSize())
-	switch {
-	case size < 0:
-		return "", 0, invalidf("page.page_size", "must be zero or more, got %d", size)
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
+// pageRequest reads a page request of list: the key after which the page
+// starts and the page size (paging.Size; a negative size is invalid).
+func pageRequest(p *commonv1.PageRequest, list string) (after string, size int, err error) {
+	if p.GetPageSize() < 0 {
+		return "", 0, invalidf("page.page_size", "must be zero or more, got %d", p.GetPageSize())
 	}
-	token := p.GetPageToken()
-	if token == "" {
-		return "", size, nil
+	after, err = paging.Cursor(list, p.GetPageToken())
+	if err != nil {
+		return "", 0, invalid("page.page_token", err)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	after, ok := strings.CutPrefix(string(raw), kind)
-	if err != nil || !ok || after == "" {
-		return "", 0, invalidf("page.page_token", "not a token of this list")
-	}
-	return after, size, nil
+	return after, paging.Size(p.GetPageSize()), nil
 }
 
-// pageResponse is the page response for the last key of a page ("" on the
-// last page).
-func pageResponse(next, kind string) *commonv1.PageResponse {
-	if next == "" {
-		return &commonv1.PageResponse{}
-	}
-	return &commonv1.PageResponse{NextPageToken: base64.RawURLEncoding.EncodeToString([]byte(kind + next))}
+// pageResponse is the page response of list for the last key of a page
+// ("" on the last page).
+func pageResponse(list, next string) *commonv1.PageResponse {
+	return &commonv1.PageResponse{NextPageToken: paging.Token(list, next)}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
@@ -35,40 +34,29 @@ type lastEvent struct {
 	sequence uint64
 }
 
-// eventReader reads the latest event of a subject from a topic's stream.
-type eventReader struct {
-	streams map[string]jetstream.Stream
+// lastReader reads the last message of a topic under a key;
+// *streams.Client is one.
+type lastReader interface {
+	Last(ctx context.Context, topic, key string) (streams.Stored, error)
 }
 
-// newEventReader looks up the streams of the service's topics.
-func newEventReader(ctx context.Context, js jetstream.JetStream) (*eventReader, error) {
-	r := &eventReader{streams: map[string]jetstream.Stream{}}
-	for _, topic := range []string{streams.TopicInstrumentCreated, streams.TopicInstrumentUpdated, streams.TopicConfigChanged} {
-		st, err := js.Stream(ctx, streams.StreamName(topic))
-		if err != nil {
-			return nil, storeError("stream of "+topic, err)
-		}
-		r.streams[topic] = st
-	}
-	return r, nil
+// eventReader reads the latest event of a subject from a topic's stream.
+type eventReader struct {
+	streams lastReader
 }
 
 // last returns the latest event of topic under key, decoded into msg, with
 // revision read from it.
-func (r *eventReader) last(ctx context.Context, topic, key string, msg proto.Message, revision func() uint64) (lastEvent, error) {
-	subject, err := streams.Subject(topic, key)
-	if err != nil {
-		return lastEvent{}, err
-	}
-	raw, err := r.streams[topic].GetLastMsgForSubject(ctx, subject)
+func (r eventReader) last(ctx context.Context, topic, key string, msg proto.Message, revision func() uint64) (lastEvent, error) {
+	raw, err := r.streams.Last(ctx, topic, key)
 	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case errors.Is(err, streams.ErrNotFound):
 		return lastEvent{}, nil
 	case err != nil:
-		return lastEvent{}, storeError("last event on "+subject, err)
+		return lastEvent{}, fmt.Errorf("last event of %s on %s: %w", key, topic, err)
 	}
 	if err := proto.Unmarshal(raw.Data, msg); err != nil {
-		return lastEvent{}, fmt.Errorf("decode last event on %s: %w", subject, err)
+		return lastEvent{}, fmt.Errorf("decode last event on %s: %w", raw.Subject, err)
 	}
 	return lastEvent{revision: revision(), sequence: raw.Sequence}, nil
 }
@@ -79,10 +67,7 @@ func (s *Service) repair(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := newEventReader(ctx, s.js)
-	if err != nil {
-		return err
-	}
+	r := eventReader{streams: s.streams}
 	instruments, err := st.listInstruments(ctx)
 	if err != nil {
 		return err
@@ -106,7 +91,7 @@ func (s *Service) repair(ctx context.Context) error {
 
 // repairInstrument publishes the event of in's revision unless an event of
 // that revision or a later one exists.
-func (s *Service) repairInstrument(ctx context.Context, st *store, r *eventReader, in Instrument) error {
+func (s *Service) repairInstrument(ctx context.Context, st *store, r eventReader, in Instrument) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	var created metadatav1.InstrumentCreated
@@ -141,7 +126,7 @@ func (s *Service) repairInstrument(ctx context.Context, st *store, r *eventReade
 
 // repairConfig publishes ch unless an event of its revision or a later one
 // exists.
-func (s *Service) repairConfig(ctx context.Context, r *eventReader, ch ConfigChange) error {
+func (s *Service) repairConfig(ctx context.Context, r eventReader, ch ConfigChange) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	var changed metadatav1.ConfigChanged

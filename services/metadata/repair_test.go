@@ -15,6 +15,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -153,13 +154,14 @@ func TestRunRetriesUntilTheStreamsExist(t *testing.T) {
 	t.Parallel()
 	s := embeddedtest.New(t)
 	js := s.JetStream()
+	client := streams.NewClient(js, streams.DefaultCatalog())
 	logs := &logBuffer{}
 	cfg := metadata.Default()
 	cfg.PublishTimeout = 200 * time.Millisecond
 	svc, err := metadata.New(cfg, metadata.Deps{
 		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
-		JetStream: js,
-		Publisher: streams.NewPublisher(js, streams.DefaultCatalog()),
+		Streams:   client,
+		Publisher: client.Publisher(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -174,8 +176,8 @@ func TestRunRetriesUntilTheStreamsExist(t *testing.T) {
 		}
 	})
 
-	eventually(t, "a failed start", func() error {
-		if !strings.Contains(logs.String(), "metadata start failed, retrying") {
+	polltest.Until(t, "a failed start", func() error {
+		if l := logs.String(); !strings.Contains(l, "start step failed, retrying") || !strings.Contains(l, `step="metadata start"`) {
 			return errors.New("not yet")
 		}
 		return nil

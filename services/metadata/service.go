@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/streams"
@@ -22,8 +21,10 @@ import (
 type Deps struct {
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
-	// JetStream holds the buckets and the streams. Required.
-	JetStream jetstream.JetStream
+	// Streams is the service's own connection to the mesh: the buckets
+	// (Config.InstrumentsBucket and Config.ConfigBucket, KV stores of its
+	// catalog) and the event streams the repair reads. Required.
+	Streams *streams.Client
 	// Publisher publishes the service's events (give it
 	// streams.WithSource("tradex/metadata")). Required.
 	Publisher *streams.Publisher
@@ -38,12 +39,12 @@ type Deps struct {
 // Service is the metadata service: instruments and runtime configuration.
 // Its methods are safe for concurrent use.
 type Service struct {
-	cfg    Config
-	log    *slog.Logger
-	js     jetstream.JetStream
-	events events
-	now    func() time.Time
-	actorf func(context.Context) string
+	cfg     Config
+	log     *slog.Logger
+	streams *streams.Client
+	events  events
+	now     func() time.Time
+	actorf  func(context.Context) string
 
 	openMu sync.Mutex
 	st     atomic.Pointer[store]
@@ -68,10 +69,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	switch {
-	case deps.JetStream == nil:
-		return nil, errors.New("metadata: JetStream is required")
+	case deps.Streams == nil:
+		return nil, errors.New("metadata: Streams is required")
 	case deps.Publisher == nil:
 		return nil, errors.New("metadata: Publisher is required")
+	}
+	for _, name := range []string{cfg.InstrumentsBucket, cfg.ConfigBucket} {
+		if err := checkBucket(deps.Streams.Catalog(), name); err != nil {
+			return nil, err
+		}
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -82,7 +88,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return &Service{
 		cfg:          cfg,
 		log:          deps.Logger,
-		js:           deps.JetStream,
+		streams:      deps.Streams,
 		events:       events{pub: deps.Publisher},
 		now:          func() time.Time { return deps.Clock().UTC() },
 		actorf:       deps.Actor,
@@ -116,19 +122,12 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 // once.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stopOnce.Do(func() { close(s.stopping) })
-	for attempt := 0; ; attempt++ {
-		err := s.start(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		delay := backoff(attempt)
-		s.log.WarnContext(ctx, "metadata start failed, retrying", "err", err, "retry_in", delay)
-		if !wait(ctx, delay) {
-			return nil
-		}
+	err := streams.RetryStart(ctx, s.log, "metadata start", s.start)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err != nil:
+		return fmt.Errorf("metadata start: %w", err)
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
 	s.log.InfoContext(ctx, "metadata service ready",
@@ -155,7 +154,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			delay := backoff(failures)
+			delay := streams.Backoff(failures)
 			failures++
 			s.log.WarnContext(ctx, "metadata event repair failed, retrying", "err", err, "retry_in", delay)
 			retry = time.After(delay)
@@ -202,7 +201,7 @@ func (s *Service) store(ctx context.Context) (*store, error) {
 	if st := s.st.Load(); st != nil {
 		return st, nil
 	}
-	st, err := openStore(ctx, s.js, s.cfg)
+	st, err := openStore(ctx, s.streams, s.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -427,19 +426,14 @@ func (s *Service) deleteConfig(ctx context.Context, key string, expected *uint64
 	return nil
 }
 
-// backoff is the delay before retry attempt n: 100ms doubling to 10s.
-func backoff(n int) time.Duration {
-	return min(100*time.Millisecond<<min(n, 10), 10*time.Second)
-}
-
-// wait waits d, reporting false if ctx ended first.
-func wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+// checkBucket reports whether name is a KV store of catalog.
+func checkBucket(catalog *streams.Catalog, name string) error {
+	st, err := catalog.Store(name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("metadata: bucket %s: %w", name, err)
+	case st.Kind != streams.KeyValue:
+		return fmt.Errorf("metadata: bucket %s is a %s, not a KV bucket", name, st.Kind)
 	}
+	return nil
 }

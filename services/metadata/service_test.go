@@ -21,6 +21,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -101,10 +102,11 @@ func (e *env) start(t *testing.T, opts ...serviceOption) *running {
 	t.Helper()
 	r := &running{clock: &clock{now: epoch}, logs: &logBuffer{}}
 	cfg := metadata.Default()
+	client := streams.NewClient(e.js, streams.DefaultCatalog())
 	deps := metadata.Deps{
 		Logger:    slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		JetStream: e.js,
-		Publisher: streams.NewPublisher(e.js, streams.DefaultCatalog(), streams.WithSource("tradex/metadata")),
+		Streams:   client,
+		Publisher: client.Publisher(streams.WithSource("tradex/metadata")),
 		Clock:     r.clock.Now,
 	}
 	for _, o := range opts {
@@ -151,27 +153,6 @@ func (r *running) grpcClient() metadatav1connect.MetadataServiceClient {
 	return metadatav1connect.NewMetadataServiceClient(r.http.Client(), r.http.URL, connect.WithGRPC())
 }
 
-// eventually polls cond until it returns nil, failing the test after
-// waitTimeout with the last error.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, waitTimeout, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v", what, t.Context().Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
 // events collects the messages of one topic from its start.
 type events[T proto.Message] struct {
 	mu   sync.Mutex
@@ -205,7 +186,7 @@ func collect[T proto.Message](t *testing.T, js jetstream.JetStream, topic string
 func (ev *events[T]) wait(t *testing.T, n int) []*streams.Message[T] {
 	t.Helper()
 	var got []*streams.Message[T]
-	eventually(t, fmt.Sprintf("%d events", n), func() error {
+	polltest.Until(t, fmt.Sprintf("%d events", n), func() error {
 		ev.mu.Lock()
 		defer ev.mu.Unlock()
 		if len(ev.msgs) < n {
@@ -376,7 +357,7 @@ func TestInternalErrorsAreGenericAndLoggedOnce(t *testing.T) {
 		t.Fatalf("client sees %q, want the generic message", ce.Message())
 	}
 	logs := r.logs.String()
-	if n := strings.Count(logs, "metadata request failed"); n != 1 || !strings.Contains(logs, "decode instrument BROKEN") {
+	if n := strings.Count(logs, `msg="internal error"`); n != 1 || !strings.Contains(logs, "decode instrument BROKEN") {
 		t.Fatalf("want the detail logged once, got %d lines:\n%s", n, logs)
 	}
 }
@@ -393,8 +374,8 @@ func TestUnavailableWhenTheBrokerIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.start(t, func(_ *metadata.Config, d *metadata.Deps) {
-		d.JetStream = js
-		d.Publisher = streams.NewPublisher(js, streams.DefaultCatalog())
+		d.Streams = streams.NewClient(js, streams.DefaultCatalog())
+		d.Publisher = d.Streams.Publisher()
 	})
 	nc.Close()
 	_, err = r.client.GetInstrument(t.Context(), &metadatav1.GetInstrumentRequest{Symbol: "BTCUSDT"})
@@ -409,17 +390,25 @@ func TestUnavailableWhenTheBrokerIsGone(t *testing.T) {
 func TestNewChecksDeps(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	pub := streams.NewPublisher(e.js, streams.DefaultCatalog())
+	client := streams.NewClient(e.js, streams.DefaultCatalog())
+	pub := client.Publisher()
 	if _, err := metadata.New(metadata.Default(), metadata.Deps{Publisher: pub}); err == nil {
-		t.Fatal("New without JetStream succeeded")
+		t.Fatal("New without Streams succeeded")
 	}
-	if _, err := metadata.New(metadata.Default(), metadata.Deps{JetStream: e.js}); err == nil {
+	if _, err := metadata.New(metadata.Default(), metadata.Deps{Streams: client}); err == nil {
 		t.Fatal("New without Publisher succeeded")
 	}
 	bad := metadata.Default()
-	bad.Replicas = 0
-	if _, err := metadata.New(bad, metadata.Deps{JetStream: e.js, Publisher: pub}); err == nil {
+	bad.Actor = ""
+	if _, err := metadata.New(bad, metadata.Deps{Streams: client, Publisher: pub}); err == nil {
 		t.Fatal("New with an invalid config succeeded")
+	}
+	for _, bucket := range []string{"no_such_bucket", streams.StoreWalletSnapshots} {
+		cfg := metadata.Default()
+		cfg.ConfigBucket = bucket
+		if _, err := metadata.New(cfg, metadata.Deps{Streams: client, Publisher: pub}); err == nil || !strings.Contains(err.Error(), bucket) {
+			t.Fatalf("New with config bucket %s (not a KV store of the catalog) = %v, want an error naming it", bucket, err)
+		}
 	}
 }
 
@@ -434,7 +423,6 @@ func TestConfigValidate(t *testing.T) {
 		{"no seed", func(c *metadata.Config) { c.Seed = nil }, ""},
 		{"no bucket", func(c *metadata.Config) { c.ConfigBucket = "" }, "bucket names are required"},
 		{"same bucket", func(c *metadata.Config) { c.ConfigBucket = c.InstrumentsBucket }, "share bucket"},
-		{"replicas", func(c *metadata.Config) { c.Replicas = 7 }, "replicas 7"},
 		{"actor", func(c *metadata.Config) { c.Actor = "" }, "actor is required"},
 		{"publish timeout", func(c *metadata.Config) { c.PublishTimeout = 0 }, "publish timeout"},
 		{"repair interval", func(c *metadata.Config) { c.RepairInterval = -time.Second }, "repair interval"},

@@ -8,53 +8,58 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// bucketHistory is how many revisions of each key the buckets keep: enough
-// to find the revision before the latest when an event must be recovered.
-const bucketHistory = 16
-
 // casRetries bounds the read-modify-write attempts of an unconditional
 // change that keeps losing to concurrent writers.
 const casRetries = 5
+
+// bucket is what the store needs of a KV bucket; *streams.KV has it.
+type bucket interface {
+	Get(ctx context.Context, key string) (streams.Entry, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	Create(ctx context.Context, key string, value []byte) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
+	Delete(ctx context.Context, key string, rev uint64) error
+	History(ctx context.Context, key string, metaOnly bool) ([]streams.Entry, error)
+	Latest(ctx context.Context, keys string) ([]streams.Entry, error)
+	Heads(ctx context.Context, keys string) ([]streams.Entry, error)
+}
+
+// watchedBucket is a bucket WatchConfig can watch (streams.WatchKV).
+type watchedBucket interface {
+	bucket
+	streams.KVWatcher
+}
+
+// kvOpener opens the catalog's KV buckets; *streams.Client is one.
+type kvOpener interface {
+	KV(ctx context.Context, name string) (*streams.KV, error)
+}
 
 // store keeps instruments and configuration in JetStream KV buckets. An
 // instrument is stored under its symbol as a metadatav1.Instrument; a
 // configuration entry under its key as a metadatav1.ConfigEntry (whose
 // revision is the KV revision, filled in on read).
 type store struct {
-	instruments jetstream.KeyValue
-	config      jetstream.KeyValue
+	instruments bucket
+	config      watchedBucket
 }
 
-// openStore creates or updates both buckets and opens them.
-func openStore(ctx context.Context, js jetstream.JetStream, cfg Config) (*store, error) {
-	open := func(bucket, what string) (jetstream.KeyValue, error) {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      bucket,
-			Description: "tradex metadata: " + what,
-			History:     bucketHistory,
-			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.Replicas,
-		})
-		if err != nil {
-			return nil, storeError("open bucket "+bucket, err)
-		}
-		return kv, nil
-	}
-	instruments, err := open(cfg.InstrumentsBucket, "instruments by symbol")
+// openStore opens both buckets (creating them as the catalog declares
+// them).
+func openStore(ctx context.Context, kvs kvOpener, cfg Config) (*store, error) {
+	instruments, err := kvs.KV(ctx, cfg.InstrumentsBucket)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open instruments: %w", err)
 	}
-	config, err := open(cfg.ConfigBucket, "runtime configuration by key")
+	config, err := kvs.KV(ctx, cfg.ConfigBucket)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open config: %w", err)
 	}
 	return &store{instruments: instruments, config: config}, nil
 }
@@ -62,14 +67,14 @@ func openStore(ctx context.Context, js jetstream.JetStream, cfg Config) (*store,
 // getInstrument reads an instrument and the KV revision it is stored at.
 func (s *store) getInstrument(ctx context.Context, symbol string) (Instrument, uint64, error) {
 	e, err := s.instruments.Get(ctx, symbol)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, streams.ErrNotFound) {
 		return Instrument{}, 0, fmt.Errorf("instrument %s: %w", symbol, ErrNotFound)
 	}
 	if err != nil {
-		return Instrument{}, 0, storeError("get instrument "+symbol, err)
+		return Instrument{}, 0, fmt.Errorf("get instrument %s: %w", symbol, err)
 	}
 	in, err := decodeInstrument(e)
-	return in, e.Revision(), err
+	return in, e.Revision, err
 }
 
 // createInstrument stores a new instrument; ErrAlreadyExists if the symbol
@@ -81,10 +86,10 @@ func (s *store) createInstrument(ctx context.Context, in Instrument) error {
 	}
 	_, err = s.instruments.Create(ctx, in.Symbol, data)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyExists):
+	case errors.Is(err, streams.ErrKeyExists):
 		return fmt.Errorf("instrument %s: %w", in.Symbol, ErrAlreadyExists)
 	case err != nil:
-		return storeError("create instrument "+in.Symbol, err)
+		return fmt.Errorf("create instrument %s: %w", in.Symbol, err)
 	}
 	return nil
 }
@@ -112,8 +117,8 @@ func (s *store) updateInstrument(ctx context.Context, symbol string, change func
 		switch {
 		case err == nil:
 			return cur, next, nil
-		case !errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			return Instrument{}, Instrument{}, storeError("update instrument "+symbol, err)
+		case !errors.Is(err, streams.ErrRevisionMismatch):
+			return Instrument{}, Instrument{}, fmt.Errorf("update instrument %s: %w", symbol, err)
 		}
 	}
 	return Instrument{}, Instrument{}, fmt.Errorf("update instrument %s: %d concurrent writers in a row: %w", symbol, casRetries, ErrRevisionMismatch)
@@ -121,9 +126,9 @@ func (s *store) updateInstrument(ctx context.Context, symbol string, change func
 
 // listInstruments returns every instrument, ordered by symbol.
 func (s *store) listInstruments(ctx context.Context) ([]Instrument, error) {
-	entries, err := latestEntries(ctx, s.instruments, jetstream.IgnoreDeletes())
+	entries, err := s.instruments.Latest(ctx, ">")
 	if err != nil {
-		return nil, storeError("list instruments", err)
+		return nil, fmt.Errorf("list instruments: %w", err)
 	}
 	out := make([]Instrument, 0, len(entries))
 	for _, e := range entries {
@@ -140,12 +145,12 @@ func (s *store) listInstruments(ctx context.Context) ([]Instrument, error) {
 // instrumentAt finds the stored state of symbol at an instrument revision,
 // while the bucket's history still holds it.
 func (s *store) instrumentAt(ctx context.Context, symbol string, revision uint64) (Instrument, bool, error) {
-	history, err := s.instruments.History(ctx, symbol)
+	history, err := s.instruments.History(ctx, symbol, false)
 	if err != nil {
-		return Instrument{}, false, storeError("history of instrument "+symbol, err)
+		return Instrument{}, false, fmt.Errorf("history of instrument %s: %w", symbol, err)
 	}
 	for _, e := range slices.Backward(history) {
-		if e.Operation() != jetstream.KeyValuePut {
+		if e.Deleted {
 			continue
 		}
 		in, err := decodeInstrument(e)
@@ -160,10 +165,10 @@ func (s *store) instrumentAt(ctx context.Context, symbol string, revision uint64
 }
 
 // decodeInstrument decodes a stored instrument.
-func decodeInstrument(e jetstream.KeyValueEntry) (Instrument, error) {
+func decodeInstrument(e streams.Entry) (Instrument, error) {
 	var p metadatav1.Instrument
-	if err := proto.Unmarshal(e.Value(), &p); err != nil {
-		return Instrument{}, fmt.Errorf("decode instrument %s at revision %d: %w", e.Key(), e.Revision(), err)
+	if err := proto.Unmarshal(e.Value, &p); err != nil {
+		return Instrument{}, fmt.Errorf("decode instrument %s at revision %d: %w", e.Key, e.Revision, err)
 	}
 	return instrumentFromProto(&p), nil
 }
@@ -171,11 +176,11 @@ func decodeInstrument(e jetstream.KeyValueEntry) (Instrument, error) {
 // getConfig reads a configuration entry.
 func (s *store) getConfig(ctx context.Context, key string) (ConfigEntry, error) {
 	e, err := s.config.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, streams.ErrNotFound) {
 		return ConfigEntry{}, fmt.Errorf("config key %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return ConfigEntry{}, storeError("get config "+key, err)
+		return ConfigEntry{}, fmt.Errorf("get config %s: %w", key, err)
 	}
 	return decodeConfig(e)
 }
@@ -194,17 +199,17 @@ func (s *store) setConfig(ctx context.Context, key, value string, expected *uint
 		entry.Revision, err = s.config.Put(ctx, key, data)
 	case *expected == 0:
 		entry.Revision, err = s.config.Create(ctx, key, data)
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if errors.Is(err, streams.ErrKeyExists) {
 			return ConfigEntry{}, fmt.Errorf("config key %s exists, expected it not to (expected_revision 0): %w", key, ErrRevisionMismatch)
 		}
 	default:
 		entry.Revision, err = s.config.Update(ctx, key, data, *expected)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if errors.Is(err, streams.ErrRevisionMismatch) {
 			return ConfigEntry{}, fmt.Errorf("config key %s is not at revision %d: %w", key, *expected, ErrRevisionMismatch)
 		}
 	}
 	if err != nil {
-		return ConfigEntry{}, storeError("set config "+key, err)
+		return ConfigEntry{}, fmt.Errorf("set config %s: %w", key, err)
 	}
 	return entry, nil
 }
@@ -217,20 +222,20 @@ func (s *store) deleteConfig(ctx context.Context, key string, expected *uint64) 
 	for range casRetries {
 		e, err := s.config.Get(ctx, key)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case errors.Is(err, streams.ErrNotFound):
 			return 0, CheckRevision("config key "+key, 0, expected)
 		case err != nil:
-			return 0, storeError("get config "+key, err)
+			return 0, fmt.Errorf("get config %s: %w", key, err)
 		}
-		if err := CheckRevision("config key "+key, e.Revision(), expected); err != nil {
+		if err := CheckRevision("config key "+key, e.Revision, expected); err != nil {
 			return 0, err
 		}
-		err = s.config.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		err = s.config.Delete(ctx, key, e.Revision)
 		switch {
 		case err == nil:
-			return s.revisionAfter(ctx, key, e.Revision())
-		case !errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			return 0, storeError("delete config "+key, err)
+			return s.revisionAfter(ctx, key, e.Revision)
+		case !errors.Is(err, streams.ErrRevisionMismatch):
+			return 0, fmt.Errorf("delete config %s: %w", key, err)
 		}
 	}
 	return 0, fmt.Errorf("delete config %s: %d concurrent writers in a row: %w", key, casRetries, ErrRevisionMismatch)
@@ -240,13 +245,13 @@ func (s *store) deleteConfig(ctx context.Context, key string, expected *uint64) 
 // revision prev of key (the delete marker just written: Delete does not
 // return its revision).
 func (s *store) revisionAfter(ctx context.Context, key string, prev uint64) (uint64, error) {
-	history, err := s.config.History(ctx, key, jetstream.MetaOnly())
+	history, err := s.config.History(ctx, key, true)
 	if err != nil {
-		return 0, storeError("history of config "+key, err)
+		return 0, fmt.Errorf("history of config %s: %w", key, err)
 	}
 	for _, e := range history {
-		if e.Revision() > prev {
-			return e.Revision(), nil
+		if e.Revision > prev {
+			return e.Revision, nil
 		}
 	}
 	return 0, fmt.Errorf("config %s: delete after revision %d not in history", key, prev)
@@ -254,9 +259,9 @@ func (s *store) revisionAfter(ctx context.Context, key string, prev uint64) (uin
 
 // listConfig returns every configuration entry, ordered by key.
 func (s *store) listConfig(ctx context.Context) ([]ConfigEntry, error) {
-	entries, err := latestEntries(ctx, s.config, jetstream.IgnoreDeletes())
+	entries, err := s.config.Latest(ctx, ">")
 	if err != nil {
-		return nil, storeError("list config", err)
+		return nil, fmt.Errorf("list config: %w", err)
 	}
 	out := make([]ConfigEntry, 0, len(entries))
 	for _, e := range entries {
@@ -274,13 +279,13 @@ func (s *store) listConfig(ctx context.Context) ([]ConfigEntry, error) {
 // was ever set, deletes included, as the change events they should have
 // produced (without actor).
 func (s *store) configChanges(ctx context.Context) ([]ConfigChange, error) {
-	entries, err := latestEntries(ctx, s.config)
+	entries, err := s.config.Heads(ctx, ">")
 	if err != nil {
-		return nil, storeError("list config changes", err)
+		return nil, fmt.Errorf("list config changes: %w", err)
 	}
 	out := make([]ConfigChange, 0, len(entries))
 	for _, e := range entries {
-		ch := ConfigChange{Key: e.Key(), Revision: e.Revision(), ChangedAt: e.Created(), Deleted: e.Operation() != jetstream.KeyValuePut}
+		ch := ConfigChange{Key: e.Key, Revision: e.Revision, ChangedAt: e.Created, Deleted: e.Deleted}
 		if !ch.Deleted {
 			c, err := decodeConfig(e)
 			if err != nil {
@@ -294,57 +299,10 @@ func (s *store) configChanges(ctx context.Context) ([]ConfigChange, error) {
 }
 
 // decodeConfig decodes a stored configuration entry.
-func decodeConfig(e jetstream.KeyValueEntry) (ConfigEntry, error) {
+func decodeConfig(e streams.Entry) (ConfigEntry, error) {
 	var p metadatav1.ConfigEntry
-	if err := proto.Unmarshal(e.Value(), &p); err != nil {
-		return ConfigEntry{}, fmt.Errorf("decode config %s at revision %d: %w", e.Key(), e.Revision(), err)
+	if err := proto.Unmarshal(e.Value, &p); err != nil {
+		return ConfigEntry{}, fmt.Errorf("decode config %s at revision %d: %w", e.Key, e.Revision, err)
 	}
-	return configEntryFromProto(&p, e.Revision()), nil
-}
-
-// latestEntries reads the latest entry of every key of kv.
-func latestEntries(ctx context.Context, kv jetstream.KeyValue, opts ...jetstream.WatchOpt) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchAll(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = w.Stop() }() // nothing to undo if the unsubscribe fails
-	var out []jetstream.KeyValueEntry
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			switch {
-			case !ok:
-				return nil, errors.New("watch ended before the initial values")
-			case e == nil:
-				return out, nil
-			}
-			out = append(out, e)
-		}
-	}
-}
-
-// storeError wraps a bucket error with what was being done, marking the
-// connectivity failures with streams.ErrUnavailable.
-func storeError(op string, err error) error {
-	if isUnavailable(err) {
-		return fmt.Errorf("%s: %w: %w", op, streams.ErrUnavailable, err)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
-// isUnavailable reports the errors that mean the broker could not be
-// reached or did not answer; retrying later may work.
-func isUnavailable(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, nats.ErrConnectionClosed) ||
-		errors.Is(err, nats.ErrConnectionDraining) ||
-		errors.Is(err, nats.ErrDisconnected) ||
-		errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+	return configEntryFromProto(&p, e.Revision), nil
 }

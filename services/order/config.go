@@ -3,15 +3,16 @@ package order
 import (
 	"errors"
 	"time"
+
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // Config configures the order service.
 type Config struct {
 	// Bucket is the KV bucket of orders, the client order id index and the
-	// engine sequences applied per instrument.
+	// engine sequences applied per instrument: a KV store of the streams
+	// catalog (its replicas are the streams client's).
 	Bucket string
-	// Replicas is the bucket's replica count: 3 on a 3-node cluster.
-	Replicas int
 	// ConsumerName is the durable consumer of engine.event.v1.
 	ConsumerName string
 	// Concurrency is how many instruments' events are applied in parallel.
@@ -30,8 +31,7 @@ type Config struct {
 // Default is the configuration of a single node.
 func Default() Config {
 	return Config{
-		Bucket:         "tradex_orders",
-		Replicas:       1,
+		Bucket:         streams.StoreOrders,
 		ConsumerName:   "order-status",
 		Concurrency:    8,
 		AckWait:        30 * time.Second,
@@ -45,8 +45,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Bucket == "" || c.ConsumerName == "":
 		return errors.New("order: Bucket and ConsumerName are required")
-	case c.Replicas < 1 || c.Concurrency < 1 || c.WatchBuffer < 1 || c.CleanupTimeout <= 0 || c.AckWait <= 0:
-		return errors.New("order: Replicas, Concurrency, WatchBuffer >= 1, CleanupTimeout and AckWait > 0 are required")
+	case c.Concurrency < 1 || c.WatchBuffer < 1 || c.CleanupTimeout <= 0 || c.AckWait <= 0:
+		return errors.New("order: Concurrency, WatchBuffer >= 1, CleanupTimeout and AckWait > 0 are required")
 	}
 	return nil
 }

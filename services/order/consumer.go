@@ -17,7 +17,7 @@ import (
 // consume starts the durable consumer of engine.event.v1 that keeps order
 // states.
 func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
-	return streams.Consume(ctx, streams.NewClient(s.js, streams.DefaultCatalog()), streams.TopicEngineEvent, streams.ConsumerConfig{
+	return streams.Consume(ctx, s.mesh, streams.TopicEngineEvent, streams.ConsumerConfig{
 		Name: s.cfg.ConsumerName, Ordering: streams.PerKey, Concurrency: s.cfg.Concurrency, AckSync: true, Logger: s.log,
 		AckWait: s.cfg.AckWait,
 		// Only a Permanent failure may skip an event; anything else is the
@@ -153,20 +153,22 @@ func (s *Service) applyTo(ctx context.Context, id string, inputSeq uint64, fn fu
 }
 
 // recover stores order id from its submit command at inputSeq of
-// engine.order.v1; found is false when that command is not its submit.
+// engine.order.v1; found is false when that command is not its submit (or
+// is not there at all). A failed read is returned, not taken for a missing
+// command: the consumer retries the event instead of acknowledging it with
+// its order never recovered.
 func (s *Service) recover(ctx context.Context, id string, inputSeq uint64) (found bool, err error) {
 	if inputSeq == 0 {
 		s.log.WarnContext(ctx, "engine event for an unknown order", "order_id", id)
 		return false, nil
 	}
-	stream, err := s.js.Stream(ctx, streams.StreamName(streams.TopicOrderCommand))
-	if err != nil {
-		return false, fmt.Errorf("%w: open %s: %w", streams.ErrUnavailable, streams.TopicOrderCommand, err)
-	}
-	raw, err := stream.GetMsg(ctx, inputSeq)
-	if err != nil {
-		s.log.WarnContext(ctx, "engine event for an unknown order, command not found", "order_id", id, "input_sequence", inputSeq, "error", err)
+	raw, err := s.commands.Get(ctx, streams.TopicOrderCommand, inputSeq)
+	if errors.Is(err, streams.ErrNotFound) {
+		s.log.WarnContext(ctx, "engine event for an unknown order, command not found", "order_id", id, "input_sequence", inputSeq, "err", err)
 		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read command %d of order %s: %w", inputSeq, id, err)
 	}
 	var cmd enginev1.OrderCommand
 	if err := proto.Unmarshal(raw.Data, &cmd); err != nil || cmd.GetSubmit().GetOrderId() != id {

@@ -7,7 +7,8 @@
 // (OrderCommand submit and cancel) and consumes engine.event.v1 (durable
 // consumer order-status, ordered per instrument).
 //
-// Orders live in the KV bucket Config.Bucket (key "o.<order id>", JSON),
+// Orders live in the KV bucket Config.Bucket (the catalog store
+// tradex_orders by default; key "o.<order id>", JSON),
 // beside the client order id index ("c.<account>.<client order id>",
 // created with Create semantics so that one of two concurrent requests
 // wins, kept forever) and the last engine sequence applied per instrument

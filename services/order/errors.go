@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/tradex-mesh/tradex/internal/rpcerr"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -41,36 +42,27 @@ func (e invalidField) Unwrap() error { return ErrInvalidArgument }
 
 func invalid(field, why string) error { return invalidField{field: field, why: why} }
 
-// toConnect is the one mapping from errors to Connect codes. Internal
-// errors reach the client as a generic message and are logged once here.
-// A Connect error from a dependency (the wallet) keeps its code only where
-// it is listed here.
+// errorCodes is the one mapping from the service's errors to Connect
+// codes; rpcerr decides the rest (not ready or broker away -> Unavailable,
+// anything unlisted -> Internal, logged, with a generic message). A
+// Connect error from a dependency (the wallet) keeps its code only when it
+// is Unavailable.
+func errorCodes() rpcerr.Map {
+	return rpcerr.Map{
+		Service: "order service",
+		Rules: []rpcerr.Rule{
+			{Code: connect.CodeInvalidArgument, Errors: []error{ErrInvalidArgument}},
+			{Code: connect.CodeNotFound, Errors: []error{ErrInstrumentNotFound, ErrOrderNotFound}},
+			{Code: connect.CodeFailedPrecondition, Errors: []error{ErrNotTradable, ErrInsufficientFunds}},
+			{Code: connect.CodeAlreadyExists, Errors: []error{ErrAlreadyExists}},
+			{Code: connect.CodeAborted, Errors: []error{ErrConflict, streams.ErrConcurrency}},
+		},
+		Unavailable: []error{ErrNotReady},
+	}
+}
+
+// toConnect maps err to its Connect error, logging what the caller does
+// not see.
 func toConnect(ctx context.Context, log *slog.Logger, err error) error {
-	if err == nil {
-		return nil
-	}
-	var code connect.Code
-	switch {
-	case errors.Is(err, ErrInvalidArgument):
-		code = connect.CodeInvalidArgument
-	case errors.Is(err, ErrInstrumentNotFound), errors.Is(err, ErrOrderNotFound):
-		code = connect.CodeNotFound
-	case errors.Is(err, ErrNotTradable), errors.Is(err, ErrInsufficientFunds):
-		code = connect.CodeFailedPrecondition
-	case errors.Is(err, ErrAlreadyExists):
-		code = connect.CodeAlreadyExists
-	case errors.Is(err, ErrConflict), errors.Is(err, streams.ErrConcurrency):
-		code = connect.CodeAborted
-	case errors.Is(err, ErrNotReady), errors.Is(err, streams.ErrUnavailable), connect.CodeOf(err) == connect.CodeUnavailable:
-		log.WarnContext(ctx, "order service unavailable", "error", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("order service unavailable, retry later"))
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
-	default:
-		log.ErrorContext(ctx, "order internal error", "error", err)
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	return connect.NewError(code, err)
+	return errorCodes().ToConnect(ctx, log, err)
 }

@@ -13,15 +13,17 @@ import (
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
 	"github.com/tradex-mesh/tradex/internal/instruments"
+	"github.com/tradex-mesh/tradex/internal/paging"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
 // handler implements orderv1connect.OrderServiceHandler: proto <-> domain.
 type handler struct{ s *Service }
 
+// ordersList names the page tokens of ListOrders.
+const ordersList = "orders"
+
 const (
-	defaultPageSize    = 50
-	maxPageSize        = 1000
 	maxClientOrderID   = 64
 	maxSelfTradeOption = int32(commonv1.SelfTradePrevention_SELF_TRADE_PREVENTION_CANCEL_BOTH)
 )
@@ -72,24 +74,19 @@ func (h *handler) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*
 	return &orderv1.GetOrderResponse{Order: toProto(o)}, nil
 }
 
-// ListOrders returns a page of orders, newest first. The page token is the
-// last order id of the previous page.
+// ListOrders returns a page of orders, newest first. The page token
+// carries the last order id of the previous page.
 func (h *handler) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
 	if err := h.s.checkReady(); err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	size := int(req.GetPage().GetPageSize())
-	switch {
-	case size < 0:
+	if req.GetPage().GetPageSize() < 0 {
 		return nil, h.fail(ctx, invalid("page.page_size", "must not be negative"))
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
 	}
-	after := req.GetPage().GetPageToken()
-	if after != "" && !isKeyToken(after) {
-		return nil, h.fail(ctx, invalid("page.page_token", "not a token of this list"))
+	size := paging.Size(req.GetPage().GetPageSize())
+	after, err := paging.Cursor(ordersList, req.GetPage().GetPageToken())
+	if err != nil || (after != "" && !isKeyToken(after)) {
+		return nil, h.fail(ctx, invalid("page.page_token", paging.ErrBadToken.Error()))
 	}
 	statuses := req.GetStatuses()
 	match := filter(req.GetAccountId(), req.GetInstrumentId())
@@ -101,7 +98,7 @@ func (h *handler) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest
 		res.Orders = append(res.Orders, toProto(o))
 	}
 	if more && len(orders) > 0 {
-		res.Page.NextPageToken = orders[len(orders)-1].ID
+		res.Page.NextPageToken = paging.Token(ordersList, orders[len(orders)-1].ID)
 	}
 	return res, nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go/jetstream"
 
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
@@ -39,8 +38,9 @@ type Wallet interface {
 type Deps struct {
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
-	// JetStream holds the order bucket and the engine topics. Required.
-	JetStream jetstream.JetStream
+	// Streams is the service's own connection to the mesh: the order
+	// bucket, the engine topics. Required.
+	Streams *streams.Client
 	// Publisher writes engine commands (give it
 	// streams.WithSource("tradex/order")). Required.
 	Publisher *streams.Publisher
@@ -52,17 +52,24 @@ type Deps struct {
 	Clock func() time.Time
 }
 
+// commandReader reads an engine command back by its stream sequence
+// (*streams.Client has it).
+type commandReader interface {
+	Get(ctx context.Context, topic string, seq uint64) (streams.Stored, error)
+}
+
 // Service is the order service. Its methods are safe for concurrent use.
 type Service struct {
-	cfg    Config
-	log    *slog.Logger
-	js     jetstream.JetStream
-	pub    *streams.Publisher
-	insts  Instruments
-	wallet Wallet
-	now    func() time.Time
-	st     *store
-	ids    *idGenerator
+	cfg      Config
+	log      *slog.Logger
+	mesh     *streams.Client
+	commands commandReader // engine.order.v1, to recover an order from its submit
+	pub      *streams.Publisher
+	insts    Instruments
+	wallet   Wallet
+	now      func() time.Time
+	st       *store
+	ids      *idGenerator
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -76,14 +83,17 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	switch {
-	case deps.JetStream == nil:
-		return nil, errors.New("order: JetStream is required")
+	case deps.Streams == nil:
+		return nil, errors.New("order: Streams is required")
 	case deps.Publisher == nil:
 		return nil, errors.New("order: Publisher is required")
 	case deps.Instruments == nil:
 		return nil, errors.New("order: Instruments is required")
 	case deps.Wallet == nil:
 		return nil, errors.New("order: Wallet is required")
+	}
+	if err := checkBucket(deps.Streams.Catalog(), cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("order: Bucket: %w", err)
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -94,10 +104,19 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	clock := deps.Clock
 	now := func() time.Time { return clock().UTC() }
 	return &Service{
-		cfg: cfg, log: deps.Logger, js: deps.JetStream, pub: deps.Publisher,
+		cfg: cfg, log: deps.Logger, mesh: deps.Streams, commands: deps.Streams, pub: deps.Publisher,
 		insts: deps.Instruments, wallet: deps.Wallet, now: now,
 		st: newStore(), ids: newIDGenerator(now), ready: make(chan struct{}), stopped: make(chan struct{}),
 	}, nil
+}
+
+// checkBucket checks that name is a KV store of the catalog.
+func checkBucket(catalog *streams.Catalog, name string) error {
+	st, err := catalog.Store(name)
+	if err == nil && st.Kind != streams.KeyValue {
+		err = fmt.Errorf("%w: %s is a %s, not a kv bucket", streams.ErrInvalidConfig, name, st.Kind)
+	}
+	return err
 }
 
 // Handler returns the Connect handler of tradex.order.v1.OrderService and
@@ -118,22 +137,19 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 // orders, then follows engine.event.v1 until ctx ends. It returns nil when
 // ctx ends. Call it once.
 func (s *Service) Run(ctx context.Context) error {
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		err := s.st.open(ctx, s.js, s.cfg)
-		if err == nil {
-			break
+	err := streams.RetryStart(ctx, s.log, "open order bucket", func(ctx context.Context) error {
+		kv, err := s.mesh.KV(ctx, s.cfg.Bucket)
+		if err != nil {
+			return err
 		}
+		s.st.kv = kv
+		return nil
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.log.WarnContext(ctx, "order bucket not available, retrying", "error", err, "retry_in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+		return fmt.Errorf("order: open bucket %s: %w", s.cfg.Bucket, err)
 	}
 	defer close(s.stopped)
 	ctx, cancel := context.WithCancel(ctx)

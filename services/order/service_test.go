@@ -2,6 +2,7 @@ package order_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/decimal"
 	"github.com/tradex-mesh/tradex/internal/instruments"
+	"github.com/tradex-mesh/tradex/internal/paging"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/order"
 	"github.com/tradex-mesh/tradex/services/wallet"
@@ -82,22 +85,24 @@ func newEnv(t *testing.T) *env {
 	if err := streams.EnsureStreams(t.Context(), js, streams.DefaultCatalog()); err != nil {
 		t.Fatal(err)
 	}
+	mdMesh := streams.NewClient(js, streams.DefaultCatalog())
 	md, err := metadata.New(metadata.Default(), metadata.Deps{
-		JetStream: js, Publisher: streams.NewPublisher(js, streams.DefaultCatalog(), streams.WithSource("tradex/metadata")),
+		Streams: mdMesh, Publisher: mdMesh.Publisher(streams.WithSource("tradex/metadata")),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runUntilReady(t, "metadata", md.Run, md.Ready())
-	cache, err := instruments.New(t.Context(), md.InProcess(), js, streams.DefaultCatalog())
+	cache, err := instruments.New(t.Context(), md.InProcess(), streams.NewClient(js, streams.DefaultCatalog()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cache.Close(context.WithoutCancel(t.Context())) })
 	wcfg := wallet.Default()
 	wcfg.SnapshotEvery = 0
+	walletMesh := streams.NewClient(js, streams.DefaultCatalog())
 	w, err := wallet.New(wcfg, wallet.Deps{
-		JetStream: js, Publisher: streams.NewPublisher(js, streams.DefaultCatalog(), streams.WithSource("tradex/wallet")),
+		Streams: walletMesh, Publisher: walletMesh.Publisher(streams.WithSource("tradex/wallet")),
 		Instruments: cache,
 	})
 	if err != nil {
@@ -117,8 +122,9 @@ func (e *env) start() *instance {
 	e.t.Helper()
 	cfg := order.Default()
 	cfg.Concurrency = 2
+	mesh := streams.NewClient(e.js, streams.DefaultCatalog())
 	svc, err := order.New(cfg, order.Deps{
-		JetStream: e.js, Publisher: streams.NewPublisher(e.js, streams.DefaultCatalog(), streams.WithSource("tradex/order")),
+		Streams: mesh, Publisher: mesh.Publisher(streams.WithSource("tradex/order")),
 		Instruments: e.cache, Wallet: e.wallet,
 	})
 	if err != nil {
@@ -229,25 +235,6 @@ func (g *engine) cancelled(id, acct string) {
 		OrderId: id, AccountId: acct, Reason: commonv1.CancelReason_CANCEL_REASON_USER_REQUESTED}}})
 }
 
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
 func codeOf(t *testing.T, err error, want connect.Code, wantText string) {
 	t.Helper()
 	if got := connect.CodeOf(err); err == nil || got != want {
@@ -285,7 +272,7 @@ func (in *instance) get(t *testing.T, id string) *orderv1.Order {
 func (in *instance) waitOrder(t *testing.T, id string, check func(*orderv1.Order) error) *orderv1.Order {
 	t.Helper()
 	var o *orderv1.Order
-	eventually(t, "order "+id, func() error {
+	polltest.Until(t, "order "+id, func() error {
 		res, err := in.client.GetOrder(t.Context(), &orderv1.GetOrderRequest{OrderId: id})
 		if err != nil { // not there yet (an order recovered from engine events)
 			return err
@@ -373,7 +360,7 @@ func TestPlaceOrderErrors(t *testing.T) {
 	if _, err := e.metadata.HaltInstrument(t.Context(), &metadatav1.HaltInstrumentRequest{Symbol: "ETHUSDT", Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "ETHUSDT halted in the cache", func() error {
+	polltest.Until(t, "ETHUSDT halted in the cache", func() error {
 		r, err := e.cache.Rules(t.Context(), "ETHUSDT")
 		if err != nil || r.Trading {
 			return fmt.Errorf("trading %v: %w", r.Trading, err)
@@ -547,7 +534,7 @@ func TestCancelOrder(t *testing.T) {
 	if after := len(e.commands()); after != before {
 		t.Fatalf("cancel of a final order published: %d -> %d commands", before, after)
 	}
-	eventually(t, "wallet released the hold", func() error {
+	polltest.Until(t, "wallet released the hold", func() error {
 		if got := e.balance("frank", "USDT"); got != "1000/0" {
 			return fmt.Errorf("frank USDT %s", got)
 		}
@@ -677,6 +664,10 @@ func TestEngineEventsUpdateOrders(t *testing.T) {
 	}
 	_, err = svc.client.ListOrders(t.Context(), &orderv1.ListOrdersRequest{Page: &commonv1.PageRequest{PageSize: -1}})
 	codeOf(t, err, connect.CodeInvalidArgument, "page.page_size")
+	for _, token := range []string{"not a token!", b.GetOrderId(), paging.Token("balances", b.GetOrderId()), paging.Token("orders", "a.b")} {
+		_, err = svc.client.ListOrders(t.Context(), &orderv1.ListOrdersRequest{Page: &commonv1.PageRequest{PageSize: 2, PageToken: token}})
+		codeOf(t, err, connect.CodeInvalidArgument, "page.page_token")
+	}
 
 	// After a restart the orders are all there and a new watch starts with
 	// the working ones; the old watch ends with Unavailable.
@@ -731,8 +722,9 @@ func TestOrderRecoveredFromItsCommand(t *testing.T) {
 func TestUnavailableBeforeRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	mesh := streams.NewClient(e.js, streams.DefaultCatalog())
 	svc, err := order.New(order.Default(), order.Deps{
-		JetStream: e.js, Publisher: streams.NewPublisher(e.js, streams.DefaultCatalog()), Instruments: e.cache, Wallet: e.wallet,
+		Streams: mesh, Publisher: mesh.Publisher(), Instruments: e.cache, Wallet: e.wallet,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -741,8 +733,20 @@ func TestUnavailableBeforeRun(t *testing.T) {
 	codeOf(t, err, connect.CodeUnavailable, "unavailable")
 	_, err = svc.InProcess().PlaceOrder(t.Context(), limit("a", "", "BTCUSDT", buy, "1", "1"))
 	codeOf(t, err, connect.CodeUnavailable, "unavailable")
-	if _, err := order.New(order.Default(), order.Deps{JetStream: e.js}); err == nil {
+	if _, err := order.New(order.Default(), order.Deps{Streams: mesh}); err == nil {
 		t.Fatal("New without a publisher succeeded")
+	}
+	if _, err := order.New(order.Default(), order.Deps{Publisher: mesh.Publisher(), Instruments: e.cache, Wallet: e.wallet}); err == nil {
+		t.Fatal("New without Streams succeeded")
+	}
+	unknown := order.Default()
+	unknown.Bucket = "tradex_no_such_store"
+	if _, err := order.New(unknown, order.Deps{Streams: mesh, Publisher: mesh.Publisher(), Instruments: e.cache, Wallet: e.wallet}); !errors.Is(err, streams.ErrUnknownStore) {
+		t.Fatalf("New with a bucket the catalog does not list: %v, want ErrUnknownStore", err)
+	}
+	unknown.Bucket = streams.StoreWalletSnapshots
+	if _, err := order.New(unknown, order.Deps{Streams: mesh, Publisher: mesh.Publisher(), Instruments: e.cache, Wallet: e.wallet}); !errors.Is(err, streams.ErrInvalidConfig) {
+		t.Fatalf("New with an object store for a bucket: %v, want ErrInvalidConfig", err)
 	}
 }
 

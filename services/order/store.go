@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -24,9 +22,20 @@ const (
 	sequencePrefix = "s."
 )
 
+// bucket is what the store needs of the orders KV bucket (*streams.KV has
+// it).
+type bucket interface {
+	Get(ctx context.Context, key string) (streams.Entry, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	Create(ctx context.Context, key string, value []byte) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
+	Delete(ctx context.Context, key string, rev uint64) error
+	Follow(ctx context.Context, keys string, fn func(context.Context, streams.KVChange) error) error
+}
+
 // store keeps orders in the KV bucket and a view of them in memory.
 type store struct {
-	kv jetstream.KeyValue
+	kv bucket
 
 	mu     sync.RWMutex
 	orders map[string]Order // by id, the highest revision seen
@@ -44,54 +53,25 @@ func newStore() *store {
 	return &store{orders: map[string]Order{}, subs: map[*subscriber]struct{}{}}
 }
 
-// open creates or opens the bucket.
-func (s *store) open(ctx context.Context, js jetstream.JetStream, cfg Config) error {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "tradex orders, client order ids and applied engine sequences",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("%w: order bucket %s: %w", streams.ErrUnavailable, cfg.Bucket, err)
-	}
-	s.kv = kv
-	return nil
-}
-
 // follow watches the orders of the bucket into memory; loaded is called
-// once the current orders are in. It returns when ctx ends or the watch
-// breaks.
+// once the current orders are in. It returns nil when ctx ends, and an
+// error when the watch breaks.
 func (s *store) follow(ctx context.Context, loaded func()) error {
-	w, err := s.kv.Watch(ctx, orderPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("%w: watch orders: %w", streams.ErrUnavailable, err)
-	}
-	defer func() { _ = w.Stop() }() // nothing to undo
-	for {
-		var e jetstream.KeyValueEntry
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok = <-w.Updates():
-		}
+	return s.kv.Follow(ctx, orderPrefix+"*", func(_ context.Context, c streams.KVChange) error {
 		switch {
-		case !ok:
-			return fmt.Errorf("%w: order watch ended", streams.ErrUnavailable)
-		case e == nil:
+		case c.SnapshotEnd:
 			loaded()
-			continue
-		case e.Operation() != jetstream.KeyValuePut:
-			continue
+			return nil
+		case c.Deleted:
+			return nil
 		}
 		var o Order
-		if err := json.Unmarshal(e.Value(), &o); err != nil {
-			return fmt.Errorf("order record %s: %w", e.Key(), err)
+		if err := json.Unmarshal(c.Value, &o); err != nil {
+			return fmt.Errorf("order record %s: %w", c.Key, err)
 		}
 		s.remember(o)
-	}
+		return nil
+	})
 }
 
 // remember puts o in the view, unless a later revision is there, and tells
@@ -179,17 +159,17 @@ func (s *store) get(ctx context.Context, id string) (Order, uint64, error) {
 		return Order{}, 0, fmt.Errorf("%w: %s", ErrOrderNotFound, id)
 	}
 	e, err := s.kv.Get(ctx, orderPrefix+id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, streams.ErrNotFound) {
 		return Order{}, 0, fmt.Errorf("%w: %s", ErrOrderNotFound, id)
 	}
 	if err != nil {
 		return Order{}, 0, fmt.Errorf("%w: read order %s: %w", streams.ErrUnavailable, id, err)
 	}
 	var o Order
-	if err := json.Unmarshal(e.Value(), &o); err != nil {
+	if err := json.Unmarshal(e.Value, &o); err != nil {
 		return Order{}, 0, fmt.Errorf("order record %s: %w", id, err)
 	}
-	return o, e.Revision(), nil
+	return o, e.Revision, nil
 }
 
 // create stores a new order; if it exists already, the stored one is
@@ -200,7 +180,7 @@ func (s *store) create(ctx context.Context, o Order) (Order, error) {
 		return Order{}, fmt.Errorf("encode order %s: %w", o.ID, err)
 	}
 	_, err = s.kv.Create(ctx, orderPrefix+o.ID, b)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if errors.Is(err, streams.ErrKeyExists) {
 		old, _, err := s.get(ctx, o.ID)
 		if err == nil {
 			s.remember(old)
@@ -221,7 +201,7 @@ func (s *store) update(ctx context.Context, o Order, rev uint64) error {
 		return fmt.Errorf("encode order %s: %w", o.ID, err)
 	}
 	if _, err := s.kv.Update(ctx, orderPrefix+o.ID, b, rev); err != nil {
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if errors.Is(err, streams.ErrRevisionMismatch) {
 			return fmt.Errorf("%w: order %s", ErrConflict, o.ID)
 		}
 		return fmt.Errorf("%w: store order %s: %w", streams.ErrUnavailable, o.ID, err)
@@ -248,21 +228,21 @@ func (s *store) claimClientID(ctx context.Context, intent Order) (first Order, r
 		if err == nil {
 			return intent, rev, true, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !errors.Is(err, streams.ErrKeyExists) {
 			return Order{}, 0, false, fmt.Errorf("%w: claim client order id: %w", streams.ErrUnavailable, err)
 		}
 		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+		if errors.Is(err, streams.ErrNotFound) {
 			continue // freed since
 		}
 		if err != nil {
 			return Order{}, 0, false, fmt.Errorf("%w: read client order id: %w", streams.ErrUnavailable, err)
 		}
 		var o Order
-		if err := json.Unmarshal(e.Value(), &o); err != nil {
+		if err := json.Unmarshal(e.Value, &o); err != nil {
 			return Order{}, 0, false, fmt.Errorf("client order id record %s: %w", key, err)
 		}
-		return o, e.Revision(), false, nil
+		return o, e.Revision, false, nil
 	}
 	return Order{}, 0, false, fmt.Errorf("%w: client order id %s", ErrConflict, intent.ClientOrderID)
 }
@@ -270,8 +250,8 @@ func (s *store) claimClientID(ctx context.Context, intent Order) (first Order, r
 // freeClientID deletes a claim made by a request that failed, so that the
 // client may use the id again.
 func (s *store) freeClientID(ctx context.Context, account, clientID string, rev uint64) error {
-	err := s.kv.Delete(ctx, clientKey(account, clientID), jetstream.LastRevision(rev))
-	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	err := s.kv.Delete(ctx, clientKey(account, clientID), rev)
+	if err != nil && !errors.Is(err, streams.ErrRevisionMismatch) {
 		return fmt.Errorf("%w: free client order id: %w", streams.ErrUnavailable, err)
 	}
 	return nil
@@ -280,14 +260,14 @@ func (s *store) freeClientID(ctx context.Context, account, clientID string, rev 
 // clientOrderID returns the order id recorded for (account, client order id).
 func (s *store) clientOrderID(ctx context.Context, account, clientID string) (string, error) {
 	e, err := s.kv.Get(ctx, clientKey(account, clientID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, streams.ErrNotFound) {
 		return "", fmt.Errorf("%w: client order id %s", ErrOrderNotFound, clientID)
 	}
 	if err != nil {
 		return "", fmt.Errorf("%w: read client order id: %w", streams.ErrUnavailable, err)
 	}
 	var o Order
-	if err := json.Unmarshal(e.Value(), &o); err != nil {
+	if err := json.Unmarshal(e.Value, &o); err != nil {
 		return "", fmt.Errorf("client order id record: %w", err)
 	}
 	return o.ID, nil
@@ -298,13 +278,13 @@ func (s *store) clientOrderID(ctx context.Context, account, clientID string) (st
 // record predates it).
 func (s *store) appliedSequence(ctx context.Context, instrument string) (engineSeq, streamSeq uint64, err error) {
 	e, err := s.kv.Get(ctx, sequencePrefix+keyToken(instrument))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, streams.ErrNotFound) {
 		return 0, 0, nil
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: read sequence of %s: %w", streams.ErrUnavailable, instrument, err)
 	}
-	engineText, streamText, _ := strings.Cut(string(e.Value()), " ")
+	engineText, streamText, _ := strings.Cut(string(e.Value), " ")
 	if engineSeq, err = strconv.ParseUint(engineText, 10, 64); err == nil && streamText != "" {
 		streamSeq, err = strconv.ParseUint(streamText, 10, 64)
 	}

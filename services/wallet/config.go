@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // Config configures the wallet service.
@@ -17,13 +18,13 @@ type Config struct {
 	// DefaultScale is the scale of assets not in Scales (8: large enough for
 	// every quantity and notional of the demo instruments).
 	DefaultScale int32
-	// SnapshotBucket is the KV bucket of state snapshots.
+	// SnapshotBucket is the object store of state snapshots; it must name
+	// an object store of the client's catalog (its replicas come from the
+	// client).
 	SnapshotBucket string
 	// SnapshotEvery writes a snapshot after this many journal entries since
 	// the last one; 0 disables snapshots.
 	SnapshotEvery int
-	// Replicas is the snapshot bucket's replica count.
-	Replicas int
 	// ConsumerName is the durable consumer of engine.event.v1.
 	ConsumerName string
 	// Concurrency is how many instruments are settled in parallel.
@@ -44,9 +45,8 @@ type Config struct {
 func Default() Config {
 	return Config{
 		DefaultScale:   8,
-		SnapshotBucket: "tradex_wallet_snapshots",
+		SnapshotBucket: streams.StoreWalletSnapshots,
 		SnapshotEvery:  1000,
-		Replicas:       1,
 		ConsumerName:   "wallet-settlement",
 		Concurrency:    8,
 		AckWait:        30 * time.Second,
@@ -69,8 +69,8 @@ func (c Config) Validate() error {
 	if c.SnapshotBucket == "" {
 		errs = append(errs, errors.New("wallet: SnapshotBucket is required"))
 	}
-	if c.SnapshotEvery < 0 || c.Replicas < 1 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 || c.AckWait <= 0 {
-		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Replicas, Concurrency, WriteAttempts >= 1, WriteTimeout and AckWait > 0 are required"))
+	if c.SnapshotEvery < 0 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 || c.AckWait <= 0 {
+		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Concurrency, WriteAttempts >= 1, WriteTimeout and AckWait > 0 are required"))
 	}
 	if c.ConsumerName == "" {
 		errs = append(errs, errors.New("wallet: ConsumerName is required"))

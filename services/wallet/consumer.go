@@ -17,7 +17,7 @@ import (
 // that the events a crashed instance had fetched but not acknowledged are
 // settled before later ones (settle skips anything at or before that).
 func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
-	return streams.Consume(ctx, streams.NewClient(s.js, streams.DefaultCatalog()), streams.TopicEngineEvent,
+	return streams.Consume(ctx, s.streams, streams.TopicEngineEvent,
 		streams.ConsumerConfig{
 			Name: s.cfg.ConsumerName, Ordering: streams.PerKey, Concurrency: s.cfg.Concurrency,
 			AckSync: true, AckWait: s.cfg.AckWait, Logger: s.log, Resume: s.settled,

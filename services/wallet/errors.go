@@ -1,13 +1,12 @@
 package wallet
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"connectrpc.com/connect"
 
+	"github.com/tradex-mesh/tradex/internal/rpcerr"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -42,34 +41,16 @@ func (e invalidField) Unwrap() error { return ErrInvalidArgument }
 
 func invalid(field, why string) error { return invalidField{field: field, why: why} }
 
-// toConnect is the one mapping from errors to Connect codes. Internal
-// errors reach the client as a generic message and are logged once here.
-func toConnect(ctx context.Context, log *slog.Logger, err error) error {
-	if err == nil {
-		return nil
-	}
-	var code connect.Code
-	switch {
-	case errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrOverflow):
-		code = connect.CodeInvalidArgument
-	case errors.Is(err, ErrInsufficientFunds):
-		code = connect.CodeFailedPrecondition
-	case errors.Is(err, ErrHoldNotFound):
-		code = connect.CodeNotFound
-	case errors.Is(err, ErrAlreadyExists):
-		code = connect.CodeAlreadyExists
-	case errors.Is(err, ErrConflict), errors.Is(err, streams.ErrConcurrency):
-		code = connect.CodeAborted
-	case errors.Is(err, ErrNotReady), errors.Is(err, streams.ErrUnavailable):
-		log.WarnContext(ctx, "wallet unavailable", "error", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("wallet unavailable, retry later"))
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
-	default:
-		log.ErrorContext(ctx, "wallet internal error", "error", err)
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	return connect.NewError(code, err)
+// errorMap is the one mapping from errors to Connect codes. Internal
+// errors reach the client as a generic message and are logged once by it.
+var errorMap = rpcerr.Map{
+	Service: "wallet",
+	Rules: []rpcerr.Rule{
+		{Code: connect.CodeInvalidArgument, Errors: []error{ErrInvalidArgument, ErrOverflow}},
+		{Code: connect.CodeFailedPrecondition, Errors: []error{ErrInsufficientFunds}},
+		{Code: connect.CodeNotFound, Errors: []error{ErrHoldNotFound}},
+		{Code: connect.CodeAlreadyExists, Errors: []error{ErrAlreadyExists}},
+		{Code: connect.CodeAborted, Errors: []error{ErrConflict, streams.ErrConcurrency}},
+	},
+	Unavailable: []error{ErrNotReady},
 }

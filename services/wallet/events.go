@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -79,8 +78,11 @@ func entryRecord(e Entry, scale int32, expected *uint64) streams.Record {
 	return streams.Record{Topic: streams.TopicBalanceChanged, Key: e.Account, Msg: entryProto(e, scale), Opts: opts}
 }
 
+// header reads a message header by name (streams.Stored's Header).
+type header interface{ Get(key string) string }
+
 // decodeEntry reads a journal message back into an entry.
-func decodeEntry(data []byte, h nats.Header, streamSeq uint64, scaleOf func(string) int32) (Entry, error) {
+func decodeEntry(data []byte, h header, streamSeq uint64, scaleOf func(string) int32) (Entry, error) {
 	var m walletv1.BalanceChanged
 	if err := proto.Unmarshal(data, &m); err != nil {
 		return Entry{}, fmt.Errorf("%w: entry %d: %w", ErrCorruptJournal, streamSeq, err)

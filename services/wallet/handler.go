@@ -4,26 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
-	"strconv"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/internal/paging"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
 // handler implements walletv1connect.WalletServiceHandler: proto <-> domain.
 type handler struct{ s *Service }
 
+// Paging of ListBalances: the list's name in its page tokens, and the
+// largest offset a token may carry (offset plus a page stays an int).
 const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
+	balancesList     = "wallet.balances"
+	maxBalanceOffset = math.MaxInt32 - paging.MaxSize
 )
 
 // GetBalance returns one balance (zero if never held).
@@ -46,22 +48,13 @@ func (h *handler) ListBalances(ctx context.Context, req *walletv1.ListBalancesRe
 			return nil, h.fail(ctx, err)
 		}
 	}
-	size := int(req.GetPage().GetPageSize())
-	switch {
-	case size < 0:
+	if req.GetPage().GetPageSize() < 0 {
 		return nil, h.fail(ctx, invalid("page.page_size", "must not be negative"))
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
 	}
-	offset := 0
-	if tok := req.GetPage().GetPageToken(); tok != "" {
-		n, err := strconv.Atoi(tok)
-		if err != nil || n < 0 {
-			return nil, h.fail(ctx, invalid("page.page_token", "not a token of this list"))
-		}
-		offset = n
+	size := paging.Size(req.GetPage().GetPageSize())
+	offset, err := paging.Offset(balancesList, req.GetPage().GetPageToken(), maxBalanceOffset)
+	if err != nil {
+		return nil, h.fail(ctx, invalid("page.page_token", err.Error()))
 	}
 	var all []Balance
 	h.s.st.read(func(b *Book) { all = b.Balances(req.GetAccountId()) })
@@ -74,7 +67,7 @@ func (h *handler) ListBalances(ctx context.Context, req *walletv1.ListBalancesRe
 		res.Balances = append(res.Balances, h.balance(all[i]))
 	}
 	if offset+size < len(all) {
-		res.Page.NextPageToken = strconv.Itoa(offset + size)
+		res.Page.NextPageToken = paging.OffsetToken(balancesList, offset+size)
 	}
 	return res, nil
 }
@@ -251,41 +244,28 @@ func (h *handler) WatchBalances(ctx context.Context, req *walletv1.WatchBalances
 		SnapshotEnd: &commonv1.SnapshotEnd{Sequence: pos}}}); err != nil {
 		return err
 	}
-	filter := streams.TopicBalanceChanged + ".>"
-	if acct != "" {
-		filter = streams.TopicBalanceChanged + "." + acct
-	}
-	cons, err := h.s.js.OrderedConsumer(ctx, h.s.st.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: pos + 1,
-	})
-	if err != nil {
-		return h.fail(ctx, fmt.Errorf("%w: watch journal: %w", streams.ErrUnavailable, err))
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return h.fail(ctx, fmt.Errorf("%w: watch journal: %w", streams.ErrUnavailable, err))
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
+	// Send errors are the client's going away: returned as they are,
+	// not mapped.
+	var sendErr error
+	err = h.s.streams.Follow(ctx, streams.Follow{Topic: streams.TopicBalanceChanged, Key: acct, From: pos + 1},
+		func(_ context.Context, m streams.Stored) error {
+			var bc walletv1.BalanceChanged
+			if err := proto.Unmarshal(m.Data, &bc); err != nil {
+				return fmt.Errorf("%w: entry %d: %w", ErrCorruptJournal, m.Sequence, err)
+			}
+			if !want(bc.GetAsset()) {
 				return nil
 			}
-			return h.fail(ctx, fmt.Errorf("%w: watch journal: %w", streams.ErrUnavailable, err))
-		}
-		var bc walletv1.BalanceChanged
-		if err := proto.Unmarshal(m.Data(), &bc); err != nil {
-			return h.fail(ctx, fmt.Errorf("%w: %w", ErrCorruptJournal, err))
-		}
-		if !want(bc.GetAsset()) {
-			continue
-		}
-		if err := stream.Send(&walletv1.WatchBalancesResponse{Event: &walletv1.WatchBalancesResponse_Changed{Changed: &bc}}); err != nil {
-			return err
-		}
+			sendErr = stream.Send(&walletv1.WatchBalancesResponse{Event: &walletv1.WatchBalancesResponse_Changed{Changed: &bc}})
+			return sendErr
+		})
+	switch {
+	case sendErr != nil:
+		return sendErr
+	case err != nil:
+		return h.fail(ctx, fmt.Errorf("watch journal: %w", err))
+	default:
+		return nil
 	}
 }
 
@@ -321,7 +301,9 @@ func (h *handler) amount(field, text, asset string) (int64, error) {
 	return v, nil
 }
 
-func (h *handler) fail(ctx context.Context, err error) error { return toConnect(ctx, h.s.log, err) }
+func (h *handler) fail(ctx context.Context, err error) error {
+	return errorMap.ToConnect(ctx, h.s.log, err)
+}
 
 func (h *handler) balance(b Balance) *walletv1.Balance {
 	sc := h.s.cfg.scale(b.Asset)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go/jetstream"
 
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
@@ -27,9 +26,9 @@ type Instruments interface {
 type Deps struct {
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
-	// JetStream holds the journal, the engine events and the snapshot
-	// bucket. Required.
-	JetStream jetstream.JetStream
+	// Streams is the service's own connection to the mesh: the journal,
+	// the engine events and the snapshot store. Required.
+	Streams *streams.Client
 	// Publisher appends to the journal (give it
 	// streams.WithSource("tradex/wallet")). Required.
 	Publisher *streams.Publisher
@@ -42,11 +41,11 @@ type Deps struct {
 
 // Service is the wallet service. Its methods are safe for concurrent use.
 type Service struct {
-	cfg   Config
-	log   *slog.Logger
-	js    jetstream.JetStream
-	insts Instruments
-	st    *store
+	cfg     Config
+	log     *slog.Logger
+	streams *streams.Client
+	insts   Instruments
+	st      *store
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -59,8 +58,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	switch {
-	case deps.JetStream == nil:
-		return nil, errors.New("wallet: JetStream is required")
+	case deps.Streams == nil:
+		return nil, errors.New("wallet: Streams is required")
 	case deps.Publisher == nil:
 		return nil, errors.New("wallet: Publisher is required")
 	case deps.Instruments == nil:
@@ -75,8 +74,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	clock := deps.Clock
 	now := func() time.Time { return clock().UTC() }
 	return &Service{
-		cfg: cfg, log: deps.Logger, js: deps.JetStream, insts: deps.Instruments,
-		st:    newStore(cfg, deps.Logger, deps.JetStream, deps.Publisher, now),
+		cfg: cfg, log: deps.Logger, streams: deps.Streams, insts: deps.Instruments,
+		st:    newStore(cfg, deps.Logger, deps.Streams, deps.Publisher, now),
 		ready: make(chan struct{}),
 	}, nil
 }
@@ -96,29 +95,16 @@ func (s *Service) InProcess() walletv1connect.WalletServiceHandler { return &han
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Run rebuilds the state from the latest snapshot and the journal after
-// it (retrying with backoff while the broker is away; a corrupt journal is
-// an error), then settles engine events until ctx ends. It returns nil when ctx
-// ends. Call it once.
+// it (retrying with streams.Backoff while the broker is away; a corrupt
+// journal, or a snapshot store or journal topic the catalog does not
+// declare, is an error), then settles engine events until ctx ends. It
+// returns nil when ctx ends. Call it once.
 func (s *Service) Run(ctx context.Context) error {
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		err := s.st.open(ctx)
-		if err == nil {
-			break
-		}
+	if err := streams.RetryStart(ctx, s.log, "wallet rebuild", s.open); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrCorruptJournal) {
-			return fmt.Errorf("wallet: rebuild state: %w", err)
-		}
-		s.log.WarnContext(ctx, "wallet rebuild failed, retrying", "error", err, "retry_in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+		return fmt.Errorf("wallet: rebuild state: %w", err)
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
 	s.st.read(func(b *Book) {
@@ -138,6 +124,17 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("wallet: stop settlement: %w", err)
 	}
 	return nil
+}
+
+// open rebuilds the state once; errors that retrying cannot cure are
+// streams.Permanent.
+func (s *Service) open(ctx context.Context) error {
+	err := s.st.open(ctx)
+	if errors.Is(err, ErrCorruptJournal) || errors.Is(err, streams.ErrUnknownStore) ||
+		errors.Is(err, streams.ErrUnknownTopic) || errors.Is(err, streams.ErrInvalidConfig) {
+		return streams.Permanent(err)
+	}
+	return err
 }
 
 // Snapshot stores a snapshot of the state now (it is also written every

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,8 @@ import (
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/internal/paging"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -44,7 +48,7 @@ var testInstruments = instruments{
 // env is one embedded server shared by the wallet instances of a test.
 type env struct {
 	t  *testing.T
-	js jetstream.JetStream
+	js jetstream.JetStream // to inspect the broker
 }
 
 func newEnv(t *testing.T) *env {
@@ -65,9 +69,10 @@ type instance struct {
 
 func (e *env) start(cfg Config) *instance {
 	e.t.Helper()
+	client := streams.NewClient(e.js, streams.DefaultCatalog())
 	svc, err := New(cfg, Deps{
-		JetStream:   e.js,
-		Publisher:   streams.NewPublisher(e.js, streams.DefaultCatalog(), streams.WithSource("tradex/wallet")),
+		Streams:     client,
+		Publisher:   client.Publisher(streams.WithSource("tradex/wallet")),
 		Instruments: testInstruments,
 	})
 	if err != nil {
@@ -143,24 +148,6 @@ func balance(t *testing.T, c walletv1connect.WalletServiceClient, acct, asset st
 	t.Helper()
 	res := must[*walletv1.GetBalanceResponse](t)(c.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: acct, Asset: asset}))
 	return res.GetBalance().GetAvailable() + "/" + res.GetBalance().GetHeld()
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		select {
-		case <-tick.C:
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		}
-	}
 }
 
 func TestDepositWithdrawAndErrors(t *testing.T) {
@@ -301,6 +288,28 @@ func TestListBalances(t *testing.T) {
 	}
 	_, err := c.ListBalances(t.Context(), &walletv1.ListBalancesRequest{Page: &commonv1.PageRequest{PageToken: "x"}})
 	codeOf(t, err, connect.CodeInvalidArgument)
+	// Tokens of another list, offsets that would overflow or go negative,
+	// and negative page sizes are refused, naming the field.
+	for _, bad := range []struct {
+		page  *commonv1.PageRequest
+		field string
+	}{
+		{&commonv1.PageRequest{PageToken: paging.OffsetToken("order.orders", 2)}, "page.page_token"},
+		{&commonv1.PageRequest{PageToken: paging.OffsetToken(balancesList, math.MaxInt)}, "page.page_token"},
+		{&commonv1.PageRequest{PageToken: paging.OffsetToken(balancesList, -1)}, "page.page_token"},
+		{&commonv1.PageRequest{PageToken: strconv.Itoa(2)}, "page.page_token"}, // the scheme before paging
+		{&commonv1.PageRequest{PageSize: -1}, "page.page_size"},
+	} {
+		_, err := c.ListBalances(t.Context(), &walletv1.ListBalancesRequest{IncludeZero: true, Page: bad.page})
+		codeOf(t, err, connect.CodeInvalidArgument)
+		if !strings.Contains(err.Error(), bad.field) {
+			t.Errorf("%v: %v does not name %s", bad.page, err, bad.field)
+		}
+	}
+	// A page past the end is empty, not an error.
+	if got, next := list(&walletv1.ListBalancesRequest{Page: &commonv1.PageRequest{PageToken: paging.OffsetToken(balancesList, 10)}}); len(got) != 0 || next != "" {
+		t.Errorf("past the end: %v %q", got, next)
+	}
 }
 
 func TestWatchBalances(t *testing.T) {
@@ -335,6 +344,80 @@ func TestWatchBalances(t *testing.T) {
 	if m := next(); m.GetChanged().GetAccountId() != "alice" || m.GetChanged().GetAvailable() != "5.00000000" ||
 		m.GetChanged().GetAvailableDelta() != "4.00000000" || m.GetChanged().GetSequence() != 2 {
 		t.Fatalf("changed: %v", m)
+	}
+}
+
+// TestWatchAllBalances watches every account: the current balances of
+// all, then the changes of all in journal order.
+func TestWatchAllBalances(t *testing.T) {
+	t.Parallel()
+	w := newEnv(t).start(testConfig())
+	c := w.client
+	deposit(t, c, "t1", "alice", "USDT", "1")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stream, err := c.WatchBalances(ctx, &walletv1.WatchBalancesRequest{Assets: []string{"USDT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	var got []string
+	for len(got) < 4 && stream.Receive() {
+		switch m := stream.Msg(); {
+		case m.GetCurrent() != nil:
+			got = append(got, "current "+m.GetCurrent().GetAccountId()+" "+m.GetCurrent().GetAvailable())
+		case m.GetSnapshotEnd() != nil:
+			got = append(got, fmt.Sprint("end ", m.GetSnapshotEnd().GetSequence()))
+			deposit(t, c, "t2", "bob", "BTC", "1") // not watched
+			deposit(t, c, "t3", "bob", "USDT", "2")
+			deposit(t, c, "t4", "alice", "USDT", "3")
+		default:
+			got = append(got, "changed "+m.GetChanged().GetAccountId()+" "+m.GetChanged().GetAvailable())
+		}
+	}
+	want := "[current alice 1.00000000 end 1 changed bob 2.00000000 changed alice 4.00000000]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("watch all: %v (stream: %v), want %s", got, stream.Err(), want)
+	}
+}
+
+// TestRunFailsOnPermanentErrors: a snapshot store the catalog does not
+// declare or a corrupt journal ends Run with an error at once instead of
+// retrying for ever.
+func TestRunFailsOnPermanentErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	client := streams.NewClient(e.js, streams.DefaultCatalog())
+	pub := client.Publisher(streams.WithSource("tradex/wallet"))
+	run := func(cfg Config) error {
+		t.Helper()
+		svc, err := New(cfg, Deps{Streams: client, Publisher: pub, Instruments: testInstruments})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err = svc.Run(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("Run retried until its deadline (%v)", err)
+		}
+		return err
+	}
+
+	cfg := testConfig()
+	cfg.SnapshotEvery = 10
+	cfg.SnapshotBucket = "tradex_not_in_catalog"
+	if err := run(cfg); !errors.Is(err, streams.ErrUnknownStore) {
+		t.Errorf("unknown snapshot store: Run = %v, want ErrUnknownStore", err)
+	}
+
+	// A journal entry that is not a BalanceChanged (written around the publisher's type check).
+	if _, err := e.js.Publish(t.Context(), streams.TopicBalanceChanged+".alice", []byte{0xff, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(testConfig()); !errors.Is(err, ErrCorruptJournal) {
+		t.Errorf("corrupt journal: Run = %v, want ErrCorruptJournal", err)
 	}
 }
 
@@ -381,7 +464,7 @@ func (e *engine) cancel(order, acct, left string) uint64 {
 // settled waits until the wallet applied the engine event at seq.
 func settled(t *testing.T, w *instance, seq uint64) {
 	t.Helper()
-	eventually(t, fmt.Sprint("engine event ", seq), func() bool {
+	polltest.True(t, fmt.Sprint("engine event ", seq), func() bool {
 		var got uint64
 		w.svc.st.read(func(b *Book) { got = b.EngineSequence("BTCUSDT") })
 		return got >= seq
@@ -471,7 +554,7 @@ func TestSettlement(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2 := e.start(testConfig())
-	eventually(t, "replay of the engine stream", func() bool {
+	polltest.True(t, "replay of the engine stream", func() bool {
 		info, err := e.js.Consumer(t.Context(), streams.StreamName(streams.TopicEngineEvent), "wallet-settlement")
 		if err != nil {
 			return false
@@ -498,7 +581,7 @@ func TestSettlementFailureIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "dead letter", func() bool {
+	polltest.True(t, "dead letter", func() bool {
 		info, err := dlq.Info(t.Context())
 		return err == nil && info.State.Msgs == 1
 	})
@@ -650,7 +733,7 @@ func TestStaleSettlementRetries(t *testing.T) {
 // the engine event at seq.
 func consumed(t *testing.T, e *env, seq uint64) {
 	t.Helper()
-	eventually(t, fmt.Sprint("engine event ", seq, " consumed"), func() bool {
+	polltest.True(t, fmt.Sprint("engine event ", seq, " consumed"), func() bool {
 		c, err := e.js.Consumer(t.Context(), streams.StreamName(streams.TopicEngineEvent), "wallet-settlement")
 		if err != nil {
 			return false

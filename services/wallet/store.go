@@ -11,18 +11,28 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
-
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// snapshotKey is the name of the state snapshot in the snapshot bucket.
+// snapshotKey is the name of the state snapshot in the snapshot store.
 const snapshotKey = "state"
 
 // snapshotVersion is the format of a snapshot; another version is ignored
 // (the journal is replayed in full).
 const snapshotVersion = 1
+
+// mesh is what the store uses of the mesh (*streams.Client): the snapshot
+// object store and ordered reads of the journal.
+type mesh interface {
+	Objects(ctx context.Context, name string) (*streams.Objects, error)
+	Follow(ctx context.Context, f streams.Follow, fn func(context.Context, streams.Stored) error) error
+}
+
+// snapshots holds the state snapshot (*streams.Objects).
+type snapshots interface {
+	Get(ctx context.Context, object string) ([]byte, error)
+	Put(ctx context.Context, object string, data []byte) error
+}
 
 // store keeps the book and its persistence: the journal (the source of
 // truth) and snapshots.
@@ -35,12 +45,11 @@ const snapshotVersion = 1
 // alone. mu guards the book itself: writes plan under its read lock and
 // apply under its write lock; readers take its read lock.
 type store struct {
-	cfg    Config
-	log    *slog.Logger
-	js     jetstream.JetStream
-	pub    *streams.Publisher
-	now    func() time.Time
-	stream string
+	cfg  Config
+	log  *slog.Logger
+	mesh mesh
+	pub  *streams.Publisher
+	now  func() time.Time
 
 	gate     sync.RWMutex
 	accounts accountLocks
@@ -53,16 +62,15 @@ type store struct {
 	// stored it: the next write catches up first.
 	stale     bool
 	sinceSnap int
-	snaps     jetstream.ObjectStore
+	snaps     snapshots // nil while snapshots are disabled or not opened
 }
 
-func newStore(cfg Config, log *slog.Logger, js jetstream.JetStream, pub *streams.Publisher, now func() time.Time) *store {
-	return &store{cfg: cfg, log: log, js: js, pub: pub, now: now,
-		stream: streams.StreamName(streams.TopicBalanceChanged), book: NewBook(),
+func newStore(cfg Config, log *slog.Logger, m mesh, pub *streams.Publisher, now func() time.Time) *store {
+	return &store{cfg: cfg, log: log, mesh: m, pub: pub, now: now, book: NewBook(),
 		accounts: accountLocks{locks: map[string]*accountLock{}}, outOfOrder: map[uint64]uint64{}}
 }
 
-// open creates the snapshot bucket, loads the latest snapshot and replays
+// open opens the snapshot store, loads the latest snapshot and replays
 // the journal after it.
 func (s *store) open(ctx context.Context) error {
 	s.gate.Lock()
@@ -70,12 +78,9 @@ func (s *store) open(ctx context.Context) error {
 	if s.cfg.SnapshotEvery > 0 {
 		// An object store: a snapshot holds every idempotency record and
 		// outgrows the largest KV value (1 MiB by default).
-		snaps, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: s.cfg.SnapshotBucket, Description: "wallet state snapshots",
-			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
-		})
+		snaps, err := s.mesh.Objects(ctx, s.cfg.SnapshotBucket)
 		if err != nil {
-			return fmt.Errorf("snapshot bucket %s: %w", s.cfg.SnapshotBucket, err)
+			return fmt.Errorf("snapshot store %s: %w", s.cfg.SnapshotBucket, err)
 		}
 		s.snaps = snaps
 		if err := s.loadSnapshot(ctx); err != nil {
@@ -87,8 +92,8 @@ func (s *store) open(ctx context.Context) error {
 
 // loadSnapshot replaces the book with the stored snapshot, if any.
 func (s *store) loadSnapshot(ctx context.Context) error {
-	data, err := s.snaps.GetBytes(ctx, snapshotKey)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	data, err := s.snaps.Get(ctx, snapshotKey)
+	if errors.Is(err, streams.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -96,7 +101,7 @@ func (s *store) loadSnapshot(ctx context.Context) error {
 	}
 	var snap snapshot
 	if err := json.Unmarshal(data, &snap); err != nil || snap.Version != snapshotVersion {
-		s.log.WarnContext(ctx, "wallet snapshot ignored, replaying the whole journal", "error", err, "version", snap.Version)
+		s.log.WarnContext(ctx, "wallet snapshot ignored, replaying the whole journal", "err", err, "version", snap.Version)
 		return nil
 	}
 	b := snap.book()
@@ -108,64 +113,28 @@ func (s *store) loadSnapshot(ctx context.Context) error {
 }
 
 // catchUp applies every journal entry after the book's applied position up
-// to the end of the stream. The caller holds gate for writing.
+// to the end of the journal as it is when catchUp starts. The caller holds
+// gate for writing.
 func (s *store) catchUp(ctx context.Context) error {
-	st, err := s.js.Stream(ctx, s.stream)
-	if err != nil {
-		return fmt.Errorf("journal stream: %w", err)
+	err := s.mesh.Follow(ctx, streams.Follow{Topic: streams.TopicBalanceChanged, From: s.book.applied + 1, ToEnd: true},
+		func(_ context.Context, m streams.Stored) error { return s.applyMsg(m) })
+	if err == nil {
+		err = ctx.Err() // the follow ends with nil when ctx does, maybe short of the end
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("journal stream: %w", err)
-	}
-	last := info.State.LastSeq
-	defer func() {
-		if s.book.applied >= last { // every range applied out of order is covered now
-			s.mu.Lock()
-			s.stale = false
-			clear(s.outOfOrder)
-			s.mu.Unlock()
-		}
-	}()
-	if s.book.applied >= last {
-		return nil
-	}
-	cons, err := s.js.OrderedConsumer(ctx, s.stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: s.book.applied + 1,
-	})
 	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
-	for s.book.applied < last {
-		// Ask for exactly what remains (up to 500), so the fetch returns as
-		// soon as it arrives instead of waiting out its deadline.
-		batch, err := cons.Fetch(int(min(500, last-s.book.applied)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return fmt.Errorf("read journal: %w", err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			if err := s.applyMsg(m); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("read journal: %w", err)
-		}
-		if n == 0 && ctx.Err() != nil {
-			return fmt.Errorf("read journal: %w", ctx.Err())
-		}
-	}
+	// The book reflects the whole journal as it was: every range this
+	// instance applied out of order is covered.
+	s.mu.Lock()
+	s.stale = false
+	clear(s.outOfOrder)
+	s.mu.Unlock()
 	return nil
 }
 
-func (s *store) applyMsg(m jetstream.Msg) error {
-	meta, err := m.Metadata()
-	if err != nil {
-		return fmt.Errorf("read journal: %w", err)
-	}
-	e, err := decodeEntry(m.Data(), m.Headers(), meta.Sequence.Stream, s.cfg.scale)
+func (s *store) applyMsg(m streams.Stored) error {
+	e, err := decodeEntry(m.Data, m.Header, m.Sequence, s.cfg.scale)
 	if err != nil {
 		return err
 	}
@@ -174,7 +143,7 @@ func (s *store) applyMsg(m jetstream.Msg) error {
 	if err := s.book.Apply(e); err != nil {
 		return err
 	}
-	s.book.applied = meta.Sequence.Stream
+	s.book.applied = m.Sequence
 	return nil
 }
 
@@ -304,13 +273,10 @@ func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, 
 		}
 		return seq, nil
 	}
+	// An entry of the batch already stored at the same account position
+	// (another instance wrote it) fails with streams.ErrConcurrency: update
+	// re-reads and plans again.
 	first, _, err := s.pub.PublishAtomic(ctx, records)
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID {
-		// An entry of the batch is already stored at the same account
-		// position: another instance wrote it. Re-read and plan again.
-		return 0, fmt.Errorf("append journal: %w: %w", streams.ErrConcurrency, err)
-	}
 	if err != nil {
 		return 0, fmt.Errorf("append journal: %w", err)
 	}
@@ -399,7 +365,7 @@ func (s *store) maybeSnapshot(ctx context.Context) {
 	}
 	if err := s.snapshot(ctx); err != nil {
 		s.sinceSnap = 0 // try again after another interval, not on every write
-		s.log.WarnContext(ctx, "wallet snapshot failed", "error", err)
+		s.log.WarnContext(ctx, "wallet snapshot failed", "err", err)
 	}
 }
 
@@ -415,7 +381,7 @@ func (s *store) snapshot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	if _, err := s.snaps.PutBytes(ctx, snapshotKey, data); err != nil {
+	if err := s.snaps.Put(ctx, snapshotKey, data); err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
 	s.sinceSnap = 0

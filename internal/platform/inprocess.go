@@ -1,0 +1,133 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	"github.com/tradex-mesh/tradex/gateway"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
+	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/internal/instruments"
+	"github.com/tradex-mesh/tradex/services/order"
+)
+
+// running returns the in-process handler of u's running instance, or a
+// Connect Unavailable error while it is not running (as a Connect client
+// of a stopped process would see).
+func running[H any](u *unit) (H, error) {
+	var zero H
+	inst := u.current()
+	if inst == nil {
+		return zero, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s is not running", u.spec.name))
+	}
+	h, ok := inst.inProcess.(H)
+	if !ok {
+		return zero, connect.NewError(connect.CodeInternal, fmt.Errorf("%s has no in-process handler of this kind", u.spec.name))
+	}
+	return h, nil
+}
+
+// walletClient is what the order service calls of the wallet: the one
+// running here (whichever instance runs at the time of the call), else a
+// Connect client of the one at RemoteURL.
+func (p *Platform) walletClient() order.Wallet {
+	if u, ok := p.byName[Wallet]; ok {
+		return localWallet{u}
+	}
+	return walletv1connect.NewWalletServiceClient(p.httpClient, p.cfg.RemoteURL)
+}
+
+// localWallet calls the wallet running in this process.
+type localWallet struct{ u *unit }
+
+// HoldBalance calls the running wallet.
+func (w localWallet) HoldBalance(ctx context.Context, req *walletv1.HoldBalanceRequest) (*walletv1.HoldBalanceResponse, error) {
+	h, err := running[walletv1connect.WalletServiceHandler](w.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.HoldBalance(ctx, req)
+}
+
+// ReleaseHold calls the running wallet.
+func (w localWallet) ReleaseHold(ctx context.Context, req *walletv1.ReleaseHoldRequest) (*walletv1.ReleaseHoldResponse, error) {
+	h, err := running[walletv1connect.WalletServiceHandler](w.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.ReleaseHold(ctx, req)
+}
+
+// metadataClient is what the instrument cache calls of the metadata
+// service: the one running here, else a Connect client of the one at
+// RemoteURL.
+func (p *Platform) metadataClient() instruments.Client {
+	if u, ok := p.byName[Metadata]; ok {
+		return localMetadata{u}
+	}
+	return metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL)
+}
+
+// localMetadata calls the metadata service running in this process.
+type localMetadata struct{ u *unit }
+
+// GetInstrument calls the running metadata service.
+func (m localMetadata) GetInstrument(ctx context.Context, req *metadatav1.GetInstrumentRequest) (*metadatav1.GetInstrumentResponse, error) {
+	h, err := running[metadatav1connect.MetadataServiceHandler](m.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.GetInstrument(ctx, req)
+}
+
+// ListInstruments calls the running metadata service.
+func (m localMetadata) ListInstruments(ctx context.Context, req *metadatav1.ListInstrumentsRequest) (*metadatav1.ListInstrumentsResponse, error) {
+	h, err := running[metadatav1connect.MetadataServiceHandler](m.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.ListInstruments(ctx, req)
+}
+
+// Gateway are the services REST calls: the in-process handlers of the
+// services running here (their instances at the time of the call to
+// Gateway: call it after Start), else Connect clients at RemoteURL (or
+// Unimplemented without one).
+func (p *Platform) Gateway() gateway.Services {
+	var s gateway.Services
+	if p.cfg.RemoteURL != "" {
+		s = gateway.Services{
+			Orders:     orderv1connect.NewOrderServiceClient(p.httpClient, p.cfg.RemoteURL),
+			Wallet:     walletv1connect.NewWalletServiceClient(p.httpClient, p.cfg.RemoteURL),
+			Metadata:   metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL),
+			MarketData: marketdatav1connect.NewMarketDataServiceClient(p.httpClient, p.cfg.RemoteURL),
+		}
+	}
+	setLocal(p, Order, &s.Orders)
+	setLocal(p, Wallet, &s.Wallet)
+	setLocal(p, Metadata, &s.Metadata)
+	setLocal(p, MarketData, &s.MarketData)
+	return s
+}
+
+// setLocal points *dst at the in-process handler of the named service
+// when it runs here.
+func setLocal[H any](p *Platform, name string, dst *H) {
+	u, ok := p.byName[name]
+	if !ok {
+		return
+	}
+	if h, err := running[H](u); err == nil {
+		*dst = h
+	}
+}
+
+// errNoCache is a lookup before the instrument cache started.
+var errNoCache = errors.New("instrument cache not started")
