@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tradex-mesh/tradex/internal/polltest"
 )
 
 // clusterWait bounds the polls in the cluster tests: leader elections
@@ -37,34 +39,12 @@ func startTestCluster(t *testing.T, cfg ClusterConfig) *Cluster {
 	return c
 }
 
-// eventually polls cond until it returns nil or clusterWait passes.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(clusterWait)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, clusterWait, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v (last error: %v)", what, t.Context().Err(), err)
-		case <-tick.C:
-		}
-	}
-}
-
 // publishRetrying publishes messages first..last, retrying each (with a
 // message id, so a retry cannot duplicate) while the cluster fails over.
 func publishRetrying(t *testing.T, js jetstream.JetStream, subject string, first, last uint64) {
 	t.Helper()
 	for i := first; i <= last; i++ {
-		eventually(t, fmt.Sprintf("publish %d", i), func() error {
+		polltest.Until(t, fmt.Sprintf("publish %d", i), func() error {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
 			ack, err := js.Publish(ctx, subject, payload(i), jetstream.WithMsgID(fmt.Sprint(i)))
@@ -75,7 +55,7 @@ func publishRetrying(t *testing.T, js jetstream.JetStream, subject string, first
 				t.Fatalf("publish %d: acked sequence %d", i, ack.Sequence)
 			}
 			return nil
-		})
+		}, polltest.WithTimeout(clusterWait))
 	}
 }
 
@@ -172,7 +152,7 @@ func TestClusterR3SurvivesNodeLossAndCatchesUp(t *testing.T) {
 	}
 
 	// The restarted node's own store holds every message...
-	eventually(t, "restarted node's local store catches up", func() error {
+	polltest.Until(t, "restarted node's local store catches up", func() error {
 		state, err := localStreamState(restarted, "ORDERS")
 		if err != nil {
 			return err
@@ -181,9 +161,9 @@ func TestClusterR3SurvivesNodeLossAndCatchesUp(t *testing.T) {
 			return fmt.Errorf("local store has %d msgs up to seq %d", state.Msgs, state.LastSeq)
 		}
 		return nil
-	})
+	}, polltest.WithTimeout(clusterWait))
 	// ...and, once it leads the stream, serves each of them itself.
-	eventually(t, "restarted node becomes stream leader", func() error {
+	polltest.Until(t, "restarted node becomes stream leader", func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		info, err := st.Info(ctx)
@@ -197,7 +177,7 @@ func TestClusterR3SurvivesNodeLossAndCatchesUp(t *testing.T) {
 			return err
 		}
 		return errors.New("leader was " + info.Cluster.Leader)
-	})
+	}, polltest.WithTimeout(clusterWait))
 	// Without AllowDirect, a message get is answered by the stream leader
 	// from its own store.
 	if info := st.CachedInfo(); info.Config.AllowDirect {

@@ -15,6 +15,7 @@ import (
 	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 )
 
 // adminToken is the dev verifier's admin token in these tests.
@@ -145,22 +146,6 @@ func (r reply) get(path string) any {
 
 func (r reply) str(path string) string { s, _ := r.get(path).(string); return s }
 
-// eventually polls fn until it returns true or the deadline passes.
-func eventually(t *testing.T, what string, fn func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 func deposit(t *testing.T, base, account, asset, amount string) {
 	t.Helper()
 	call(t, "POST", base+"/v1/admin/deposits", adminToken, map[string]any{
@@ -200,10 +185,10 @@ func TestRESTTrading(t *testing.T) {
 	sell := call(t, "POST", base+"/v1/orders", "bob", map[string]any{
 		"instrumentId": "BTCUSDT", "side": "sell", "type": "limit", "quantity": "4", "price": "50000", "clientOrderId": "bob-1",
 	}).ok(t, http.StatusCreated)
-	eventually(t, "alice's order partially filled", func() bool {
+	polltest.True(t, "alice's order partially filled", func() bool {
 		return call(t, "GET", base+"/v1/orders/"+id, "alice", nil).str("order.status") == "partially_filled"
 	})
-	eventually(t, "bob's order filled", func() bool {
+	polltest.True(t, "bob's order filled", func() bool {
 		return call(t, "GET", base+"/v1/orders/"+sell.str("order.orderId"), "bob", nil).str("order.status") == "filled"
 	})
 	// The same client order id again: the first order, 201 and replayed.
@@ -227,7 +212,7 @@ func TestRESTTrading(t *testing.T) {
 	}
 
 	var assets map[string]string
-	eventually(t, "bob's trade settled", func() bool {
+	polltest.True(t, "bob's trade settled", func() bool {
 		bals := call(t, "GET", base+"/v1/balances", "bob", nil).ok(t, http.StatusOK)
 		assets = map[string]string{}
 		for _, b := range bals.get("balances").([]any) {
@@ -241,7 +226,7 @@ func TestRESTTrading(t *testing.T) {
 	}
 
 	// Market data from the same trade.
-	eventually(t, "the trade in market data", func() bool {
+	polltest.True(t, "the trade in market data", func() bool {
 		return call(t, "GET", base+"/v1/instruments/BTCUSDT/trades?limit=10", "", nil).str("trades.0.price") == "50000.00"
 	})
 	book := call(t, "GET", base+"/v1/instruments/BTCUSDT/book?depth=5", "", nil).ok(t, http.StatusOK)
@@ -270,7 +255,7 @@ func TestRESTTrading(t *testing.T) {
 
 	// Cancel the rest of alice's order.
 	call(t, "DELETE", base+"/v1/orders/"+id, "alice", nil).ok(t, http.StatusOK)
-	eventually(t, "alice's order cancelled", func() bool {
+	polltest.True(t, "alice's order cancelled", func() bool {
 		return call(t, "GET", base+"/v1/orders/"+id, "alice", nil).str("order.status") == "cancelled"
 	})
 

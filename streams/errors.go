@@ -95,8 +95,9 @@ func isBatchDuplicateMsgID(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID
 }
 
-// isNotFound matches nats.go's "no such message, key or object" errors.
+// isNotFound matches nats.go's "no such message, key, object or consumer"
+// errors.
 func isNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrKeyNotFound) ||
-		errors.Is(err, jetstream.ErrObjectNotFound)
+		errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound)
 }

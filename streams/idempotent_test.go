@@ -17,6 +17,7 @@ import (
 
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -127,22 +128,6 @@ func idemRecord(t *testing.T, js jetstream.JetStream, scope, id string) string {
 		t.Fatalf("record %q: %v", e.Value(), err)
 	}
 	return r.State
-}
-
-// idemEventually polls cond until it holds, failing the test after timeout.
-func idemEventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("waiting for %s: %v", what, t.Context().Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 func TestIdempotentDuplicateRunsOnce(t *testing.T) {
@@ -288,13 +273,13 @@ func TestIdempotentClaimExpiresAfterCrash(t *testing.T) {
 	}()
 	<-stuck
 	// A retry elsewhere is refused until the claim expires, then runs.
-	idemEventually(t, 15*time.Second, "the claim to expire", func() bool {
+	polltest.True(t, "the claim to expire", func() bool {
 		err := store.Do(t.Context(), "c", "e1", func(context.Context) error { effects.apply("e1"); return nil })
 		if err != nil && !errors.Is(err, streams.ErrInFlight) {
 			t.Fatalf("retry: %v", err)
 		}
 		return err == nil
-	})
+	}, polltest.WithTimeout(15*time.Second))
 	if got := effects.count("e1"); got != 1 {
 		t.Errorf("effect applied %d times after the claim expired, want 1", got)
 	}
@@ -429,7 +414,7 @@ func TestIdempotentCompetingConsumers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idemEventually(t, 30*time.Second, "every message to be acknowledged", func() bool {
+	polltest.True(t, "every message to be acknowledged", func() bool {
 		info, err := js.Consumer(t.Context(), stream.CachedInfo().Config.Name, cfg.Name)
 		if err != nil {
 			t.Fatal(err)

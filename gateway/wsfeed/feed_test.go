@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 )
 
 // The platform's own example frame, exactly as written, subscribes to the
@@ -72,7 +73,7 @@ func TestBookTradesTickerCandles(t *testing.T) {
 
 	want := "bids 50000.00x0.00500 49990.00x0.00500 | asks 50010.00x0.02000"
 	var book *marketdatav1.GetBookResponse
-	waitUntil(t, "GetBook to show the orders", func() bool {
+	polltest.True(t, "GetBook to show the orders", func() bool {
 		var err error
 		book, err = e.p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT"})
 		return err == nil && fromSnapshot(book.GetBook()) == want

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 )
 
 // Every bad frame gets an error frame naming its req_id, with the Connect
@@ -78,7 +79,7 @@ func TestPartlyUnknownSymbols(t *testing.T) {
 	}
 	c.send(`{"op":"unsubscribe","channels":[{"name":"book","symbols":["ETHUSDT"]}],"req_id":"8"}`)
 	c.expect("unsubscribed", "", "8")
-	waitUntil(t, "the last subscriber's upstream to stop", func() bool { return e.feed.Stats().Upstreams == 0 })
+	polltest.True(t, "the last subscriber's upstream to stop", func() bool { return e.feed.Stats().Upstreams == 0 })
 }
 
 // ping answers pong (with the req_id when given); heartbeats come every
@@ -285,7 +286,7 @@ func TestSlowConsumerIsDropped(t *testing.T) {
 	place(t, e.p, "maker", sell, "0.00100", "59000.00") // one more after the drop
 	e.p.WaitSettled(t)
 	var book *marketdatav1.GetBookResponse
-	waitUntil(t, "GetBook to show every order", func() bool {
+	polltest.True(t, "GetBook to show every order", func() bool {
 		var err error
 		book, err = e.p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT"})
 		return err == nil && len(book.GetBook().GetAsks()) == orders+1

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/grpchealth"
 
 	"github.com/tradex-mesh/tradex/internal/health"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // Status is the readiness of one service run here: Starting until its
@@ -43,8 +44,10 @@ func (p *Platform) Status(ctx context.Context, name string) (health.Status, erro
 	for _, c := range u.spec.consumers(p.cfg) {
 		lag, err := p.mesh.ConsumerLag(ctx, c.topic, c.name)
 		switch {
+		case errors.Is(err, streams.ErrNotFound):
+			return health.Status{State: health.Starting, Detail: fmt.Sprintf("consumer %s of %s not created yet", c.name, c.topic)}, nil
 		case err != nil:
-			behind = append(behind, fmt.Sprintf("consumer %s of %s: %v", c.name, c.topic, err))
+			behind = append(behind, err.Error())
 		case lag > p.cfg.MaxLag:
 			behind = append(behind, fmt.Sprintf("consumer %s of %s is %d messages behind (limit %d)", c.name, c.topic, lag, p.cfg.MaxLag))
 		}
