@@ -17,8 +17,56 @@ const (
 	MaxSize     = 1000
 )
 
-// ErrBadToken is a page token that is not one of this list's.
-var ErrBadToken = errors.New("not a token of this list")
+// Errors of a page request; Field names the request field each is about.
+var (
+	// ErrBadToken is a page token that is not one of this list's.
+	ErrBadToken = errors.New("not a token of this list")
+	// ErrBadSize is a negative page size.
+	ErrBadSize = errors.New("must not be negative")
+)
+
+// Page is a list request's paging (tradex.common.v1.PageRequest; nil is
+// the first page at the default size).
+type Page interface {
+	GetPageSize() int32
+	GetPageToken() string
+}
+
+// Read reads a page request of list: the page size (Size) and the cursor
+// its token resumes after ("" for the first page). A negative size fails
+// with ErrBadSize, a token of another list with ErrBadToken.
+func Read(p Page, list string) (size int, cursor string, err error) {
+	if p.GetPageSize() < 0 {
+		return 0, "", ErrBadSize
+	}
+	cursor, err = Cursor(list, p.GetPageToken())
+	if err != nil {
+		return 0, "", err
+	}
+	return Size(p.GetPageSize()), cursor, nil
+}
+
+// ReadOffset is Read for a list paged by offset (OffsetToken), offsets at
+// most limit.
+func ReadOffset(p Page, list string, limit int) (size, offset int, err error) {
+	if p.GetPageSize() < 0 {
+		return 0, 0, ErrBadSize
+	}
+	offset, err = Offset(list, p.GetPageToken(), limit)
+	if err != nil {
+		return 0, 0, err
+	}
+	return Size(p.GetPageSize()), offset, nil
+}
+
+// Field is the request field a Read error is about: "page.page_size" or
+// "page.page_token".
+func Field(err error) string {
+	if errors.Is(err, ErrBadSize) {
+		return "page.page_size"
+	}
+	return "page.page_token"
+}
 
 // Size is the page size to serve for a requested one: DefaultSize for
 // zero or less, at most MaxSize.

@@ -44,3 +44,33 @@ func TestTokens(t *testing.T) {
 		}
 	}
 }
+
+// page is a PageRequest of the contracts.
+type page struct {
+	size  int32
+	token string
+}
+
+func (p page) GetPageSize() int32   { return p.size }
+func (p page) GetPageToken() string { return p.token }
+
+func TestRead(t *testing.T) {
+	t.Parallel()
+	size, cursor, err := paging.Read(page{0, paging.Token("orders", "o-9")}, "orders")
+	if err != nil || size != paging.DefaultSize || cursor != "o-9" {
+		t.Fatalf("Read = %d, %q, %v", size, cursor, err)
+	}
+	if _, _, err := paging.Read(page{-1, ""}, "orders"); !errors.Is(err, paging.ErrBadSize) || paging.Field(err) != "page.page_size" {
+		t.Fatalf("negative size: %v (field %s)", err, paging.Field(err))
+	}
+	if _, _, err := paging.Read(page{10, "junk"}, "orders"); !errors.Is(err, paging.ErrBadToken) || paging.Field(err) != "page.page_token" {
+		t.Fatalf("bad token: %v (field %s)", err, paging.Field(err))
+	}
+	size, offset, err := paging.ReadOffset(page{2000, paging.OffsetToken("balances", 40)}, "balances", 100)
+	if err != nil || size != paging.MaxSize || offset != 40 {
+		t.Fatalf("ReadOffset = %d, %d, %v", size, offset, err)
+	}
+	if _, _, err := paging.ReadOffset(page{-5, ""}, "balances", 100); !errors.Is(err, paging.ErrBadSize) {
+		t.Fatalf("ReadOffset negative size: %v", err)
+	}
+}

@@ -225,16 +225,13 @@ const (
 )
 
 // pageRequest reads a page request of list: the key after which the page
-// starts and the page size (paging.Size; a negative size is invalid).
+// starts and the page size.
 func pageRequest(p *commonv1.PageRequest, list string) (after string, size int, err error) {
-	if p.GetPageSize() < 0 {
-		return "", 0, invalidf("page.page_size", "must be zero or more, got %d", p.GetPageSize())
-	}
-	after, err = paging.Cursor(list, p.GetPageToken())
+	size, after, err = paging.Read(p, list)
 	if err != nil {
-		return "", 0, invalid("page.page_token", err)
+		return "", 0, invalid(paging.Field(err), err)
 	}
-	return after, paging.Size(p.GetPageSize()), nil
+	return after, size, nil
 }
 
 // pageResponse is the page response of list for the last key of a page

@@ -80,13 +80,12 @@ func (h *handler) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest
 	if err := h.s.checkReady(); err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	if req.GetPage().GetPageSize() < 0 {
-		return nil, h.fail(ctx, invalid("page.page_size", "must not be negative"))
+	size, after, err := paging.Read(req.GetPage(), ordersList)
+	if err == nil && after != "" && !isKeyToken(after) {
+		err = paging.ErrBadToken
 	}
-	size := paging.Size(req.GetPage().GetPageSize())
-	after, err := paging.Cursor(ordersList, req.GetPage().GetPageToken())
-	if err != nil || (after != "" && !isKeyToken(after)) {
-		return nil, h.fail(ctx, invalid("page.page_token", paging.ErrBadToken.Error()))
+	if err != nil {
+		return nil, h.fail(ctx, invalid(paging.Field(err), err.Error()))
 	}
 	statuses := req.GetStatuses()
 	match := filter(req.GetAccountId(), req.GetInstrumentId())

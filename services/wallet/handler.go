@@ -48,13 +48,9 @@ func (h *handler) ListBalances(ctx context.Context, req *walletv1.ListBalancesRe
 			return nil, h.fail(ctx, err)
 		}
 	}
-	if req.GetPage().GetPageSize() < 0 {
-		return nil, h.fail(ctx, invalid("page.page_size", "must not be negative"))
-	}
-	size := paging.Size(req.GetPage().GetPageSize())
-	offset, err := paging.Offset(balancesList, req.GetPage().GetPageToken(), maxBalanceOffset)
+	size, offset, err := paging.ReadOffset(req.GetPage(), balancesList, maxBalanceOffset)
 	if err != nil {
-		return nil, h.fail(ctx, invalid("page.page_token", err.Error()))
+		return nil, h.fail(ctx, invalid(paging.Field(err), err.Error()))
 	}
 	var all []Balance
 	h.s.st.read(func(b *Book) { all = b.Balances(req.GetAccountId()) })
