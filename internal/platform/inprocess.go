@@ -2,7 +2,6 @@ package platform
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -128,6 +127,3 @@ func setLocal[H any](p *Platform, name string, dst *H) {
 		*dst = h
 	}
 }
-
-// errNoCache is a lookup before the instrument cache started.
-var errNoCache = errors.New("instrument cache not started")

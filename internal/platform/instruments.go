@@ -2,12 +2,16 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/streams"
 )
+
+// errNoCache is a lookup before the instrument cache started.
+var errNoCache = errors.New("instrument cache not started")
 
 // cacheRef is the process's one instrument cache, handed to the services
 // before it starts: a lookup waits for it.

@@ -50,7 +50,8 @@ type spec struct {
 // consumerRef names a durable consumer of a topic.
 type consumerRef struct{ topic, name string }
 
-// specs are the services the platform knows, in start order.
+// specs are the services the platform knows, by name (Names gives the
+// start order).
 func specs() map[string]spec {
 	return map[string]spec{
 		Metadata: {name: Metadata, connect: metadatav1connect.MetadataServiceName, build: buildMetadata},
