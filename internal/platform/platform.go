@@ -156,8 +156,9 @@ func (p *Platform) Wait(ctx context.Context) error {
 	}
 }
 
-// Start provisions the streams, starts the instrument cache and every
-// service, and returns; WaitReady waits until they serve. The services run
+// Start provisions the streams, starts every service (the metadata service
+// first, until it serves) and the instrument cache, and returns; WaitReady
+// waits until they serve. The services run
 // until Stop or until ctx ends.
 func (p *Platform) Start(ctx context.Context) error {
 	conn, err := p.dial(connName("platform"))
@@ -178,13 +179,18 @@ func (p *Platform) Start(ctx context.Context) error {
 	if err := streams.PublishSchemas(ctx, js, p.catalog, streams.WithSchemaReplicas(p.cfg.Replicas)); err != nil {
 		return fmt.Errorf("publish schemas: %w", err)
 	}
-	if p.needsInstruments() {
-		if err := p.instruments.start(ctx, p); err != nil {
-			return err
-		}
-	}
 	for _, u := range p.units {
 		if err := p.startUnit(ctx, u); err != nil {
+			return err
+		}
+		if u.spec.name == Metadata { // the instrument cache loads from it: let it serve first
+			if err := p.WaitReady(ctx, Metadata); err != nil {
+				return err
+			}
+		}
+	}
+	if p.needsInstruments() { // the services wait for it on their first lookup
+		if err := p.instruments.start(ctx, p); err != nil {
 			return err
 		}
 	}
