@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"connectrpc.com/connect"
+
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
@@ -50,6 +52,21 @@ type spec struct {
 // consumerRef names a durable consumer of a topic.
 type consumerRef struct{ topic, name string }
 
+// connectService is a service with a Connect handler and an in-process
+// one.
+type connectService[H any] interface {
+	service
+	Handler(opts ...connect.HandlerOption) (string, http.Handler)
+	InProcess() H
+}
+
+// served is a built service with its handlers, made with the platform's
+// handler options.
+func served[H any](p *Platform, svc connectService[H]) built {
+	path, h := svc.Handler(p.handlerOptions)
+	return built{svc: svc, path: path, handler: h, inProcess: svc.InProcess()}
+}
+
 // specs are the services the platform knows, by name (Names gives the
 // start order).
 func specs() map[string]spec {
@@ -89,8 +106,7 @@ func buildMetadata(p *Platform, mesh *streams.Client) (built, error) {
 	if err != nil {
 		return built{}, fmt.Errorf("metadata: %w", err)
 	}
-	path, h := svc.Handler(p.handlerOptions)
-	return built{svc: svc, path: path, handler: h, inProcess: svc.InProcess()}, nil
+	return served(p, svc), nil
 }
 
 func buildWallet(p *Platform, mesh *streams.Client) (built, error) {
@@ -101,8 +117,7 @@ func buildWallet(p *Platform, mesh *streams.Client) (built, error) {
 	if err != nil {
 		return built{}, fmt.Errorf("wallet: %w", err)
 	}
-	path, h := svc.Handler(p.handlerOptions)
-	return built{svc: svc, path: path, handler: h, inProcess: svc.InProcess()}, nil
+	return served(p, svc), nil
 }
 
 func buildOrder(p *Platform, mesh *streams.Client) (built, error) {
@@ -113,8 +128,7 @@ func buildOrder(p *Platform, mesh *streams.Client) (built, error) {
 	if err != nil {
 		return built{}, fmt.Errorf("order: %w", err)
 	}
-	path, h := svc.Handler(p.handlerOptions)
-	return built{svc: svc, path: path, handler: h, inProcess: svc.InProcess()}, nil
+	return served(p, svc), nil
 }
 
 func buildMatching(p *Platform, mesh *streams.Client) (built, error) {
@@ -135,6 +149,5 @@ func buildMarketData(p *Platform, mesh *streams.Client) (built, error) {
 	if err != nil {
 		return built{}, fmt.Errorf("marketdata: %w", err)
 	}
-	path, h := svc.Handler(p.handlerOptions)
-	return built{svc: svc, path: path, handler: h, inProcess: svc.InProcess()}, nil
+	return served(p, svc), nil
 }
