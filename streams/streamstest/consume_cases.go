@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -46,12 +47,12 @@ func (s *seen) total() int {
 // waitTotal waits until n messages were processed.
 func (s *seen) waitTotal(t *testing.T, n int, what string) {
 	t.Helper()
-	eventually(t, 30*time.Second, what, func() error {
+	polltest.Until(t, what, func() error {
 		if got := s.total(); got < n {
 			return fmt.Errorf("%d of %d", got, n)
 		}
 		return nil
-	})
+	}, polltest.WithTimeout(30*time.Second))
 }
 
 // exactlyOnce fails unless each of want was processed exactly once.
@@ -113,7 +114,7 @@ func testOrderPerKey(t *testing.T, s *suite) {
 			}
 		}
 	}
-	eventually(t, 10*time.Second, "consumer settled", s.consumerSettled(t, "ordered"))
+	polltest.Until(t, "consumer settled", s.consumerSettled(t, "ordered"), polltest.WithTimeout(10*time.Second))
 }
 
 func testRedeliveryAfterError(t *testing.T, s *suite) {
@@ -140,7 +141,7 @@ func testRedeliveryAfterError(t *testing.T, s *suite) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("ordering %d: message not processed after errors within 20s", ordering)
 		}
-		eventually(t, 10*time.Second, "consumer settled", s.consumerSettled(t, name))
+		polltest.Until(t, "consumer settled", s.consumerSettled(t, name), polltest.WithTimeout(10*time.Second))
 		mu.Lock()
 		if fmt.Sprint(deliveries) != "[1 2 3]" {
 			t.Errorf("ordering %d: deliveries %v, want [1 2 3]", ordering, deliveries)
@@ -256,14 +257,14 @@ func testResumeAfterDeath(t *testing.T, s *suite) {
 		later = append(later, v)
 	}
 	want := append(first, later...)
-	eventually(t, 20*time.Second, "every message applied", func() error {
+	polltest.Until(t, "every message applied", func() error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if len(l.values) < len(want) {
 			return fmt.Errorf("applied %v", l.values)
 		}
 		return nil
-	})
+	}, polltest.WithTimeout(20*time.Second))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if strings.Join(l.values, ",") != strings.Join(want, ",") {
@@ -286,11 +287,11 @@ func testDeadLetter(t *testing.T, s *suite) {
 		})
 	dlq := s.stream(t, streams.DLQTopic(s.topic))
 	var dead *jetstream.RawStreamMsg
-	eventually(t, 20*time.Second, "dead letter written", func() error {
+	polltest.Until(t, "dead letter written", func() error {
 		m, err := dlq.GetLastMsgForSubject(t.Context(), streams.DLQTopic(s.topic)+".BTCUSDT")
 		dead = m
 		return err
-	})
+	}, polltest.WithTimeout(20*time.Second))
 	calls.Wait() // exactly MaxDeliver attempts (a fourth would panic the WaitGroup)
 	if string(dead.Data) == "" {
 		t.Error("dead letter has no payload")
@@ -313,7 +314,7 @@ func testDeadLetter(t *testing.T, s *suite) {
 		t.Errorf("dead letter time: %v", err)
 	}
 	// Terminated on the original stream: nothing pending, nothing unacked.
-	eventually(t, 10*time.Second, "original terminated", s.consumerSettled(t, "settlement"))
+	polltest.Until(t, "original terminated", s.consumerSettled(t, "settlement"), polltest.WithTimeout(10*time.Second))
 }
 
 func testPermanentAndPanic(t *testing.T, s *suite) {
@@ -332,14 +333,16 @@ func testPermanentAndPanic(t *testing.T, s *suite) {
 			panic("handler bug") //nolint:forbidigo // the suite checks that a handler panic is recovered
 		})
 	dlq := s.stream(t, streams.DLQTopic(s.topic))
-	eventually(t, 20*time.Second, "both dead-lettered", func() error {
+	// A dead-letter write that fails on a busy cluster hands the message
+	// back for BackoffMax (10 s) before the next try: wait for two tries.
+	polltest.Until(t, "both dead-lettered", func() error {
 		for _, k := range []string{"perm", "panic"} {
 			if _, err := dlq.GetLastMsgForSubject(t.Context(), streams.DLQTopic(s.topic)+"."+k); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
 			}
 		}
 		return nil
-	})
+	}, polltest.WithTimeout(30*time.Second))
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["perm"] != 1 {
@@ -367,7 +370,7 @@ func testCompetingConsumers(t *testing.T, s *suite) {
 		s.consume(t, js, cfg, h)
 	}
 	got.waitTotal(t, len(all), "all processed")
-	eventually(t, 10*time.Second, "consumer settled", s.consumerSettled(t, "workers"))
+	polltest.Until(t, "consumer settled", s.consumerSettled(t, "workers"), polltest.WithTimeout(10*time.Second))
 	got.exactlyOnce(t, all)
 }
 
@@ -416,19 +419,19 @@ func testDrain(t *testing.T, s *suite) {
 		return nil
 	})
 	got.waitTotal(t, len(all), "the rest processed")
-	eventually(t, 10*time.Second, "consumer settled", s.consumerSettled(t, "drainer"))
+	polltest.Until(t, "consumer settled", s.consumerSettled(t, "drainer"), polltest.WithTimeout(10*time.Second))
 	got.exactlyOnce(t, all)
 }
 
 func testStartPositions(t *testing.T, s *suite) {
 	s.publish(t, "k", "old-1")
 	second := s.publish(t, "k", "old-2")
-	eventually(t, 5*time.Second, "clock moves past the old messages", func() error {
+	polltest.Until(t, "clock moves past the old messages", func() error {
 		if time.Since(s.stream(t, s.topic).CachedInfo().State.LastTime) < 2*time.Millisecond {
 			return errors.New("same instant")
 		}
 		return nil
-	})
+	}, polltest.WithTimeout(5*time.Second))
 	mark := time.Now()
 	first := func(name string, start streams.Start) chan string {
 		ch := make(chan string, 16)

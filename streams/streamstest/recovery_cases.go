@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -31,13 +32,13 @@ func testRedrive(t *testing.T, s *suite) {
 			return nil
 		})
 	dlq := streams.NewDLQ(s.env.JetStream, s.catalog)
-	eventually(t, 20*time.Second, "dead-lettered", func() error {
+	polltest.Until(t, "dead-lettered", func() error {
 		letters, err := dlq.List(t.Context(), s.topic, streams.DLQFilter{})
 		if err == nil && len(letters) != 1 {
 			err = fmt.Errorf("%d dead letters", len(letters))
 		}
 		return err
-	})
+	}, polltest.WithTimeout(20*time.Second))
 	fixed.Store(true) // the handler is fixed and redeployed
 	n, err := dlq.Redrive(t.Context(), s.topic, streams.DLQFilter{})
 	if err != nil || n != 1 {
@@ -101,7 +102,7 @@ func testIdempotentHandler(t *testing.T, s *suite) {
 		_, js := s.env.Connect(t)
 		s.consume(t, js, cfg, h)
 	}
-	eventually(t, 30*time.Second, "every copy acknowledged", s.consumerSettled(t, "conf-idem"))
+	polltest.Until(t, "every copy acknowledged", s.consumerSettled(t, "conf-idem"), polltest.WithTimeout(30*time.Second))
 	mu.Lock()
 	defer mu.Unlock()
 	for i := range events {

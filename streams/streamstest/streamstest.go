@@ -142,26 +142,6 @@ func (s *suite) stream(t *testing.T, topic string) jetstream.Stream {
 	return st
 }
 
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v", what, t.Context().Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
 // consumerSettled reports nil once the durable has nothing pending or unacked.
 func (s *suite) consumerSettled(t *testing.T, name string) func() error {
 	return func() error {
