@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // NoListener as [Options.Port] starts the server without any TCP listener:
@@ -97,6 +98,20 @@ type Options struct {
 	// ReadyTimeout bounds how long [Start] waits for the node to be ready.
 	// Zero means [DefaultReadyTimeout].
 	ReadyTimeout time.Duration
+
+	// Users, when set, make the server require a user and password on
+	// every client connection, TCP and in process alike: only these users
+	// connect, each within its permissions. Empty: no authentication.
+	Users []User
+}
+
+// User is a NATS user of the embedded server.
+type User struct {
+	// Name and Password are its credentials (nats.UserInfo).
+	Name, Password string
+	// Publish and Subscribe are the subjects it may publish and subscribe
+	// to (NATS wildcards); nil allows everything, empty nothing.
+	Publish, Subscribe []string
 }
 
 // ClusterOptions makes a node part of a cluster: it listens for routes from
@@ -189,6 +204,16 @@ func (o Options) serverOptions() (*server.Options, error) {
 	if o.Port == NoListener {
 		so.Port = 0
 	}
+	for _, u := range o.Users {
+		// The server keeps a hash, not the password. Cost: the minimum, as
+		// the passwords here are random (128 bits), not chosen by people.
+		hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.MinCost)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %w", u.Name, err)
+		}
+		so.Users = append(so.Users, &server.User{Username: u.Name, Password: string(hash),
+			Permissions: &server.Permissions{Publish: allow(u.Publish), Subscribe: allow(u.Subscribe)}})
+	}
 	if o.Cluster == nil {
 		return so, nil
 	}
@@ -208,6 +233,18 @@ func (o Options) serverOptions() (*server.Options, error) {
 		so.Routes = append(so.Routes, u)
 	}
 	return so, nil
+}
+
+// allow is a subject permission allowing subjects (nil: everything).
+func allow(subjects []string) *server.SubjectPermission {
+	switch {
+	case subjects == nil:
+		return nil
+	case len(subjects) == 0:
+		return &server.SubjectPermission{Deny: []string{">"}}
+	default:
+		return &server.SubjectPermission{Allow: append([]string{}, subjects...)}
+	}
 }
 
 // serverPort maps "0 = pick a free port" to nats-server's RANDOM_PORT (its

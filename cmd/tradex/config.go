@@ -27,6 +27,10 @@ type serveConfig struct {
 	// NATSURL, when set, is an external NATS cluster to use instead of the
 	// embedded server (comma-separated URLs).
 	NATSURL string
+	// NATSCredentials is the file of the platform's NATS users and
+	// passwords; empty: DataDir/nats-credentials.json for the embedded
+	// server (created on first start), none for an external cluster.
+	NATSCredentials string
 	// Sync is the embedded server's fsync policy: "always" or "periodic".
 	Sync string
 	// LogLevel is debug, info, warn or error.
@@ -90,6 +94,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "internal Connect listen address: gRPC over h2c, gRPC-Web, Connect, health, reflection")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, `embedded NATS client listen address, or "none" for in-process connections only`)
 	fs.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "external NATS URLs (comma-separated); when set, no embedded server is started")
+	fs.StringVar(&cfg.NATSCredentials, "nats-credentials", cfg.NATSCredentials, "file of the platform's NATS users and passwords; empty: <data-dir>/"+natsCredentialsFile+" for the embedded server (created on first start, 0600), no authentication for --nats")
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, `embedded JetStream fsync: "always" (every write, no acknowledged loss on power failure) or "periodic" (faster, may lose the last writes on power failure)`)
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")

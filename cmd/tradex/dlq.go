@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -45,6 +47,9 @@ type dlqConfig struct {
 	Command string
 	// NATSURL is where to connect (comma-separated URLs).
 	NATSURL string
+	// NATSCredentials is the platform's credentials file; the tool logs in
+	// as its admin user. Empty: no authentication.
+	NATSCredentials string
 	// Topic is the catalog topic whose dead letters to work on.
 	Topic string
 	// Filter selects dead letters (list, redrive, purge); its Sequence is
@@ -81,7 +86,11 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	nc, err := platform.Dial(cfg.NATSURL, "tradex-dlq")
+	creds, err := dlqCredentials(cfg.NATSCredentials)
+	if err != nil {
+		return err
+	}
+	nc, err := platform.Dial(cfg.NATSURL, creds, platform.UserAdmin)
 	if err != nil {
 		return fmt.Errorf("--nats: connect to %s: %w", cfg.NATSURL, err)
 	}
@@ -106,16 +115,41 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 }
 
+// defaultDLQCredentials is where tradex serve keeps the credentials with
+// its default --data-dir.
+var defaultDLQCredentials = filepath.Join("data", natsCredentialsFile)
+
+// dlqCredentials reads the credentials file; without one (none given, or
+// the default one absent: an external cluster without authentication) the
+// tool connects without credentials.
+func dlqCredentials(path string) (platform.Credentials, error) {
+	if path == "" {
+		return nil, nil
+	}
+	creds, err := platform.LoadCredentials(path)
+	if errors.Is(err, fs.ErrNotExist) && path == defaultDLQCredentials {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--nats-credentials: %w", err)
+	}
+	return creds, nil
+}
+
 // parseDLQFlags reads the flags of command, and TRADEX_NATS, and validates
 // them. now anchors relative --since and --until.
 func parseDLQFlags(command string, args []string, getenv func(string) string, stderr io.Writer, now time.Time) (dlqConfig, error) {
-	cfg := dlqConfig{Command: command, NATSURL: defaultDLQNATS}
+	cfg := dlqConfig{Command: command, NATSURL: defaultDLQNATS, NATSCredentials: defaultDLQCredentials}
 	if v := getenv(envPrefix + "NATS"); v != "" {
 		cfg.NATSURL = v
+	}
+	if v := getenv(envPrefix + "NATS_CREDENTIALS"); v != "" {
+		cfg.NATSCredentials = v
 	}
 	fs := flag.NewFlagSet("tradex dlq "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URLs (comma-separated): a running tradex serve's listener or the cluster it uses; env "+envPrefix+"NATS")
+	fs.StringVar(&cfg.NATSCredentials, "nats-credentials", cfg.NATSCredentials, "the platform's NATS credentials file (tradex serve writes <data-dir>/"+natsCredentialsFile+"); empty: no authentication; env "+envPrefix+"NATS_CREDENTIALS")
 	filters := command == "list" || command == "redrive" || command == "purge"
 	if command != "stats" {
 		fs.StringVar(&cfg.Topic, "topic", "", "topic whose dead letters to use, e.g. "+streams.TopicEngineEvent+" (required)")

@@ -46,6 +46,7 @@ const usage = `TradeX Mesh: a trading platform's event mesh on NATS JetStream.
 Usage:
   tradex [serve] [flags]   run the platform (embedded NATS unless --nats is given)
   tradex dlq <command>     inspect, redrive or purge dead letters (tradex dlq help)
+  tradex nats config|creds print the NATS users' server configuration or one user's credentials
   tradex version           print version information
   tradex help              print this help
 
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, logger, cfg, nil)
 	case "dlq":
 		return runDLQ(ctx, args, getenv, stdout, stderr)
+	case "nats":
+		return runNATS(args, getenv, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

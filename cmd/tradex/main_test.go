@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tradex-mesh/tradex/internal/platform"
 )
 
 // buildBinary compiles cmd/tradex into a temp folder.
@@ -127,23 +129,37 @@ func TestBinaryServesAndStopsOnSIGINT(t *testing.T) {
 		t.Fatalf("/healthz = %d %v, want 200 ok", status, body)
 	}
 
+	// The client port admits only the platform's users, whose passwords
+	// are in the data folder, readable by its owner only.
+	natsURL := p.started["nats"].(string)
+	if nc, err := nats.Connect(natsURL); !errors.Is(err, nats.ErrAuthorization) {
+		if err == nil {
+			nc.Close()
+		}
+		t.Fatalf("connect without credentials: %v, want an authorization violation", err)
+	}
+	credsFile := filepath.Join(dataDir, natsCredentialsFile)
+	if fi, err := os.Stat(credsFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file %s: %v, %v; want mode 0600", credsFile, fi, err)
+	}
+
 	// Write through the embedded server's client port, then restart the
 	// binary on the same data folder: the message must still be there.
 	const subject = "restart.check"
-	publish(t, p.started["nats"].(string), subject, "kept across restarts")
+	publish(t, natsURL, credsFile, subject, "kept across restarts")
 	p.interrupt(t)
 
 	p = startBinary(t, bin, "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0")
-	if got := lastMessage(t, p.started["nats"].(string), subject); got != "kept across restarts" {
+	if got := lastMessage(t, p.started["nats"].(string), credsFile, subject); got != "kept across restarts" {
 		t.Errorf("after restart the stream holds %q, want the message written before", got)
 	}
 	p.interrupt(t)
 }
 
 // publish creates a file stream for subject and stores one acknowledged message.
-func publish(t *testing.T, url, subject, data string) {
+func publish(t *testing.T, url, credsFile, subject, data string) {
 	t.Helper()
-	js := jetStreamAt(t, url)
+	js := jetStreamAt(t, url, credsFile)
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "RESTART", Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
@@ -153,9 +169,9 @@ func publish(t *testing.T, url, subject, data string) {
 }
 
 // lastMessage reads the last message on subject from the RESTART stream.
-func lastMessage(t *testing.T, url, subject string) string {
+func lastMessage(t *testing.T, url, credsFile, subject string) string {
 	t.Helper()
-	stream, err := jetStreamAt(t, url).Stream(t.Context(), "RESTART")
+	stream, err := jetStreamAt(t, url, credsFile).Stream(t.Context(), "RESTART")
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatal("the RESTART stream is gone after restart")
 	}
@@ -169,10 +185,15 @@ func lastMessage(t *testing.T, url, subject string) string {
 	return string(msg.Data)
 }
 
-// jetStreamAt connects to url over TCP for the rest of the test.
-func jetStreamAt(t *testing.T, url string) jetstream.JetStream {
+// jetStreamAt connects to url over TCP as the platform's admin (from
+// credsFile) for the rest of the test.
+func jetStreamAt(t *testing.T, url, credsFile string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	creds, err := platform.LoadCredentials(credsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := platform.Dial(url, creds, platform.UserAdmin)
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}

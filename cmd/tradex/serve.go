@@ -41,7 +41,11 @@ type endpoints struct {
 // and every service is ready.
 func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady func(endpoints)) error {
 	started := time.Now()
-	broker, err := platform.StartBroker(ctx, logger, brokerConfig(ctx, logger, cfg))
+	bcfg, err := brokerConfig(ctx, logger, cfg)
+	if err != nil {
+		return err
+	}
+	broker, err := platform.StartBroker(ctx, logger, bcfg)
 	if err != nil {
 		return err
 	}
@@ -89,8 +93,12 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	return nil
 }
 
-// brokerConfig is where serve's NATS is: --nats, or the embedded server.
-func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) platform.BrokerConfig {
+// natsCredentialsFile holds the platform's NATS users in the data folder.
+const natsCredentialsFile = "nats-credentials.json"
+
+// brokerConfig is where serve's NATS is, --nats or the embedded server,
+// and the credentials its connections log in with.
+func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) (platform.BrokerConfig, error) {
 	b := platform.BrokerConfig{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"),
 		ServerLog: natsServerLogger(ctx, logger)}
 	if cfg.Sync == "periodic" {
@@ -99,7 +107,17 @@ func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) pla
 	if cfg.NATSListen != "none" {
 		b.Listen = cfg.NATSListen
 	}
-	return b
+	var err error
+	switch {
+	case cfg.NATSCredentials != "":
+		b.Credentials, err = platform.LoadCredentials(cfg.NATSCredentials)
+	case cfg.NATSURL == "":
+		b.Credentials, err = platform.EnsureCredentials(filepath.Join(cfg.DataDir, natsCredentialsFile))
+	}
+	if err != nil {
+		return b, fmt.Errorf("--nats-credentials: %w", err)
+	}
+	return b, nil
 }
 
 // newPlatform builds the services of --services.

@@ -16,6 +16,7 @@ type config struct {
 	tcp      bool
 	sync     embedded.SyncPolicy
 	logger   *slog.Logger
+	users    []embedded.User
 }
 
 func newConfig(t testing.TB, opts []Option) config {
@@ -49,3 +50,8 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 func WithTestLog(t testing.TB, level slog.Level) Option {
 	return WithLogger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level})))
 }
+
+// WithUsers makes the single node of [New] require authentication (see
+// [embedded.Options.Users]); the test's own connection logs in as an extra
+// user, "embeddedtest", allowed everything.
+func WithUsers(users ...embedded.User) Option { return func(c *config) { c.users = users } }

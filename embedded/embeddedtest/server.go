@@ -2,6 +2,7 @@ package embeddedtest
 
 import (
 	"context"
+	"crypto/rand"
 	"testing"
 	"time"
 
@@ -40,6 +41,12 @@ func New(t testing.TB, opts ...Option) *Server {
 	if cfg.tcp {
 		o.Port = 0
 	}
+	var auth []nats.Option
+	if len(cfg.users) > 0 {
+		password := rand.Text()
+		o.Users = append(append([]embedded.User{}, cfg.users...), embedded.User{Name: "embeddedtest", Password: password})
+		auth = append(auth, nats.UserInfo("embeddedtest", password))
+	}
 	srv, err := embedded.Start(t.Context(), o)
 	if err != nil {
 		t.Fatalf("embeddedtest: %v", err)
@@ -48,9 +55,9 @@ func New(t testing.TB, opts ...Option) *Server {
 
 	var nc *nats.Conn
 	if cfg.tcp {
-		nc, err = nats.Connect(srv.ClientURL())
+		nc, err = nats.Connect(srv.ClientURL(), auth...)
 	} else {
-		nc, err = srv.Connect()
+		nc, err = srv.Connect(auth...)
 	}
 	if err != nil {
 		t.Fatalf("embeddedtest: connect: %v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tradex-mesh/tradex/embedded"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // BrokerConfig says where the platform's NATS is.
@@ -27,6 +28,12 @@ type BrokerConfig struct {
 	Sync embedded.SyncPolicy
 	// ServerLog receives the embedded server's own logs; nil discards them.
 	ServerLog *slog.Logger
+	// Credentials are the platform's NATS users: the embedded server
+	// admits only them, each within its permissions from the catalog, and
+	// every connection logs in as its user. For an external cluster they
+	// are what its configuration must hold (tradex nats config). Nil: no
+	// authentication (an external cluster that does not ask for it).
+	Credentials Credentials
 }
 
 // Broker is the NATS the platform runs on: the embedded server, or an
@@ -35,14 +42,15 @@ type Broker struct {
 	log    *slog.Logger
 	server *embedded.Server
 	url    string
+	creds  Credentials
 }
 
 // StartBroker starts the embedded server, unless cfg.URL names an external
 // one (then it only checks that it can connect).
 func StartBroker(ctx context.Context, log *slog.Logger, cfg BrokerConfig) (*Broker, error) {
-	b := &Broker{log: log, url: cfg.URL}
+	b := &Broker{log: log, url: cfg.URL, creds: cfg.Credentials}
 	if cfg.URL != "" {
-		nc, err := b.Dial(connName("probe"))
+		nc, err := b.Dial(UserPlatform)
 		if err != nil {
 			return nil, fmt.Errorf("--nats: connect to %s: %w", cfg.URL, err)
 		}
@@ -50,6 +58,13 @@ func StartBroker(ctx context.Context, log *slog.Logger, cfg BrokerConfig) (*Brok
 		return b, nil
 	}
 	opts := embedded.Options{StoreDir: cfg.StoreDir, Port: embedded.NoListener, Sync: cfg.Sync, Logger: cfg.ServerLog}
+	if cfg.Credentials != nil {
+		users, err := cfg.Credentials.EmbeddedUsers(streams.DefaultCatalog())
+		if err != nil {
+			return nil, err
+		}
+		opts.Users = users
+	}
 	if cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
@@ -72,9 +87,14 @@ func StartBroker(ctx context.Context, log *slog.Logger, cfg BrokerConfig) (*Brok
 	return b, nil
 }
 
-// Dial opens a connection named name that reconnects for ever.
+// Dial opens a connection named name, logged in as the user of that name
+// (with the broker's credentials), that reconnects for ever.
 func (b *Broker) Dial(name string) (*nats.Conn, error) {
-	opts := []nats.Option{
+	auth, err := b.creds.ConnectOptions(name)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(auth,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -85,17 +105,22 @@ func (b *Broker) Dial(name string) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.log.Info("nats reconnected", "conn", name, "url", nc.ConnectedUrlRedacted())
 		}),
-	}
+	)
 	if b.server != nil {
 		return b.server.Connect(opts...)
 	}
 	return nats.Connect(b.url, opts...)
 }
 
-// Dial connects to the NATS at url (comma-separated URLs) once, as a
-// short-lived tool does (tradex dlq).
-func Dial(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name(name))
+// Dial connects to the NATS at url (comma-separated URLs) once as user
+// (with creds; nil creds: without authentication), as a short-lived tool
+// does (tradex dlq).
+func Dial(url string, creds Credentials, user string) (*nats.Conn, error) {
+	auth, err := creds.ConnectOptions(user)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append(auth, nats.Name(user))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", url, err)
 	}
@@ -128,4 +153,17 @@ func (b *Broker) Close(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("embedded nats shutdown: %w", err)
 	}
 	return nil
+}
+
+// ConnectOptions log a connection in as user: its password and its own inbox
+// prefix (the only subjects it may subscribe to). Nil credentials: none.
+func (c Credentials) ConnectOptions(user string) ([]nats.Option, error) {
+	if c == nil {
+		return nil, nil
+	}
+	password, ok := c[user]
+	if !ok {
+		return nil, fmt.Errorf("nats credentials: no password for %s", user)
+	}
+	return []nats.Option{nats.UserInfo(user, password), nats.CustomInboxPrefix(streams.InboxPrefix(user))}, nil
 }

@@ -93,6 +93,7 @@ type Platform struct {
 	server *embeddedtest.Server
 	js     jetstream.JetStream
 	core   *platform.Platform
+	creds  platform.Credentials
 
 	// URL is the base URL of the Connect server of every service.
 	URL string
@@ -119,18 +120,28 @@ func New(t testing.TB, opts ...Option) *Platform {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := embeddedtest.New(t, embeddedtest.WithSync(cfg.sync))
+	creds := platform.NewCredentials()
+	users, err := creds.EmbeddedUsers(streams.DefaultCatalog())
+	if err != nil {
+		t.Fatalf("platformtest: %v", err)
+	}
+	s := embeddedtest.New(t, embeddedtest.WithSync(cfg.sync), embeddedtest.WithUsers(users...))
 	pcfg := platform.Default()
 	pcfg.Wallet, pcfg.Order, pcfg.Matching, pcfg.MarketData = cfg.wallet, cfg.order, cfg.matching, cfg.marketData
 	core, err := platform.New(pcfg, platform.Deps{
 		Logger: cfg.logger,
-		Dial:   func(name string) (*nats.Conn, error) { return s.Connect(nats.Name(name)) }, // Stop closes them
-
+		Dial: func(name string) (*nats.Conn, error) { // Stop closes them
+			auth, err := creds.ConnectOptions(name)
+			if err != nil {
+				return nil, err
+			}
+			return s.Connect(append(auth, nats.Name(name))...)
+		},
 	})
 	if err != nil {
 		t.Fatalf("platformtest: %v", err)
 	}
-	p := &Platform{t: t, server: s, js: s.JetStream(), core: core}
+	p := &Platform{t: t, server: s, js: s.JetStream(), core: core, creds: creds}
 	t.Cleanup(func() {
 		if err := core.Stop(context.WithoutCancel(t.Context())); err != nil {
 			t.Errorf("platformtest: stop: %v", err)
@@ -153,6 +164,22 @@ func New(t testing.TB, opts ...Option) *Platform {
 	p.Orders = orderv1connect.NewOrderServiceClient(srv.Client(), srv.URL)
 	p.MarketData = marketdatav1connect.NewMarketDataServiceClient(srv.Client(), srv.URL)
 	return p
+}
+
+// Connect opens a connection to the embedded server as one of the
+// platform's NATS users (platform.UserNames), closed when the test ends.
+func (p *Platform) Connect(user string) *nats.Conn {
+	p.t.Helper()
+	auth, err := p.creds.ConnectOptions(user)
+	if err != nil {
+		p.t.Fatalf("platformtest: %v", err)
+	}
+	nc, err := p.server.Connect(append(auth, nats.Name(user+"-test"))...)
+	if err != nil {
+		p.t.Fatalf("platformtest: connect as %s: %v", user, err)
+	}
+	p.t.Cleanup(nc.Close)
+	return nc
 }
 
 // Core is the platform the test runs (readiness, wiring, metrics).
