@@ -37,7 +37,7 @@ func probes(t *testing.T, p *platformtest.Platform) (string, *grpchealth.Client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rpc := rpcserver.New(nil, p.Core(), p.ConnectServices()...)
+	rpc := rpcserver.New(nil, p.Core(), rpcserver.Options{}, p.ConnectServices()...)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {

@@ -56,6 +56,11 @@ type serveConfig struct {
 	// AdminToken is the dev verifier's admin token; empty reads (or
 	// creates) DataDir/admin-token.
 	AdminToken string
+	// InternalToken is the service credential every call on the internal
+	// port carries; empty reads (or creates) DataDir/internal-token.
+	InternalToken string
+	// InternalInsecure lets the internal port take calls without it.
+	InternalInsecure bool
 	// RateLimit is each REST client's sustained requests per second (0: no
 	// limit); RateBurst how many it may send at once.
 	RateLimit float64
@@ -67,7 +72,7 @@ func defaultServeConfig() serveConfig {
 	return serveConfig{
 		DataDir:         "data",
 		HTTPAddr:        ":8080",
-		GRPCAddr:        ":8081",
+		GRPCAddr:        "127.0.0.1:8081",
 		NATSListen:      "127.0.0.1:4222",
 		Sync:            "always",
 		LogLevel:        "info",
@@ -104,6 +109,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", cfg.AllowedOrigins, `browser origins allowed across origins (CORS) and on /ws, comma-separated, "*" for any; empty: same origin only`)
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "reverse proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client for rate limits and logs")
 	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token of the dev verifier; empty: read or create <data-dir>/admin-token")
+	fs.StringVar(&cfg.InternalToken, "internal-token", cfg.InternalToken, "service credential of the internal port (Authorization: Bearer), the same for every process of the platform; empty: read or create <data-dir>/internal-token")
+	fs.BoolVar(&cfg.InternalInsecure, "internal-insecure", cfg.InternalInsecure, "let the internal port take calls without the service credential (a trusted network only)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "REST requests per second per client (0: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "REST requests a client may send at once")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
@@ -175,6 +182,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		return errors.New("--admin-token: must be at least 16 characters")
+	}
+	if c.InternalToken != "" && len(c.InternalToken) < 16 {
+		return errors.New("--internal-token: must be at least 16 characters")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout: must be positive")

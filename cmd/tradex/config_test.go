@@ -87,6 +87,7 @@ func TestParseServeFlags(t *testing.T) {
 			}
 		}},
 		{name: "unknown service", args: []string{"--services", "metadata,bogus"}, wantErr: `unknown service "bogus"`},
+		{name: "short internal token", args: []string{"--internal-token", "short"}, wantErr: "--internal-token: must be at least 16"},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "usage"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "usage"},
 	}

@@ -43,7 +43,7 @@ func TestServeAndTestPlatformBuildTheSameInterceptors(t *testing.T) {
 	t.Run("serve", func(t *testing.T) {
 		t.Parallel()
 		ep, _ := startServe(t, testServeConfig(t))
-		md := metadatav1connect.NewMetadataServiceClient(http.DefaultClient, "http://"+ep.GRPC)
+		md := metadatav1connect.NewMetadataServiceClient(internalClient(), "http://"+ep.GRPC)
 		callsCounted(t, md, func() string {
 			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+ep.HTTP+"/metrics", nil)
 			if err != nil {

@@ -54,14 +54,19 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 			logger.ErrorContext(ctx, "broker close", "err", err)
 		}
 	}()
-	p, err := newPlatform(cfg, broker, logger)
+	internalToken, err := tokenFile(cfg.InternalToken, cfg.DataDir, internalTokenFile, "--internal-token")
+	if err != nil {
+		return err
+	}
+	internal := &http.Client{Transport: rpcserver.TokenTransport{Token: internalToken}}
+	p, err := newPlatform(cfg, broker, internal, logger)
 	if err != nil {
 		return err
 	}
 	if err := p.Start(ctx); err != nil {
 		return errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
 	}
-	s, err := newServers(ctx, cfg, p, logger)
+	s, err := newServers(ctx, cfg, p, internalToken, logger)
 	if err != nil {
 		return errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
 	}
@@ -120,15 +125,16 @@ func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) (pl
 	return b, nil
 }
 
-// newPlatform builds the services of --services.
-func newPlatform(cfg serveConfig, broker *platform.Broker, logger *slog.Logger) (*platform.Platform, error) {
+// newPlatform builds the services of --services; internal reaches the
+// services of other processes (their internal ports).
+func newPlatform(cfg serveConfig, broker *platform.Broker, internal *http.Client, logger *slog.Logger) (*platform.Platform, error) {
 	pcfg := platform.Default()
 	services, err := platform.ParseServices(cfg.Services)
 	if err != nil {
 		return nil, fmt.Errorf("--services: %w", err)
 	}
 	pcfg.Services, pcfg.RemoteURL, pcfg.Replicas = services, cfg.ServicesURL, cfg.Replicas
-	return platform.New(pcfg, platform.Deps{Dial: broker.Dial, Logger: logger})
+	return platform.New(pcfg, platform.Deps{Dial: broker.Dial, Logger: logger, HTTPClient: internal})
 }
 
 // logStarted logs what serve started, once every service is ready.
@@ -154,8 +160,8 @@ type servers struct {
 
 // newServers binds both ports and builds the gateway (REST, /ws,
 // Connect-Web, probes) and the internal Connect server over p.
-func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, logger *slog.Logger) (*servers, error) {
-	token, err := adminToken(cfg)
+func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, internalToken string, logger *slog.Logger) (*servers, error) {
+	token, err := tokenFile(cfg.AdminToken, cfg.DataDir, adminTokenFile, "--admin-token")
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +173,15 @@ func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, logg
 	if s.grpcLn, err = listen(ctx, "--grpc-addr", cfg.GRPCAddr); err != nil {
 		return nil, errors.Join(err, s.httpLn.Close())
 	}
-	if err := s.build(cfg, p, verifier, logger); err != nil { //nolint:contextcheck // the gateway's handlers use each request's context
+	if err := s.build(cfg, p, verifier, internalToken, logger); err != nil { //nolint:contextcheck // the gateway's handlers use each request's context
 		return nil, errors.Join(err, s.httpLn.Close(), s.grpcLn.Close())
 	}
 	return s, nil
 }
 
-func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Verifier, logger *slog.Logger) error {
-	feed, err := newFeed(cfg, p, loopbackURL(s.grpcLn.Addr()), verifier, logger)
+func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Verifier, internalToken string, logger *slog.Logger) error {
+	internal := &http.Client{Transport: rpcserver.TokenTransport{Token: internalToken}}
+	feed, err := newFeed(cfg, p, loopbackURL(s.grpcLn.Addr()), internal, verifier, logger)
 	if err != nil {
 		return err
 	}
@@ -199,7 +206,11 @@ func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Ver
 	if err != nil {
 		return err
 	}
-	s.rpc = rpcserver.New(logger.With("component", "rpcserver"), p, p.ConnectServices()...)
+	opts := rpcserver.Options{Token: internalToken}
+	if cfg.InternalInsecure {
+		opts.Token = ""
+	}
+	s.rpc = rpcserver.New(logger.With("component", "rpcserver"), p, opts, p.ConnectServices()...)
 	return nil
 }
 
@@ -211,7 +222,7 @@ func (s *servers) shutdown(ctx context.Context) error {
 // newFeed builds the WebSocket feed: its upstreams are Connect clients
 // (the feed reads server streams) of this process's internal port for the
 // services it runs, else of the ones at --services-url.
-func newFeed(cfg serveConfig, p *platform.Platform, internalURL string, v auth.Verifier, logger *slog.Logger) (*wsfeed.Feed, error) {
+func newFeed(cfg serveConfig, p *platform.Platform, internalURL string, internal *http.Client, v auth.Verifier, logger *slog.Logger) (*wsfeed.Feed, error) {
 	runs := map[string]bool{}
 	for _, name := range p.Services() {
 		runs[name] = true
@@ -225,9 +236,9 @@ func newFeed(cfg serveConfig, p *platform.Platform, internalURL string, v auth.V
 	feedCfg := wsfeed.Default()
 	feedCfg.Origins = splitList(cfg.AllowedOrigins)
 	feed, err := wsfeed.New(feedCfg, wsfeed.Deps{
-		MarketData: marketdatav1connect.NewMarketDataServiceClient(http.DefaultClient, urlOf(platform.MarketData)),
-		Orders:     orderv1connect.NewOrderServiceClient(http.DefaultClient, urlOf(platform.Order)),
-		Wallet:     walletv1connect.NewWalletServiceClient(http.DefaultClient, urlOf(platform.Wallet)),
+		MarketData: marketdatav1connect.NewMarketDataServiceClient(internal, urlOf(platform.MarketData)),
+		Orders:     orderv1connect.NewOrderServiceClient(internal, urlOf(platform.Order)),
+		Wallet:     walletv1connect.NewWalletServiceClient(internal, urlOf(platform.Wallet)),
 		Verifier:   v,
 		Logger:     logger.With("component", "wsfeed"),
 	})
@@ -253,31 +264,34 @@ func listen(ctx context.Context, flagName, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// adminTokenFile holds the dev verifier's admin token in the data folder.
-const adminTokenFile = "admin-token"
+// Files of the tokens serve keeps in the data folder.
+const (
+	adminTokenFile    = "admin-token"
+	internalTokenFile = "internal-token"
+)
 
-// adminToken is --admin-token, else the token kept in the data folder
+// tokenFile is value (a flag's), else the token kept in dataDir/file
 // (created with a random one the first time, readable by its owner only).
-func adminToken(cfg serveConfig) (string, error) {
-	if cfg.AdminToken != "" {
-		return cfg.AdminToken, nil
+func tokenFile(value, dataDir, file, flagName string) (string, error) {
+	if value != "" {
+		return value, nil
 	}
-	path := filepath.Join(cfg.DataDir, adminTokenFile)
+	path := filepath.Join(dataDir, file)
 	if b, err := os.ReadFile(path); err == nil { //nolint:gosec // the operator's own --data-dir
 		if tok := strings.TrimSpace(string(b)); tok != "" {
 			return tok, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("--admin-token: read %s: %w", path, err)
+		return "", fmt.Errorf("%s: read %s: %w", flagName, path, err)
 	}
 	var b [24]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	tok := hex.EncodeToString(b[:])
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return "", fmt.Errorf("--admin-token: %w", err)
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return "", fmt.Errorf("%s: %w", flagName, err)
 	}
 	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("--admin-token: write %s: %w", path, err)
+		return "", fmt.Errorf("%s: write %s: %w", flagName, path, err)
 	}
 	return tok, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/internal/rpcserver"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -34,7 +35,18 @@ func testServeConfig(t *testing.T) serveConfig {
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.NATSListen = "none"
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.InternalToken = testInternalToken
 	return cfg
+}
+
+// testInternalToken is the internal port's service credential in these
+// tests.
+const testInternalToken = "test-internal-token-0123456789"
+
+// internalClient calls the internal port with the service credential
+// (HTTP/1.1).
+func internalClient() *http.Client {
+	return &http.Client{Transport: rpcserver.TokenTransport{Token: testInternalToken}}
 }
 
 // startServe runs serve in the background until the returned stop is
@@ -94,14 +106,15 @@ func getJSON(t *testing.T, url string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
-// h2cClient speaks HTTP/2 without TLS, as gRPC clients do on the internal port.
+// h2cClient speaks HTTP/2 without TLS, as gRPC clients do on the internal
+// port, with the service credential.
 func h2cClient() *http.Client {
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{Transport: rpcserver.TokenTransport{Token: testInternalToken, Base: &http.Transport{
 		Protocols:       protocols,
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12},
-	}}
+	}}}
 }
 
 func TestServeEmbedded(t *testing.T) {
@@ -146,7 +159,7 @@ func TestServeEmbedded(t *testing.T) {
 		}
 	}
 	// The wallet takes a deposit over Connect (HTTP/1.1) and reports it.
-	wc := walletv1connect.NewWalletServiceClient(http.DefaultClient, "http://"+ep.GRPC)
+	wc := walletv1connect.NewWalletServiceClient(internalClient(), "http://"+ep.GRPC)
 	if _, err := wc.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "t1", AccountId: "alice", Asset: "USDT", Amount: "100.5"}); err != nil {
 		t.Fatalf("Deposit: %v", err)
 	}

@@ -29,8 +29,8 @@ func TestServeTradesEndToEnd(t *testing.T) {
 	t.Parallel()
 	ep, _ := startServe(t, testServeConfig(t))
 	base := "http://" + ep.GRPC
-	wallets := walletv1connect.NewWalletServiceClient(http.DefaultClient, base)
-	orders := orderv1connect.NewOrderServiceClient(http.DefaultClient, base)
+	wallets := walletv1connect.NewWalletServiceClient(internalClient(), base)
+	orders := orderv1connect.NewOrderServiceClient(internalClient(), base)
 
 	for _, d := range []*walletv1.DepositRequest{
 		{TransferId: "d1", AccountId: "alice", Asset: "USDT", Amount: "1000"},
@@ -72,7 +72,7 @@ func TestServeTradesEndToEnd(t *testing.T) {
 	}
 
 	// The market data service saw it too.
-	md := marketdatav1connect.NewMarketDataServiceClient(http.DefaultClient, base)
+	md := marketdatav1connect.NewMarketDataServiceClient(internalClient(), base)
 	for {
 		res, err := md.ListTrades(t.Context(), &marketdatav1.ListTradesRequest{InstrumentId: "BTCUSDT"})
 		if err == nil && len(res.GetTrades()) == 1 && res.GetTrades()[0].GetPrice() == "50000.00" && res.GetTrades()[0].GetQuantity() == "0.01000" {

@@ -87,6 +87,10 @@ func StartBroker(ctx context.Context, log *slog.Logger, cfg BrokerConfig) (*Brok
 	return b, nil
 }
 
+// connectTimeout bounds a connection attempt (nats.go's default is 2 s;
+// a loaded machine needs more).
+const connectTimeout = 10 * time.Second
+
 // Dial opens a connection named name, logged in as the user of that name
 // (with the broker's credentials), that reconnects for ever.
 func (b *Broker) Dial(name string) (*nats.Conn, error) {
@@ -96,6 +100,7 @@ func (b *Broker) Dial(name string) (*nats.Conn, error) {
 	}
 	opts := append(auth,
 		nats.Name(name),
+		nats.Timeout(connectTimeout),
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: we closed it ourselves
@@ -104,6 +109,9 @@ func (b *Broker) Dial(name string) (*nats.Conn, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.log.Info("nats reconnected", "conn", name, "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			b.log.Warn("nats error", "conn", name, "err", err) // a permissions violation is a bug or an attack
 		}),
 	)
 	if b.server != nil {
@@ -120,7 +128,7 @@ func Dial(url string, creds Credentials, user string) (*nats.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(url, append(auth, nats.Name(user))...)
+	nc, err := nats.Connect(url, append(auth, nats.Name(user), nats.Timeout(connectTimeout))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", url, err)
 	}

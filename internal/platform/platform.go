@@ -107,10 +107,12 @@ func New(cfg Config, deps Deps) (*Platform, error) {
 // every process: every call is counted in the metrics; the gateway puts a
 // caller's principal in the context and auth.Interceptor keeps a user to
 // their own account (calls without one, on the internal port, pass
-// unchanged); a panic answers Internal and is logged with its stack.
+// unchanged); a message over 4 MiB is refused; a panic answers Internal
+// and is logged with its stack.
 func handlerOptions(log *slog.Logger, m *telemetry.Metrics) connect.HandlerOption {
 	return connect.WithHandlerOptions(
 		connect.WithInterceptors(m.Interceptor(), auth.Interceptor()),
+		connect.WithReadMaxBytes(rpcserver.DefaultMaxBodyBytes),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, r any) error {
 			log.ErrorContext(ctx, "handler panicked", "procedure", spec.Procedure, "panic", r, "stack", string(debug.Stack()))
 			return connect.NewError(connect.CodeInternal, errors.New("internal error"))

@@ -40,10 +40,10 @@ type Server struct {
 	stopping atomic.Bool
 }
 
-// New mounts services plus health and reflection. gRPC health answers
-// from checker (nil: every mounted service SERVING), and NOT_SERVING for
-// everything once Shutdown began.
-func New(logger *slog.Logger, checker grpchealth.Checker, services ...Service) *Server {
+// New mounts services plus health and reflection, behind the protections
+// of opts. gRPC health answers from checker (nil: every mounted service
+// SERVING), and NOT_SERVING for everything once Shutdown began.
+func New(logger *slog.Logger, checker grpchealth.Checker, opts Options, services ...Service) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -66,7 +66,8 @@ func New(logger *slog.Logger, checker grpchealth.Checker, services ...Service) *
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv.http = &http.Server{
-		Handler:           mux,
+		Handler:           opts.withDefaults().guard(mux),
+		IdleTimeout:       2 * time.Minute,
 		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

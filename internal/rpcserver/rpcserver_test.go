@@ -3,9 +3,11 @@ package rpcserver_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,10 +23,10 @@ import (
 
 // startServer serves a real generated service on loopback and returns the
 // base URL and the server.
-func startServer(t *testing.T, checker grpchealth.Checker) (string, *rpcserver.Server) {
+func startServer(t *testing.T, checker grpchealth.Checker, opts rpcserver.Options) (string, *rpcserver.Server) {
 	t.Helper()
 	path, handler := walletv1connect.NewWalletServiceHandler(walletv1connect.UnimplementedWalletServiceHandler{})
-	srv := rpcserver.New(nil, checker, rpcserver.Service{Name: walletv1connect.WalletServiceName, Path: path, Handler: handler})
+	srv := rpcserver.New(nil, checker, opts, rpcserver.Service{Name: walletv1connect.WalletServiceName, Path: path, Handler: handler})
 	var lc net.ListenConfig
 	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +56,7 @@ func h2c() *http.Client {
 
 func TestGRPCOverH2C(t *testing.T) {
 	t.Parallel()
-	url, _ := startServer(t, nil)
+	url, _ := startServer(t, nil, rpcserver.Options{})
 	client := walletv1connect.NewWalletServiceClient(h2c(), url, connect.WithGRPC())
 	_, err := client.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "a", Asset: "USDT"})
 	if connect.CodeOf(err) != connect.CodeUnimplemented {
@@ -64,7 +66,7 @@ func TestGRPCOverH2C(t *testing.T) {
 
 func TestConnectOverHTTP1(t *testing.T) {
 	t.Parallel()
-	url, _ := startServer(t, nil)
+	url, _ := startServer(t, nil, rpcserver.Options{})
 	client := walletv1connect.NewWalletServiceClient(http.DefaultClient, url)
 	_, err := client.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "a", Asset: "USDT"})
 	var cerr *connect.Error
@@ -75,7 +77,7 @@ func TestConnectOverHTTP1(t *testing.T) {
 
 func TestReflectionListsServices(t *testing.T) {
 	t.Parallel()
-	url, _ := startServer(t, nil)
+	url, _ := startServer(t, nil, rpcserver.Options{})
 	stream := grpcreflect.NewClient(h2c(), url, connect.WithGRPC()).NewStream(t.Context())
 	defer stream.Close()
 	names, err := stream.ListServices()
@@ -96,7 +98,7 @@ func TestReflectionListsServices(t *testing.T) {
 func TestHealth(t *testing.T) {
 	t.Parallel()
 	checker := grpchealth.NewStaticChecker(walletv1connect.WalletServiceName)
-	url, _ := startServer(t, checker)
+	url, _ := startServer(t, checker, rpcserver.Options{})
 	health := grpchealth.NewClient(h2c(), url, connect.WithGRPC())
 	check := func(service string) grpchealth.Status {
 		t.Helper()
@@ -115,5 +117,57 @@ func TestHealth(t *testing.T) {
 	checker.SetStatus(walletv1connect.WalletServiceName, grpchealth.StatusNotServing)
 	if got := check(walletv1connect.WalletServiceName); got != grpchealth.StatusNotServing {
 		t.Errorf("wallet health after the checker said NOT_SERVING = %v", got)
+	}
+}
+
+// The internal port refuses calls without the service credential (not
+// health and reflection), bodies over the limit, and bodies that stall.
+func TestGuard(t *testing.T) {
+	t.Parallel()
+	url, _ := startServer(t, nil, rpcserver.Options{Token: "service-secret-0123456789", MaxBodyBytes: 1024, BodyTimeout: 200 * time.Millisecond})
+	withToken := &http.Client{Transport: rpcserver.TokenTransport{Token: "service-secret-0123456789"}}
+	deposit := func(c *http.Client, memo string) error {
+		_, err := walletv1connect.NewWalletServiceClient(c, url).Deposit(t.Context(),
+			&walletv1.DepositRequest{TransferId: "t", AccountId: "a", Asset: "USDT", Amount: "1", Memo: memo})
+		return err
+	}
+	if err := deposit(http.DefaultClient, ""); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("Deposit without a credential: %v, want Unauthenticated", err)
+	}
+	wrong := &http.Client{Transport: rpcserver.TokenTransport{Token: "guess"}}
+	if err := deposit(wrong, ""); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("Deposit with a wrong credential: %v, want Unauthenticated", err)
+	}
+	if err := deposit(withToken, ""); connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Errorf("Deposit with the credential: %v, want the handler's Unimplemented", err)
+	}
+	res, err := grpchealth.NewClient(h2c(), url, connect.WithGRPC()).Check(t.Context(), &grpchealth.CheckRequest{})
+	if err != nil || res.Status != grpchealth.StatusServing {
+		t.Errorf("health without a credential: %v, %v", res, err)
+	}
+	if err := deposit(withToken, strings.Repeat("x", 2048)); connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Errorf("a 2 KiB body over a 1 KiB limit: %v, want ResourceExhausted", err)
+	}
+
+	// A body that stalls after its first bytes is cut off at BodyTimeout.
+	body, stall := io.Pipe()
+	defer stall.Close()
+	go func() { _, _ = stall.Write([]byte(`{"transferId":`)) }() // and nothing more
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+walletv1connect.WalletServiceDepositProcedure, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := withToken.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("a stalled body was served")
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("a stalled body held the request until the client gave up")
 	}
 }
