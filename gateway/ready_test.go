@@ -16,6 +16,7 @@ import (
 	"github.com/tradex-mesh/tradex/gateway"
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
@@ -111,9 +112,10 @@ func TestReadinessFollowsAServiceThroughARebuild(t *testing.T) {
 	polltest.Until(t, "market data SERVING", grpcHealth(t, health, marketdatav1connect.MarketDataServiceName, grpchealth.StatusServing))
 }
 
-// A gap in the engine events keeps market data rebuilding: /readyz says
-// so, with where the gap is and how far the rebuild got.
-func TestReadinessNamesAGap(t *testing.T) {
+// A poison event on engine.event.v1 (a gap in ETHUSDT's engine sequence)
+// goes to dlq.engine.event.v1 with the reason, and market data stays
+// ready, serving every instrument.
+func TestAPoisonEventLeavesMarketDataServing(t *testing.T) {
 	t.Parallel()
 	p := platformtest.New(t)
 	base, health := probes(t, p)
@@ -126,7 +128,19 @@ func TestReadinessNamesAGap(t *testing.T) {
 	if _, err := pub.Publish(t.Context(), streams.TopicEngineEvent, "ETHUSDT", ev); err != nil {
 		t.Fatal(err)
 	}
-	polltest.Until(t, "market data rebuilding on the gap", readyz(t, base, http.StatusServiceUnavailable,
-		map[string]string{"marketdata": "rebuilding: gap in " + streams.TopicEngineEvent, "order": "ok"}))
-	polltest.Until(t, "market data NOT_SERVING", grpcHealth(t, health, marketdatav1connect.MarketDataServiceName, grpchealth.StatusNotServing))
+	dlq := streams.NewDLQ(p.JetStream(), streams.DefaultCatalog())
+	polltest.Until(t, "the poison event dead-lettered", func() error {
+		letters, err := dlq.List(t.Context(), streams.TopicEngineEvent, streams.DLQFilter{Handler: "marketdata-feed"})
+		if err == nil && (len(letters) != 1 || !strings.Contains(letters[0].Reason, "gap in the engine sequence")) {
+			err = fmt.Errorf("dead letters %+v", letters)
+		}
+		return err
+	})
+	polltest.Until(t, "market data ready", readyz(t, base, http.StatusOK, map[string]string{"marketdata": "ok"}))
+	polltest.Until(t, "market data SERVING", grpcHealth(t, health, marketdatav1connect.MarketDataServiceName, grpchealth.StatusServing))
+	for _, sym := range []string{"BTCUSDT", "ETHUSDT"} {
+		if _, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: sym}); err != nil {
+			t.Errorf("GetBook %s after the poison event: %v", sym, err)
+		}
+	}
 }

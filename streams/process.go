@@ -181,30 +181,39 @@ func (p *processor[T]) deadLetter(ctx context.Context, raw jetstream.Msg, meta *
 }
 
 // writeDeadLetter writes a message of the topic's stream at seq, with its
-// failure, to dlq.<topic>. The dead letter's id is derived from the
-// original's position and the consumer, so writing it twice stores it once.
+// failure, to dlq.<topic>, and logs it.
 func (p *processor[T]) writeDeadLetter(ctx context.Context, subject string, data []byte, h nats.Header, seq uint64, deliveries int, cause error) error {
-	dl := &nats.Msg{Subject: DLQTopic(subject), Data: data, Header: nats.Header{}}
-	for k, vs := range h {
+	if err := writeDeadLetter(ctx, p.js, p.topic, Stored{Subject: subject, Data: data, Header: h, Sequence: seq}, p.cfg.Name, deliveries, cause); err != nil {
+		return err
+	}
+	p.cfg.Logger.WarnContext(ctx, "message dead-lettered", "consumer", p.cfg.Name, "subject", subject,
+		"seq", seq, "deliveries", deliveries, "reason", cause.Error())
+	return nil
+}
+
+// writeDeadLetter writes m, a message of topic's stream, with its failure
+// in handler to dlq.<topic>. The dead letter's id is derived from the
+// original's position and the handler, so writing it twice stores it once.
+func writeDeadLetter(ctx context.Context, js jetstream.JetStream, topic Topic, m Stored, handler string, deliveries int, cause error) error {
+	dl := &nats.Msg{Subject: DLQTopic(m.Subject), Data: m.Data, Header: nats.Header{}}
+	for k, vs := range m.Header {
 		if !strings.HasPrefix(k, "Nats-") { // the broker's own (id, expectations, batch) apply to the original
 			dl.Header[k] = vs
 		}
 	}
-	stream := p.topic.Stream()
-	dl.Header.Set(HeaderMsgID, fmt.Sprintf("dlq:%s:%d:%s", stream, seq, p.cfg.Name))
+	stream := topic.Stream()
+	dl.Header.Set(HeaderMsgID, fmt.Sprintf("dlq:%s:%d:%s", stream, m.Sequence, handler))
 	dl.Header.Set(HeaderDLQReason, cause.Error())
-	dl.Header.Set(HeaderDLQHandler, p.cfg.Name)
+	dl.Header.Set(HeaderDLQHandler, handler)
 	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries))
 	dl.Header.Set(HeaderDLQStream, stream)
-	dl.Header.Set(HeaderDLQSubject, subject)
-	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(seq, 10))
-	dl.Header.Set(HeaderDLQOriginalMsgID, h.Get(HeaderMsgID))
+	dl.Header.Set(HeaderDLQSubject, m.Subject)
+	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(m.Sequence, 10))
+	dl.Header.Set(HeaderDLQOriginalMsgID, m.Header.Get(HeaderMsgID))
 	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := p.js.PublishMsg(ctx, dl); err != nil {
-		return brokerError("dead-letter "+subject, err)
+	if _, err := js.PublishMsg(ctx, dl); err != nil {
+		return brokerError("dead-letter "+m.Subject, err)
 	}
-	p.cfg.Logger.WarnContext(ctx, "message dead-lettered", "consumer", p.cfg.Name, "subject", subject,
-		"seq", seq, "deliveries", deliveries, "reason", cause.Error())
 	return nil
 }
 

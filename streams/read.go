@@ -185,3 +185,15 @@ func (c *Client) ConsumerLag(ctx context.Context, topic, durable string) (uint64
 	}
 	return info.NumPending + uint64(max(info.NumAckPending, 0)), nil
 }
+
+// DeadLetter writes m, a message of topic read by a follow or a direct
+// read, to dlq.<topic> with why handler could not use it, as a consumer
+// does with a poison message: the reader skips it and goes on, and an
+// operator finds it with `tradex dlq`. Writing it twice stores it once.
+func (c *Client) DeadLetter(ctx context.Context, topic string, m Stored, handler string, cause error) error {
+	t, err := c.catalog.Topic(topic)
+	if err != nil {
+		return err
+	}
+	return writeDeadLetter(ctx, c.js, t, m, handler, 1, cause)
+}

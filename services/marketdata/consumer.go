@@ -50,20 +50,29 @@ func (s *Service) follow(ctx context.Context) error {
 	return nil
 }
 
+// deadLetterHandler names the feed in the dead letters it writes.
+const deadLetterHandler = "marketdata-feed"
+
 // take applies the engine event m; events after caughtUp are live (not
 // the rebuild) and published. The state is caught up at caughtUp, or
-// earlier when nothing follows m (the last events were deleted). A gap
-// fails the follow: the state is wrong from there on and is rebuilt.
+// earlier when nothing follows m (the last events were deleted).
+//
+// A poison event — one that does not follow its instrument's last one (a
+// gap in the engine sequence), or does not decode or apply — changes
+// nothing: it goes to dlq.engine.event.v1 with the reason, and the feed
+// goes on, every instrument with it. (If the dead-letter write fails, the
+// follow fails and the state is rebuilt, which meets the event again.)
 func (s *Service) take(ctx context.Context, m streams.Stored, caughtUp uint64, snap *snapshotter) error {
 	s.target.Store(max(s.target.Load(), m.Sequence+m.Pending)) // the follow loop is its only writer
 	u, err := s.apply(ctx, m.Data)
 	switch {
-	case errors.Is(err, market.ErrGap):
-		return gapError{seq: m.Sequence, err: err}
 	case err != nil && ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil:
-		s.log.ErrorContext(ctx, "engine event not applied", "seq", m.Sequence, "err", err)
+		if derr := s.mesh.DeadLetter(ctx, streams.TopicEngineEvent, m, deadLetterHandler, err); derr != nil {
+			return fmt.Errorf("engine event %d: %w (dead-letter it: %w)", m.Sequence, err, derr)
+		}
+		s.log.WarnContext(ctx, "engine event dead-lettered", "seq", m.Sequence, "key", m.Key, "err", err)
 	}
 	s.applied.Store(m.Sequence)
 	if m.Sequence > caughtUp {
@@ -75,19 +84,6 @@ func (s *Service) take(ctx context.Context, m streams.Stored, caughtUp uint64, s
 	snap.after(ctx, m.Sequence)
 	return nil
 }
-
-// gapError is an engine event that does not follow its instrument's last
-// one, at stream sequence seq.
-type gapError struct {
-	seq uint64
-	err error
-}
-
-func (e gapError) Error() string {
-	return fmt.Sprintf("gap in %s at %d: %v", streams.TopicEngineEvent, e.seq, e.err)
-}
-
-func (e gapError) Unwrap() error { return e.err }
 
 // snapshotter writes a snapshot every Config.SnapshotEvery events, beside
 // the feed (which only copies the state), one at a time.

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
@@ -55,26 +54,21 @@ func wantState(svc *marketdata.Service, state health.State, parts ...string) fun
 	}
 }
 
-// Health is Starting until the first rebuild is done, Ready while the
-// state is caught up, and Rebuilding, naming the gap and how far the
-// rebuild got, while a gap in an instrument's engine sequence keeps the
-// state from catching up; once the stray event is gone it is Ready again.
-func TestHealthFollowsARebuildAfterAGap(t *testing.T) {
+// Health is Starting until the first rebuild is done, then Ready. A
+// poison event (here a gap in an instrument's engine sequence) does not
+// stop the feed: it goes to dlq.engine.event.v1 with the reason, the
+// service stays Ready, and the instrument's next event applies.
+func TestAPoisonEventIsDeadLetteredAndTheFeedGoesOn(t *testing.T) {
 	t.Parallel()
 	srv := embeddedtest.New(t)
 	js := srv.JetStream()
-	// engine.event.v1 is a journal (deletes denied); here it is a stream
-	// that permits them, so that the test can take the stray event out.
-	catalog, err := streams.NewCatalog(streams.Topic{Name: streams.TopicEngineEvent, Payload: &enginev1.EngineEvent{}, Profile: streams.MarketData})
-	if err != nil {
-		t.Fatal(err)
-	}
+	catalog := streams.DefaultCatalog()
 	if err := streams.EnsureStreams(t.Context(), js, catalog); err != nil {
 		t.Fatal(err)
 	}
 	mesh := streams.NewClient(js, catalog)
 	cfg := marketdata.Default()
-	cfg.SnapshotEvery = 0 // the catalog has no snapshot store
+	cfg.SnapshotEvery = 0
 	svc, err := marketdata.New(cfg, marketdata.Deps{Streams: mesh, Instruments: fixedInstruments{}})
 	if err != nil {
 		t.Fatal(err)
@@ -83,14 +77,14 @@ func TestHealthFollowsARebuildAfterAGap(t *testing.T) {
 		t.Fatalf("before Run: %v", err)
 	}
 	pub := mesh.Publisher(streams.WithSource("test/engine"))
-	publish := func(seq uint64, price string) {
+	publish := func(sym string, seq uint64, price string) {
 		t.Helper()
-		if _, err := pub.Publish(t.Context(), streams.TopicEngineEvent, "ETHUSDT", engineEvent("ETHUSDT", seq, price)); err != nil {
+		if _, err := pub.Publish(t.Context(), streams.TopicEngineEvent, sym, engineEvent(sym, seq, price)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	publish(1, "3000.00")
-	publish(2, "2999.00")
+	publish("ETHUSDT", 1, "3000.00")
+	publish("ETHUSDT", 2, "2999.00")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -102,45 +96,42 @@ func TestHealthFollowsARebuildAfterAGap(t *testing.T) {
 		}
 	})
 	polltest.Until(t, "ready after the first rebuild", wantState(svc, health.Ready))
-	book := func() (*marketdatav1.GetBookResponse, error) {
-		return svc.InProcess().GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "ETHUSDT"})
-	}
-	if res, err := book(); err != nil || res.GetBook().GetSeq() != 2 {
-		t.Fatalf("GetBook when ready: %v, %v; want seq 2", res, err)
+	book := func(sym string) (*marketdatav1.GetBookResponse, error) {
+		return svc.InProcess().GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: sym})
 	}
 
-	publish(4, "2998.00") // stream sequence 3: engine sequence 3 is missing
-	polltest.Until(t, "rebuilding, stuck on the gap",
-		wantState(svc, health.Rebuilding, "gap in "+streams.TopicEngineEvent+" at 3", "ETHUSDT", "applied 2 of 3 events"))
-	if _, err := book(); connect.CodeOf(err) != connect.CodeUnavailable {
-		t.Fatalf("GetBook while rebuilding: %v, want Unavailable", err)
-	}
-
-	// An operator removes the stray event: the rebuild catches up.
-	st, err := js.Stream(t.Context(), streams.StreamName(streams.TopicEngineEvent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.DeleteMsg(t.Context(), 3); err != nil {
-		t.Fatal(err)
-	}
-	polltest.Until(t, "ready once the gap is gone", wantState(svc, health.Ready))
-	if res, err := book(); err != nil || res.GetBook().GetSeq() != 2 {
-		t.Fatalf("GetBook after the rebuild: %v, %v; want seq 2", res, err)
-	}
-	publish(3, "2998.00")
-	polltest.Until(t, "the next event applied", func() error {
-		res, err := book()
+	publish("ETHUSDT", 4, "2998.00") // stream sequence 3: engine sequence 3 is missing
+	dlq := mesh.DLQ()
+	polltest.Until(t, "the poison event dead-lettered", func() error {
+		letters, err := dlq.List(t.Context(), streams.TopicEngineEvent, streams.DLQFilter{})
+		switch {
+		case err != nil:
+			return err
+		case len(letters) != 1:
+			return fmt.Errorf("%d dead letters", len(letters))
+		case letters[0].OriginalSequence != 3 || letters[0].Handler != "marketdata-feed" || !strings.Contains(letters[0].Reason, "gap in the engine sequence"):
+			return fmt.Errorf("dead letter %+v", letters[0])
+		}
+		return nil
+	})
+	publish("BTCUSDT", 1, "50000.00")
+	publish("ETHUSDT", 3, "2997.00")
+	polltest.Until(t, "both instruments go on", func() error {
+		eth, err := book("ETHUSDT")
 		if err != nil {
 			return err
 		}
-		if res.GetBook().GetSeq() != 3 || len(res.GetBook().GetBids()) != 3 {
-			return fmt.Errorf("book %v, want seq 3 with three bids", res.GetBook())
+		btc, err := book("BTCUSDT")
+		if err != nil {
+			return err
+		}
+		if eth.GetBook().GetSeq() != 3 || len(eth.GetBook().GetBids()) != 3 || btc.GetBook().GetSeq() != 1 {
+			return fmt.Errorf("books %v and %v, want ETHUSDT at 3 with three bids, BTCUSDT at 1", eth.GetBook(), btc.GetBook())
 		}
 		return nil
 	})
 	if h := svc.Health(); !h.OK() {
-		t.Errorf("health after the next event: %+v", h)
+		t.Errorf("health after a poison event: %+v", h)
 	}
 }
 

@@ -48,6 +48,7 @@ type mesh interface {
 	LastSequence(ctx context.Context, topic string) (uint64, error)
 	Follow(ctx context.Context, f streams.Follow, fn func(context.Context, streams.Stored) error) error
 	Objects(ctx context.Context, name string) (*streams.Objects, error)
+	DeadLetter(ctx context.Context, topic string, m streams.Stored, handler string, cause error) error
 }
 
 // Service is the market data service. Its methods are safe for concurrent
@@ -142,23 +143,19 @@ func (s *Service) Run(ctx context.Context) error {
 // interrupted records why the feed stopped and stops serving until the
 // rebuild is done; it reports whether the service was serving.
 func (s *Service) interrupted(err error) bool {
-	var gap gapError
-	switch {
-	case errors.As(err, &gap):
-		s.setWhy(gap.Error())
-	case err == nil:
-		s.setWhy("feed ended")
-	default:
-		s.setWhy("feed interrupted: " + err.Error())
+	why := "feed ended"
+	if err != nil {
+		why = "feed interrupted: " + err.Error()
 	}
+	s.setWhy(why)
 	return s.serving.Swap(false)
 }
 
 func (s *Service) setWhy(why string) { s.why.Store(&why) }
 
 // Health reports whether the service serves: Starting until its first
-// rebuild is done, Rebuilding while it rebuilds again (after a gap in the
-// engine events or a lost feed), Ready otherwise. The detail says why and
+// rebuild is done, Rebuilding while it rebuilds again (after a lost feed),
+// Ready otherwise. The detail says why and
 // how far the rebuild got.
 func (s *Service) Health() health.Status {
 	if s.serving.Load() {

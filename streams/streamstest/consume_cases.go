@@ -272,6 +272,11 @@ func testResumeAfterDeath(t *testing.T, s *suite) {
 	}
 }
 
+// dlqWait bounds the waits for a dead letter: on a busy 3-node cluster a
+// dead-letter write can time out, and the message then comes back after
+// BackoffMax (10 s) for the next try; give it three.
+const dlqWait = 45 * time.Second
+
 func testDeadLetter(t *testing.T, s *suite) {
 	ctx := streams.WithCorrelationID(t.Context(), "corr-dlq")
 	seq, err := s.publisher.Publish(ctx, s.topic, "BTCUSDT", wrapperspb.String("poison"), streams.WithMsgID("poison-1"))
@@ -291,7 +296,7 @@ func testDeadLetter(t *testing.T, s *suite) {
 		m, err := dlq.GetLastMsgForSubject(t.Context(), streams.DLQTopic(s.topic)+".BTCUSDT")
 		dead = m
 		return err
-	}, polltest.WithTimeout(20*time.Second))
+	}, polltest.WithTimeout(dlqWait))
 	calls.Wait() // exactly MaxDeliver attempts (a fourth would panic the WaitGroup)
 	if string(dead.Data) == "" {
 		t.Error("dead letter has no payload")
@@ -333,8 +338,6 @@ func testPermanentAndPanic(t *testing.T, s *suite) {
 			panic("handler bug") //nolint:forbidigo // the suite checks that a handler panic is recovered
 		})
 	dlq := s.stream(t, streams.DLQTopic(s.topic))
-	// A dead-letter write that fails on a busy cluster hands the message
-	// back for BackoffMax (10 s) before the next try: wait for two tries.
 	polltest.Until(t, "both dead-lettered", func() error {
 		for _, k := range []string{"perm", "panic"} {
 			if _, err := dlq.GetLastMsgForSubject(t.Context(), streams.DLQTopic(s.topic)+"."+k); err != nil {
@@ -342,7 +345,7 @@ func testPermanentAndPanic(t *testing.T, s *suite) {
 			}
 		}
 		return nil
-	}, polltest.WithTimeout(30*time.Second))
+	}, polltest.WithTimeout(dlqWait))
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["perm"] != 1 {

@@ -38,7 +38,7 @@ func testRedrive(t *testing.T, s *suite) {
 			err = fmt.Errorf("%d dead letters", len(letters))
 		}
 		return err
-	}, polltest.WithTimeout(20*time.Second))
+	}, polltest.WithTimeout(dlqWait))
 	fixed.Store(true) // the handler is fixed and redeployed
 	n, err := dlq.Redrive(t.Context(), s.topic, streams.DLQFilter{})
 	if err != nil || n != 1 {
