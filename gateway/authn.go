@@ -25,7 +25,7 @@ func (g *Gateway) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		// A refused credential costs its address a request: guessing keys
 		// is rate limited like anything else.
-		if lerr := g.charge(c, "ip:"+g.clientIP(c)); lerr != nil {
+		if lerr := g.charge(c, g.clientIP(c), nil); lerr != nil {
 			return lerr
 		}
 		return g.writeError(c, err)

@@ -142,12 +142,8 @@ func (g *Gateway) chargeCall(r *http.Request, p *principal) error {
 	if g.limits.cfg.PerSecond == 0 {
 		return nil
 	}
-	client, _ := r.Context().Value(clientKey{}).(string)
-	client = "ip:" + client
-	if p != nil {
-		client = "sub:" + p.Subject
-	}
-	if _, wait := g.limits.allow(client); wait > 0 {
+	ip, _ := r.Context().Value(clientKey{}).(string)
+	if _, wait := g.take(ip, p); wait > 0 {
 		return connect.NewError(connect.CodeResourceExhausted,
 			fmt.Errorf("rate limit exceeded: retry in %s", wait.Round(time.Millisecond)))
 	}

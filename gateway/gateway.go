@@ -82,6 +82,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway: request timeout must be positive")
 	case c.MaxStreamLifetime < 0:
 		return errors.New("gateway: max stream lifetime must not be negative")
+	case c.RateLimit.AddressPerSecond < 0 || c.RateLimit.AddressBurst < 0:
+		return errors.New("gateway: the rate limit's address ceiling must not be negative")
 	case c.RateLimit.PerSecond < 0 || c.RateLimit.PerSecond > 0 && c.RateLimit.Burst < 1:
 		return errors.New("gateway: rate limit needs a non-negative rate and, when on, a burst of at least 1")
 	}
@@ -124,6 +126,7 @@ type Gateway struct {
 	services Services
 	verifier auth.Verifier
 	limits   *limiter
+	ceiling  *limiter
 	metrics  *telemetry.Metrics
 	proxies  proxies
 	// streams is the context of the Connect server streams, cancelled when
@@ -165,6 +168,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		services:    deps.Services.orUnimplemented(),
 		verifier:    deps.Verifier,
 		limits:      newLimiter(cfg.RateLimit, now),
+		ceiling:     newLimiter(cfg.RateLimit.addressCeiling(), now),
 		metrics:     deps.Metrics,
 		proxies:     trusted,
 	}

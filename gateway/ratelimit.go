@@ -14,12 +14,30 @@ import (
 
 // RateLimit is the per-client request budget of the REST API: a token
 // bucket of Burst requests refilled at PerSecond. A client is its verified
-// principal, or its IP address when it sent no credential.
+// principal (admins apart from users), or its IP address when it sent no
+// credential. Every address also has a ceiling that all its clients
+// share, so fresh credentials from one address do not buy fresh budgets.
 type RateLimit struct {
 	// PerSecond is the sustained rate; 0 turns rate limiting off.
 	PerSecond float64
 	// Burst is how many requests a client may make at once.
 	Burst int
+	// AddressPerSecond and AddressBurst are the ceiling of one address,
+	// whatever credentials it uses; 0 is 4 times PerSecond and Burst.
+	AddressPerSecond float64
+	AddressBurst     int
+}
+
+// addressCeiling is the per-address bucket of r.
+func (r RateLimit) addressCeiling() RateLimit {
+	c := RateLimit{PerSecond: r.AddressPerSecond, Burst: r.AddressBurst}
+	if c.PerSecond == 0 {
+		c.PerSecond = 4 * r.PerSecond
+	}
+	if c.Burst == 0 {
+		c.Burst = 4 * r.Burst
+	}
+	return c
 }
 
 // limiter keeps one token bucket per client.
@@ -73,14 +91,39 @@ func (l *limiter) sweep(now time.Time) {
 	l.lastSweep = now
 }
 
-// rateLimit enforces the limit on the request's client: its verified
-// principal, else its address.
-func (g *Gateway) rateLimit(c *fiber.Ctx) error {
-	client := "ip:" + g.clientIP(c)
-	if p, ok := principalOf(c); ok {
-		client = "sub:" + p.Subject
+// budgetKey is the bucket of a caller: its principal's, admins apart from
+// users (so that no user named like an admin shares the admin's budget),
+// else its address's.
+func budgetKey(ip string, p *principal) string {
+	switch {
+	case p == nil:
+		return "ip:" + ip
+	case p.Admin:
+		return "admin:" + p.Subject
+	default:
+		return "user:" + p.Subject
 	}
-	if err := g.charge(c, client); err != nil {
+}
+
+// take charges a request to its caller's budget and, for a caller with a
+// credential, to its address's ceiling: the tokens left in the caller's
+// budget, and how long to wait when either refused.
+func (g *Gateway) take(ip string, p *principal) (remaining int, wait time.Duration) {
+	if p != nil {
+		if _, wait := g.ceiling.allow("ip:" + ip); wait > 0 {
+			return 0, wait
+		}
+	}
+	return g.limits.allow(budgetKey(ip, p))
+}
+
+// rateLimit enforces the limits on the request's caller.
+func (g *Gateway) rateLimit(c *fiber.Ctx) error {
+	var pp *principal
+	if p, ok := principalOf(c); ok {
+		pp = &p
+	}
+	if err := g.charge(c, g.clientIP(c), pp); err != nil {
 		return err
 	}
 	return c.Next()
@@ -90,20 +133,20 @@ func (g *Gateway) rateLimit(c *fiber.Ctx) error {
 // address's budget, so that one client cannot open connections without
 // bound.
 func (g *Gateway) limitConnections(c *fiber.Ctx) error {
-	if err := g.charge(c, "ip:"+g.clientIP(c)); err != nil {
+	if err := g.charge(c, g.clientIP(c), nil); err != nil {
 		return err
 	}
 	return c.Next()
 }
 
-// charge takes one request from client's budget and reports the budget in
-// headers: X-RateLimit-Limit, X-RateLimit-Remaining and, when refused (429
-// resource_exhausted), Retry-After in whole seconds.
-func (g *Gateway) charge(c *fiber.Ctx, client string) error {
+// charge takes one request from its caller's budget (see take) and
+// reports the budget in headers: X-RateLimit-Limit, X-RateLimit-Remaining
+// and, when refused (429 resource_exhausted), Retry-After in whole seconds.
+func (g *Gateway) charge(c *fiber.Ctx, ip string, p *principal) error {
 	if g.limits.cfg.PerSecond == 0 {
 		return nil
 	}
-	remaining, wait := g.limits.allow(client)
+	remaining, wait := g.take(ip, p)
 	c.Set("X-RateLimit-Limit", strconv.Itoa(g.limits.cfg.Burst))
 	c.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 	if wait == 0 {

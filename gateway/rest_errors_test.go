@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -217,5 +218,36 @@ func TestEveryAnswerNamesItsTrace(t *testing.T) {
 	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	if id := send(t, req).header.Get("X-Trace-Id"); id != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Errorf("X-Trace-Id with a traceparent: %q", id)
+	}
+}
+
+// TestRateLimitAddressCeiling: fresh credentials from one address share
+// the address's ceiling, and a user named like the admin does not share
+// the admin's budget.
+func TestRateLimitAddressCeiling(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	cfg := gateway.Default()
+	cfg.RateLimit = gateway.RateLimit{PerSecond: 0.001, Burst: 2, AddressPerSecond: 0.001, AddressBurst: 5}
+	gw, err := gateway.New(cfg, gateway.Deps{Now: clock.now, Verifier: auth.Dev{AdminToken: "admin-token-0123456789"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, gw)
+	var statuses []int
+	for i := range 7 {
+		statuses = append(statuses, call(t, "GET", base+"/v1/instruments", fmt.Sprintf("fresh-%d", i), nil).status)
+	}
+	for i, s := range statuses {
+		if limited := s == http.StatusTooManyRequests; limited != (i >= 5) {
+			t.Fatalf("fresh tokens from one address: statuses %v, want the 6th on refused", statuses)
+		}
+	}
+
+	clock.advance(time.Hour) // every bucket full again
+	call(t, "GET", base+"/v1/instruments", "admin", nil)
+	call(t, "GET", base+"/v1/instruments", "admin", nil) // the user "admin" spends its own budget...
+	if r := call(t, "GET", base+"/v1/instruments", "admin-token-0123456789", nil); r.status == http.StatusTooManyRequests || r.header.Get("X-RateLimit-Remaining") != "1" {
+		t.Errorf("the admin after a user named admin spent its budget: %d, remaining %q", r.status, r.header.Get("X-RateLimit-Remaining"))
 	}
 }
