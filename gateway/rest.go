@@ -3,8 +3,11 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -135,13 +138,33 @@ func (g *Gateway) handle(rt route) fiber.Handler {
 	}
 }
 
+// checkContentType accepts a JSON body: no Content-Type, or
+// application/json with at most a charset of utf-8.
+func checkContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	media, params, err := mime.ParseMediaType(ct)
+	if err == nil && media == fiber.MIMEApplicationJSON {
+		for k, v := range params {
+			if k != "charset" || !strings.EqualFold(v, "utf-8") {
+				err = errors.New("bad parameter")
+			}
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	return invalidArgument("Content-Type", "must be application/json (with charset=utf-8 at most), not "+ct)
+}
+
 // request builds the Connect request of a route from the HTTP request.
 func (g *Gateway) request(c *fiber.Ctx, rt route, p principal) (proto.Message, error) {
 	req := rt.newRequest()
 	if rt.body {
 		body := c.Body()
-		if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(strings.ToLower(ct), fiber.MIMEApplicationJSON) {
-			return nil, invalidArgument("Content-Type", "must be application/json, not "+ct)
+		if err := checkContentType(c.Get(fiber.HeaderContentType)); err != nil {
+			return nil, err
 		}
 		if len(bytes.TrimSpace(body)) == 0 {
 			body = []byte("{}") // a POST with nothing to say (halt, resume)
@@ -177,7 +200,11 @@ func (g *Gateway) request(c *fiber.Ctx, rt route, p principal) (proto.Message, e
 func parameters(c *fiber.Ctx, rt route) (map[string]any, error) {
 	values := map[string]any{}
 	for name, field := range rt.params {
-		setPath(values, field, c.Params(name))
+		v, err := pathParameter(c.Params(name))
+		if err != nil {
+			return nil, invalidArgument(name, err.Error())
+		}
+		setPath(values, field, v)
 	}
 	args := c.Context().QueryArgs()
 	for key := range args.All() {
@@ -211,6 +238,32 @@ func parameters(c *fiber.Ctx, rt route) (map[string]any, error) {
 		}
 	}
 	return values, nil
+}
+
+// maxPathParameter bounds a path parameter (symbols, assets, order ids).
+const maxPathParameter = 128
+
+// pathParameter percent-decodes a path parameter and accepts it only when
+// it is an identifier: letters, digits, '-', '_' and '.', at most 128 bytes
+// (so /v1/balances/USDT%00 is refused, not answered with a zero balance).
+func pathParameter(raw string) (string, error) {
+	v, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", errors.New("is not valid percent-encoding")
+	}
+	if v == "" || len(v) > maxPathParameter {
+		return "", fmt.Errorf("must be 1 to %d characters", maxPathParameter)
+	}
+	if i := strings.IndexFunc(v, notIdentifier); i >= 0 {
+		return "", fmt.Errorf("may only hold letters, digits, '-', '_' and '.' (found %q)", v[i])
+	}
+	return v, nil
+}
+
+// notIdentifier reports a rune a path parameter may not hold.
+func notIdentifier(r rune) bool {
+	ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+	return !ok
 }
 
 // setPath sets values[a][b]... for the dotted path "a.b".

@@ -251,3 +251,39 @@ func TestRateLimitAddressCeiling(t *testing.T) {
 		t.Errorf("the admin after a user named admin spent its budget: %d, remaining %q", r.status, r.header.Get("X-RateLimit-Remaining"))
 	}
 }
+
+// TestStrictREST: what REST once took silently is refused with 400 naming
+// the problem: a field given twice (either spelling), invalid UTF-8, a
+// Content-Type that only starts like JSON, a path parameter that is not an
+// identifier once decoded.
+func TestStrictREST(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	cfg := gateway.Default()
+	cfg.RateLimit = gateway.RateLimit{}
+	base := serveGateway(t, p, cfg)
+	deposit(t, base, "carol", "USDT", "100000")
+	for _, tc := range []struct {
+		name, method, path, body, contentType, message string
+	}{
+		{"both spellings", "POST", "/v1/orders", `{"instrumentId":"BTCUSDT","instrument_id":"ETHUSDT","side":"buy","type":"limit","quantity":"0.001","price":"50000"}`,
+			"application/json", "instrumentId: given twice, also as instrument_id"},
+		{"duplicate key", "POST", "/v1/orders", `{"instrumentId":"BTCUSDT","instrumentId":"ETHUSDT","side":"buy","type":"limit","quantity":"0.001","price":"50000"}`,
+			"application/json", "instrumentId: given twice"},
+		{"invalid UTF-8", "POST", "/v1/orders", "{\"instrumentId\":\"BTC\xffUSDT\"}", "application/json", "invalid UTF-8"},
+		{"content type prefix", "POST", "/v1/orders", `{}`, "application/jsonx", "Content-Type"},
+		{"foreign charset", "POST", "/v1/orders", `{}`, "application/json; charset=latin1", "Content-Type"},
+		{"encoded NUL in the path", "GET", "/v1/balances/USDT%00", "", "", "asset: may only hold"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			checkError(t, callWithType(t, tc.method, base+tc.path, "carol", tc.body, tc.contentType), 400, "invalid_argument", tc.message)
+		})
+	}
+	r := callWithType(t, "POST", base+"/v1/orders", "carol", `{"instrumentId":"BTCUSDT","side":"buy","type":"limit","quantity":"0.001","price":"50000"}`,
+		"application/json; charset=UTF-8")
+	r.ok(t, http.StatusCreated)
+	if orders := call(t, "GET", base+"/v1/orders", "carol", nil); len(orders.get("orders").([]any)) != 1 {
+		t.Errorf("orders after the refused ones and one good one: %s", orders.raw)
+	}
+}

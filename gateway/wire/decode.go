@@ -31,9 +31,14 @@ func (e *FieldError) Error() string {
 	return e.Field + ": " + e.Reason
 }
 
-// Unmarshal reads the JSON object data into m (which it resets first).
+// Unmarshal reads the JSON object data into m (which it resets first). It
+// refuses invalid UTF-8 and a field given twice, under one spelling or
+// both (instrumentId and instrument_id).
 func Unmarshal(data []byte, m proto.Message) error {
 	proto.Reset(m)
+	if err := checkStrict(data); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -73,6 +78,7 @@ func setMessage(m protoreflect.Message, v any, path string) error {
 		return &FieldError{Field: path, Reason: "must be a JSON object, not " + kindOf(v)}
 	}
 	fields := m.Descriptor().Fields()
+	spelled := make(map[protoreflect.FieldNumber]string, len(obj))
 	for key, val := range obj {
 		fd := fields.ByJSONName(key)
 		if fd == nil {
@@ -82,6 +88,11 @@ func setMessage(m protoreflect.Message, v any, path string) error {
 		if fd == nil {
 			return &FieldError{Field: fpath, Reason: "unknown field"}
 		}
+		if other, dup := spelled[fd.Number()]; dup {
+			first, second := min(other, key), max(other, key) // the same message whatever the map order
+			return &FieldError{Field: join(path, first), Reason: "given twice, also as " + second}
+		}
+		spelled[fd.Number()] = key
 		if val == nil {
 			continue // null: the default
 		}

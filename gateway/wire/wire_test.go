@@ -168,3 +168,27 @@ func BenchmarkMarshalOrder(b *testing.B) {
 		buf = Append(buf[:0], o)
 	}
 }
+
+// Strict decoding: what encoding/json would take silently is refused,
+// naming the field.
+func TestUnmarshalIsStrict(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body, field, reason string
+		msg                       proto.Message
+	}{
+		{"duplicate key", `{"instrumentId":"BTCUSDT","instrumentId":"ETHUSDT"}`, "instrumentId", "given twice", &orderv1.PlaceOrderRequest{}},
+		{"both spellings", `{"instrumentId":"BTCUSDT","instrument_id":"ETHUSDT"}`, "instrumentId", "given twice, also as instrument_id", &orderv1.PlaceOrderRequest{}},
+		{"nested duplicate", `{"page":{"pageSize":1,"pageSize":2}}`, "page.pageSize", "given twice", &orderv1.ListOrdersRequest{}},
+		{"invalid UTF-8", "{\"instrumentId\":\"BTC\xffUSDT\"}", "", "invalid UTF-8", &orderv1.PlaceOrderRequest{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := Unmarshal([]byte(tc.body), tc.msg)
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Reason, tc.reason) {
+				t.Fatalf("Unmarshal(%s) = %v, want field %q: %s", tc.body, err, tc.field, tc.reason)
+			}
+		})
+	}
+}
