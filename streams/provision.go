@@ -59,7 +59,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, catalog *Catalog
 		if p.exists {
 			op, apply = "update", js.UpdateStream
 		}
-		if _, err := apply(ctx, p.want); err != nil {
+		if err := applyPlaced(ctx, func() error { _, err := apply(ctx, p.want); return err }); err != nil {
 			return brokerError(fmt.Sprintf("%s stream %s", op, p.want.Name), err)
 		}
 	}
@@ -134,6 +134,30 @@ func waitForLeader(ctx context.Context, js jetstream.JetStream, name string) err
 		case <-ctx.Done():
 			return brokerError("wait for a leader of stream "+name, ctx.Err())
 		case <-time.After(leaderPoll):
+		}
+	}
+}
+
+// errCodeNoPeers is JetStream's "no suitable peers for placement"
+// (JSClusterNoPeersErr), which nats.go has no constant for.
+const errCodeNoPeers jetstream.ErrorCode = 10005
+
+// placementWait bounds how long a stream waits for the peers to place it
+// on: a cluster that has just started may not know all of them yet.
+const placementWait = 30 * time.Second
+
+// applyPlaced runs apply, retrying while the cluster answers "no suitable
+// peers for placement" (a peer not seen yet), for up to placementWait.
+func applyPlaced(ctx context.Context, apply func() error) error {
+	deadline := time.Now().Add(placementWait)
+	for attempt := 0; ; attempt++ {
+		err := apply()
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeNoPeers || time.Now().After(deadline) {
+			return err
+		}
+		if serr := sleep(ctx, backoff(attempt, 50*time.Millisecond, time.Second)); serr != nil {
+			return errors.Join(err, serr)
 		}
 	}
 }

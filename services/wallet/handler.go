@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -87,7 +90,7 @@ func (h *handler) Withdraw(ctx context.Context, req *walletv1.WithdrawRequest) (
 }
 
 func (h *handler) transfer(ctx context.Context, out bool, id, acct, asset, amountText, memo string) (Balance, bool, error) {
-	if err := h.check(idField("transfer_id", id), idField("account_id", acct), idField("asset", asset)); err != nil {
+	if err := h.check(idField("transfer_id", id), accountField("account_id", acct), assetField("asset", asset), memoField("memo", memo)); err != nil {
 		return Balance{}, false, err
 	}
 	amount, err := h.amount("amount", amountText, asset)
@@ -281,6 +284,50 @@ func idField(field, v string) error {
 	}
 	if err := streams.ValidateKey(v); err != nil {
 		return invalid(field, "must be printable ASCII without '.', '*', '>' or spaces, at most 128 bytes")
+	}
+	return nil
+}
+
+// Bounds of a transfer's fields.
+const (
+	maxAccountID = 64
+	maxAsset     = 16
+	maxMemo      = 256
+)
+
+// accountField checks an account id: letters, digits, '-' and '_', 1 to
+// 64 of them (what a credential can name: an account that cannot exist is
+// never credited).
+func accountField(field, v string) error {
+	if v == "" || len(v) > maxAccountID || strings.IndexFunc(v, func(r rune) bool {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+		return !ok
+	}) >= 0 {
+		return invalid(field, fmt.Sprintf("must be 1 to %d ASCII letters, digits, '-' or '_'", maxAccountID))
+	}
+	return nil
+}
+
+// assetField checks an asset code: 1 to 16 upper-case ASCII letters and
+// digits ("USDT").
+func assetField(field, v string) error {
+	if v == "" || len(v) > maxAsset || strings.IndexFunc(v, func(r rune) bool {
+		ok := r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		return !ok
+	}) >= 0 {
+		return invalid(field, fmt.Sprintf("must be 1 to %d upper-case letters or digits", maxAsset))
+	}
+	return nil
+}
+
+// memoField checks a transfer's memo: at most 256 bytes of printable
+// UTF-8.
+func memoField(field, v string) error {
+	if len(v) > maxMemo {
+		return invalid(field, fmt.Sprintf("must be at most %d bytes", maxMemo))
+	}
+	if !utf8.ValidString(v) || strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return invalid(field, "must be printable UTF-8")
 	}
 	return nil
 }

@@ -187,6 +187,14 @@ func TestDepositWithdrawAndErrors(t *testing.T) {
 		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "0"}, "amount"},
 		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "0.000000001"}, "amount"},
 		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "1e3"}, "amount"},
+		// Account ids a credential could not name, assets that are not asset
+		// codes, memos without bound or with control characters.
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice\u00e9", Asset: "USDT", Amount: "1"}, "account_id"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: strings.Repeat("a", 65), Asset: "USDT", Amount: "1"}, "account_id"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "usdt", Amount: "1"}, "asset"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT\u0000", Amount: "1"}, "asset"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "1", Memo: strings.Repeat("m", 257)}, "memo"},
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "1", Memo: "line\nbreak"}, "memo"},
 	} {
 		_, err := c.Deposit(t.Context(), bad.req)
 		codeOf(t, err, connect.CodeInvalidArgument)
