@@ -102,7 +102,12 @@ type route struct {
 func (g *Gateway) serveREST() {
 	v1 := g.app.Group("/v1", g.authenticate, g.rateLimit)
 	for _, rt := range g.restRoutes() {
-		v1.Add(rt.method, strings.TrimPrefix(rt.path, "/v1"), g.handle(rt))
+		path := strings.TrimPrefix(rt.path, "/v1")
+		if rt.method == fiber.MethodGet {
+			v1.Get(path, g.handle(rt)) // HEAD too: the same headers, no body
+			continue
+		}
+		v1.Add(rt.method, path, g.handle(rt))
 	}
 	g.app.Get("/v1/openapi.json", g.serveOpenAPI)
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -285,5 +286,28 @@ func TestStrictREST(t *testing.T) {
 	r.ok(t, http.StatusCreated)
 	if orders := call(t, "GET", base+"/v1/orders", "carol", nil); len(orders.get("orders").([]any)) != 1 {
 		t.Errorf("orders after the refused ones and one good one: %s", orders.raw)
+	}
+}
+
+// TestHEADAnswersGETRoutes: HEAD on a GET route answers as GET would,
+// without the body (it was 405).
+func TestHEADAnswersGETRoutes(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	base := serveGateway(t, p, gateway.Default())
+	for _, path := range []string{"/v1/instruments/BTCUSDT", "/v1/instruments/BTCUSDT/book"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) != 0 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("HEAD %s: %d %q, Content-Type %q; want 200, no body, JSON", path, resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		}
 	}
 }
