@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"unicode/utf8"
 )
 
@@ -17,18 +16,21 @@ func checkStrict(data []byte) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	return checkValue(dec, "")
+	if err := checkValue(dec, ""); !errors.Is(err, errMalformed) {
+		return err
+	}
+	return nil // not JSON: Unmarshal reports it, with its offset
 }
+
+// errMalformed stops the check at a syntax error (or the end of the data).
+var errMalformed = errors.New("malformed")
 
 // checkValue reads one JSON value, checking the keys of every object in
 // it; path names where it is.
 func checkValue(dec *json.Decoder, path string) error {
 	tok, err := dec.Token()
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil // an empty body: Unmarshal reports it
-		}
-		return nil // a syntax error: Unmarshal reports it with its offset
+		return errMalformed
 	}
 	switch tok {
 	case json.Delim('{'):
@@ -36,7 +38,7 @@ func checkValue(dec *json.Decoder, path string) error {
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
-				return nil
+				return errMalformed
 			}
 			key, _ := kt.(string)
 			if seen[key] {
@@ -47,14 +49,18 @@ func checkValue(dec *json.Decoder, path string) error {
 				return err
 			}
 		}
-		_, _ = dec.Token() // '}'
+		if _, err := dec.Token(); err != nil { // '}'
+			return errMalformed
+		}
 	case json.Delim('['):
-		for i := 0; dec.More(); i++ {
+		for dec.More() {
 			if err := checkValue(dec, path); err != nil {
 				return err
 			}
 		}
-		_, _ = dec.Token() // ']'
+		if _, err := dec.Token(); err != nil { // ']'
+			return errMalformed
+		}
 	}
 	return nil
 }
