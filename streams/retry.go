@@ -14,8 +14,8 @@ const (
 )
 
 // Backoff is the delay before retry number attempt (from 0): exponential
-// from 100 ms, capped at 10 s, with jitter. Every start-up and reconnect
-// loop of the platform waits by it.
+// from 100 ms, capped at 10 s, with jitter. The services' start-up and
+// rebuild loops wait by it.
 func Backoff(attempt int) time.Duration { return backoff(attempt, retryBase, retryLimit) }
 
 // Sleep waits for d, or until ctx ends (it then returns ctx's error).

@@ -105,11 +105,11 @@ func NewCredentials() Credentials {
 	return creds
 }
 
-// Permissions are the permissions of a platform user, from the catalog:
+// permissions are the permissions of a platform user, from the catalog:
 // a service may publish only the topics it produces and use only its own
 // streams, consumers and stores; nil for the platform and admin users (no
 // restriction).
-func Permissions(catalog *streams.Catalog, user string) (*streams.Permissions, error) {
+func permissions(catalog *streams.Catalog, user string) (*streams.Permissions, error) {
 	var p streams.Permissions
 	switch {
 	case user == UserPlatform || user == UserAdmin:
@@ -134,7 +134,7 @@ func (c Credentials) EmbeddedUsers(catalog *streams.Catalog) ([]embedded.User, e
 		if c[name] == "" {
 			return nil, fmt.Errorf("nats credentials: no password for %s", name)
 		}
-		perms, err := Permissions(catalog, name)
+		perms, err := permissions(catalog, name)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +164,7 @@ func (c Credentials) ServerConfig(catalog *streams.Catalog) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("nats credentials: %w", err)
 		}
-		perms, err := Permissions(catalog, name)
+		perms, err := permissions(catalog, name)
 		if err != nil {
 			return "", err
 		}

@@ -11,5 +11,8 @@
 // platform adds only killing and restarting a service.
 //
 //	p, _ := platform.New(platform.Default(), platform.Deps{Dial: broker.Dial})
-//	err := p.Run(ctx) // provisions the streams, starts every service, stops them when ctx ends
+//	err := p.Start(ctx)   // provisions the streams, starts every service
+//	err = p.WaitReady(ctx) // every service has rebuilt its state
+//	err = p.Wait(ctx)     // until ctx ends or a service fails
+//	err = p.Stop(ctx)
 package platform

@@ -19,9 +19,9 @@ import (
 // one of its durable consumers has more than Config.MaxLag messages
 // unacknowledged.
 func (p *Platform) Status(ctx context.Context, name string) (health.Status, error) {
-	u, ok := p.byName[name]
-	if !ok {
-		return health.Status{}, fmt.Errorf("platform: service %s does not run here", name)
+	u, err := p.unit(name)
+	if err != nil {
+		return health.Status{}, err
 	}
 	inst := u.current()
 	if inst == nil {

@@ -28,7 +28,7 @@ func newCacheRef(client instruments.Client) *cacheRef {
 
 // start creates the cache on a connection of its own.
 func (r *cacheRef) start(ctx context.Context, p *Platform) error {
-	conn, err := p.dial(connName("instruments"))
+	conn, err := p.dial(UserInstruments)
 	if err != nil {
 		return fmt.Errorf("instrument cache: connect: %w", err)
 	}

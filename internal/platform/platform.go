@@ -120,10 +120,6 @@ func handlerOptions(log *slog.Logger, m *telemetry.Metrics) connect.HandlerOptio
 	)
 }
 
-// HandlerOptions are the options every Connect handler of the platform is
-// built with (the same in every process).
-func (p *Platform) HandlerOptions() connect.HandlerOption { return p.handlerOptions }
-
 // Metrics is the process's registry.
 func (p *Platform) Metrics() *telemetry.Metrics { return p.metrics }
 
@@ -137,15 +133,6 @@ func (p *Platform) Services() []string {
 }
 
 func (p *Platform) serviceLogger(name string) *slog.Logger { return p.log.With("service", name) }
-
-// Run starts the platform, serves until ctx ends or a service fails, then
-// stops every service.
-func (p *Platform) Run(ctx context.Context) error {
-	if err := p.Start(ctx); err != nil {
-		return errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
-	}
-	return errors.Join(p.Wait(ctx), p.Stop(context.WithoutCancel(ctx)))
-}
 
 // Wait blocks until ctx ends (it returns nil) or a service run here fails
 // (it returns the failure).
@@ -163,7 +150,7 @@ func (p *Platform) Wait(ctx context.Context) error {
 // waits until they serve. The services run
 // until Stop or until ctx ends.
 func (p *Platform) Start(ctx context.Context) error {
-	conn, err := p.dial(connName("platform"))
+	conn, err := p.dial(UserPlatform)
 	if err != nil {
 		return fmt.Errorf("platform: connect: %w", err)
 	}
@@ -199,7 +186,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	return nil
 }
 
-// connName is the name of the connection of a service or part.
+// connName is the name of a service's connection and NATS user.
 func connName(name string) string { return "tradex-" + name }
 
 // autoReplicas is 3 when connected to a cluster of three or more servers
@@ -236,9 +223,9 @@ func (p *Platform) WaitReady(ctx context.Context, names ...string) error {
 	if len(names) > 0 {
 		units = nil
 		for _, name := range names {
-			u, ok := p.byName[name]
-			if !ok {
-				return fmt.Errorf("platform: service %s does not run here", name)
+			u, err := p.unit(name)
+			if err != nil {
+				return err
 			}
 			units = append(units, u)
 		}
@@ -279,9 +266,9 @@ func (p *Platform) Stop(ctx context.Context) error {
 // on a new connection: it rebuilds its state from the streams, and runs
 // until ctx ends or Stop.
 func (p *Platform) StartService(ctx context.Context, name string) error {
-	u, ok := p.byName[name]
-	if !ok {
-		return fmt.Errorf("platform: service %s does not run here", name)
+	u, err := p.unit(name)
+	if err != nil {
+		return err
 	}
 	if u.current() != nil {
 		return fmt.Errorf("platform: service %s is running", name)
@@ -293,11 +280,20 @@ func (p *Platform) StartService(ctx context.Context, name string) error {
 // closed first (nothing in flight is drained or acknowledged), then it is
 // stopped. Its RPCs answer Unavailable until StartService.
 func (p *Platform) KillService(ctx context.Context, name string) error {
-	u, ok := p.byName[name]
-	if !ok {
-		return fmt.Errorf("platform: service %s does not run here", name)
+	u, err := p.unit(name)
+	if err != nil {
+		return err
 	}
 	return u.stop(ctx, true)
+}
+
+// unit is the slot of a service run here.
+func (p *Platform) unit(name string) (*unit, error) {
+	u, ok := p.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("platform: service %s does not run here", name)
+	}
+	return u, nil
 }
 
 // startUnit builds a new instance of u on a connection of its own and runs
@@ -330,7 +326,7 @@ func (p *Platform) startUnit(ctx context.Context, u *unit) error {
 			}
 		}
 	}()
-	u.set(inst)
+	u.cur.Store(inst)
 	return nil
 }
 
@@ -351,8 +347,6 @@ type instance struct {
 }
 
 func (u *unit) current() *instance { return u.cur.Load() }
-
-func (u *unit) set(inst *instance) { u.cur.Store(inst) }
 
 // stop stops the running instance, if any: gracefully (cancel, wait, close
 // the connection), or as a crash (close the connection first).
