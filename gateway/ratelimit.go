@@ -10,6 +10,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 )
 
 // RateLimit is the per-client request budget of the REST API: a token
@@ -131,11 +133,13 @@ func (g *Gateway) rateLimit(c *fiber.Ctx) error {
 
 // limitConnections charges every WebSocket connection attempt to its
 // address's budget, so that one client cannot open connections without
-// bound.
+// bound, and tells the feed the address its per-address cap counts.
 func (g *Gateway) limitConnections(c *fiber.Ctx) error {
-	if err := g.charge(c, g.clientIP(c), nil); err != nil {
+	ip := g.clientIP(c)
+	if err := g.charge(c, ip, nil); err != nil {
 		return err
 	}
+	wsfeed.SetClientAddress(c, ip)
 	return c.Next()
 }
 

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +163,45 @@ func TestWebSocketConnectionsAreRateLimited(t *testing.T) {
 	}
 	if len(statuses) != 3 || statuses[0] != 101 || statuses[1] != 101 || statuses[2] != 429 {
 		t.Errorf("upgrade statuses %v, want 101 101 429", statuses)
+	}
+}
+
+// TestWebSocketCapCountsTheForwardedClient: behind a trusted proxy the
+// feed's per-address cap counts the client the proxy names, as the rate
+// limits do, not the proxy.
+func TestWebSocketCapCountsTheForwardedClient(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	feedCfg := wsfeed.Default()
+	feedCfg.MaxConnectionsPerAddress = 1
+	feed, err := wsfeed.New(feedCfg, wsfeed.Deps{MarketData: p.MarketData})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		_ = feed.Shutdown(ctx)
+	})
+	cfg := gateway.Default()
+	cfg.TrustedProxies = []string{"127.0.0.1"}
+	gw, err := gateway.New(cfg, gateway.Deps{WebSocket: feed.Handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "ws" + strings.TrimPrefix(serve(t, gw), "http") + "/ws"
+	var statuses []int
+	for _, client := range []string{"203.0.113.1", "203.0.113.1", "203.0.113.2"} {
+		ws, resp, err := websocket.DefaultDialer.DialContext(t.Context(), url, http.Header{"X-Forwarded-For": {client}})
+		if resp != nil {
+			statuses = append(statuses, resp.StatusCode)
+			_ = resp.Body.Close()
+		}
+		if err == nil {
+			t.Cleanup(func() { _ = ws.Close() })
+		}
+	}
+	if !slices.Equal(statuses, []int{101, 429, 101}) {
+		t.Errorf("upgrade statuses %v, want 101 429 101", statuses)
 	}
 }

@@ -96,7 +96,7 @@ func levelsString(ls []*marketdatav1.BookLevel) string {
 
 func TestOutboxOverflowsOnceAndRefusesAfter(t *testing.T) {
 	t.Parallel()
-	o := newOutbox(2)
+	o := newOutbox(2, 1<<20)
 	f := ownFrame([]byte("{}"))
 	for i, want := range []pushResult{pushed, pushed, overflowed, refused} {
 		if got := o.push(f); got != want {
@@ -106,7 +106,7 @@ func TestOutboxOverflowsOnceAndRefusesAfter(t *testing.T) {
 	if batch := o.take(); len(batch) != 0 {
 		t.Errorf("an overflowed outbox still holds %d frames", len(batch))
 	}
-	o = newOutbox(2)
+	o = newOutbox(2, 1<<20)
 	o.push(f)
 	if batch := o.take(); len(batch) != 1 {
 		t.Fatalf("take %d frames; want 1", len(batch))
@@ -115,5 +115,70 @@ func TestOutboxOverflowsOnceAndRefusesAfter(t *testing.T) {
 	o.push(f) // the taken batch no longer counts
 	if got := o.push(f); got != overflowed {
 		t.Errorf("third push after take: %d; want overflowed", got)
+	}
+}
+
+// The byte budget counts what is queued and what is being written, until
+// it is written; one frame over the whole budget passes alone.
+func TestOutboxByteBudget(t *testing.T) {
+	t.Parallel()
+	o := newOutbox(100, 10)
+	six := ownFrame([]byte("012345"))
+	if got := o.push(six); got != pushed {
+		t.Fatalf("first 6 bytes: %d", got)
+	}
+	batch := o.take()
+	if got := o.queued(); got != 6 {
+		t.Errorf("queued %d bytes while the batch is written; want 6", got)
+	}
+	if got := o.push(ownFrame([]byte("0123"))); got != pushed { // 10: at the budget
+		t.Fatalf("4 more bytes: %d", got)
+	}
+	o.written(batch)
+	if got := o.queued(); got != 4 {
+		t.Errorf("queued %d bytes after the batch was written; want 4", got)
+	}
+	if got := o.push(six); got != pushed {
+		t.Fatalf("6 more bytes (10 in all): %d", got)
+	}
+	if got := o.push(ownFrame([]byte("x"))); got != overflowed {
+		t.Errorf("11 bytes: %d; want overflowed", got)
+	}
+
+	big := newOutbox(100, 10)
+	if got := big.push(ownFrame(make([]byte, 50))); got != pushed {
+		t.Errorf("one 50-byte frame into an empty 10-byte budget: %d; want pushed", got)
+	}
+	if got := big.push(ownFrame([]byte("x"))); got != overflowed {
+		t.Errorf("a byte behind it: %d; want overflowed", got)
+	}
+}
+
+// A book snapshot at a depth is encoded once per book state and shared by
+// every subscriber; every depth at least as deep as the book is the same
+// frame.
+func TestBookSnapshotsAreShared(t *testing.T) {
+	t.Parallel()
+	s := &bookSource{key: key{ch: chBook, name: "BTCUSDT"}, snaps: map[int]*frame{}}
+	s.book.reset(&marketdatav1.BookSnapshot{
+		Seq:  1,
+		Bids: []*marketdatav1.BookLevel{{Price: "100", Quantity: "1"}, {Price: "99", Quantity: "1"}},
+		Asks: []*marketdatav1.BookLevel{{Price: "101", Quantity: "1"}, {Price: "102", Quantity: "1"}, {Price: "103", Quantity: "1"}},
+	})
+	one := s.greet(1)[0]
+	if again := s.greet(1)[0]; again != one {
+		t.Error("depth 1 encoded twice")
+	}
+	whole := s.greet(0)[0]
+	for _, depth := range []int{3, 4, 1000} {
+		if f := s.greet(depth)[0]; f != whole {
+			t.Errorf("depth %d of a 3-level book is not the whole book's frame", depth)
+		}
+	}
+	if two := s.greet(2)[0]; two == whole || two == one {
+		t.Error("depth 2 shares another depth's frame")
+	}
+	if len(s.snaps) != 3 {
+		t.Errorf("%d frames cached; want 3 (depths 1, 2, whole)", len(s.snaps))
 	}
 }

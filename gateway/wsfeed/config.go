@@ -31,6 +31,17 @@ type Config struct {
 	// is sent a resource_exhausted notice (if the socket takes it within
 	// WriteTimeout) and closed with 1008; the fan-out never waits for it.
 	SendQueue int
+	// SendBytes bounds the bytes of the frames waiting to be written to one
+	// connection (a shared frame counts in full for each connection that
+	// holds it), so that a client that does not read holds at most about
+	// this much server memory; past it the connection is a slow consumer
+	// as above. One frame larger than SendBytes (a deep book snapshot)
+	// still passes when nothing else waits.
+	SendBytes int
+	// MaxConnectionsPerAddress bounds the connections open at once from
+	// one client address (as the gateway attributes it: see
+	// SetClientAddress); one more is refused with 429.
+	MaxConnectionsPerAddress int
 	// WriteTimeout bounds one write to a connection, and the notice and
 	// close frame of a connection being dropped.
 	WriteTimeout time.Duration
@@ -63,23 +74,25 @@ type Config struct {
 
 // Default returns the settings used by `tradex serve`: same-origin and
 // non-browser clients only, 16 KiB frames, 100 subscriptions, 1024 queued
-// frames, 10 s writes, pings every 20 s with 60 s to answer, heartbeats
+// frames and 1 MiB queued, 32 connections per address, 10 s writes, pings every 20 s with 60 s to answer, heartbeats
 // every 10 s.
 func Default() Config {
 	return Config{
-		MaxFrameBytes:     16 << 10,
-		MaxSubscriptions:  100,
-		SendQueue:         1024,
-		WriteTimeout:      10 * time.Second,
-		PingInterval:      20 * time.Second,
-		PongWait:          60 * time.Second,
-		HeartbeatInterval: 10 * time.Second,
-		SubscribeTimeout:  10 * time.Second,
-		AuthTimeout:       5 * time.Second,
-		ReconnectMin:      100 * time.Millisecond,
-		ReconnectMax:      5 * time.Second,
-		ReadBufferSize:    1024,
-		WriteBufferSize:   4096,
+		MaxFrameBytes:            16 << 10,
+		MaxSubscriptions:         100,
+		SendQueue:                1024,
+		SendBytes:                1 << 20,
+		MaxConnectionsPerAddress: 32,
+		WriteTimeout:             10 * time.Second,
+		PingInterval:             20 * time.Second,
+		PongWait:                 60 * time.Second,
+		HeartbeatInterval:        10 * time.Second,
+		SubscribeTimeout:         10 * time.Second,
+		AuthTimeout:              5 * time.Second,
+		ReconnectMin:             100 * time.Millisecond,
+		ReconnectMax:             5 * time.Second,
+		ReadBufferSize:           1024,
+		WriteBufferSize:          4096,
 	}
 }
 
@@ -92,6 +105,8 @@ func (c Config) Validate() error {
 		{"MaxFrameBytes", c.MaxFrameBytes > 0},
 		{"MaxSubscriptions", c.MaxSubscriptions > 0},
 		{"SendQueue", c.SendQueue > 0},
+		{"SendBytes", c.SendBytes > 0},
+		{"MaxConnectionsPerAddress", c.MaxConnectionsPerAddress > 0},
 		{"WriteTimeout", c.WriteTimeout > 0},
 		{"PingInterval", c.PingInterval > 0},
 		{"HeartbeatInterval", c.HeartbeatInterval > 0},

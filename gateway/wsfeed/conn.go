@@ -26,10 +26,11 @@ type closeReason struct {
 // reads and answers frames; its writer goroutine drains the outbox, and
 // sends heartbeats and pings.
 type conn struct {
-	f   *Feed
-	ws  *websocket.Conn
-	out *outbox
-	wmu sync.Mutex // held by whoever writes data frames (the writer)
+	f    *Feed
+	ws   *websocket.Conn
+	addr string // the client address it counts against
+	out  *outbox
+	wmu  sync.Mutex // held by whoever writes data frames (the writer)
 
 	quit       chan struct{}
 	quitOnce   sync.Once
@@ -43,9 +44,9 @@ type conn struct {
 	principal auth.Principal
 }
 
-func newConn(f *Feed, ws *websocket.Conn) *conn {
+func newConn(f *Feed, ws *websocket.Conn, addr string) *conn {
 	return &conn{
-		f: f, ws: ws, out: newOutbox(f.cfg.SendQueue),
+		f: f, ws: ws, addr: addr, out: newOutbox(f.cfg.SendQueue, f.cfg.SendBytes),
 		quit: make(chan struct{}), writerDone: make(chan struct{}),
 		subs: map[key]*topic{},
 	}
@@ -277,7 +278,7 @@ func (c *conn) deliver(f *frame) {
 		c.shutdown(closeReason{
 			code: websocket.ClosePolicyViolation, text: "slow consumer",
 			notice: encodeError(errorf(connect.CodeResourceExhausted,
-				"slow consumer: more than %d frames waiting; closing", c.f.cfg.SendQueue), nil),
+				"slow consumer: more than %d frames or %d bytes waiting; closing", c.f.cfg.SendQueue, c.f.cfg.SendBytes), nil),
 		})
 	}
 }
@@ -327,7 +328,7 @@ func (c *conn) writeLoop() {
 // flush writes everything queued.
 func (c *conn) flush() error {
 	batch := c.out.take()
-	defer clear(batch)
+	defer c.out.written(batch)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for _, f := range batch {
@@ -351,7 +352,8 @@ func (c *conn) writeNow(f *frame) error {
 }
 
 // finish sends the notice and the close frame (both bounded by
-// WriteTimeout; they fail at once on a broken socket) and closes it.
+// WriteTimeout; they fail at once on a broken socket) and closes the
+// socket.
 func (c *conn) finish() {
 	deadline := time.Now().Add(c.f.cfg.WriteTimeout)
 	c.wmu.Lock()
@@ -361,5 +363,5 @@ func (c *conn) finish() {
 	}
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.reason.code, c.reason.text), deadline)
 	c.wmu.Unlock()
-	_ = c.ws.Close()
+	_ = socket(c.ws.NetConn()).Close() // ends the reader's read at once
 }

@@ -28,6 +28,7 @@ type Feed struct {
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
+	perAddr map[string]int // open connections by client address
 	closing bool
 	wg      sync.WaitGroup // connection handlers
 
@@ -47,7 +48,7 @@ func New(cfg Config, deps Deps) (*Feed, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Feed{cfg: cfg, deps: deps, log: log, conns: map[*conn]struct{}{}}
+	f := &Feed{cfg: cfg, deps: deps, log: log, conns: map[*conn]struct{}{}, perAddr: map[string]int{}}
 	f.hub = newHub(cfg, deps, log)
 	f.up = websocket.New(f.serve, websocket.Config{
 		Origins:         []string{"*"}, // checked before the upgrade, to answer 403
@@ -59,9 +60,28 @@ func New(cfg Config, deps Deps) (*Feed, error) {
 	return f, nil
 }
 
+// addressLocal is the Fiber local (and, after the upgrade, the
+// connection's) naming the client address a connection counts against.
+const addressLocal = "wsfeed.client_address"
+
+// SetClientAddress attributes the request c to addr for the per-address
+// connection cap (Config.MaxConnectionsPerAddress). The gateway calls it
+// with the address its rate limits use (behind trusted proxies, the
+// forwarded client); without it the feed counts the peer address.
+func SetClientAddress(c *fiber.Ctx, addr string) { c.Locals(addressLocal, addr) }
+
+// clientAddress is the address c counts against.
+func clientAddress(c *fiber.Ctx) string {
+	if a, ok := c.Locals(addressLocal).(string); ok && a != "" {
+		return a
+	}
+	return c.IP()
+}
+
 // Handler is the fiber handler of the WebSocket endpoint: a request that
 // is not a WebSocket upgrade gets 426, a browser origin not allowed 403,
-// and a feed shutting down 503.
+// a client address at its connection cap 429, and a feed shutting down
+// 503.
 func (f *Feed) Handler() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !websocket.IsWebSocketUpgrade(c) {
@@ -70,12 +90,18 @@ func (f *Feed) Handler() fiber.Handler {
 		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !f.originAllowed(origin, string(c.Request().Host())) {
 			return fiber.NewError(fiber.StatusForbidden, fmt.Sprintf("origin %s is not allowed", origin))
 		}
+		addr := clientAddress(c)
 		f.mu.Lock()
-		closing := f.closing
+		closing, open := f.closing, f.perAddr[addr]
 		f.mu.Unlock()
-		if closing {
+		switch {
+		case closing:
 			return fiber.NewError(fiber.StatusServiceUnavailable, "shutting down")
+		case open >= f.cfg.MaxConnectionsPerAddress:
+			return fiber.NewError(fiber.StatusTooManyRequests, fmt.Sprintf(
+				"at most %d WebSocket connections per client address: close one first", f.cfg.MaxConnectionsPerAddress))
 		}
+		c.Locals(addressLocal, addr) // the upgraded connection reads it back
 		return f.up(c)
 	}
 }
@@ -95,9 +121,10 @@ func (f *Feed) originAllowed(origin, host string) bool {
 
 // serve runs one upgraded connection (on the connection's own goroutine).
 func (f *Feed) serve(wc *websocket.Conn) {
-	c := newConn(f, wc.Conn)
-	if !f.register(c) {
-		_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseGoingAway, "shutting down"), time.Now().Add(f.cfg.WriteTimeout))
+	addr, _ := wc.Locals(addressLocal).(string)
+	c := newConn(f, wc.Conn, addr)
+	if refused := f.register(c); refused != nil {
+		_ = c.ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(refused.code, refused.text), time.Now().Add(f.cfg.WriteTimeout))
 		return
 	}
 	defer f.unregister(c)
@@ -110,14 +137,21 @@ func (f *Feed) setSocketBuffer(nc net.Conn) {
 	if f.cfg.SocketWriteBuffer == 0 {
 		return
 	}
-	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked connection
-		nc = u.UnsafeConn()
-	}
-	if s, ok := nc.(interface{ SetWriteBuffer(bytes int) error }); ok {
+	if s, ok := socket(nc).(interface{ SetWriteBuffer(bytes int) error }); ok {
 		if err := s.SetWriteBuffer(f.cfg.SocketWriteBuffer); err != nil {
 			f.log.Warn("set socket write buffer", "err", err)
 		}
 	}
+}
+
+// socket is the network connection under nc: fasthttp's hijacked
+// connection wraps it, and its Close does nothing (the server closes the
+// socket once the handler returns).
+func socket(nc net.Conn) net.Conn {
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		return u.UnsafeConn()
+	}
+	return nc
 }
 
 func (f *Feed) recoverConn(*websocket.Conn) {
@@ -126,20 +160,30 @@ func (f *Feed) recoverConn(*websocket.Conn) {
 	}
 }
 
-func (f *Feed) register(c *conn) bool {
+// register counts c in, or says why it may not run: the feed is
+// shutting down, or its address reached the cap meanwhile (Handler
+// checks first; connections upgraded at once may pass it together).
+func (f *Feed) register(c *conn) *closeReason {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closing {
-		return false
+		return &closeReason{code: fws.CloseGoingAway, text: "shutting down"}
+	}
+	if f.perAddr[c.addr] >= f.cfg.MaxConnectionsPerAddress {
+		return &closeReason{code: fws.CloseTryAgainLater, text: "too many connections from this address"}
 	}
 	f.conns[c] = struct{}{}
+	f.perAddr[c.addr]++
 	f.wg.Add(1)
-	return true
+	return nil
 }
 
 func (f *Feed) unregister(c *conn) {
 	f.mu.Lock()
 	delete(f.conns, c)
+	if f.perAddr[c.addr]--; f.perAddr[c.addr] <= 0 {
+		delete(f.perAddr, c.addr)
+	}
 	f.mu.Unlock()
 	f.wg.Done()
 }
@@ -178,12 +222,18 @@ type Stats struct {
 	// SlowConsumers is how many connections were dropped for a full send
 	// queue since the feed started.
 	SlowConsumers uint64
+	// QueuedBytes is the bytes of the frames waiting to be written, over
+	// every connection (a shared frame counted once per connection).
+	QueuedBytes int
 }
 
 // Stats returns the feed's current activity.
 func (f *Feed) Stats() Stats {
 	f.mu.Lock()
-	n := len(f.conns)
+	n, queued := len(f.conns), 0
+	for c := range f.conns {
+		queued += c.out.queued()
+	}
 	f.mu.Unlock()
-	return Stats{Connections: n, Upstreams: f.hub.count(), SlowConsumers: f.slow.Load()}
+	return Stats{Connections: n, Upstreams: f.hub.count(), SlowConsumers: f.slow.Load(), QueuedBytes: queued}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -246,14 +247,7 @@ func TestSlowConsumerIsDropped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *wsfeed.Config) { c.SendQueue, c.SocketWriteBuffer = 64, 4096 })
 	fund(t, e.p, "maker")
-	small := &websocket.Dialer{HandshakeTimeout: waitFor, NetDialContext: (&net.Dialer{
-		Control: func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-			return errors.Join(err, serr)
-		},
-	}).DialContext}
-	slow := dialURL(t, e.url, nil, small)
+	slow := dialURL(t, e.url, nil, smallDialer())
 	fast := e.dial(t)
 	const sub = `{"op":"subscribe","channels":[{"name":"book","symbols":["BTCUSDT"]},{"name":"trades","symbols":["BTCUSDT"]}]}`
 	for _, c := range []*client{slow, fast} {
@@ -327,4 +321,119 @@ func TestSlowConsumerIsDropped(t *testing.T) {
 		t.Errorf("%d slow consumers dropped; want 1", n)
 	}
 	t.Logf("dropped after %d orders", orders)
+}
+
+// smallDialer dials with a 4 KiB socket receive buffer, so that a client
+// that does not read stalls the server's writes at once.
+func smallDialer() *websocket.Dialer {
+	return &websocket.Dialer{HandshakeTimeout: waitFor, NetDialContext: (&net.Dialer{
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			return errors.Join(err, serr)
+		},
+	}).DialContext}
+}
+
+// Clients that never read and ask for the book again and again at every
+// depth (each answer a fresh snapshot of up to 300 levels) are dropped
+// once their byte budget is full, and the server never holds more than
+// the budgets: by its own count and on the heap. Not parallel: it reads
+// the process's heap.
+func TestDepthCyclingStaysWithinTheByteBudget(t *testing.T) {
+	const (
+		levels  = 300
+		clients = 20
+		budget  = 64 << 10
+	)
+	e := newEnv(t, func(c *wsfeed.Config) {
+		c.SendBytes, c.SocketWriteBuffer, c.WriteTimeout = budget, 4096, 5*time.Second
+	})
+	fund(t, e.p, "maker")
+	for i := range levels {
+		place(t, e.p, "maker", sell, "0.00100", fmt.Sprintf("%d.00", 60000+i))
+	}
+	polltest.True(t, "the book to hold every level", func() bool {
+		b, err := e.p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT"})
+		return err == nil && len(b.GetBook().GetAsks()) == levels
+	})
+	cs := make([]*client, clients)
+	for i := range cs {
+		cs[i] = dialURL(t, e.url, nil, smallDialer())
+	}
+	heapBefore := liveHeap()
+	for _, c := range cs { // never read: each subscribe queues one more snapshot
+		for depth := 1; depth <= levels; depth++ {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(waitFor))
+			frame := fmt.Sprintf(`{"op":"subscribe","channels":[{"name":"book","symbols":["BTCUSDT"],"depth":%d}]}`, depth)
+			if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+				break // dropped already
+			}
+		}
+	}
+	var held int
+	var grew uint64
+	polltest.True(t, "every client to be dropped", func() bool {
+		st := e.feed.Stats()
+		held = max(held, st.QueuedBytes)
+		if now := liveHeap(); now > heapBefore {
+			grew = max(grew, now-heapBefore)
+		}
+		return st.Connections == 0
+	})
+	t.Logf("at most %d KiB queued at once; the live heap grew by at most %d KiB", held>>10, grew>>10)
+	if n := e.feed.Stats().SlowConsumers; n != clients {
+		t.Errorf("%d slow consumers; want %d", n, clients)
+	}
+	if limit := clients * budget; held > limit {
+		t.Errorf("%d bytes queued at once; the budgets are %d", held, limit)
+	}
+	if grew > 16<<20 { // without budgets the queues held about 40 MB here
+		t.Errorf("the live heap grew by %d MB", grew>>20)
+	}
+}
+
+// liveHeap is the bytes of live heap objects after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// One client address holds at most MaxConnectionsPerAddress connections;
+// one more is refused with 429 until one closes.
+func TestConnectionsPerAddress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *wsfeed.Config) { c.MaxConnectionsPerAddress = 3 })
+	cs := make([]*client, 3)
+	for i := range cs {
+		cs[i] = e.dial(t)
+	}
+	ws, resp, err := (&websocket.Dialer{HandshakeTimeout: waitFor}).DialContext(t.Context(), e.url, nil)
+	if ws != nil {
+		ws.Close()
+	}
+	if resp == nil {
+		t.Fatalf("fourth dial: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("fourth connection: status %d; want 429", resp.StatusCode)
+	}
+	cs[0].ws.Close()
+	polltest.True(t, "a connection to be let in once one closed", func() bool {
+		ws, resp, err := (&websocket.Dialer{HandshakeTimeout: waitFor}).DialContext(t.Context(), e.url, nil)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if err != nil {
+			return false
+		}
+		t.Cleanup(func() { ws.Close() })
+		return true
+	})
+	if n := e.feed.Stats().Connections; n != 3 {
+		t.Errorf("%d connections; want 3", n)
+	}
 }

@@ -134,6 +134,9 @@ func (s *bookSource) session(ctx context.Context, t *topic) error {
 }
 
 func (s *bookSource) greet(depth int) []*frame {
+	if depth >= max(len(s.book.bids), len(s.book.asks)) {
+		depth = 0 // the whole book: one frame for every depth at least as deep
+	}
 	f, ok := s.snaps[depth]
 	if !ok {
 		if len(s.snaps) >= maxCachedDepths {
