@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -95,13 +96,24 @@ func serverStreams(service string) []string {
 }
 
 // clientKey is the Fiber local (and so the adaptor's request context
-// value) holding a Connect call's client address.
-type clientKey struct{}
+// value) holding a Connect call's client address; peerKey, a server
+// stream's connection.
+type (
+	clientKey struct{}
+	peerKey   struct{}
+)
 
 // connectClient notes the call's client address for guard's rate limit
-// (the net/http side sees only the peer, never the trusted proxies).
+// (the net/http side sees only the peer, never the trusted proxies) and,
+// for a server stream, its connection, so that guard can end the stream
+// when the client leaves (see peerWatch); such a response closes its
+// connection.
 func (g *Gateway) connectClient(c *fiber.Ctx) error {
 	c.Locals(clientKey{}, g.clientIP(c))
+	if g.streaming[c.Path()] {
+		c.Locals(peerKey{}, c.Context().Conn())
+		c.Context().Response.SetConnectionClose()
+	}
 	return c.Next()
 }
 
@@ -129,6 +141,9 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 		}
 		ctx, cancel := g.detached(r.URL.Path)
 		defer cancel()
+		if conn, ok := r.Context().Value(peerKey{}).(net.Conn); ok {
+			defer watchPeer(conn, cancel)()
+		}
 		if p != nil {
 			ctx = auth.NewContext(ctx, *p)
 		}

@@ -18,7 +18,9 @@ import (
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // keepingWallet is a wallet handler that keeps every account id it was
@@ -74,7 +76,8 @@ func TestConnectPrincipalOutlivesTheRequest(t *testing.T) {
 }
 
 // TestStreamsHaveAMaximumLifetime: a quiet server stream ends on its own
-// after MaxStreamLifetime (fasthttp cannot tell it that its client left).
+// after MaxStreamLifetime (for a client that vanished without closing
+// its connection).
 func TestStreamsHaveAMaximumLifetime(t *testing.T) {
 	t.Parallel()
 	p := platformtest.New(t)
@@ -97,6 +100,48 @@ func TestStreamsHaveAMaximumLifetime(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the stream did not end before the test's deadline")
+	}
+}
+
+// TestAbandonedStreamReleasesItsConsumer: a quiet WatchBalances whose
+// client closed its connection ends within seconds, and its NATS
+// consumer with it (not after MaxStreamLifetime), in the Connect protocol
+// and in gRPC-Web.
+func TestAbandonedStreamReleasesItsConsumer(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	gw, err := gateway.New(gateway.Default(), gateway.Deps{Connect: p.ConnectServices(), Verifier: auth.Dev{AdminToken: "admin-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, gw)
+	journal, err := p.JetStream().Stream(t.Context(), streams.StreamName(streams.TopicBalanceChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() int {
+		info, err := journal.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	for _, opts := range [][]connect.ClientOption{nil, {connect.WithGRPCWeb()}} {
+		before := consumers()
+		ctx, leave := context.WithCancel(t.Context())
+		stream, err := walletv1connect.NewWalletServiceClient(bearer("alice"), base, opts...).
+			WatchBalances(ctx, &walletv1.WatchBalancesRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !stream.Receive() { // the balances now; then nothing changes
+			t.Fatalf("no first message: %v", stream.Err())
+		}
+		polltest.True(t, "the watch's consumer", func() bool { return consumers() == before+1 })
+		leave() // closes the connection
+		_ = stream.Close()
+		polltest.True(t, "the abandoned stream's consumer to go", func() bool { return consumers() == before },
+			polltest.WithTimeout(5*time.Second))
 	}
 }
 

@@ -69,3 +69,49 @@ func TestDeleteConsumerUnavailable(t *testing.T) {
 		t.Errorf("DeleteConsumer with the broker gone: %v, want ErrUnavailable", err)
 	}
 }
+
+// A follow leaves no consumer behind once it ends, whether its context
+// ended or its callback stopped it (an ordered consumer would otherwise
+// stay on the server for five minutes).
+func TestFollowLeavesNoConsumer(t *testing.T) {
+	t.Parallel()
+	s := embeddedtest.New(t)
+	catalog := faultCatalog(t)
+	if err := streams.EnsureStreams(t.Context(), s.JetStream(), catalog); err != nil {
+		t.Fatal(err)
+	}
+	client := streams.NewClient(s.JetStream(), catalog)
+	const topic = "fault.events.v1"
+	stream, err := s.JetStream().Stream(t.Context(), streams.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() int {
+		info, err := stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	if _, err := s.JetStream().Publish(t.Context(), topic+".k", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	errStop := errors.New("stop")
+	ctx, cancel := context.WithCancel(t.Context())
+	for _, end := range []struct {
+		name string
+		fn   func(context.Context, streams.Stored) error
+		want error
+	}{
+		{"context", func(context.Context, streams.Stored) error { cancel(); return nil }, nil},
+		{"callback", func(context.Context, streams.Stored) error { return errStop }, errStop},
+	} {
+		if err := client.Follow(ctx, streams.Follow{Topic: topic}, end.fn); !errors.Is(err, end.want) {
+			t.Fatalf("follow ended by its %s: %v; want %v", end.name, err, end.want)
+		}
+		if n := consumers(); n != 0 {
+			t.Errorf("%d consumers after a follow ended by its %s", n, end.name)
+		}
+		ctx = t.Context()
+	}
+}

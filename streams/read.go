@@ -137,6 +137,7 @@ func (c *Client) Follow(ctx context.Context, f Follow, fn func(context.Context, 
 	if err != nil {
 		return brokerError("follow "+filter, err)
 	}
+	defer c.dropFollower(ctx, t.Stream(), cons)
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -165,6 +166,23 @@ func (c *Client) Follow(ctx context.Context, f Follow, fn func(context.Context, 
 			return nil
 		}
 	}
+}
+
+// dropFollowerTimeout bounds the deletion of a follow's consumer.
+const dropFollowerTimeout = 2 * time.Second
+
+// dropFollower deletes a follow's ephemeral consumer once the follow
+// ends: a stopped ordered consumer otherwise stays on the server until it
+// has been inactive for five minutes, so that followers coming and going
+// (a client's stream per page view) would pile up.
+func (c *Client) dropFollower(ctx context.Context, stream string, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropFollowerTimeout)
+	defer cancel()
+	_ = c.js.DeleteConsumer(ctx, stream, info.Name) // else the server drops it once inactive
 }
 
 // ConsumerLag is how many messages of topic the durable consumer named
