@@ -2,6 +2,7 @@ package rpcserver
 
 import (
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -16,8 +17,13 @@ import (
 type Options struct {
 	// Token, when set, is the service credential every call but health
 	// and reflection must carry as "Authorization: Bearer <token>";
-	// others are refused with Unauthenticated.
+	// others are refused with Unauthenticated. A client certificate the
+	// server verified (TLS with ClientCAs) is a service credential too.
 	Token string
+	// TLS, when set, makes the server speak TLS with it (HTTP/2 through
+	// ALPN h2, HTTP/1.1) instead of plaintext HTTP/1.1 and h2c. With
+	// ClientCAs and tls.RequireAndVerifyClientCert it is mutual TLS.
+	TLS *tls.Config
 	// MaxBodyBytes bounds a request body (default 4 MiB); a larger one is
 	// refused with ResourceExhausted.
 	MaxBodyBytes int64
@@ -71,8 +77,13 @@ func (o Options) guard(next http.Handler) http.Handler {
 	})
 }
 
-// authorized compares the bearer token in constant time.
+// authorized accepts a client certificate the TLS handshake verified
+// against the server's client CAs, else compares the bearer token in
+// constant time.
 func (o Options) authorized(r *http.Request) bool {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return true
+	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && subtle.ConstantTimeCompare([]byte(token), []byte(o.Token)) == 1
 }

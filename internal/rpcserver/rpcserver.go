@@ -2,7 +2,8 @@
 //
 // It is plain net/http speaking HTTP/1.1 and unencrypted HTTP/2 (h2c) on one
 // listener, so gRPC, gRPC-Web and Connect clients all reach the same
-// handlers. It always serves gRPC health (grpc.health.v1) and server
+// handlers; with Options.TLS it speaks TLS instead (HTTP/2 through ALPN,
+// and mutual TLS when the configuration verifies client certificates). It always serves gRPC health (grpc.health.v1) and server
 // reflection (v1 and v1alpha), so standard tooling such as `buf curl` and
 // grpcurl works against it.
 package rpcserver
@@ -62,17 +63,27 @@ func New(logger *slog.Logger, checker grpchealth.Checker, opts Options, services
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
 	srv.http = &http.Server{
 		Handler:           opts.withDefaults().guard(mux),
 		IdleTimeout:       2 * time.Minute,
-		Protocols:         protocols,
+		Protocols:         protocols(opts.TLS != nil),
+		TLSConfig:         opts.TLS.Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return srv
+}
+
+// protocols are HTTP/1.1 and HTTP/2: over TLS, else unencrypted (h2c).
+func protocols(tls bool) *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	if tls {
+		p.SetHTTP2(true)
+	} else {
+		p.SetUnencryptedHTTP2(true)
+	}
+	return p
 }
 
 // Check answers gRPC health: NOT_SERVING once Shutdown began, else the
@@ -84,10 +95,14 @@ func (s *Server) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpc
 	return s.checker.Check(ctx, req)
 }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after a
-// clean Shutdown.
+// Serve accepts connections on ln until Shutdown, over TLS when
+// Options.TLS is set. It returns nil after a clean Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	serve := s.http.Serve
+	if s.http.TLSConfig != nil {
+		serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+	}
+	if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("rpcserver: serve %s: %w", ln.Addr(), err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package rpcserver_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -19,6 +20,8 @@ import (
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/internal/tlsconfig"
+	"github.com/tradex-mesh/tradex/internal/tlsconfig/tlstest"
 )
 
 // startServer serves a real generated service on loopback and returns the
@@ -44,6 +47,9 @@ func startServer(t *testing.T, checker grpchealth.Checker, opts rpcserver.Option
 			t.Errorf("serve returned %v after shutdown, want nil", err)
 		}
 	})
+	if opts.TLS != nil {
+		return "https://" + ln.Addr().String(), srv
+	}
 	return "http://" + ln.Addr().String(), srv
 }
 
@@ -169,5 +175,58 @@ func TestGuard(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("a stalled body held the request until the client gave up")
+	}
+}
+
+// h2TLS is an HTTP/2-only client over TLS with cfg (gRPC's transport).
+func h2TLS(cfg *tls.Config) *http.Client {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: protocols, TLSClientConfig: cfg}}
+}
+
+// Over mutual TLS, a client certificate from the configured CA is the
+// service credential (no token); no certificate, or one from another CA,
+// gets no call through. Over TLS without client CAs, a certificate is not
+// a credential: the token still is.
+func TestTLSCredentials(t *testing.T) {
+	t.Parallel()
+	const token = "service-secret-0123456789"
+	ca, other := tlstest.NewCA(t, "internal"), tlstest.NewCA(t, "other")
+	server, client, stranger := ca.Server(t).Cert, ca.Client(t, "svc").Cert, other.Client(t, "svc").Cert
+	mtls, _ := startServer(t, nil, rpcserver.Options{Token: token, TLS: tlsconfig.Server(server, ca.Pool())})
+	plain, _ := startServer(t, nil, rpcserver.Options{Token: token, TLS: tlsconfig.Server(server, nil)})
+	tests := []struct {
+		name   string
+		url    string
+		client *http.Client
+		want   connect.Code // Unimplemented: the call reached the handler; 0: refused before any call
+	}{
+		{"mtls client certificate no token", mtls, h2TLS(tlsconfig.Client(ca.Pool(), &client)), connect.CodeUnimplemented},
+		{"mtls no certificate with token", mtls, &http.Client{Transport: rpcserver.TokenTransport{Token: token,
+			Base: &http.Transport{TLSClientConfig: tlsconfig.Client(ca.Pool(), nil)}}}, 0},
+		{"mtls certificate from another CA", mtls, h2TLS(tlsconfig.Client(ca.Pool(), &stranger)), 0},
+		{"mtls server not trusted", mtls, h2TLS(tlsconfig.Client(other.Pool(), &client)), 0},
+		{"tls token", plain, &http.Client{Transport: rpcserver.TokenTransport{Token: token,
+			Base: &http.Transport{TLSClientConfig: tlsconfig.Client(ca.Pool(), nil), ForceAttemptHTTP2: true}}}, connect.CodeUnimplemented},
+		{"tls certificate is no credential", plain, h2TLS(tlsconfig.Client(ca.Pool(), &client)), connect.CodeUnauthenticated},
+		{"tls plaintext client", strings.Replace(plain, "https://", "http://", 1), &http.Client{Transport: rpcserver.TokenTransport{Token: token}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := walletv1connect.NewWalletServiceClient(tt.client, tt.url, connect.WithGRPC()).Deposit(t.Context(),
+				&walletv1.DepositRequest{TransferId: "t", AccountId: "a", Asset: "USDT", Amount: "1"})
+			switch code := connect.CodeOf(err); {
+			case tt.want == 0 && (code == connect.CodeUnimplemented || code == connect.CodeUnauthenticated):
+				t.Fatalf("Deposit: %v, want the connection refused", err)
+			case tt.want != 0 && code != tt.want:
+				t.Fatalf("Deposit: %v, want %v", err, tt.want)
+			}
+		})
+	}
+	health, err := grpchealth.NewClient(h2TLS(tlsconfig.Client(ca.Pool(), &client)), mtls, connect.WithGRPC()).Check(t.Context(), &grpchealth.CheckRequest{})
+	if err != nil || health.Status != grpchealth.StatusServing {
+		t.Errorf("health over mutual TLS: %v, %v", health, err)
 	}
 }
