@@ -167,6 +167,11 @@ func (c *Cache) subscribe(ctx context.Context) error {
 
 // preload stores every instrument the service lists.
 func (c *Cache) preload(ctx context.Context) error {
+	return c.list(ctx, func(*metadatav1.Instrument) {})
+}
+
+// list stores every instrument the service lists, handing each to fn.
+func (c *Cache) list(ctx context.Context, fn func(*metadatav1.Instrument)) error {
 	req := &metadatav1.ListInstrumentsRequest{Page: &commonv1.PageRequest{PageSize: 1000}}
 	for {
 		res, err := c.client.ListInstruments(ctx, req)
@@ -175,6 +180,7 @@ func (c *Cache) preload(ctx context.Context) error {
 		}
 		for _, in := range res.GetInstruments() {
 			c.store(in)
+			fn(in)
 		}
 		next := res.GetPage().GetNextPageToken()
 		if next == "" {
@@ -257,6 +263,38 @@ func (c *Cache) Rules(ctx context.Context, symbol string) (Rules, error) {
 		return Rules{}, err
 	}
 	return e.rules, e.rulesErr
+}
+
+// Trades reports whether some instrument has asset as its base or quote
+// asset: at once when an instrument held does, else from the service's
+// list (an instrument created a moment ago may not have arrived yet).
+func (c *Cache) Trades(ctx context.Context, asset string) (bool, error) {
+	if c.live.Load() && c.holdsAsset(asset) {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.loadTimeout)
+	defer cancel()
+	found := false
+	err := c.list(ctx, func(in *metadatav1.Instrument) { found = found || tradesAsset(in, asset) })
+	if err != nil {
+		return false, fmt.Errorf("instruments trading %s: %w", asset, err)
+	}
+	return found, nil
+}
+
+func (c *Cache) holdsAsset(asset string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, e := range c.items {
+		if tradesAsset(e.inst, asset) {
+			return true
+		}
+	}
+	return false
+}
+
+func tradesAsset(in *metadatav1.Instrument, asset string) bool {
+	return in.GetBaseAsset() == asset || in.GetQuoteAsset() == asset
 }
 
 // Len is the number of instruments held.

@@ -179,6 +179,39 @@ func TestCacheFollowsTheMetadataService(t *testing.T) {
 	}
 }
 
+// Trades answers from memory for an asset an instrument held trades, and
+// asks the service otherwise: an instrument created a moment ago counts
+// before its event arrives.
+func TestCacheTrades(t *testing.T) {
+	t.Parallel()
+	mesh := newMesh(t)
+	admin := startMetadata(t, mesh)
+	client := &counting{Client: admin}
+	c := newCache(t, client, mesh)
+	for _, asset := range []string{"BTC", "USDT", "ETH"} {
+		if ok, err := c.Trades(t.Context(), asset); err != nil || !ok {
+			t.Errorf("Trades(%s) = %v, %v; want true", asset, ok, err)
+		}
+	}
+	if n := client.lists.Load(); n != 1 {
+		t.Errorf("%d lists; want only New's: held instruments answer", n)
+	}
+	if ok, err := c.Trades(t.Context(), "DOGE"); err != nil || ok {
+		t.Errorf("Trades(DOGE) = %v, %v; want false", ok, err)
+	}
+	if n := client.lists.Load(); n != 2 {
+		t.Errorf("%d lists; want 2: an asset no held instrument trades is asked for", n)
+	}
+	if _, err := admin.CreateInstrument(t.Context(), &metadatav1.CreateInstrumentRequest{
+		Symbol: "DOGEUSDT", Kind: commonv1.InstrumentKind_INSTRUMENT_KIND_SPOT, BaseAsset: "DOGE", QuoteAsset: "USDT", TickSize: "0.0001", LotSize: "1",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.Trades(t.Context(), "DOGE"); err != nil || !ok {
+		t.Errorf("Trades(DOGE) after its instrument was created = %v, %v; want true", ok, err)
+	}
+}
+
 // failingList is a client whose List fails, so that nothing is preloaded.
 type failingList struct {
 	counting

@@ -76,6 +76,15 @@ func (r *cacheRef) Rules(ctx context.Context, symbol string) (instruments.Rules,
 	return r.cache.Rules(ctx, symbol)
 }
 
+// Trades waits for the cache, then reports whether some instrument
+// trades asset.
+func (r *cacheRef) Trades(ctx context.Context, asset string) (bool, error) {
+	if err := r.wait(ctx, asset); err != nil {
+		return false, err
+	}
+	return r.cache.Trades(ctx, asset)
+}
+
 func (r *cacheRef) wait(ctx context.Context, symbol string) error {
 	select {
 	case <-r.ready:

@@ -97,11 +97,18 @@ func (h *handler) transfer(ctx context.Context, out bool, id, acct, asset, amoun
 	if err != nil {
 		return Balance{}, false, err
 	}
+	locks := []string{acct}
+	if !out {
+		if err := h.tradedAsset(ctx, asset); err != nil {
+			return Balance{}, false, err
+		}
+		locks = append(locks, supplyLock(asset)) // deposits of one asset plan one at a time: see Tx.Deposit
+	}
 	var (
 		bal      Balance
 		replayed bool
 	)
-	err = h.s.st.update(ctx, []string{acct}, func(tx *Tx) error {
+	err = h.s.st.update(ctx, locks, func(tx *Tx) error {
 		if t, ok := tx.book.Transfer(acct, id); ok {
 			if t.Withdrawal != out || t.Asset != asset || t.Amount != amount || t.Memo != memo {
 				return fmt.Errorf("%w: transfer_id %s was used for another transfer", ErrAlreadyExists, id)
@@ -118,6 +125,23 @@ func (h *handler) transfer(ctx context.Context, out bool, id, acct, asset, amoun
 		bal = t.Balance
 	})
 	return bal, replayed, err
+}
+
+// supplyLock is the lock name of an asset's supply (account ids are
+// identifiers: none starts with '#').
+func supplyLock(asset string) string { return "#supply/" + asset }
+
+// tradedAsset checks that some instrument trades asset: a deposit of
+// anything else could never be used, nor told from a typo.
+func (h *handler) tradedAsset(ctx context.Context, asset string) error {
+	ok, err := h.s.insts.Trades(ctx, asset)
+	switch {
+	case err != nil:
+		return fmt.Errorf("look up the instruments trading %s: %w", asset, err)
+	case !ok:
+		return invalid("asset", fmt.Sprintf("no instrument trades %s", asset))
+	}
+	return nil
 }
 
 var holdReasons = map[walletv1.HoldReason]HoldReason{

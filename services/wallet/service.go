@@ -20,6 +20,9 @@ import (
 // implements it with a cache of the metadata service).
 type Instruments interface {
 	Get(ctx context.Context, symbol string) (*metadatav1.Instrument, error)
+	// Trades reports whether some instrument has asset as its base or
+	// quote asset.
+	Trades(ctx context.Context, asset string) (bool, error)
 }
 
 // Deps are the service's dependencies.

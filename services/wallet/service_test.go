@@ -41,8 +41,18 @@ func (m instruments) Get(_ context.Context, symbol string) (*metadatav1.Instrume
 	return nil, fmt.Errorf("instrument %s not found", symbol)
 }
 
+func (m instruments) Trades(_ context.Context, asset string) (bool, error) {
+	for _, i := range m {
+		if i.GetBaseAsset() == asset || i.GetQuoteAsset() == asset {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 var testInstruments = instruments{
 	"BTCUSDT": {Symbol: "BTCUSDT", BaseAsset: "BTC", QuoteAsset: "USDT", PriceScale: 2, QuantityScale: 5},
+	"ETHUSDT": {Symbol: "ETHUSDT", BaseAsset: "ETH", QuoteAsset: "USDT", PriceScale: 2, QuantityScale: 4},
 }
 
 // env is one embedded server shared by the wallet instances of a test.
@@ -195,6 +205,8 @@ func TestDepositWithdrawAndErrors(t *testing.T) {
 		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT\u0000", Amount: "1"}, "asset"},
 		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "1", Memo: strings.Repeat("m", 257)}, "memo"},
 		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "USDT", Amount: "1", Memo: "line\nbreak"}, "memo"},
+		// An asset no instrument trades could never be used.
+		{&walletv1.DepositRequest{TransferId: "x", AccountId: "alice", Asset: "DOGE", Amount: "1"}, "asset"},
 	} {
 		_, err := c.Deposit(t.Context(), bad.req)
 		codeOf(t, err, connect.CodeInvalidArgument)
@@ -209,6 +221,49 @@ func TestDepositWithdrawAndErrors(t *testing.T) {
 	}
 	_, err = c.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: "alice"})
 	codeOf(t, err, connect.CodeInvalidArgument)
+}
+
+// Deposits keep every asset's supply over all accounts within int64, so
+// that no settlement can overflow a balance (a trade moves an asset
+// between accounts: none can hold more than all of them). Two accounts
+// near the limit each, one selling to the other, dead-lettered the
+// settlement while both orders showed filled.
+func TestDepositsKeepTheSupplyInRange(t *testing.T) {
+	t.Parallel()
+	w := newEnv(t).start(testConfig())
+	c := w.client
+	const nearlyAll = "92233720368" // 9223372036800000000 of 9223372036854775807 units at scale 8
+	deposit(t, c, "t1", "whale", "USDT", nearlyAll)
+	_, err := c.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "t2", AccountId: "minnow", Asset: "USDT", Amount: "1"})
+	codeOf(t, err, connect.CodeInvalidArgument)
+	if ce := new(connect.Error); errors.As(err, &ce) && !strings.Contains(ce.Message(), "amount") {
+		t.Errorf("message %q does not name the amount", ce.Message())
+	}
+	deposit(t, c, "t3", "minnow", "BTC", "1") // another asset has its own supply
+	must[*walletv1.WithdrawResponse](t)(c.Withdraw(t.Context(), &walletv1.WithdrawRequest{
+		TransferId: "t4", AccountId: "whale", Asset: "USDT", Amount: "1"}))
+	deposit(t, c, "t5", "minnow", "USDT", "1") // room again
+
+	// Deposits of one asset to different accounts plan one at a time: of
+	// two that fit only together, one passes. 0.54775807 USDT is left.
+	errs := make(chan error, 2)
+	for _, acct := range []string{"carol", "dave"} {
+		go func() {
+			_, err := c.Deposit(t.Context(), &walletv1.DepositRequest{TransferId: "half-" + acct, AccountId: acct, Asset: "USDT", Amount: "0.5"})
+			errs <- err
+		}()
+	}
+	passed := 0
+	for range 2 {
+		if err := <-errs; err == nil {
+			passed++
+		} else if connect.CodeOf(err) != connect.CodeInvalidArgument {
+			t.Errorf("concurrent deposit: %v", err)
+		}
+	}
+	if passed != 1 {
+		t.Errorf("%d of two concurrent deposits passed; want 1", passed)
+	}
 }
 
 func TestHoldAndRelease(t *testing.T) {

@@ -462,6 +462,7 @@ func (s snapshot) book() *Book {
 		a := &account{seq: sa.Seq, subjSeq: sa.SubjSeq, balances: map[string]*Balance{}}
 		for _, bal := range sa.Balances {
 			a.balances[bal.Asset] = &bal
+			b.supply[bal.Asset] += bal.Available + bal.Held
 		}
 		b.accounts[id] = a
 	}

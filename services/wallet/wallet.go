@@ -111,6 +111,7 @@ type Book struct {
 	transfers map[string]*Transfer // account/transferID
 	releases  map[string]*Release  // account/holdID/releaseID
 	engine    map[string]uint64    // instrument -> last applied engine sequence
+	supply    map[string]int64     // asset -> available+held over all accounts
 	applied   uint64               // last stream sequence applied by reading the journal in order
 }
 
@@ -122,6 +123,7 @@ func NewBook() *Book {
 		transfers: map[string]*Transfer{},
 		releases:  map[string]*Release{},
 		engine:    map[string]uint64{},
+		supply:    map[string]int64{},
 	}
 }
 
@@ -214,6 +216,12 @@ func (b *Book) Totals() map[string]int64 {
 	return t
 }
 
+// Supply is available+held of asset over all accounts, kept as entries
+// apply. Deposits keep it within int64, so that no balance can overflow:
+// a trade only moves an asset between accounts, and no account holds
+// more than all of them.
+func (b *Book) Supply(asset string) int64 { return b.supply[asset] }
+
 // Apply applies a committed entry (with Sequence and StreamSeq set). It is
 // the one way the book changes, both live and when replaying the journal.
 // Entries at or before the account's last stream sequence are skipped
@@ -239,6 +247,7 @@ func (b *Book) Apply(e Entry) error {
 		return fmt.Errorf("%w: account %s entry %d does not add up", ErrCorruptJournal, e.Account, e.Sequence)
 	}
 	bal.Available, bal.Held, bal.Revision, bal.UpdatedAt = e.Available, e.Held, e.Sequence, e.Time
+	b.supply[e.Asset] += e.AvailableDelta + e.HeldDelta
 	a.seq, a.subjSeq = e.Sequence, e.StreamSeq
 	b.applyRecords(e, *bal)
 	if e.EngineSequence > b.engine[e.Instrument] {
@@ -351,14 +360,31 @@ func (t *Tx) change(base Entry, dAvail, dHeld int64) (Balance, error) {
 	return *bal, nil
 }
 
-// Deposit credits amount (> 0) to acct's available asset.
+// Deposit credits amount (> 0) to acct's available asset. The asset's
+// supply over all accounts must stay within int64 (ErrOverflow), so
+// deposits of one asset must not plan concurrently (the service holds
+// the asset's supply lock).
 func (t *Tx) Deposit(transferID, acct, asset string, amount int64, memo string) error {
 	if amount <= 0 {
 		return invalid("amount", "must be positive")
 	}
+	if _, err := add(t.book.Supply(asset)+t.supplyDelta(asset), amount); err != nil {
+		return fmt.Errorf("%w: amount: a deposit of %d units would take the %s held over all accounts past %d units", ErrOverflow, amount, asset, int64(math.MaxInt64))
+	}
 	_, err := t.change(Entry{EventID: "deposit-" + transferID, Account: acct, Asset: asset,
 		Reason: ReasonDeposit, TransferID: transferID, Memo: memo}, amount, 0)
 	return err
+}
+
+// supplyDelta is how the entries planned so far change asset's supply.
+func (t *Tx) supplyDelta(asset string) int64 {
+	var d int64
+	for _, e := range t.Entries {
+		if e.Asset == asset {
+			d += e.AvailableDelta + e.HeldDelta
+		}
+	}
+	return d
 }
 
 // Withdraw debits amount (> 0) from acct's available asset.
