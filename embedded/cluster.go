@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,11 @@ type ClusterConfig struct {
 	// ReadyTimeout bounds the wait for each node to be ready. Zero means
 	// [DefaultClusterReadyTimeout].
 	ReadyTimeout time.Duration
+
+	// TLS, when set, is every node's client listener TLS ([Options.TLS]);
+	// RouteTLS the routes' between nodes ([ClusterOptions.TLS]): its
+	// certificate must be valid for Host as a server and as a client.
+	TLS, RouteTLS *tls.Config
 }
 
 // Cluster is a JetStream cluster of embedded nodes, all in this process,
@@ -174,11 +180,13 @@ func nodeOptions(ctx context.Context, cfg ClusterConfig) ([]Options, error) {
 			MaxMemory:    cfg.MaxMemory,
 			MaxStore:     cfg.MaxStore,
 			ReadyTimeout: cfg.ReadyTimeout,
+			TLS:          cfg.TLS,
 			Cluster: &ClusterOptions{
 				Name:   cfg.Name,
 				Host:   cfg.Host,
 				Port:   routePorts[i],
 				Routes: routes,
+				TLS:    cfg.RouteTLS,
 			},
 		}
 	}

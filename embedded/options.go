@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -103,6 +104,12 @@ type Options struct {
 	// every client connection, TCP and in process alike: only these users
 	// connect, each within its permissions. Empty: no authentication.
 	Users []User
+
+	// TLS, when set, makes the client listener require TLS with this
+	// server configuration (with ClientCAs and
+	// tls.RequireAndVerifyClientCert: client certificates too). In-process
+	// connections need none.
+	TLS *tls.Config
 }
 
 // User is a NATS user of the embedded server.
@@ -131,6 +138,12 @@ type ClusterOptions struct {
 	// Routes are the route URLs of the other nodes, such as
 	// "nats://127.0.0.1:6222".
 	Routes []string
+
+	// TLS, when set, makes routes speak TLS with it, both ways: a node
+	// presents its Certificates to the peers it dials and to those that
+	// dial it, and verifies theirs (RootCAs as a client; ClientCAs with
+	// tls.RequireAndVerifyClientCert as a server). Every node needs it.
+	TLS *tls.Config
 }
 
 // resolved returns a copy of o with defaults filled in, or an error when o
@@ -204,6 +217,10 @@ func (o Options) serverOptions() (*server.Options, error) {
 	if o.Port == NoListener {
 		so.Port = 0
 	}
+	if o.TLS != nil {
+		so.TLS, so.TLSConfig, so.TLSTimeout = true, o.TLS.Clone(), tlsTimeout
+		so.TLSVerify = o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+	}
 	for _, u := range o.Users {
 		// The server keeps a hash, not the password. Cost: the minimum, as
 		// the passwords here are random (128 bits), not chosen by people.
@@ -222,6 +239,9 @@ func (o Options) serverOptions() (*server.Options, error) {
 		Host: o.Cluster.Host,
 		Port: serverPort(o.Cluster.Port),
 	}
+	if o.Cluster.TLS != nil {
+		so.Cluster.TLSConfig, so.Cluster.TLSTimeout = o.Cluster.TLS.Clone(), tlsTimeout
+	}
 	for _, r := range o.Cluster.Routes {
 		u, err := url.Parse(r)
 		if err != nil {
@@ -234,6 +254,10 @@ func (o Options) serverOptions() (*server.Options, error) {
 	}
 	return so, nil
 }
+
+// tlsTimeout bounds a TLS handshake in seconds (nats-server's default, 2 s,
+// is short for a loaded machine).
+const tlsTimeout = 5
 
 // allow is a subject permission allowing subjects (nil: everything).
 func allow(subjects []string) *server.SubjectPermission {

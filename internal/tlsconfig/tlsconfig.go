@@ -63,3 +63,12 @@ func Client(rootCAs *x509.CertPool, cert *tls.Certificate) *tls.Config {
 	}
 	return cfg
 }
+
+// Peer is the configuration of a link whose ends are both servers and
+// clients, as NATS cluster routes are: it presents cert either way and
+// verifies the other end's certificate against cas either way.
+func Peer(cert tls.Certificate, cas *x509.CertPool) *tls.Config {
+	cfg := Server(cert, cas)
+	cfg.RootCAs = cas
+	return cfg
+}
