@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"github.com/gofiber/fiber/v2"
@@ -220,6 +221,9 @@ func parameters(c *fiber.Ctx, rt route) (map[string]any, error) {
 		}
 		var list []any
 		for _, v := range args.PeekMulti(name) {
+			if !utf8.Valid(v) {
+				return nil, invalidArgument(name, "is not valid UTF-8")
+			}
 			for part := range strings.SplitSeq(string(v), ",") {
 				if alias, ok := rt.aliases[name][part]; ok {
 					part = alias

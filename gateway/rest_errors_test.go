@@ -275,6 +275,7 @@ func TestStrictREST(t *testing.T) {
 		{"content type prefix", "POST", "/v1/orders", `{}`, "application/jsonx", "Content-Type"},
 		{"foreign charset", "POST", "/v1/orders", `{}`, "application/json; charset=latin1", "Content-Type"},
 		{"encoded NUL in the path", "GET", "/v1/balances/USDT%00", "", "", "asset: may only hold"},
+		{"invalid UTF-8 in the query", "GET", "/v1/instruments?baseAsset=%C3%28", "", "", "baseAsset: is not valid UTF-8"}, // was 500 (found by FuzzQuery)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

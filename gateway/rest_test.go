@@ -23,7 +23,7 @@ const adminToken = "test-admin"
 
 // serveGateway runs a gateway over the platform's services on a loopback
 // port and returns its base URL.
-func serveGateway(t *testing.T, p *platformtest.Platform, cfg gateway.Config) string {
+func serveGateway(t testing.TB, p *platformtest.Platform, cfg gateway.Config) string {
 	t.Helper()
 	gw, err := gateway.New(cfg, gateway.Deps{
 		Services: gateway.Services{Orders: p.Orders, Wallet: p.Wallet, Metadata: p.Metadata, MarketData: p.MarketData},
@@ -36,7 +36,7 @@ func serveGateway(t *testing.T, p *platformtest.Platform, cfg gateway.Config) st
 	return serve(t, gw)
 }
 
-func serve(t *testing.T, gw *gateway.Gateway) string {
+func serve(t testing.TB, gw *gateway.Gateway) string {
 	t.Helper()
 	var lc net.ListenConfig
 	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
