@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,21 +35,28 @@ type BrokerConfig struct {
 	// are what its configuration must hold (tradex nats config). Nil: no
 	// authentication (an external cluster that does not ask for it).
 	Credentials Credentials
+	// TLS, when set, makes the embedded server's client listener require
+	// TLS with this server configuration; in-process connections need none.
+	TLS *tls.Config
+	// ClientTLS, when set, is how connections to the external cluster
+	// (URL) speak TLS: the CAs they trust and the certificate they present.
+	ClientTLS *tls.Config
 }
 
 // Broker is the NATS the platform runs on: the embedded server, or an
 // external cluster.
 type Broker struct {
-	log    *slog.Logger
-	server *embedded.Server
-	url    string
-	creds  Credentials
+	log       *slog.Logger
+	server    *embedded.Server
+	url       string
+	creds     Credentials
+	clientTLS *tls.Config
 }
 
 // StartBroker starts the embedded server, unless cfg.URL names an external
 // one (then it only checks that it can connect).
 func StartBroker(ctx context.Context, log *slog.Logger, cfg BrokerConfig) (*Broker, error) {
-	b := &Broker{log: log, url: cfg.URL, creds: cfg.Credentials}
+	b := &Broker{log: log, url: cfg.URL, creds: cfg.Credentials, clientTLS: cfg.ClientTLS}
 	if cfg.URL != "" {
 		nc, err := b.Dial(UserPlatform)
 		if err != nil {
@@ -57,7 +65,7 @@ func StartBroker(ctx context.Context, log *slog.Logger, cfg BrokerConfig) (*Brok
 		nc.Close()
 		return b, nil
 	}
-	opts := embedded.Options{StoreDir: cfg.StoreDir, Port: embedded.NoListener, Sync: cfg.Sync, Logger: cfg.ServerLog}
+	opts := embedded.Options{StoreDir: cfg.StoreDir, Port: embedded.NoListener, Sync: cfg.Sync, Logger: cfg.ServerLog, TLS: cfg.TLS}
 	if cfg.Credentials != nil {
 		users, err := cfg.Credentials.EmbeddedUsers(streams.DefaultCatalog())
 		if err != nil {
@@ -116,6 +124,9 @@ func (b *Broker) Dial(name string) (*nats.Conn, error) {
 	)
 	if b.server != nil {
 		return b.server.Connect(opts...)
+	}
+	if b.clientTLS != nil {
+		opts = append(opts, nats.Secure(b.clientTLS))
 	}
 	return nats.Connect(b.url, opts...)
 }
