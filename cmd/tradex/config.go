@@ -65,6 +65,32 @@ type serveConfig struct {
 	// limit); RateBurst how many it may send at once.
 	RateLimit float64
 	RateBurst int
+	// TLSCert and TLSKey are the gateway's certificate (chain) and key
+	// files: it serves HTTPS and WSS with them.
+	TLSCert, TLSKey string
+	// TLSSelfSigned makes the gateway serve HTTPS and WSS with a
+	// self-signed certificate kept in DataDir (development only).
+	TLSSelfSigned bool
+	// InternalTLSCert and InternalTLSKey make the internal port serve TLS.
+	InternalTLSCert, InternalTLSKey string
+	// InternalClientCA makes the internal port require client
+	// certificates signed by it (mutual TLS); such a certificate is a
+	// service credential in place of the token.
+	InternalClientCA string
+	// InternalCA is the CA this process trusts for internal ports' TLS
+	// certificates; empty: the system's roots and its own
+	// InternalTLSCert.
+	InternalCA string
+	// InternalClientCert and InternalClientKey are the client
+	// certificate this process presents to internal ports.
+	InternalClientCert, InternalClientKey string
+	// NATSTLSCert and NATSTLSKey make the embedded server's client
+	// listener require TLS.
+	NATSTLSCert, NATSTLSKey string
+	// NATSCA is the CA trusted for the external cluster's (NATSURL)
+	// certificates; NATSClientCert and NATSClientKey the client
+	// certificate presented to it.
+	NATSCA, NATSClientCert, NATSClientKey string
 }
 
 // defaultServeConfig is what `tradex serve` does with no flags.
@@ -113,6 +139,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.BoolVar(&cfg.InternalInsecure, "internal-insecure", cfg.InternalInsecure, "let the internal port take calls without the service credential (a trusted network only)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "REST requests per second per client (0: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "REST requests a client may send at once")
+	tlsFlags(fs, &cfg)
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: tradex serve [flags]\n\nEvery flag can also be set as %s<FLAG> (e.g. %sDATA_DIR).\n\nFlags:\n", envPrefix, envPrefix)
@@ -189,7 +216,7 @@ func (c serveConfig) validate() error {
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout: must be positive")
 	}
-	return nil
+	return c.validateTLS()
 }
 
 // checkAddr accepts host:port with a numeric port (0 picks a free one).

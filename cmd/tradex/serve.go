@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ type endpoints struct {
 // and every service is ready.
 func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady func(endpoints)) error {
 	started := time.Now()
+	lt, err := loadListenerTLS(ctx, logger, cfg)
+	if err != nil {
+		return err
+	}
 	bcfg, err := brokerConfig(ctx, logger, cfg)
 	if err != nil {
 		return err
@@ -58,7 +63,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err != nil {
 		return err
 	}
-	internal := &http.Client{Transport: rpcserver.TokenTransport{Token: internalToken}}
+	internal := internalHTTPClient(internalToken, lt.InternalClient)
 	p, err := newPlatform(cfg, broker, internal, logger)
 	if err != nil {
 		return err
@@ -66,7 +71,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err := p.Start(ctx); err != nil {
 		return errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
 	}
-	s, err := newServers(ctx, cfg, p, internalToken, logger)
+	s, err := newServers(ctx, cfg, p, internalToken, lt, logger)
 	if err != nil {
 		return errors.Join(err, p.Stop(context.WithoutCancel(ctx)))
 	}
@@ -113,6 +118,9 @@ func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) (pl
 		b.Listen = cfg.NATSListen
 	}
 	var err error
+	if b.TLS, b.ClientTLS, err = natsTLS(cfg); err != nil {
+		return b, err
+	}
 	switch {
 	case cfg.NATSCredentials != "":
 		b.Credentials, err = platform.LoadCredentials(cfg.NATSCredentials)
@@ -146,8 +154,22 @@ func logStarted(ctx context.Context, logger *slog.Logger, cfg serveConfig, p *pl
 	logger.InfoContext(ctx, "tradex started",
 		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.Embedded(), "data_dir", broker.StoreDir(),
 		"auth", "dev (bearer token = account id; admin token in --admin-token or "+filepath.Join(cfg.DataDir, adminTokenFile)+")",
+		"https", cfg.TLSCert != "" || cfg.TLSSelfSigned, "internal_tls", tlsMode(cfg.InternalTLSCert, cfg.InternalClientCA), "nats_tls", cfg.NATSTLSCert != "" || cfg.NATSCA != "",
 		"sync", cfg.Sync, "streams", len(p.Catalog().Topics()), "replicas", p.Replicas(), "services", p.Services(),
 		"wiring", strings.Join(wiring, ", "), "startup", took.Round(time.Millisecond))
+}
+
+// tlsMode names how a listener speaks: "off", "tls" (a certificate) or
+// "mtls" (and client certificates).
+func tlsMode(cert, clientCA string) string {
+	switch {
+	case clientCA != "":
+		return "mtls"
+	case cert != "":
+		return "tls"
+	default:
+		return "off"
+	}
 }
 
 // servers are serve's listeners and what serves them.
@@ -159,8 +181,9 @@ type servers struct {
 }
 
 // newServers binds both ports and builds the gateway (REST, /ws,
-// Connect-Web, probes) and the internal Connect server over p.
-func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, internalToken string, logger *slog.Logger) (*servers, error) {
+// Connect-Web, probes) and the internal Connect server over p, each over
+// TLS when lt says so.
+func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, internalToken string, lt listenerTLS, logger *slog.Logger) (*servers, error) {
 	token, err := tokenFile(cfg.AdminToken, cfg.DataDir, adminTokenFile, "--admin-token")
 	if err != nil {
 		return nil, err
@@ -170,18 +193,21 @@ func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, inte
 	if s.httpLn, err = listen(ctx, "--http-addr", cfg.HTTPAddr); err != nil {
 		return nil, err
 	}
+	if lt.Gateway != nil {
+		s.httpLn = tls.NewListener(s.httpLn, lt.Gateway)
+	}
 	if s.grpcLn, err = listen(ctx, "--grpc-addr", cfg.GRPCAddr); err != nil {
 		return nil, errors.Join(err, s.httpLn.Close())
 	}
-	if err := s.build(cfg, p, verifier, internalToken, logger); err != nil { //nolint:contextcheck // the gateway's handlers use each request's context
+	if err := s.build(cfg, p, verifier, internalToken, lt, logger); err != nil { //nolint:contextcheck // the gateway's handlers use each request's context
 		return nil, errors.Join(err, s.httpLn.Close(), s.grpcLn.Close())
 	}
 	return s, nil
 }
 
-func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Verifier, internalToken string, logger *slog.Logger) error {
-	internal := &http.Client{Transport: rpcserver.TokenTransport{Token: internalToken}}
-	feed, err := newFeed(cfg, p, loopbackURL(s.grpcLn.Addr()), internal, verifier, logger)
+func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Verifier, internalToken string, lt listenerTLS, logger *slog.Logger) error {
+	internal := internalHTTPClient(internalToken, lt.InternalClient)
+	feed, err := newFeed(cfg, p, loopbackURL(s.grpcLn.Addr(), lt.Internal != nil), internal, verifier, logger)
 	if err != nil {
 		return err
 	}
@@ -206,7 +232,7 @@ func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Ver
 	if err != nil {
 		return err
 	}
-	opts := rpcserver.Options{Token: internalToken}
+	opts := rpcserver.Options{Token: internalToken, TLS: lt.Internal}
 	if cfg.InternalInsecure {
 		opts.Token = ""
 	}
@@ -296,15 +322,20 @@ func tokenFile(value, dataDir, file, flagName string) (string, error) {
 	return tok, nil
 }
 
-// loopbackURL is the http:// URL of a listener as this process reaches it
-// (an unspecified host, as in ":8081", is the loopback address).
-func loopbackURL(addr net.Addr) string {
+// loopbackURL is the http:// (https:// over TLS) URL of a listener as
+// this process reaches it (an unspecified host, as in ":8081", is the
+// loopback address).
+func loopbackURL(addr net.Addr, overTLS bool) string {
+	scheme := "http://"
+	if overTLS {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
-		return "http://" + addr.String()
+		return scheme + addr.String()
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
