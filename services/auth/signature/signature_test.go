@@ -16,7 +16,7 @@ var now = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 
 func headers(kv ...string) func(string) string {
 	h := http.Header{}
-	for i := 0; i < len(kv); i += 2 {
+	for i := 0; i+1 < len(kv); i += 2 {
 		h.Set(kv[i], kv[i+1])
 	}
 	return h.Get
@@ -43,9 +43,11 @@ func TestHMACRequest(t *testing.T) {
 		t.Errorf("VerifyHMAC: %v", err)
 	}
 	for name, bad := range map[string]func() error{
-		"stale":        func() error { return r.Fresh(now.Add(6 * time.Second)) },
-		"future":       func() error { return r.Fresh(now.Add(-2 * time.Second)) },
-		"changed body": func() error { return r.VerifyHMAC(secret, signature.Message(ts, "POST", "/v1/orders?x=1", []byte(`{"side":"sell"}`))) },
+		"stale":  func() error { return r.Fresh(now.Add(6 * time.Second)) },
+		"future": func() error { return r.Fresh(now.Add(-2 * time.Second)) },
+		"changed body": func() error {
+			return r.VerifyHMAC(secret, signature.Message(ts, "POST", "/v1/orders?x=1", []byte(`{"side":"sell"}`)))
+		},
 		"changed path": func() error { return r.VerifyHMAC(secret, signature.Message(ts, "POST", "/v1/orders?x=2", body)) },
 		"other secret": func() error { return r.VerifyHMAC([]byte("other"), msg) },
 	} {
