@@ -50,6 +50,9 @@ type dlqConfig struct {
 	// NATSCredentials is the platform's credentials file; the tool logs in
 	// as its admin user. Empty: no authentication.
 	NATSCredentials string
+	// NATSCA, NATSClientCert and NATSClientKey connect over TLS: the CA
+	// trusted and the client certificate presented.
+	NATSCA, NATSClientCert, NATSClientKey string
 	// Topic is the catalog topic whose dead letters to work on.
 	Topic string
 	// Filter selects dead letters (list, redrive, purge); its Sequence is
@@ -90,7 +93,13 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	nc, err := platform.Dial(cfg.NATSURL, creds, platform.UserAdmin)
+	var dialOpts []platform.DialOption
+	if t, err := natsClientTLS(cfg.NATSCA, cfg.NATSClientCert, cfg.NATSClientKey); err != nil {
+		return err
+	} else if t != nil {
+		dialOpts = append(dialOpts, platform.WithTLS(t))
+	}
+	nc, err := platform.Dial(cfg.NATSURL, creds, platform.UserAdmin, dialOpts...)
 	if err != nil {
 		return fmt.Errorf("--nats: connect to %s: %w", cfg.NATSURL, err)
 	}
@@ -150,6 +159,9 @@ func parseDLQFlags(command string, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URLs (comma-separated): a running tradex serve's listener or the cluster it uses; env "+envPrefix+"NATS")
 	fs.StringVar(&cfg.NATSCredentials, "nats-credentials", cfg.NATSCredentials, "the platform's NATS credentials file (tradex serve writes <data-dir>/"+natsCredentialsFile+"); empty: no authentication; env "+envPrefix+"NATS_CREDENTIALS")
+	fs.StringVar(&cfg.NATSCA, "nats-ca", getenv(envPrefix+"NATS_CA"), "CA file (PEM) trusted for the server's TLS certificate (tradex serve --nats-tls-cert, a TLS cluster); env "+envPrefix+"NATS_CA")
+	fs.StringVar(&cfg.NATSClientCert, "nats-client-cert", getenv(envPrefix+"NATS_CLIENT_CERT"), "client certificate file (PEM) for a server that verifies them; needs --nats-client-key")
+	fs.StringVar(&cfg.NATSClientKey, "nats-client-key", getenv(envPrefix+"NATS_CLIENT_KEY"), "private key file (PEM) of --nats-client-cert")
 	filters := command == "list" || command == "redrive" || command == "purge"
 	if command != "stats" {
 		fs.StringVar(&cfg.Topic, "topic", "", "topic whose dead letters to use, e.g. "+streams.TopicEngineEvent+" (required)")

@@ -143,24 +143,33 @@ func natsTLS(cfg serveConfig) (server, client *tls.Config, err error) {
 		}
 		server = tlsconfig.Server(cert, nil)
 	}
-	if cfg.NATSCA == "" && cfg.NATSClientCert == "" {
-		return server, nil, nil
+	client, err = natsClientTLS(cfg.NATSCA, cfg.NATSClientCert, cfg.NATSClientKey)
+	return server, client, err
+}
+
+// natsClientTLS is a NATS client's TLS: trusting the CA file ca (empty:
+// the system's roots), presenting certFile and keyFile when given; nil
+// when neither is.
+func natsClientTLS(ca, certFile, keyFile string) (*tls.Config, error) {
+	if ca == "" && certFile == "" {
+		return nil, nil
 	}
 	var roots *x509.CertPool // nil: the system's roots
-	if cfg.NATSCA != "" {
-		if roots, err = tlsconfig.LoadPool(cfg.NATSCA); err != nil {
-			return nil, nil, fmt.Errorf("--nats-ca: %w", err)
+	if ca != "" {
+		var err error
+		if roots, err = tlsconfig.LoadPool(ca); err != nil {
+			return nil, fmt.Errorf("--nats-ca: %w", err)
 		}
 	}
 	var cert *tls.Certificate
-	if cfg.NATSClientCert != "" {
-		c, err := tlsconfig.LoadKeyPair(cfg.NATSClientCert, cfg.NATSClientKey)
+	if certFile != "" {
+		c, err := tlsconfig.LoadKeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--nats-client-cert, --nats-client-key: %w", err)
+			return nil, fmt.Errorf("--nats-client-cert, --nats-client-key: %w", err)
 		}
 		cert = &c
 	}
-	return server, tlsconfig.Client(roots, cert), nil
+	return tlsconfig.Client(roots, cert), nil
 }
 
 // internalHTTPClient calls internal ports with the service token, over

@@ -273,7 +273,8 @@ func TestServeInternalMutualTLS(t *testing.T) {
 }
 
 // With --nats-tls-cert the embedded server's listener takes TLS clients
-// that trust its CA and refuses plaintext ones.
+// that trust its CA (tradex dlq with --nats-ca among them) and refuses
+// the others.
 func TestServeNATSTLS(t *testing.T) {
 	t.Parallel()
 	ca := tlstest.NewCA(t, "nats")
@@ -297,6 +298,17 @@ func TestServeNATSTLS(t *testing.T) {
 	if nc, err := nats.Connect(ep.NATS, login, nats.Timeout(5*time.Second)); err == nil {
 		nc.Close()
 		t.Error("a connection without the CA was admitted")
+	}
+
+	// tradex dlq reaches the TLS listener with --nats-ca, and not without.
+	caFile := ca.WriteCA(t, t.TempDir(), "ca.pem")
+	dlq := []string{"dlq", "stats", "--nats", ep.NATS, "--nats-credentials", filepath.Join(cfg.DataDir, natsCredentialsFile)}
+	noenv := func(string) string { return "" }
+	if err := run(t.Context(), append(dlq, "--nats-ca", caFile), noenv, io.Discard, io.Discard); err != nil {
+		t.Errorf("tradex dlq stats --nats-ca: %v", err)
+	}
+	if err := run(t.Context(), dlq, noenv, io.Discard, io.Discard); err == nil {
+		t.Error("tradex dlq stats without --nats-ca reached the TLS listener")
 	}
 }
 

@@ -131,15 +131,28 @@ func (b *Broker) Dial(name string) (*nats.Conn, error) {
 	return nats.Connect(b.url, opts...)
 }
 
+// DialOption changes how Dial connects.
+type DialOption func(*[]nats.Option)
+
+// WithTLS connects over TLS with cfg (the CAs trusted, the client
+// certificate presented).
+func WithTLS(cfg *tls.Config) DialOption {
+	return func(opts *[]nats.Option) { *opts = append(*opts, nats.Secure(cfg)) }
+}
+
 // Dial connects to the NATS at url (comma-separated URLs) once as user
 // (with creds; nil creds: without authentication), as a short-lived tool
 // does (tradex dlq).
-func Dial(url string, creds Credentials, user string) (*nats.Conn, error) {
+func Dial(url string, creds Credentials, user string, options ...DialOption) (*nats.Conn, error) {
 	auth, err := creds.ConnectOptions(user)
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(url, append(auth, nats.Name(user), nats.Timeout(connectTimeout))...)
+	opts := append(auth, nats.Name(user), nats.Timeout(connectTimeout))
+	for _, o := range options {
+		o(&opts)
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", url, err)
 	}
