@@ -137,6 +137,117 @@ func (UserStatus) EnumDescriptor() ([]byte, []int) {
 	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{1}
 }
 
+// ApiKeyScope is what an API key may do.
+type ApiKeyScope int32
+
+const (
+	// Not given: read and trade on CreateApiKey.
+	ApiKeyScope_API_KEY_SCOPE_UNSPECIFIED ApiKeyScope = 0
+	// Read orders, balances, keys and the profile.
+	ApiKeyScope_API_KEY_SCOPE_READ ApiKeyScope = 1
+	// Place and cancel orders.
+	ApiKeyScope_API_KEY_SCOPE_TRADE ApiKeyScope = 2
+	// Deposits and withdrawals (admins' keys only).
+	ApiKeyScope_API_KEY_SCOPE_TRANSFER ApiKeyScope = 3
+)
+
+// Enum value maps for ApiKeyScope.
+var (
+	ApiKeyScope_name = map[int32]string{
+		0: "API_KEY_SCOPE_UNSPECIFIED",
+		1: "API_KEY_SCOPE_READ",
+		2: "API_KEY_SCOPE_TRADE",
+		3: "API_KEY_SCOPE_TRANSFER",
+	}
+	ApiKeyScope_value = map[string]int32{
+		"API_KEY_SCOPE_UNSPECIFIED": 0,
+		"API_KEY_SCOPE_READ":        1,
+		"API_KEY_SCOPE_TRADE":       2,
+		"API_KEY_SCOPE_TRANSFER":    3,
+	}
+)
+
+func (x ApiKeyScope) Enum() *ApiKeyScope {
+	p := new(ApiKeyScope)
+	*p = x
+	return p
+}
+
+func (x ApiKeyScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ApiKeyScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_tradex_auth_v1_auth_proto_enumTypes[2].Descriptor()
+}
+
+func (ApiKeyScope) Type() protoreflect.EnumType {
+	return &file_tradex_auth_v1_auth_proto_enumTypes[2]
+}
+
+func (x ApiKeyScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ApiKeyScope.Descriptor instead.
+func (ApiKeyScope) EnumDescriptor() ([]byte, []int) {
+	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+// ApiKeyKind is how requests made with an API key are signed.
+type ApiKeyKind int32
+
+const (
+	// Not given.
+	ApiKeyKind_API_KEY_KIND_UNSPECIFIED ApiKeyKind = 0
+	// Hex HMAC-SHA256 with a secret the server generated (shown once, kept encrypted).
+	ApiKeyKind_API_KEY_KIND_HMAC ApiKeyKind = 1
+	// Ed25519 with the private half of a key pair the user made; the server holds only the
+	// public key.
+	ApiKeyKind_API_KEY_KIND_ED25519 ApiKeyKind = 2
+)
+
+// Enum value maps for ApiKeyKind.
+var (
+	ApiKeyKind_name = map[int32]string{
+		0: "API_KEY_KIND_UNSPECIFIED",
+		1: "API_KEY_KIND_HMAC",
+		2: "API_KEY_KIND_ED25519",
+	}
+	ApiKeyKind_value = map[string]int32{
+		"API_KEY_KIND_UNSPECIFIED": 0,
+		"API_KEY_KIND_HMAC":        1,
+		"API_KEY_KIND_ED25519":     2,
+	}
+)
+
+func (x ApiKeyKind) Enum() *ApiKeyKind {
+	p := new(ApiKeyKind)
+	*p = x
+	return p
+}
+
+func (x ApiKeyKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ApiKeyKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tradex_auth_v1_auth_proto_enumTypes[3].Descriptor()
+}
+
+func (ApiKeyKind) Type() protoreflect.EnumType {
+	return &file_tradex_auth_v1_auth_proto_enumTypes[3]
+}
+
+func (x ApiKeyKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ApiKeyKind.Descriptor instead.
+func (ApiKeyKind) EnumDescriptor() ([]byte, []int) {
+	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
 // User is a user as the auth service knows it (no credentials).
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -313,7 +424,7 @@ func (x *TokenPair) GetRefreshTokenExpiresAt() *timestamppb.Timestamp {
 // ApiKey is an API key without its secret.
 type ApiKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The key's id; also the public prefix of its secret.
+	// The key's id, sent in the X-TX-APIKEY header of signed requests.
 	ApiKeyId string `protobuf:"bytes,1,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
 	// The user the key authenticates as.
 	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -328,7 +439,13 @@ type ApiKey struct {
 	// When the key was last used (approximate); unset if never.
 	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
 	// When the key was revoked; unset if it was not.
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// What the key may do.
+	Scopes []ApiKeyScope `protobuf:"varint,9,rep,packed,name=scopes,proto3,enum=tradex.auth.v1.ApiKeyScope" json:"scopes,omitempty"`
+	// Client addresses (IPs or CIDRs) the key may be used from; empty for any.
+	AllowedIps []string `protobuf:"bytes,10,rep,name=allowed_ips,json=allowedIps,proto3" json:"allowed_ips,omitempty"`
+	// How requests made with the key are signed.
+	Kind          ApiKeyKind `protobuf:"varint,11,opt,name=kind,proto3,enum=tradex.auth.v1.ApiKeyKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -419,12 +536,33 @@ func (x *ApiKey) GetRevokedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ApiKey) GetScopes() []ApiKeyScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ApiKey) GetAllowedIps() []string {
+	if x != nil {
+		return x.AllowedIps
+	}
+	return nil
+}
+
+func (x *ApiKey) GetKind() ApiKeyKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ApiKeyKind_API_KEY_KIND_UNSPECIFIED
+}
+
 // RegisterRequest creates a user.
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The sign-in email.
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	// The password (at least 12 characters). Never logged or stored in clear.
+	// The password (10 to 128 characters). Never logged or stored in clear.
 	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// The name shown to others; copied into the user's profile.
 	DisplayName   string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
@@ -833,7 +971,14 @@ type CreateApiKeyRequest struct {
 	// Roles the key grants (a subset of the user's roles); empty for all of the user's roles.
 	Roles []Role `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=tradex.auth.v1.Role" json:"roles,omitempty"`
 	// When the key stops working; unset for never.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// What the key may do; empty for read and trade.
+	Scopes []ApiKeyScope `protobuf:"varint,5,rep,packed,name=scopes,proto3,enum=tradex.auth.v1.ApiKeyScope" json:"scopes,omitempty"`
+	// Client addresses (IPs or CIDRs) the key may be used from; empty for any.
+	AllowedIps []string `protobuf:"bytes,6,rep,name=allowed_ips,json=allowedIps,proto3" json:"allowed_ips,omitempty"`
+	// An Ed25519 public key (32 bytes, base64): requests are then signed with its private
+	// half and no secret is returned. Empty: an HMAC secret is generated.
+	PublicKey     string `protobuf:"bytes,7,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -896,12 +1041,34 @@ func (x *CreateApiKeyRequest) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreateApiKeyRequest) GetScopes() []ApiKeyScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CreateApiKeyRequest) GetAllowedIps() []string {
+	if x != nil {
+		return x.AllowedIps
+	}
+	return nil
+}
+
+func (x *CreateApiKeyRequest) GetPublicKey() string {
+	if x != nil {
+		return x.PublicKey
+	}
+	return ""
+}
+
 // CreateApiKeyResponse carries the new key and, once, its secret.
 type CreateApiKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The key.
 	ApiKey *ApiKey `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
-	// The secret, to send as "Authorization: Bearer <secret>" or "X-Api-Key"; it cannot be
+	// The HMAC secret (hex) that signs requests made with the key; empty for an Ed25519 key.
+	// It cannot be
 	// read again.
 	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1166,8 +1333,14 @@ func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
 // VerifyApiKeyRequest carries an API key secret to check.
 type VerifyApiKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The secret.
-	Secret        string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The key id (X-TX-APIKEY).
+	ApiKeyId string `protobuf:"bytes,2,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	// What the client signed: timestamp + method + path with query + body.
+	Message []byte `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The X-TX-SIGNATURE header.
+	Signature string `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The client's address, checked against the key's allowed_ips.
+	ClientIp      string `protobuf:"bytes,5,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1202,9 +1375,30 @@ func (*VerifyApiKeyRequest) Descriptor() ([]byte, []int) {
 	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
-func (x *VerifyApiKeyRequest) GetSecret() string {
+func (x *VerifyApiKeyRequest) GetApiKeyId() string {
 	if x != nil {
-		return x.Secret
+		return x.ApiKeyId
+	}
+	return ""
+}
+
+func (x *VerifyApiKeyRequest) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *VerifyApiKeyRequest) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *VerifyApiKeyRequest) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
 	}
 	return ""
 }
@@ -1763,6 +1957,190 @@ func (x *UserDisabled) GetReason() string {
 	return ""
 }
 
+// GetSigningKeysRequest asks for the token signing keys.
+type GetSigningKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSigningKeysRequest) Reset() {
+	*x = GetSigningKeysRequest{}
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSigningKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSigningKeysRequest) ProtoMessage() {}
+
+func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSigningKeysRequest.ProtoReflect.Descriptor instead.
+func (*GetSigningKeysRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+}
+
+// GetSigningKeysResponse carries the public keys as a JSON Web Key Set.
+type GetSigningKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The JWKS document (RFC 7517), as served at /.well-known/jwks.json.
+	Jwks          []byte `protobuf:"bytes,1,opt,name=jwks,proto3" json:"jwks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSigningKeysResponse) Reset() {
+	*x = GetSigningKeysResponse{}
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSigningKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSigningKeysResponse) ProtoMessage() {}
+
+func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSigningKeysResponse.ProtoReflect.Descriptor instead.
+func (*GetSigningKeysResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetSigningKeysResponse) GetJwks() []byte {
+	if x != nil {
+		return x.Jwks
+	}
+	return nil
+}
+
+// ListUsersRequest asks for a page of users.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page.
+	Page          *v1.PageRequest `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListUsersRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+// ListUsersResponse carries a page of users.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The users.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// The next page.
+	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_auth_v1_auth_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetPage() *v1.PageResponse {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 var File_tradex_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_tradex_auth_v1_auth_proto_rawDesc = "" +
@@ -1783,7 +2161,7 @@ const file_tradex_auth_v1_auth_proto_rawDesc = "" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12Q\n" +
 	"\x17access_token_expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x14accessTokenExpiresAt\x12#\n" +
 	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12S\n" +
-	"\x18refresh_token_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x15refreshTokenExpiresAt\"\xee\x02\n" +
+	"\x18refresh_token_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x15refreshTokenExpiresAt\"\xf4\x03\n" +
 	"\x06ApiKey\x12\x1c\n" +
 	"\n" +
 	"api_key_id\x18\x01 \x01(\tR\bapiKeyId\x12\x17\n" +
@@ -1797,7 +2175,12 @@ const file_tradex_auth_v1_auth_proto_rawDesc = "" +
 	"\flast_used_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastUsedAt\x129\n" +
 	"\n" +
-	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"f\n" +
+	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x123\n" +
+	"\x06scopes\x18\t \x03(\x0e2\x1b.tradex.auth.v1.ApiKeyScopeR\x06scopes\x12\x1f\n" +
+	"\vallowed_ips\x18\n" +
+	" \x03(\tR\n" +
+	"allowedIps\x12.\n" +
+	"\x04kind\x18\v \x01(\x0e2\x1a.tradex.auth.v1.ApiKeyKindR\x04kind\"f\n" +
 	"\x0fRegisterRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12!\n" +
@@ -1817,13 +2200,18 @@ const file_tradex_auth_v1_auth_proto_rawDesc = "" +
 	"\rLogoutRequest\x12#\n" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\x12!\n" +
 	"\fall_sessions\x18\x02 \x01(\bR\vallSessions\"\x10\n" +
-	"\x0eLogoutResponse\"\xa9\x01\n" +
+	"\x0eLogoutResponse\"\x9e\x02\n" +
 	"\x13CreateApiKeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12*\n" +
 	"\x05roles\x18\x03 \x03(\x0e2\x14.tradex.auth.v1.RoleR\x05roles\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"_\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x123\n" +
+	"\x06scopes\x18\x05 \x03(\x0e2\x1b.tradex.auth.v1.ApiKeyScopeR\x06scopes\x12\x1f\n" +
+	"\vallowed_ips\x18\x06 \x03(\tR\n" +
+	"allowedIps\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\a \x01(\tR\tpublicKey\"_\n" +
 	"\x14CreateApiKeyResponse\x12/\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x16.tradex.auth.v1.ApiKeyR\x06apiKey\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x89\x01\n" +
@@ -1838,9 +2226,13 @@ const file_tradex_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"api_key_id\x18\x01 \x01(\tR\bapiKeyId\"G\n" +
 	"\x14RevokeApiKeyResponse\x12/\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x16.tradex.auth.v1.ApiKeyR\x06apiKey\"-\n" +
-	"\x13VerifyApiKeyRequest\x12\x16\n" +
-	"\x06secret\x18\x01 \x01(\tR\x06secret\"q\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x16.tradex.auth.v1.ApiKeyR\x06apiKey\"\x96\x01\n" +
+	"\x13VerifyApiKeyRequest\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\x02 \x01(\tR\bapiKeyId\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\tR\tsignature\x12\x1b\n" +
+	"\tclient_ip\x18\x05 \x01(\tR\bclientIpJ\x04\b\x01\x10\x02R\x06secret\"q\n" +
 	"\x14VerifyApiKeyResponse\x12/\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x16.tradex.auth.v1.ApiKeyR\x06apiKey\x12(\n" +
 	"\x04user\x18\x02 \x01(\v2\x14.tradex.auth.v1.UserR\x04user\"Z\n" +
@@ -1873,7 +2265,15 @@ const file_tradex_auth_v1_auth_proto_rawDesc = "" +
 	"\x0echanged_fields\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\rchangedFields\"P\n" +
 	"\fUserDisabled\x12(\n" +
 	"\x04user\x18\x01 \x01(\v2\x14.tradex.auth.v1.UserR\x04user\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*O\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x17\n" +
+	"\x15GetSigningKeysRequest\",\n" +
+	"\x16GetSigningKeysResponse\x12\x12\n" +
+	"\x04jwks\x18\x01 \x01(\fR\x04jwks\"E\n" +
+	"\x10ListUsersRequest\x121\n" +
+	"\x04page\x18\x01 \x01(\v2\x1d.tradex.common.v1.PageRequestR\x04page\"s\n" +
+	"\x11ListUsersResponse\x12*\n" +
+	"\x05users\x18\x01 \x03(\v2\x14.tradex.auth.v1.UserR\x05users\x122\n" +
+	"\x04page\x18\x02 \x01(\v2\x1e.tradex.common.v1.PageResponseR\x04page*O\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_TRADER\x10\x01\x12\x0e\n" +
@@ -1884,7 +2284,17 @@ const file_tradex_auth_v1_auth_proto_rawDesc = "" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x18\n" +
-	"\x14USER_STATUS_DISABLED\x10\x022\xdd\x06\n" +
+	"\x14USER_STATUS_DISABLED\x10\x02*y\n" +
+	"\vApiKeyScope\x12\x1d\n" +
+	"\x19API_KEY_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12API_KEY_SCOPE_READ\x10\x01\x12\x17\n" +
+	"\x13API_KEY_SCOPE_TRADE\x10\x02\x12\x1a\n" +
+	"\x16API_KEY_SCOPE_TRANSFER\x10\x03*[\n" +
+	"\n" +
+	"ApiKeyKind\x12\x1c\n" +
+	"\x18API_KEY_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11API_KEY_KIND_HMAC\x10\x01\x12\x18\n" +
+	"\x14API_KEY_KIND_ED25519\x10\x022\x9a\b\n" +
 	"\vAuthService\x12M\n" +
 	"\bRegister\x12\x1f.tradex.auth.v1.RegisterRequest\x1a .tradex.auth.v1.RegisterResponse\x12D\n" +
 	"\x05Login\x12\x1c.tradex.auth.v1.LoginRequest\x1a\x1d.tradex.auth.v1.LoginResponse\x12J\n" +
@@ -1893,7 +2303,9 @@ const file_tradex_auth_v1_auth_proto_rawDesc = "" +
 	"\fCreateApiKey\x12#.tradex.auth.v1.CreateApiKeyRequest\x1a$.tradex.auth.v1.CreateApiKeyResponse\x12[\n" +
 	"\vListApiKeys\x12\".tradex.auth.v1.ListApiKeysRequest\x1a#.tradex.auth.v1.ListApiKeysResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\fRevokeApiKey\x12#.tradex.auth.v1.RevokeApiKeyRequest\x1a$.tradex.auth.v1.RevokeApiKeyResponse\x12^\n" +
-	"\fVerifyApiKey\x12#.tradex.auth.v1.VerifyApiKeyRequest\x1a$.tradex.auth.v1.VerifyApiKeyResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\fVerifyApiKey\x12#.tradex.auth.v1.VerifyApiKeyRequest\x1a$.tradex.auth.v1.VerifyApiKeyResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\x0eGetSigningKeys\x12%.tradex.auth.v1.GetSigningKeysRequest\x1a&.tradex.auth.v1.GetSigningKeysResponse\"\x03\x90\x02\x01\x12U\n" +
+	"\tListUsers\x12 .tradex.auth.v1.ListUsersRequest\x1a!.tradex.auth.v1.ListUsersResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\fSetUserRoles\x12#.tradex.auth.v1.SetUserRolesRequest\x1a$.tradex.auth.v1.SetUserRolesResponse\x12V\n" +
 	"\vDisableUser\x12\".tradex.auth.v1.DisableUserRequest\x1a#.tradex.auth.v1.DisableUserResponseB\xb5\x01\n" +
 	"\x12com.tradex.auth.v1B\tAuthProtoP\x01Z:github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1;authv1\xa2\x02\x03TAX\xaa\x02\x0eTradex.Auth.V1\xca\x02\x0eTradex\\Auth\\V1\xe2\x02\x1aTradex\\Auth\\V1\\GPBMetadata\xea\x02\x10Tradex::Auth::V1b\x06proto3"
@@ -1910,104 +2322,120 @@ func file_tradex_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_tradex_auth_v1_auth_proto_rawDescData
 }
 
-var file_tradex_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tradex_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tradex_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_tradex_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_tradex_auth_v1_auth_proto_goTypes = []any{
-	(Role)(0),                     // 0: tradex.auth.v1.Role
-	(UserStatus)(0),               // 1: tradex.auth.v1.UserStatus
-	(*User)(nil),                  // 2: tradex.auth.v1.User
-	(*TokenPair)(nil),             // 3: tradex.auth.v1.TokenPair
-	(*ApiKey)(nil),                // 4: tradex.auth.v1.ApiKey
-	(*RegisterRequest)(nil),       // 5: tradex.auth.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 6: tradex.auth.v1.RegisterResponse
-	(*LoginRequest)(nil),          // 7: tradex.auth.v1.LoginRequest
-	(*LoginResponse)(nil),         // 8: tradex.auth.v1.LoginResponse
-	(*RefreshRequest)(nil),        // 9: tradex.auth.v1.RefreshRequest
-	(*RefreshResponse)(nil),       // 10: tradex.auth.v1.RefreshResponse
-	(*LogoutRequest)(nil),         // 11: tradex.auth.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 12: tradex.auth.v1.LogoutResponse
-	(*CreateApiKeyRequest)(nil),   // 13: tradex.auth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),  // 14: tradex.auth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),    // 15: tradex.auth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),   // 16: tradex.auth.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),   // 17: tradex.auth.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),  // 18: tradex.auth.v1.RevokeApiKeyResponse
-	(*VerifyApiKeyRequest)(nil),   // 19: tradex.auth.v1.VerifyApiKeyRequest
-	(*VerifyApiKeyResponse)(nil),  // 20: tradex.auth.v1.VerifyApiKeyResponse
-	(*SetUserRolesRequest)(nil),   // 21: tradex.auth.v1.SetUserRolesRequest
-	(*SetUserRolesResponse)(nil),  // 22: tradex.auth.v1.SetUserRolesResponse
-	(*DisableUserRequest)(nil),    // 23: tradex.auth.v1.DisableUserRequest
-	(*DisableUserResponse)(nil),   // 24: tradex.auth.v1.DisableUserResponse
-	(*UserEvent)(nil),             // 25: tradex.auth.v1.UserEvent
-	(*UserRegistered)(nil),        // 26: tradex.auth.v1.UserRegistered
-	(*UserUpdated)(nil),           // 27: tradex.auth.v1.UserUpdated
-	(*UserDisabled)(nil),          // 28: tradex.auth.v1.UserDisabled
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),        // 30: tradex.common.v1.PageRequest
-	(*v1.PageResponse)(nil),       // 31: tradex.common.v1.PageResponse
-	(*fieldmaskpb.FieldMask)(nil), // 32: google.protobuf.FieldMask
+	(Role)(0),                      // 0: tradex.auth.v1.Role
+	(UserStatus)(0),                // 1: tradex.auth.v1.UserStatus
+	(ApiKeyScope)(0),               // 2: tradex.auth.v1.ApiKeyScope
+	(ApiKeyKind)(0),                // 3: tradex.auth.v1.ApiKeyKind
+	(*User)(nil),                   // 4: tradex.auth.v1.User
+	(*TokenPair)(nil),              // 5: tradex.auth.v1.TokenPair
+	(*ApiKey)(nil),                 // 6: tradex.auth.v1.ApiKey
+	(*RegisterRequest)(nil),        // 7: tradex.auth.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 8: tradex.auth.v1.RegisterResponse
+	(*LoginRequest)(nil),           // 9: tradex.auth.v1.LoginRequest
+	(*LoginResponse)(nil),          // 10: tradex.auth.v1.LoginResponse
+	(*RefreshRequest)(nil),         // 11: tradex.auth.v1.RefreshRequest
+	(*RefreshResponse)(nil),        // 12: tradex.auth.v1.RefreshResponse
+	(*LogoutRequest)(nil),          // 13: tradex.auth.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 14: tradex.auth.v1.LogoutResponse
+	(*CreateApiKeyRequest)(nil),    // 15: tradex.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),   // 16: tradex.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),     // 17: tradex.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),    // 18: tradex.auth.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),    // 19: tradex.auth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),   // 20: tradex.auth.v1.RevokeApiKeyResponse
+	(*VerifyApiKeyRequest)(nil),    // 21: tradex.auth.v1.VerifyApiKeyRequest
+	(*VerifyApiKeyResponse)(nil),   // 22: tradex.auth.v1.VerifyApiKeyResponse
+	(*SetUserRolesRequest)(nil),    // 23: tradex.auth.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),   // 24: tradex.auth.v1.SetUserRolesResponse
+	(*DisableUserRequest)(nil),     // 25: tradex.auth.v1.DisableUserRequest
+	(*DisableUserResponse)(nil),    // 26: tradex.auth.v1.DisableUserResponse
+	(*UserEvent)(nil),              // 27: tradex.auth.v1.UserEvent
+	(*UserRegistered)(nil),         // 28: tradex.auth.v1.UserRegistered
+	(*UserUpdated)(nil),            // 29: tradex.auth.v1.UserUpdated
+	(*UserDisabled)(nil),           // 30: tradex.auth.v1.UserDisabled
+	(*GetSigningKeysRequest)(nil),  // 31: tradex.auth.v1.GetSigningKeysRequest
+	(*GetSigningKeysResponse)(nil), // 32: tradex.auth.v1.GetSigningKeysResponse
+	(*ListUsersRequest)(nil),       // 33: tradex.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 34: tradex.auth.v1.ListUsersResponse
+	(*timestamppb.Timestamp)(nil),  // 35: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),         // 36: tradex.common.v1.PageRequest
+	(*v1.PageResponse)(nil),        // 37: tradex.common.v1.PageResponse
+	(*fieldmaskpb.FieldMask)(nil),  // 38: google.protobuf.FieldMask
 }
 var file_tradex_auth_v1_auth_proto_depIdxs = []int32{
 	0,  // 0: tradex.auth.v1.User.roles:type_name -> tradex.auth.v1.Role
 	1,  // 1: tradex.auth.v1.User.status:type_name -> tradex.auth.v1.UserStatus
-	29, // 2: tradex.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	29, // 3: tradex.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	29, // 4: tradex.auth.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	29, // 5: tradex.auth.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
+	35, // 2: tradex.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	35, // 3: tradex.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 4: tradex.auth.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	35, // 5: tradex.auth.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: tradex.auth.v1.ApiKey.roles:type_name -> tradex.auth.v1.Role
-	29, // 7: tradex.auth.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	29, // 8: tradex.auth.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	29, // 9: tradex.auth.v1.ApiKey.last_used_at:type_name -> google.protobuf.Timestamp
-	29, // 10: tradex.auth.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
-	2,  // 11: tradex.auth.v1.RegisterResponse.user:type_name -> tradex.auth.v1.User
-	3,  // 12: tradex.auth.v1.LoginResponse.tokens:type_name -> tradex.auth.v1.TokenPair
-	2,  // 13: tradex.auth.v1.LoginResponse.user:type_name -> tradex.auth.v1.User
-	3,  // 14: tradex.auth.v1.RefreshResponse.tokens:type_name -> tradex.auth.v1.TokenPair
-	0,  // 15: tradex.auth.v1.CreateApiKeyRequest.roles:type_name -> tradex.auth.v1.Role
-	29, // 16: tradex.auth.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 17: tradex.auth.v1.CreateApiKeyResponse.api_key:type_name -> tradex.auth.v1.ApiKey
-	30, // 18: tradex.auth.v1.ListApiKeysRequest.page:type_name -> tradex.common.v1.PageRequest
-	4,  // 19: tradex.auth.v1.ListApiKeysResponse.api_keys:type_name -> tradex.auth.v1.ApiKey
-	31, // 20: tradex.auth.v1.ListApiKeysResponse.page:type_name -> tradex.common.v1.PageResponse
-	4,  // 21: tradex.auth.v1.RevokeApiKeyResponse.api_key:type_name -> tradex.auth.v1.ApiKey
-	4,  // 22: tradex.auth.v1.VerifyApiKeyResponse.api_key:type_name -> tradex.auth.v1.ApiKey
-	2,  // 23: tradex.auth.v1.VerifyApiKeyResponse.user:type_name -> tradex.auth.v1.User
-	0,  // 24: tradex.auth.v1.SetUserRolesRequest.roles:type_name -> tradex.auth.v1.Role
-	2,  // 25: tradex.auth.v1.SetUserRolesResponse.user:type_name -> tradex.auth.v1.User
-	2,  // 26: tradex.auth.v1.DisableUserResponse.user:type_name -> tradex.auth.v1.User
-	29, // 27: tradex.auth.v1.UserEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	26, // 28: tradex.auth.v1.UserEvent.registered:type_name -> tradex.auth.v1.UserRegistered
-	27, // 29: tradex.auth.v1.UserEvent.updated:type_name -> tradex.auth.v1.UserUpdated
-	28, // 30: tradex.auth.v1.UserEvent.disabled:type_name -> tradex.auth.v1.UserDisabled
-	2,  // 31: tradex.auth.v1.UserRegistered.user:type_name -> tradex.auth.v1.User
-	2,  // 32: tradex.auth.v1.UserUpdated.user:type_name -> tradex.auth.v1.User
-	32, // 33: tradex.auth.v1.UserUpdated.changed_fields:type_name -> google.protobuf.FieldMask
-	2,  // 34: tradex.auth.v1.UserDisabled.user:type_name -> tradex.auth.v1.User
-	5,  // 35: tradex.auth.v1.AuthService.Register:input_type -> tradex.auth.v1.RegisterRequest
-	7,  // 36: tradex.auth.v1.AuthService.Login:input_type -> tradex.auth.v1.LoginRequest
-	9,  // 37: tradex.auth.v1.AuthService.Refresh:input_type -> tradex.auth.v1.RefreshRequest
-	11, // 38: tradex.auth.v1.AuthService.Logout:input_type -> tradex.auth.v1.LogoutRequest
-	13, // 39: tradex.auth.v1.AuthService.CreateApiKey:input_type -> tradex.auth.v1.CreateApiKeyRequest
-	15, // 40: tradex.auth.v1.AuthService.ListApiKeys:input_type -> tradex.auth.v1.ListApiKeysRequest
-	17, // 41: tradex.auth.v1.AuthService.RevokeApiKey:input_type -> tradex.auth.v1.RevokeApiKeyRequest
-	19, // 42: tradex.auth.v1.AuthService.VerifyApiKey:input_type -> tradex.auth.v1.VerifyApiKeyRequest
-	21, // 43: tradex.auth.v1.AuthService.SetUserRoles:input_type -> tradex.auth.v1.SetUserRolesRequest
-	23, // 44: tradex.auth.v1.AuthService.DisableUser:input_type -> tradex.auth.v1.DisableUserRequest
-	6,  // 45: tradex.auth.v1.AuthService.Register:output_type -> tradex.auth.v1.RegisterResponse
-	8,  // 46: tradex.auth.v1.AuthService.Login:output_type -> tradex.auth.v1.LoginResponse
-	10, // 47: tradex.auth.v1.AuthService.Refresh:output_type -> tradex.auth.v1.RefreshResponse
-	12, // 48: tradex.auth.v1.AuthService.Logout:output_type -> tradex.auth.v1.LogoutResponse
-	14, // 49: tradex.auth.v1.AuthService.CreateApiKey:output_type -> tradex.auth.v1.CreateApiKeyResponse
-	16, // 50: tradex.auth.v1.AuthService.ListApiKeys:output_type -> tradex.auth.v1.ListApiKeysResponse
-	18, // 51: tradex.auth.v1.AuthService.RevokeApiKey:output_type -> tradex.auth.v1.RevokeApiKeyResponse
-	20, // 52: tradex.auth.v1.AuthService.VerifyApiKey:output_type -> tradex.auth.v1.VerifyApiKeyResponse
-	22, // 53: tradex.auth.v1.AuthService.SetUserRoles:output_type -> tradex.auth.v1.SetUserRolesResponse
-	24, // 54: tradex.auth.v1.AuthService.DisableUser:output_type -> tradex.auth.v1.DisableUserResponse
-	45, // [45:55] is the sub-list for method output_type
-	35, // [35:45] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	35, // 7: tradex.auth.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	35, // 8: tradex.auth.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 9: tradex.auth.v1.ApiKey.last_used_at:type_name -> google.protobuf.Timestamp
+	35, // 10: tradex.auth.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	2,  // 11: tradex.auth.v1.ApiKey.scopes:type_name -> tradex.auth.v1.ApiKeyScope
+	3,  // 12: tradex.auth.v1.ApiKey.kind:type_name -> tradex.auth.v1.ApiKeyKind
+	4,  // 13: tradex.auth.v1.RegisterResponse.user:type_name -> tradex.auth.v1.User
+	5,  // 14: tradex.auth.v1.LoginResponse.tokens:type_name -> tradex.auth.v1.TokenPair
+	4,  // 15: tradex.auth.v1.LoginResponse.user:type_name -> tradex.auth.v1.User
+	5,  // 16: tradex.auth.v1.RefreshResponse.tokens:type_name -> tradex.auth.v1.TokenPair
+	0,  // 17: tradex.auth.v1.CreateApiKeyRequest.roles:type_name -> tradex.auth.v1.Role
+	35, // 18: tradex.auth.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 19: tradex.auth.v1.CreateApiKeyRequest.scopes:type_name -> tradex.auth.v1.ApiKeyScope
+	6,  // 20: tradex.auth.v1.CreateApiKeyResponse.api_key:type_name -> tradex.auth.v1.ApiKey
+	36, // 21: tradex.auth.v1.ListApiKeysRequest.page:type_name -> tradex.common.v1.PageRequest
+	6,  // 22: tradex.auth.v1.ListApiKeysResponse.api_keys:type_name -> tradex.auth.v1.ApiKey
+	37, // 23: tradex.auth.v1.ListApiKeysResponse.page:type_name -> tradex.common.v1.PageResponse
+	6,  // 24: tradex.auth.v1.RevokeApiKeyResponse.api_key:type_name -> tradex.auth.v1.ApiKey
+	6,  // 25: tradex.auth.v1.VerifyApiKeyResponse.api_key:type_name -> tradex.auth.v1.ApiKey
+	4,  // 26: tradex.auth.v1.VerifyApiKeyResponse.user:type_name -> tradex.auth.v1.User
+	0,  // 27: tradex.auth.v1.SetUserRolesRequest.roles:type_name -> tradex.auth.v1.Role
+	4,  // 28: tradex.auth.v1.SetUserRolesResponse.user:type_name -> tradex.auth.v1.User
+	4,  // 29: tradex.auth.v1.DisableUserResponse.user:type_name -> tradex.auth.v1.User
+	35, // 30: tradex.auth.v1.UserEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	28, // 31: tradex.auth.v1.UserEvent.registered:type_name -> tradex.auth.v1.UserRegistered
+	29, // 32: tradex.auth.v1.UserEvent.updated:type_name -> tradex.auth.v1.UserUpdated
+	30, // 33: tradex.auth.v1.UserEvent.disabled:type_name -> tradex.auth.v1.UserDisabled
+	4,  // 34: tradex.auth.v1.UserRegistered.user:type_name -> tradex.auth.v1.User
+	4,  // 35: tradex.auth.v1.UserUpdated.user:type_name -> tradex.auth.v1.User
+	38, // 36: tradex.auth.v1.UserUpdated.changed_fields:type_name -> google.protobuf.FieldMask
+	4,  // 37: tradex.auth.v1.UserDisabled.user:type_name -> tradex.auth.v1.User
+	36, // 38: tradex.auth.v1.ListUsersRequest.page:type_name -> tradex.common.v1.PageRequest
+	4,  // 39: tradex.auth.v1.ListUsersResponse.users:type_name -> tradex.auth.v1.User
+	37, // 40: tradex.auth.v1.ListUsersResponse.page:type_name -> tradex.common.v1.PageResponse
+	7,  // 41: tradex.auth.v1.AuthService.Register:input_type -> tradex.auth.v1.RegisterRequest
+	9,  // 42: tradex.auth.v1.AuthService.Login:input_type -> tradex.auth.v1.LoginRequest
+	11, // 43: tradex.auth.v1.AuthService.Refresh:input_type -> tradex.auth.v1.RefreshRequest
+	13, // 44: tradex.auth.v1.AuthService.Logout:input_type -> tradex.auth.v1.LogoutRequest
+	15, // 45: tradex.auth.v1.AuthService.CreateApiKey:input_type -> tradex.auth.v1.CreateApiKeyRequest
+	17, // 46: tradex.auth.v1.AuthService.ListApiKeys:input_type -> tradex.auth.v1.ListApiKeysRequest
+	19, // 47: tradex.auth.v1.AuthService.RevokeApiKey:input_type -> tradex.auth.v1.RevokeApiKeyRequest
+	21, // 48: tradex.auth.v1.AuthService.VerifyApiKey:input_type -> tradex.auth.v1.VerifyApiKeyRequest
+	31, // 49: tradex.auth.v1.AuthService.GetSigningKeys:input_type -> tradex.auth.v1.GetSigningKeysRequest
+	33, // 50: tradex.auth.v1.AuthService.ListUsers:input_type -> tradex.auth.v1.ListUsersRequest
+	23, // 51: tradex.auth.v1.AuthService.SetUserRoles:input_type -> tradex.auth.v1.SetUserRolesRequest
+	25, // 52: tradex.auth.v1.AuthService.DisableUser:input_type -> tradex.auth.v1.DisableUserRequest
+	8,  // 53: tradex.auth.v1.AuthService.Register:output_type -> tradex.auth.v1.RegisterResponse
+	10, // 54: tradex.auth.v1.AuthService.Login:output_type -> tradex.auth.v1.LoginResponse
+	12, // 55: tradex.auth.v1.AuthService.Refresh:output_type -> tradex.auth.v1.RefreshResponse
+	14, // 56: tradex.auth.v1.AuthService.Logout:output_type -> tradex.auth.v1.LogoutResponse
+	16, // 57: tradex.auth.v1.AuthService.CreateApiKey:output_type -> tradex.auth.v1.CreateApiKeyResponse
+	18, // 58: tradex.auth.v1.AuthService.ListApiKeys:output_type -> tradex.auth.v1.ListApiKeysResponse
+	20, // 59: tradex.auth.v1.AuthService.RevokeApiKey:output_type -> tradex.auth.v1.RevokeApiKeyResponse
+	22, // 60: tradex.auth.v1.AuthService.VerifyApiKey:output_type -> tradex.auth.v1.VerifyApiKeyResponse
+	32, // 61: tradex.auth.v1.AuthService.GetSigningKeys:output_type -> tradex.auth.v1.GetSigningKeysResponse
+	34, // 62: tradex.auth.v1.AuthService.ListUsers:output_type -> tradex.auth.v1.ListUsersResponse
+	24, // 63: tradex.auth.v1.AuthService.SetUserRoles:output_type -> tradex.auth.v1.SetUserRolesResponse
+	26, // 64: tradex.auth.v1.AuthService.DisableUser:output_type -> tradex.auth.v1.DisableUserResponse
+	53, // [53:65] is the sub-list for method output_type
+	41, // [41:53] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_tradex_auth_v1_auth_proto_init() }
@@ -2025,8 +2453,8 @@ func file_tradex_auth_v1_auth_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_auth_v1_auth_proto_rawDesc), len(file_tradex_auth_v1_auth_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   27,
+			NumEnums:      4,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

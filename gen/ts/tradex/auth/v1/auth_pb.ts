@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/auth/v1/auth.proto.
  */
 export const file_tradex_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chl0cmFkZXgvYXV0aC92MS9hdXRoLnByb3RvEg50cmFkZXguYXV0aC52MSLXAQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEiMKBXJvbGVzGAMgAygOMhQudHJhZGV4LmF1dGgudjEuUm9sZRIqCgZzdGF0dXMYBCABKA4yGi50cmFkZXguYXV0aC52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBCglUb2tlblBhaXISFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YBCABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKiAgoGQXBpS2V5EhIKCmFwaV9rZXlfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEiMKBXJvbGVzGAQgAygOMhQudHJhZGV4LmF1dGgudjEuUm9sZRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkgKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiNgoQUmVnaXN0ZXJSZXNwb25zZRIiCgR1c2VyGAEgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlciIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiXgoNTG9naW5SZXNwb25zZRIpCgZ0b2tlbnMYASABKAsyGS50cmFkZXguYXV0aC52MS5Ub2tlblBhaXISIgoEdXNlchgCIAEoCzIULnRyYWRleC5hdXRoLnYxLlVzZXIiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI8Cg9SZWZyZXNoUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkudHJhZGV4LmF1dGgudjEuVG9rZW5QYWlyIjwKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCRIUCgxhbGxfc2Vzc2lvbnMYAiABKAgiEAoOTG9nb3V0UmVzcG9uc2UiiQEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiMKBXJvbGVzGAMgAygOMhQudHJhZGV4LmF1dGgudjEuUm9sZRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChRDcmVhdGVBcGlLZXlSZXNwb25zZRInCgdhcGlfa2V5GAEgASgLMhYudHJhZGV4LmF1dGgudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJrChJMaXN0QXBpS2V5c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIXCg9pbmNsdWRlX3Jldm9rZWQYAiABKAgSKwoEcGFnZRgDIAEoCzIdLnRyYWRleC5jb21tb24udjEuUGFnZVJlcXVlc3QibQoTTGlzdEFwaUtleXNSZXNwb25zZRIoCghhcGlfa2V5cxgBIAMoCzIWLnRyYWRleC5hdXRoLnYxLkFwaUtleRIsCgRwYWdlGAIgASgLMh4udHJhZGV4LmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiKQoTUmV2b2tlQXBpS2V5UmVxdWVzdBISCgphcGlfa2V5X2lkGAEgASgJIj8KFFJldm9rZUFwaUtleVJlc3BvbnNlEicKB2FwaV9rZXkYASABKAsyFi50cmFkZXguYXV0aC52MS5BcGlLZXkiJQoTVmVyaWZ5QXBpS2V5UmVxdWVzdBIOCgZzZWNyZXQYASABKAkiYwoUVmVyaWZ5QXBpS2V5UmVzcG9uc2USJwoHYXBpX2tleRgBIAEoCzIWLnRyYWRleC5hdXRoLnYxLkFwaUtleRIiCgR1c2VyGAIgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlciJLChNTZXRVc2VyUm9sZXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSIwoFcm9sZXMYAiADKA4yFC50cmFkZXguYXV0aC52MS5Sb2xlIjoKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEiIKBHVzZXIYASABKAsyFC50cmFkZXguYXV0aC52MS5Vc2VyIjUKEkRpc2FibGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI5ChNEaXNhYmxlVXNlclJlc3BvbnNlEiIKBHVzZXIYASABKAsyFC50cmFkZXguYXV0aC52MS5Vc2VyIoACCglVc2VyRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIvCgtvY2N1cnJlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoKcmVnaXN0ZXJlZBgEIAEoCzIeLnRyYWRleC5hdXRoLnYxLlVzZXJSZWdpc3RlcmVkSAASLgoHdXBkYXRlZBgFIAEoCzIbLnRyYWRleC5hdXRoLnYxLlVzZXJVcGRhdGVkSAASMAoIZGlzYWJsZWQYBiABKAsyHC50cmFkZXguYXV0aC52MS5Vc2VyRGlzYWJsZWRIAEIHCgVldmVudCJKCg5Vc2VyUmVnaXN0ZXJlZBIiCgR1c2VyGAEgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlchIUCgxkaXNwbGF5X25hbWUYAiABKAkiZQoLVXNlclVwZGF0ZWQSIgoEdXNlchgBIAEoCzIULnRyYWRleC5hdXRoLnYxLlVzZXISMgoOY2hhbmdlZF9maWVsZHMYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkIKDFVzZXJEaXNhYmxlZBIiCgR1c2VyGAEgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlchIOCgZyZWFzb24YAiABKAkqTwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9UUkFERVIQARIOCgpST0xFX0FETUlOEAISEAoMUk9MRV9TRVJWSUNFEAMqWwoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhgKFFVTRVJfU1RBVFVTX0RJU0FCTEVEEAIy3QYKC0F1dGhTZXJ2aWNlEk0KCFJlZ2lzdGVyEh8udHJhZGV4LmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0GiAudHJhZGV4LmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZRJECgVMb2dpbhIcLnRyYWRleC5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLnRyYWRleC5hdXRoLnYxLkxvZ2luUmVzcG9uc2USSgoHUmVmcmVzaBIeLnRyYWRleC5hdXRoLnYxLlJlZnJlc2hSZXF1ZXN0Gh8udHJhZGV4LmF1dGgudjEuUmVmcmVzaFJlc3BvbnNlEkcKBkxvZ291dBIdLnRyYWRleC5hdXRoLnYxLkxvZ291dFJlcXVlc3QaHi50cmFkZXguYXV0aC52MS5Mb2dvdXRSZXNwb25zZRJZCgxDcmVhdGVBcGlLZXkSIy50cmFkZXguYXV0aC52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiQudHJhZGV4LmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USWwoLTGlzdEFwaUtleXMSIi50cmFkZXguYXV0aC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIy50cmFkZXguYXV0aC52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgOQAgESWQoMUmV2b2tlQXBpS2V5EiMudHJhZGV4LmF1dGgudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBokLnRyYWRleC5hdXRoLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlEl4KDFZlcmlmeUFwaUtleRIjLnRyYWRleC5hdXRoLnYxLlZlcmlmeUFwaUtleVJlcXVlc3QaJC50cmFkZXguYXV0aC52MS5WZXJpZnlBcGlLZXlSZXNwb25zZSIDkAIBElkKDFNldFVzZXJSb2xlcxIjLnRyYWRleC5hdXRoLnYxLlNldFVzZXJSb2xlc1JlcXVlc3QaJC50cmFkZXguYXV0aC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZRJWCgtEaXNhYmxlVXNlchIiLnRyYWRleC5hdXRoLnYxLkRpc2FibGVVc2VyUmVxdWVzdBojLnRyYWRleC5hdXRoLnYxLkRpc2FibGVVc2VyUmVzcG9uc2VCtQEKEmNvbS50cmFkZXguYXV0aC52MUIJQXV0aFByb3RvUAFaOmdpdGh1Yi5jb20vdHJhZGV4LW1lc2gvdHJhZGV4L2dlbi9nby90cmFkZXgvYXV0aC92MTthdXRodjGiAgNUQViqAg5UcmFkZXguQXV0aC5WMcoCDlRyYWRleFxBdXRoXFYx4gIaVHJhZGV4XEF1dGhcVjFcR1BCTWV0YWRhdGHqAhBUcmFkZXg6OkF1dGg6OlYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Chl0cmFkZXgvYXV0aC92MS9hdXRoLnByb3RvEg50cmFkZXguYXV0aC52MSLXAQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEiMKBXJvbGVzGAMgAygOMhQudHJhZGV4LmF1dGgudjEuUm9sZRIqCgZzdGF0dXMYBCABKA4yGi50cmFkZXguYXV0aC52MS5Vc2VyU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBCglUb2tlblBhaXISFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YBCABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAwoGQXBpS2V5EhIKCmFwaV9rZXlfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEiMKBXJvbGVzGAQgAygOMhQudHJhZGV4LmF1dGgudjEuUm9sZRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBnNjb3BlcxgJIAMoDjIbLnRyYWRleC5hdXRoLnYxLkFwaUtleVNjb3BlEhMKC2FsbG93ZWRfaXBzGAogAygJEigKBGtpbmQYCyABKA4yGi50cmFkZXguYXV0aC52MS5BcGlLZXlLaW5kIkgKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiNgoQUmVnaXN0ZXJSZXNwb25zZRIiCgR1c2VyGAEgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlciIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiXgoNTG9naW5SZXNwb25zZRIpCgZ0b2tlbnMYASABKAsyGS50cmFkZXguYXV0aC52MS5Ub2tlblBhaXISIgoEdXNlchgCIAEoCzIULnRyYWRleC5hdXRoLnYxLlVzZXIiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI8Cg9SZWZyZXNoUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkudHJhZGV4LmF1dGgudjEuVG9rZW5QYWlyIjwKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCRIUCgxhbGxfc2Vzc2lvbnMYAiABKAgiEAoOTG9nb3V0UmVzcG9uc2Ui3wEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiMKBXJvbGVzGAMgAygOMhQudHJhZGV4LmF1dGgudjEuUm9sZRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgZzY29wZXMYBSADKA4yGy50cmFkZXguYXV0aC52MS5BcGlLZXlTY29wZRITCgthbGxvd2VkX2lwcxgGIAMoCRISCgpwdWJsaWNfa2V5GAcgASgJIk8KFENyZWF0ZUFwaUtleVJlc3BvbnNlEicKB2FwaV9rZXkYASABKAsyFi50cmFkZXguYXV0aC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJImsKEkxpc3RBcGlLZXlzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgCIAEoCBIrCgRwYWdlGAMgASgLMh0udHJhZGV4LmNvbW1vbi52MS5QYWdlUmVxdWVzdCJtChNMaXN0QXBpS2V5c1Jlc3BvbnNlEigKCGFwaV9rZXlzGAEgAygLMhYudHJhZGV4LmF1dGgudjEuQXBpS2V5EiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIpChNSZXZva2VBcGlLZXlSZXF1ZXN0EhIKCmFwaV9rZXlfaWQYASABKAkiPwoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJwoHYXBpX2tleRgBIAEoCzIWLnRyYWRleC5hdXRoLnYxLkFwaUtleSJuChNWZXJpZnlBcGlLZXlSZXF1ZXN0EhIKCmFwaV9rZXlfaWQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDBIRCglzaWduYXR1cmUYBCABKAkSEQoJY2xpZW50X2lwGAUgASgJSgQIARACUgZzZWNyZXQiYwoUVmVyaWZ5QXBpS2V5UmVzcG9uc2USJwoHYXBpX2tleRgBIAEoCzIWLnRyYWRleC5hdXRoLnYxLkFwaUtleRIiCgR1c2VyGAIgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlciJLChNTZXRVc2VyUm9sZXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSIwoFcm9sZXMYAiADKA4yFC50cmFkZXguYXV0aC52MS5Sb2xlIjoKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEiIKBHVzZXIYASABKAsyFC50cmFkZXguYXV0aC52MS5Vc2VyIjUKEkRpc2FibGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI5ChNEaXNhYmxlVXNlclJlc3BvbnNlEiIKBHVzZXIYASABKAsyFC50cmFkZXguYXV0aC52MS5Vc2VyIoACCglVc2VyRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIvCgtvY2N1cnJlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoKcmVnaXN0ZXJlZBgEIAEoCzIeLnRyYWRleC5hdXRoLnYxLlVzZXJSZWdpc3RlcmVkSAASLgoHdXBkYXRlZBgFIAEoCzIbLnRyYWRleC5hdXRoLnYxLlVzZXJVcGRhdGVkSAASMAoIZGlzYWJsZWQYBiABKAsyHC50cmFkZXguYXV0aC52MS5Vc2VyRGlzYWJsZWRIAEIHCgVldmVudCJKCg5Vc2VyUmVnaXN0ZXJlZBIiCgR1c2VyGAEgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlchIUCgxkaXNwbGF5X25hbWUYAiABKAkiZQoLVXNlclVwZGF0ZWQSIgoEdXNlchgBIAEoCzIULnRyYWRleC5hdXRoLnYxLlVzZXISMgoOY2hhbmdlZF9maWVsZHMYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkIKDFVzZXJEaXNhYmxlZBIiCgR1c2VyGAEgASgLMhQudHJhZGV4LmF1dGgudjEuVXNlchIOCgZyZWFzb24YAiABKAkiFwoVR2V0U2lnbmluZ0tleXNSZXF1ZXN0IiYKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USDAoEandrcxgBIAEoDCI/ChBMaXN0VXNlcnNSZXF1ZXN0EisKBHBhZ2UYASABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0ImYKEUxpc3RVc2Vyc1Jlc3BvbnNlEiMKBXVzZXJzGAEgAygLMhQudHJhZGV4LmF1dGgudjEuVXNlchIsCgRwYWdlGAIgASgLMh4udHJhZGV4LmNvbW1vbi52MS5QYWdlUmVzcG9uc2UqTwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9UUkFERVIQARIOCgpST0xFX0FETUlOEAISEAoMUk9MRV9TRVJWSUNFEAMqWwoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhgKFFVTRVJfU1RBVFVTX0RJU0FCTEVEEAIqeQoLQXBpS2V5U2NvcGUSHQoZQVBJX0tFWV9TQ09QRV9VTlNQRUNJRklFRBAAEhYKEkFQSV9LRVlfU0NPUEVfUkVBRBABEhcKE0FQSV9LRVlfU0NPUEVfVFJBREUQAhIaChZBUElfS0VZX1NDT1BFX1RSQU5TRkVSEAMqWwoKQXBpS2V5S2luZBIcChhBUElfS0VZX0tJTkRfVU5TUEVDSUZJRUQQABIVChFBUElfS0VZX0tJTkRfSE1BQxABEhgKFEFQSV9LRVlfS0lORF9FRDI1NTE5EAIymggKC0F1dGhTZXJ2aWNlEk0KCFJlZ2lzdGVyEh8udHJhZGV4LmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0GiAudHJhZGV4LmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZRJECgVMb2dpbhIcLnRyYWRleC5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLnRyYWRleC5hdXRoLnYxLkxvZ2luUmVzcG9uc2USSgoHUmVmcmVzaBIeLnRyYWRleC5hdXRoLnYxLlJlZnJlc2hSZXF1ZXN0Gh8udHJhZGV4LmF1dGgudjEuUmVmcmVzaFJlc3BvbnNlEkcKBkxvZ291dBIdLnRyYWRleC5hdXRoLnYxLkxvZ291dFJlcXVlc3QaHi50cmFkZXguYXV0aC52MS5Mb2dvdXRSZXNwb25zZRJZCgxDcmVhdGVBcGlLZXkSIy50cmFkZXguYXV0aC52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiQudHJhZGV4LmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USWwoLTGlzdEFwaUtleXMSIi50cmFkZXguYXV0aC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIy50cmFkZXguYXV0aC52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgOQAgESWQoMUmV2b2tlQXBpS2V5EiMudHJhZGV4LmF1dGgudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBokLnRyYWRleC5hdXRoLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlEl4KDFZlcmlmeUFwaUtleRIjLnRyYWRleC5hdXRoLnYxLlZlcmlmeUFwaUtleVJlcXVlc3QaJC50cmFkZXguYXV0aC52MS5WZXJpZnlBcGlLZXlSZXNwb25zZSIDkAIBEmQKDkdldFNpZ25pbmdLZXlzEiUudHJhZGV4LmF1dGgudjEuR2V0U2lnbmluZ0tleXNSZXF1ZXN0GiYudHJhZGV4LmF1dGgudjEuR2V0U2lnbmluZ0tleXNSZXNwb25zZSIDkAIBElUKCUxpc3RVc2VycxIgLnRyYWRleC5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaIS50cmFkZXguYXV0aC52MS5MaXN0VXNlcnNSZXNwb25zZSIDkAIBElkKDFNldFVzZXJSb2xlcxIjLnRyYWRleC5hdXRoLnYxLlNldFVzZXJSb2xlc1JlcXVlc3QaJC50cmFkZXguYXV0aC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZRJWCgtEaXNhYmxlVXNlchIiLnRyYWRleC5hdXRoLnYxLkRpc2FibGVVc2VyUmVxdWVzdBojLnRyYWRleC5hdXRoLnYxLkRpc2FibGVVc2VyUmVzcG9uc2VCtQEKEmNvbS50cmFkZXguYXV0aC52MUIJQXV0aFByb3RvUAFaOmdpdGh1Yi5jb20vdHJhZGV4LW1lc2gvdHJhZGV4L2dlbi9nby90cmFkZXgvYXV0aC92MTthdXRodjGiAgNUQViqAg5UcmFkZXguQXV0aC5WMcoCDlRyYWRleFxBdXRoXFYx4gIaVHJhZGV4XEF1dGhcVjFcR1BCTWV0YWRhdGHqAhBUcmFkZXg6OkF1dGg6OlYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * User is a user as the auth service knows it (no credentials).
@@ -131,7 +131,7 @@ export const TokenPairSchema: GenMessage<TokenPair> = /*@__PURE__*/
  */
 export type ApiKey = Message<"tradex.auth.v1.ApiKey"> & {
   /**
-   * The key's id; also the public prefix of its secret.
+   * The key's id, sent in the X-TX-APIKEY header of signed requests.
    *
    * @generated from field: string api_key_id = 1;
    */
@@ -185,6 +185,27 @@ export type ApiKey = Message<"tradex.auth.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp revoked_at = 8;
    */
   revokedAt?: Timestamp | undefined;
+
+  /**
+   * What the key may do.
+   *
+   * @generated from field: repeated tradex.auth.v1.ApiKeyScope scopes = 9;
+   */
+  scopes: ApiKeyScope[];
+
+  /**
+   * Client addresses (IPs or CIDRs) the key may be used from; empty for any.
+   *
+   * @generated from field: repeated string allowed_ips = 10;
+   */
+  allowedIps: string[];
+
+  /**
+   * How requests made with the key are signed.
+   *
+   * @generated from field: tradex.auth.v1.ApiKeyKind kind = 11;
+   */
+  kind: ApiKeyKind;
 };
 
 /**
@@ -208,7 +229,7 @@ export type RegisterRequest = Message<"tradex.auth.v1.RegisterRequest"> & {
   email: string;
 
   /**
-   * The password (at least 12 characters). Never logged or stored in clear.
+   * The password (10 to 128 characters). Never logged or stored in clear.
    *
    * @generated from field: string password = 2;
    */
@@ -424,6 +445,28 @@ export type CreateApiKeyRequest = Message<"tradex.auth.v1.CreateApiKeyRequest"> 
    * @generated from field: google.protobuf.Timestamp expires_at = 4;
    */
   expiresAt?: Timestamp | undefined;
+
+  /**
+   * What the key may do; empty for read and trade.
+   *
+   * @generated from field: repeated tradex.auth.v1.ApiKeyScope scopes = 5;
+   */
+  scopes: ApiKeyScope[];
+
+  /**
+   * Client addresses (IPs or CIDRs) the key may be used from; empty for any.
+   *
+   * @generated from field: repeated string allowed_ips = 6;
+   */
+  allowedIps: string[];
+
+  /**
+   * An Ed25519 public key (32 bytes, base64): requests are then signed with its private
+   * half and no secret is returned. Empty: an HMAC secret is generated.
+   *
+   * @generated from field: string public_key = 7;
+   */
+  publicKey: string;
 };
 
 /**
@@ -447,7 +490,8 @@ export type CreateApiKeyResponse = Message<"tradex.auth.v1.CreateApiKeyResponse"
   apiKey?: ApiKey | undefined;
 
   /**
-   * The secret, to send as "Authorization: Bearer <secret>" or "X-Api-Key"; it cannot be
+   * The HMAC secret (hex) that signs requests made with the key; empty for an Ed25519 key.
+   * It cannot be
    * read again.
    *
    * @generated from field: string secret = 2;
@@ -574,11 +618,32 @@ export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@_
  */
 export type VerifyApiKeyRequest = Message<"tradex.auth.v1.VerifyApiKeyRequest"> & {
   /**
-   * The secret.
+   * The key id (X-TX-APIKEY).
    *
-   * @generated from field: string secret = 1;
+   * @generated from field: string api_key_id = 2;
    */
-  secret: string;
+  apiKeyId: string;
+
+  /**
+   * What the client signed: timestamp + method + path with query + body.
+   *
+   * @generated from field: bytes message = 3;
+   */
+  message: Uint8Array;
+
+  /**
+   * The X-TX-SIGNATURE header.
+   *
+   * @generated from field: string signature = 4;
+   */
+  signature: string;
+
+  /**
+   * The client's address, checked against the key's allowed_ips.
+   *
+   * @generated from field: string client_ip = 5;
+   */
+  clientIp: string;
 };
 
 /**
@@ -866,6 +931,91 @@ export const UserDisabledSchema: GenMessage<UserDisabled> = /*@__PURE__*/
   messageDesc(file_tradex_auth_v1_auth, 26);
 
 /**
+ * GetSigningKeysRequest asks for the token signing keys.
+ *
+ * @generated from message tradex.auth.v1.GetSigningKeysRequest
+ */
+export type GetSigningKeysRequest = Message<"tradex.auth.v1.GetSigningKeysRequest"> & {
+};
+
+/**
+ * Describes the message tradex.auth.v1.GetSigningKeysRequest.
+ * Use `create(GetSigningKeysRequestSchema)` to create a new message.
+ */
+export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_auth_v1_auth, 27);
+
+/**
+ * GetSigningKeysResponse carries the public keys as a JSON Web Key Set.
+ *
+ * @generated from message tradex.auth.v1.GetSigningKeysResponse
+ */
+export type GetSigningKeysResponse = Message<"tradex.auth.v1.GetSigningKeysResponse"> & {
+  /**
+   * The JWKS document (RFC 7517), as served at /.well-known/jwks.json.
+   *
+   * @generated from field: bytes jwks = 1;
+   */
+  jwks: Uint8Array;
+};
+
+/**
+ * Describes the message tradex.auth.v1.GetSigningKeysResponse.
+ * Use `create(GetSigningKeysResponseSchema)` to create a new message.
+ */
+export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_auth_v1_auth, 28);
+
+/**
+ * ListUsersRequest asks for a page of users.
+ *
+ * @generated from message tradex.auth.v1.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"tradex.auth.v1.ListUsersRequest"> & {
+  /**
+   * The page.
+   *
+   * @generated from field: tradex.common.v1.PageRequest page = 1;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message tradex.auth.v1.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_auth_v1_auth, 29);
+
+/**
+ * ListUsersResponse carries a page of users.
+ *
+ * @generated from message tradex.auth.v1.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"tradex.auth.v1.ListUsersResponse"> & {
+  /**
+   * The users.
+   *
+   * @generated from field: repeated tradex.auth.v1.User users = 1;
+   */
+  users: User[];
+
+  /**
+   * The next page.
+   *
+   * @generated from field: tradex.common.v1.PageResponse page = 2;
+   */
+  page?: PageResponse | undefined;
+};
+
+/**
+ * Describes the message tradex.auth.v1.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_auth_v1_auth, 30);
+
+/**
  * Role is a set of permissions.
  *
  * @generated from enum tradex.auth.v1.Role
@@ -939,6 +1089,82 @@ export enum UserStatus {
  */
 export const UserStatusSchema: GenEnum<UserStatus> = /*@__PURE__*/
   enumDesc(file_tradex_auth_v1_auth, 1);
+
+/**
+ * ApiKeyScope is what an API key may do.
+ *
+ * @generated from enum tradex.auth.v1.ApiKeyScope
+ */
+export enum ApiKeyScope {
+  /**
+   * Not given: read and trade on CreateApiKey.
+   *
+   * @generated from enum value: API_KEY_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Read orders, balances, keys and the profile.
+   *
+   * @generated from enum value: API_KEY_SCOPE_READ = 1;
+   */
+  READ = 1,
+
+  /**
+   * Place and cancel orders.
+   *
+   * @generated from enum value: API_KEY_SCOPE_TRADE = 2;
+   */
+  TRADE = 2,
+
+  /**
+   * Deposits and withdrawals (admins' keys only).
+   *
+   * @generated from enum value: API_KEY_SCOPE_TRANSFER = 3;
+   */
+  TRANSFER = 3,
+}
+
+/**
+ * Describes the enum tradex.auth.v1.ApiKeyScope.
+ */
+export const ApiKeyScopeSchema: GenEnum<ApiKeyScope> = /*@__PURE__*/
+  enumDesc(file_tradex_auth_v1_auth, 2);
+
+/**
+ * ApiKeyKind is how requests made with an API key are signed.
+ *
+ * @generated from enum tradex.auth.v1.ApiKeyKind
+ */
+export enum ApiKeyKind {
+  /**
+   * Not given.
+   *
+   * @generated from enum value: API_KEY_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Hex HMAC-SHA256 with a secret the server generated (shown once, kept encrypted).
+   *
+   * @generated from enum value: API_KEY_KIND_HMAC = 1;
+   */
+  HMAC = 1,
+
+  /**
+   * Ed25519 with the private half of a key pair the user made; the server holds only the
+   * public key.
+   *
+   * @generated from enum value: API_KEY_KIND_ED25519 = 2;
+   */
+  ED25519 = 2,
+}
+
+/**
+ * Describes the enum tradex.auth.v1.ApiKeyKind.
+ */
+export const ApiKeyKindSchema: GenEnum<ApiKeyKind> = /*@__PURE__*/
+  enumDesc(file_tradex_auth_v1_auth, 3);
 
 /**
  * AuthService registers users, signs them in and out, and manages API keys. Access tokens
@@ -1023,8 +1249,9 @@ export const AuthService: GenService<{
     output: typeof RevokeApiKeyResponseSchema;
   },
   /**
-   * VerifyApiKey checks an API key secret and returns whom it authenticates; used by the
-   * gateway. Unauthenticated if it is unknown, expired or revoked.
+   * VerifyApiKey checks the signature of a request made with an API key and returns whom
+   * it authenticates; used by the gateway. Unauthenticated if the key is unknown, expired or
+   * revoked, its user disabled, the signature wrong or the client address not allowed.
    *
    * @generated from rpc tradex.auth.v1.AuthService.VerifyApiKey
    */
@@ -1032,6 +1259,27 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof VerifyApiKeyRequestSchema;
     output: typeof VerifyApiKeyResponseSchema;
+  },
+  /**
+   * GetSigningKeys returns the public keys access tokens are signed with (the JWKS), so that
+   * a gateway verifies tokens itself.
+   *
+   * @generated from rpc tradex.auth.v1.AuthService.GetSigningKeys
+   */
+  getSigningKeys: {
+    methodKind: "unary";
+    input: typeof GetSigningKeysRequestSchema;
+    output: typeof GetSigningKeysResponseSchema;
+  },
+  /**
+   * ListUsers lists users, oldest first (admin).
+   *
+   * @generated from rpc tradex.auth.v1.AuthService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
   },
   /**
    * SetUserRoles replaces a user's roles (admin) and publishes UserUpdated.

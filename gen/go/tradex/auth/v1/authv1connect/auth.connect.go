@@ -54,6 +54,11 @@ const (
 	// AuthServiceVerifyApiKeyProcedure is the fully-qualified name of the AuthService's VerifyApiKey
 	// RPC.
 	AuthServiceVerifyApiKeyProcedure = "/tradex.auth.v1.AuthService/VerifyApiKey"
+	// AuthServiceGetSigningKeysProcedure is the fully-qualified name of the AuthService's
+	// GetSigningKeys RPC.
+	AuthServiceGetSigningKeysProcedure = "/tradex.auth.v1.AuthService/GetSigningKeys"
+	// AuthServiceListUsersProcedure is the fully-qualified name of the AuthService's ListUsers RPC.
+	AuthServiceListUsersProcedure = "/tradex.auth.v1.AuthService/ListUsers"
 	// AuthServiceSetUserRolesProcedure is the fully-qualified name of the AuthService's SetUserRoles
 	// RPC.
 	AuthServiceSetUserRolesProcedure = "/tradex.auth.v1.AuthService/SetUserRoles"
@@ -81,9 +86,15 @@ type AuthServiceClient interface {
 	ListApiKeys(context.Context, *v1.ListApiKeysRequest) (*v1.ListApiKeysResponse, error)
 	// RevokeApiKey stops an API key from working. Revoking twice succeeds.
 	RevokeApiKey(context.Context, *v1.RevokeApiKeyRequest) (*v1.RevokeApiKeyResponse, error)
-	// VerifyApiKey checks an API key secret and returns whom it authenticates; used by the
-	// gateway. Unauthenticated if it is unknown, expired or revoked.
+	// VerifyApiKey checks the signature of a request made with an API key and returns whom
+	// it authenticates; used by the gateway. Unauthenticated if the key is unknown, expired or
+	// revoked, its user disabled, the signature wrong or the client address not allowed.
 	VerifyApiKey(context.Context, *v1.VerifyApiKeyRequest) (*v1.VerifyApiKeyResponse, error)
+	// GetSigningKeys returns the public keys access tokens are signed with (the JWKS), so that
+	// a gateway verifies tokens itself.
+	GetSigningKeys(context.Context, *v1.GetSigningKeysRequest) (*v1.GetSigningKeysResponse, error)
+	// ListUsers lists users, oldest first (admin).
+	ListUsers(context.Context, *v1.ListUsersRequest) (*v1.ListUsersResponse, error)
 	// SetUserRoles replaces a user's roles (admin) and publishes UserUpdated.
 	SetUserRoles(context.Context, *v1.SetUserRolesRequest) (*v1.SetUserRolesResponse, error)
 	// DisableUser stops a user from signing in, revokes their tokens and API keys (admin),
@@ -152,6 +163,20 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getSigningKeys: connect.NewClient[v1.GetSigningKeysRequest, v1.GetSigningKeysResponse](
+			httpClient,
+			baseURL+AuthServiceGetSigningKeysProcedure,
+			connect.WithSchema(authServiceMethods.ByName("GetSigningKeys")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listUsers: connect.NewClient[v1.ListUsersRequest, v1.ListUsersResponse](
+			httpClient,
+			baseURL+AuthServiceListUsersProcedure,
+			connect.WithSchema(authServiceMethods.ByName("ListUsers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		setUserRoles: connect.NewClient[v1.SetUserRolesRequest, v1.SetUserRolesResponse](
 			httpClient,
 			baseURL+AuthServiceSetUserRolesProcedure,
@@ -169,16 +194,18 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 
 // authServiceClient implements AuthServiceClient.
 type authServiceClient struct {
-	register     *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
-	login        *connect.Client[v1.LoginRequest, v1.LoginResponse]
-	refresh      *connect.Client[v1.RefreshRequest, v1.RefreshResponse]
-	logout       *connect.Client[v1.LogoutRequest, v1.LogoutResponse]
-	createApiKey *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
-	listApiKeys  *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
-	revokeApiKey *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
-	verifyApiKey *connect.Client[v1.VerifyApiKeyRequest, v1.VerifyApiKeyResponse]
-	setUserRoles *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
-	disableUser  *connect.Client[v1.DisableUserRequest, v1.DisableUserResponse]
+	register       *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
+	login          *connect.Client[v1.LoginRequest, v1.LoginResponse]
+	refresh        *connect.Client[v1.RefreshRequest, v1.RefreshResponse]
+	logout         *connect.Client[v1.LogoutRequest, v1.LogoutResponse]
+	createApiKey   *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
+	listApiKeys    *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
+	revokeApiKey   *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	verifyApiKey   *connect.Client[v1.VerifyApiKeyRequest, v1.VerifyApiKeyResponse]
+	getSigningKeys *connect.Client[v1.GetSigningKeysRequest, v1.GetSigningKeysResponse]
+	listUsers      *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
+	setUserRoles   *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
+	disableUser    *connect.Client[v1.DisableUserRequest, v1.DisableUserResponse]
 }
 
 // Register calls tradex.auth.v1.AuthService.Register.
@@ -253,6 +280,24 @@ func (c *authServiceClient) VerifyApiKey(ctx context.Context, req *v1.VerifyApiK
 	return nil, err
 }
 
+// GetSigningKeys calls tradex.auth.v1.AuthService.GetSigningKeys.
+func (c *authServiceClient) GetSigningKeys(ctx context.Context, req *v1.GetSigningKeysRequest) (*v1.GetSigningKeysResponse, error) {
+	response, err := c.getSigningKeys.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListUsers calls tradex.auth.v1.AuthService.ListUsers.
+func (c *authServiceClient) ListUsers(ctx context.Context, req *v1.ListUsersRequest) (*v1.ListUsersResponse, error) {
+	response, err := c.listUsers.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // SetUserRoles calls tradex.auth.v1.AuthService.SetUserRoles.
 func (c *authServiceClient) SetUserRoles(ctx context.Context, req *v1.SetUserRolesRequest) (*v1.SetUserRolesResponse, error) {
 	response, err := c.setUserRoles.CallUnary(ctx, connect.NewRequest(req))
@@ -291,9 +336,15 @@ type AuthServiceHandler interface {
 	ListApiKeys(context.Context, *v1.ListApiKeysRequest) (*v1.ListApiKeysResponse, error)
 	// RevokeApiKey stops an API key from working. Revoking twice succeeds.
 	RevokeApiKey(context.Context, *v1.RevokeApiKeyRequest) (*v1.RevokeApiKeyResponse, error)
-	// VerifyApiKey checks an API key secret and returns whom it authenticates; used by the
-	// gateway. Unauthenticated if it is unknown, expired or revoked.
+	// VerifyApiKey checks the signature of a request made with an API key and returns whom
+	// it authenticates; used by the gateway. Unauthenticated if the key is unknown, expired or
+	// revoked, its user disabled, the signature wrong or the client address not allowed.
 	VerifyApiKey(context.Context, *v1.VerifyApiKeyRequest) (*v1.VerifyApiKeyResponse, error)
+	// GetSigningKeys returns the public keys access tokens are signed with (the JWKS), so that
+	// a gateway verifies tokens itself.
+	GetSigningKeys(context.Context, *v1.GetSigningKeysRequest) (*v1.GetSigningKeysResponse, error)
+	// ListUsers lists users, oldest first (admin).
+	ListUsers(context.Context, *v1.ListUsersRequest) (*v1.ListUsersResponse, error)
 	// SetUserRoles replaces a user's roles (admin) and publishes UserUpdated.
 	SetUserRoles(context.Context, *v1.SetUserRolesRequest) (*v1.SetUserRolesResponse, error)
 	// DisableUser stops a user from signing in, revokes their tokens and API keys (admin),
@@ -358,6 +409,20 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	authServiceGetSigningKeysHandler := connect.NewUnaryHandlerSimple(
+		AuthServiceGetSigningKeysProcedure,
+		svc.GetSigningKeys,
+		connect.WithSchema(authServiceMethods.ByName("GetSigningKeys")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServiceListUsersHandler := connect.NewUnaryHandlerSimple(
+		AuthServiceListUsersProcedure,
+		svc.ListUsers,
+		connect.WithSchema(authServiceMethods.ByName("ListUsers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	authServiceSetUserRolesHandler := connect.NewUnaryHandlerSimple(
 		AuthServiceSetUserRolesProcedure,
 		svc.SetUserRoles,
@@ -388,6 +453,10 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 			authServiceRevokeApiKeyHandler.ServeHTTP(w, r)
 		case AuthServiceVerifyApiKeyProcedure:
 			authServiceVerifyApiKeyHandler.ServeHTTP(w, r)
+		case AuthServiceGetSigningKeysProcedure:
+			authServiceGetSigningKeysHandler.ServeHTTP(w, r)
+		case AuthServiceListUsersProcedure:
+			authServiceListUsersHandler.ServeHTTP(w, r)
 		case AuthServiceSetUserRolesProcedure:
 			authServiceSetUserRolesHandler.ServeHTTP(w, r)
 		case AuthServiceDisableUserProcedure:
@@ -431,6 +500,14 @@ func (UnimplementedAuthServiceHandler) RevokeApiKey(context.Context, *v1.RevokeA
 
 func (UnimplementedAuthServiceHandler) VerifyApiKey(context.Context, *v1.VerifyApiKeyRequest) (*v1.VerifyApiKeyResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.auth.v1.AuthService.VerifyApiKey is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) GetSigningKeys(context.Context, *v1.GetSigningKeysRequest) (*v1.GetSigningKeysResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.auth.v1.AuthService.GetSigningKeys is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) ListUsers(context.Context, *v1.ListUsersRequest) (*v1.ListUsersResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.auth.v1.AuthService.ListUsers is not implemented"))
 }
 
 func (UnimplementedAuthServiceHandler) SetUserRoles(context.Context, *v1.SetUserRolesRequest) (*v1.SetUserRolesResponse, error) {
