@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"net"
 	"strings"
@@ -63,7 +64,13 @@ func TestClientTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = srv.Shutdown(t.Context()) })
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+				defer cancel()
+				if err := srv.Shutdown(ctx); err != nil {
+					t.Errorf("shutdown: %v", err)
+				}
+			})
 			nc, err := nats.Connect(srv.ClientURL(), append(tt.client, nats.Timeout(5*time.Second))...)
 			if err == nil {
 				defer nc.Close()
@@ -119,7 +126,13 @@ func TestClusterTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Shutdown(t.Context()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		if err := c.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
 	for _, o := range c.opts {
 		addr := hostPort(o.Cluster.Host, o.Cluster.Port)
 		if err := routeHandshake(t, addr, tlsconfig.Client(ca.Pool(), &peer)); err != nil {

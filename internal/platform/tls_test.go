@@ -1,9 +1,11 @@
 package platform_test
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/internal/platform"
@@ -22,7 +24,13 @@ func TestBrokerDialsExternalServerOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Shutdown(t.Context()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
 	client := ca.Client(t, "tradex").Cert
 	tests := []struct {
 		name string
