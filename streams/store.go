@@ -61,6 +61,8 @@ const (
 	StoreMatchingSnapshots  = "tradex_matching_snapshots"
 	StoreWalletSnapshots    = "tradex_wallet_snapshots"
 	StoreMarketDataSnapshot = "tradex_marketdata_snapshots"
+	StoreAuth               = "tradex_auth"
+	StoreUserProfiles       = "tradex_user_profiles"
 )
 
 // defaultStores are the stores of DefaultCatalog.
@@ -78,6 +80,10 @@ func defaultStores() []Store {
 			Description: "wallet: state snapshots"},
 		{Name: StoreMarketDataSnapshot, Kind: ObjectStore, Owner: "marketdata", Profile: Snapshot,
 			Description: "marketdata: books, trades and candles snapshots"},
+		{Name: StoreAuth, Kind: KeyValue, Owner: "auth", Profile: Financial, History: 1,
+			Description: "auth: users, email index, sessions, API keys and signing keys (secrets encrypted)"},
+		{Name: StoreUserProfiles, Kind: KeyValue, Owner: "user", Profile: Financial, History: 1,
+			Description: "user: profiles built from auth.user.v1"},
 	}
 }
 

@@ -111,3 +111,19 @@ func actFor(msg any, p Principal) error {
 	}
 	return ActFor(m, p, string(accountField))
 }
+
+type clientAddressKey struct{}
+
+// WithClientAddress returns ctx carrying the address of the client a
+// request came from (as the gateway attributes it), for services that
+// throttle or allow-list by address.
+func WithClientAddress(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddressKey{}, addr)
+}
+
+// ClientAddress returns the client address of ctx, or "" when the request
+// did not come through the gateway.
+func ClientAddress(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddressKey{}).(string)
+	return a
+}
