@@ -277,6 +277,8 @@ func newFeed(cfg serveConfig, p *platform.Platform, internalURL string, internal
 		func() float64 { return float64(feed.Stats().Upstreams) })
 	m.CounterFunc("tradex_ws_slow_consumers_total", "WebSocket connections dropped for a full send queue.",
 		func() float64 { return float64(feed.Stats().SlowConsumers) })
+	m.GaugeFunc("tradex_ws_queued_bytes", "Bytes of WebSocket frames waiting to be written, over every connection.",
+		func() float64 { return float64(feed.Stats().QueuedBytes) })
 	return feed, nil
 }
 
