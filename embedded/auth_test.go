@@ -23,7 +23,11 @@ func TestUsersAreRequiredAndConfined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Shutdown(t.Context()) })
+	t.Cleanup(func() { // t.Context is cancelled by now: shut down with a context of its own
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
 
 	// An attacker on the host reaches the TCP listener. (In-process
 	// connections are held to the same users; a refused one is only
