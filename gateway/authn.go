@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/services/auth/signature"
 )
 
 // principal is who a request acts for.
@@ -21,7 +22,7 @@ type principalKey struct{}
 // keeps the principal for the route's access check and the rate limit. A
 // credential the verifier refuses is Unauthenticated at once.
 func (g *Gateway) authenticate(c *fiber.Ctx) error {
-	p, err := g.verify(c.UserContext(), c.Get(fiber.HeaderAuthorization), c.Get("X-API-Key"))
+	p, err := g.credential(c)
 	if err != nil {
 		// A refused credential costs its address a request: guessing keys
 		// is rate limited like anything else.
@@ -34,6 +35,36 @@ func (g *Gateway) authenticate(c *fiber.Ctx) error {
 		c.Locals(principalKey{}, *p)
 	}
 	return c.Next()
+}
+
+// credential verifies a request's credential: a request signed with an API
+// key (X-TX-APIKEY and the other signature headers), else a bearer token or
+// an X-API-Key header. nil without one.
+func (g *Gateway) credential(c *fiber.Ctx) (*principal, error) {
+	header := func(name string) string { return c.Get(name) } // the app is Immutable: a copy
+	sr, signed, err := signature.Parse(header)
+	if !signed {
+		return g.verify(c.UserContext(), header(fiber.HeaderAuthorization), header("X-API-Key"))
+	}
+	if err == nil {
+		err = sr.Fresh(g.now())
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnauthenticated, err)
+	}
+	sv, ok := g.verifier.(auth.SignedVerifier)
+	if !ok {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("this gateway accepts no API keys"))
+	}
+	msg := signature.Message(sr.Timestamp, c.Method(), string(c.Request().RequestURI()), c.Body())
+	p, err := sv.VerifySigned(c.UserContext(), auth.SignedRequest{KeyID: sr.KeyID, Signature: sr.Signature, Message: msg, ClientIP: g.clientIP(c)})
+	switch {
+	case errors.Is(err, auth.ErrInvalidCredential):
+		return nil, connect.NewError(connect.CodeUnauthenticated, err)
+	case err != nil:
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("verify API key: %w", err))
+	}
+	return &p, nil
 }
 
 // verify checks the credential of a request's headers: nil without one,
@@ -55,20 +86,6 @@ func (g *Gateway) verify(ctx context.Context, authorization, apiKey string) (*pr
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("verify credential: %w", err))
 	}
 	return &p, nil
-}
-
-// permit checks a principal (nil: none) against an access level.
-func permit(p *principal, a access) error {
-	switch {
-	case a == public:
-		return nil
-	case p == nil:
-		return connect.NewError(connect.CodeUnauthenticated,
-			errors.New("a credential is needed: Authorization: Bearer <token> or X-API-Key"))
-	case a == admin && !p.Admin:
-		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not an admin", p.Subject))
-	}
-	return nil
 }
 
 // principalOf is the request's verified principal, if any.

@@ -17,41 +17,59 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1/authv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/user/v1/userv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
 )
 
 // procedureAccess says who may call each Connect procedure through the
 // gateway. User procedures act for the caller's account (auth.Interceptor
-// in the service enforces it); a procedure missing here is admin only.
+// in the service enforces it); a procedure missing here is denied.
 var procedureAccess = map[string]access{
 	metadatav1connect.MetadataServiceGetInstrumentProcedure:    public,
 	metadatav1connect.MetadataServiceListInstrumentsProcedure:  public,
 	metadatav1connect.MetadataServiceGetConfigProcedure:        public,
 	metadatav1connect.MetadataServiceListConfigProcedure:       public,
 	metadatav1connect.MetadataServiceWatchConfigProcedure:      public,
-	metadatav1connect.MetadataServiceCreateInstrumentProcedure: admin,
-	metadatav1connect.MetadataServiceUpdateInstrumentProcedure: admin,
-	metadatav1connect.MetadataServiceHaltInstrumentProcedure:   admin,
-	metadatav1connect.MetadataServiceResumeInstrumentProcedure: admin,
-	metadatav1connect.MetadataServiceSetConfigProcedure:        admin,
-	metadatav1connect.MetadataServiceDeleteConfigProcedure:     admin,
+	metadatav1connect.MetadataServiceCreateInstrumentProcedure: adminOps,
+	metadatav1connect.MetadataServiceUpdateInstrumentProcedure: adminOps,
+	metadatav1connect.MetadataServiceHaltInstrumentProcedure:   adminOps,
+	metadatav1connect.MetadataServiceResumeInstrumentProcedure: adminOps,
+	metadatav1connect.MetadataServiceSetConfigProcedure:        adminOps,
+	metadatav1connect.MetadataServiceDeleteConfigProcedure:     adminOps,
 
-	walletv1connect.WalletServiceGetBalanceProcedure:    user,
-	walletv1connect.WalletServiceListBalancesProcedure:  user,
-	walletv1connect.WalletServiceWatchBalancesProcedure: user,
-	walletv1connect.WalletServiceHoldBalanceProcedure:   admin, // the order service's, on the internal port
-	walletv1connect.WalletServiceReleaseHoldProcedure:   admin,
-	walletv1connect.WalletServiceDepositProcedure:       admin,
-	walletv1connect.WalletServiceWithdrawProcedure:      admin,
-	orderv1connect.OrderServicePlaceOrderProcedure:      user,
-	orderv1connect.OrderServiceCancelOrderProcedure:     user,
-	orderv1connect.OrderServiceGetOrderProcedure:        user,
-	orderv1connect.OrderServiceListOrdersProcedure:      user,
-	orderv1connect.OrderServiceWatchOrdersProcedure:     user,
+	authv1connect.AuthServiceRegisterProcedure:       public,
+	authv1connect.AuthServiceLoginProcedure:          public,
+	authv1connect.AuthServiceRefreshProcedure:        public,
+	authv1connect.AuthServiceLogoutProcedure:         public,
+	authv1connect.AuthServiceGetSigningKeysProcedure: public,
+	authv1connect.AuthServiceCreateApiKeyProcedure:   userTrade,
+	authv1connect.AuthServiceListApiKeysProcedure:    userRead,
+	authv1connect.AuthServiceRevokeApiKeyProcedure:   keyOwner,
+	authv1connect.AuthServiceVerifyApiKeyProcedure:   service,
+	authv1connect.AuthServiceSetUserRolesProcedure:   adminOps,
+	authv1connect.AuthServiceDisableUserProcedure:    adminOps,
+	authv1connect.AuthServiceListUsersProcedure:      adminRead,
+
+	userv1connect.UserServiceGetProfileProcedure:    userRead,
+	userv1connect.UserServiceUpdateProfileProcedure: userTrade,
+
+	walletv1connect.WalletServiceGetBalanceProcedure:    userRead,
+	walletv1connect.WalletServiceListBalancesProcedure:  userRead,
+	walletv1connect.WalletServiceWatchBalancesProcedure: userRead,
+	walletv1connect.WalletServiceHoldBalanceProcedure:   service, // the order service's, on the internal port
+	walletv1connect.WalletServiceReleaseHoldProcedure:   service,
+	walletv1connect.WalletServiceDepositProcedure:       adminTransfer,
+	walletv1connect.WalletServiceWithdrawProcedure:      adminTransfer,
+	orderv1connect.OrderServicePlaceOrderProcedure:      userTrade,
+	orderv1connect.OrderServiceCancelOrderProcedure:     userTrade,
+	orderv1connect.OrderServiceGetOrderProcedure:        userRead,
+	orderv1connect.OrderServiceListOrdersProcedure:      userRead,
+	orderv1connect.OrderServiceWatchOrdersProcedure:     userRead,
 
 	marketdatav1connect.MarketDataServiceGetBookProcedure:      public,
 	marketdatav1connect.MarketDataServiceListTradesProcedure:   public,
@@ -101,7 +119,14 @@ func serverStreams(service string) []string {
 type (
 	clientKey struct{}
 	peerKey   struct{}
+	credKey   struct{}
 )
+
+// credResult is a Connect call's credential as connectClient verified it.
+type credResult struct {
+	p   *principal
+	err error
+}
 
 // connectClient notes the call's client address for guard's rate limit
 // (the net/http side sees only the peer, never the trusted proxies) and,
@@ -110,6 +135,8 @@ type (
 // connection.
 func (g *Gateway) connectClient(c *fiber.Ctx) error {
 	c.Locals(clientKey{}, g.clientIP(c))
+	p, err := g.credential(c) // here, where the body is at hand for a signed request
+	c.Locals(credKey{}, credResult{p: p, err: err})
 	if g.streaming[c.Path()] {
 		c.Locals(peerKey{}, c.Context().Conn())
 		c.Context().Response.SetConnectionClose()
@@ -124,11 +151,10 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, known := procedureAccess[r.URL.Path]
 		if !known {
-			a = admin
+			a = denied
 		}
-		// The adaptor's header values point into fasthttp's buffers, reused
-		// by the connection's next request: the principal must not.
-		p, err := g.verify(r.Context(), strings.Clone(r.Header.Get("Authorization")), strings.Clone(r.Header.Get("X-API-Key")))
+		cred, _ := r.Context().Value(credKey{}).(credResult)
+		p, err := cred.p, cred.err
 		if err == nil {
 			err = permit(p, a)
 		}
@@ -146,6 +172,9 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 		}
 		if p != nil {
 			ctx = auth.NewContext(ctx, *p)
+		}
+		if ip, _ := r.Context().Value(clientKey{}).(string); ip != "" {
+			ctx = auth.WithClientAddress(ctx, ip)
 		}
 		next.ServeHTTP(w, r.WithContext(ctx)) //nolint:contextcheck // see detached: not the RequestCtx
 	})

@@ -5,9 +5,11 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
+	userv1 "github.com/tradex-mesh/tradex/gen/go/tradex/user/v1"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 )
 
@@ -18,7 +20,8 @@ func TestEveryProcedureHasAnAccessLevel(t *testing.T) {
 	t.Parallel()
 	files := []protoreflect.FileDescriptor{metadatav1.File_tradex_metadata_v1_metadata_proto,
 		walletv1.File_tradex_wallet_v1_wallet_proto, orderv1.File_tradex_order_v1_order_proto,
-		marketdatav1.File_tradex_marketdata_v1_marketdata_proto}
+		marketdatav1.File_tradex_marketdata_v1_marketdata_proto, authv1.File_tradex_auth_v1_auth_proto,
+		userv1.File_tradex_user_v1_user_proto}
 	seen := 0
 	for _, f := range files {
 		for i := range f.Services().Len() {
@@ -32,8 +35,8 @@ func TestEveryProcedureHasAnAccessLevel(t *testing.T) {
 					continue
 				}
 				seen++
-				if a == user && m.Input().Fields().ByName("account_id") == nil {
-					t.Errorf("%s is a user procedure but its request has no account_id", proc)
+				if in := m.Input().Fields(); a.acts && in.ByName("account_id") == nil && in.ByName("user_id") == nil {
+					t.Errorf("%s acts for an account but its request has no account_id or user_id", proc)
 				}
 			}
 		}

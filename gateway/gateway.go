@@ -113,7 +113,8 @@ type Deps struct {
 	// Metrics records every request and is served at /metrics; nil
 	// records nothing.
 	Metrics *telemetry.Metrics
-	// Now is the clock of the rate limits; nil is time.Now.
+	// Now is the clock of the rate limits and of signed requests'
+	// freshness; nil is time.Now.
 	Now func() time.Time
 }
 
@@ -129,6 +130,7 @@ type Gateway struct {
 	ceiling  *limiter
 	metrics  *telemetry.Metrics
 	proxies  proxies
+	now      func() time.Time
 	// streams is the context of the Connect server streams, cancelled when
 	// Shutdown starts.
 	streams     context.Context //nolint:containedctx // the lifetime of the gateway, not of a request
@@ -171,6 +173,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		ceiling:     newLimiter(cfg.RateLimit.addressCeiling(), now),
 		metrics:     deps.Metrics,
 		proxies:     trusted,
+		now:         now,
 	}
 	g.app = fiber.New(fiber.Config{
 		AppName:               "tradex",

@@ -9,6 +9,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
 )
 
 // readyCheckTimeout bounds each readiness check, so that a hung dependency
@@ -28,11 +30,24 @@ func (g *Gateway) routes(deps Deps) {
 	if len(g.cfg.AllowedOrigins) > 0 {
 		g.app.Use(corsMiddleware(g.cfg.AllowedOrigins))
 	}
+	g.app.Get("/.well-known/jwks.json", g.jwks)
 	g.serveREST()
 	g.serveConnect(deps.Connect)
 	if deps.WebSocket != nil {
 		g.app.Get("/ws", g.limitConnections, deps.WebSocket)
 	}
+}
+
+// jwks serves the access tokens' signing keys (RFC 7517), for whoever
+// verifies tokens outside the platform.
+func (g *Gateway) jwks(c *fiber.Ctx) error {
+	res, err := g.services.Auth.GetSigningKeys(c.UserContext(), &authv1.GetSigningKeysRequest{})
+	if err != nil {
+		return g.writeError(c, err)
+	}
+	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.Send(res.GetJwks())
 }
 
 // healthz answers liveness probes: the process is up and serving HTTP.

@@ -94,10 +94,12 @@ func operation(rt route, schemas jsonObject) jsonObject {
 			},
 		},
 	}
-	if rt.access != public {
+	if !rt.access.isPublic() {
 		op["security"] = []jsonObject{{"bearer": []string{}}, {"apiKey": []string{}}}
+		op["x-roles"] = rt.access.roles
+		op["x-api-key-scope"] = rt.access.scope
 	}
-	if rt.access == admin {
+	if rt.access.name == "admin" {
 		op["description"] = "Admin only."
 	}
 	var params []jsonObject

@@ -21,23 +21,6 @@ import (
 	"github.com/tradex-mesh/tradex/gateway/wire"
 )
 
-// access is who may call a route.
-type access int
-
-const (
-	// public routes need no credential (market data, instruments).
-	public access = iota
-	// user routes act for an account: the caller's own, or, for an admin,
-	// the one named by the accountId parameter.
-	user
-	// admin routes need an admin credential.
-	admin
-)
-
-func (a access) String() string {
-	return [...]string{"public", "user", "admin"}[a]
-}
-
 // endpoint is the Connect call behind a route, typed away.
 type endpoint struct {
 	newRequest func() proto.Message
@@ -134,6 +117,10 @@ func (g *Gateway) handle(rt route) fiber.Handler {
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), g.cfg.RequestTimeout)
 		defer cancel()
+		ctx = auth.WithClientAddress(ctx, g.clientIP(c))
+		if _, ok := principalOf(c); ok {
+			ctx = auth.NewContext(ctx, p) // services that check their caller (auth, user) see who it is
+		}
 		resp, err := rt.call(ctx, req)
 		if err != nil {
 			return g.writeError(c, err)

@@ -47,7 +47,7 @@ func TestRESTErrors(t *testing.T) {
 		{"insufficient funds", "POST", "/v1/orders", "carol", order(""), 400, "failed_precondition", "hold 50000 USDT for order"},
 		{"no credential", "POST", "/v1/orders", "", order(""), 401, "unauthenticated", "credential"},
 		{"bad credential", "GET", "/v1/balances", "no such token!", nil, 401, "unauthenticated", "invalid credential"},
-		{"not an admin", "POST", "/v1/admin/deposits", "carol", `{"transferId":"x","accountId":"carol","asset":"USDT","amount":"1"}`, 403, "permission_denied", "not an admin"},
+		{"not an admin", "POST", "/v1/admin/deposits", "carol", `{"transferId":"x","accountId":"carol","asset":"USDT","amount":"1"}`, 403, "permission_denied", "needs the role admin"},
 		{"another account", "GET", "/v1/balances?accountId=dave", "carol", nil, 403, "permission_denied", "accountId"},
 		{"unknown order", "GET", "/v1/orders/nope", "carol", nil, 404, "not_found", "nope"},
 		{"unknown instrument", "GET", "/v1/instruments/DOGEUSDT", "", nil, 404, "not_found", "DOGEUSDT"},

@@ -61,6 +61,9 @@ type serveConfig struct {
 	InternalToken string
 	// InternalInsecure lets the internal port take calls without it.
 	InternalInsecure bool
+	// AuthMasterKey is the file of the auth service's master key (64 hex
+	// digits); empty: <data-dir>/auth-master-key, created on first start.
+	AuthMasterKey string
 	// RateLimit is each REST client's sustained requests per second (0: no
 	// limit); RateBurst how many it may send at once.
 	RateLimit float64
@@ -137,6 +140,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token of the dev verifier; empty: read or create <data-dir>/admin-token")
 	fs.StringVar(&cfg.InternalToken, "internal-token", cfg.InternalToken, "service credential of the internal port (Authorization: Bearer), the same for every process of the platform; empty: read or create <data-dir>/internal-token")
 	fs.BoolVar(&cfg.InternalInsecure, "internal-insecure", cfg.InternalInsecure, "let the internal port take calls without the service credential (a trusted network only)")
+	fs.StringVar(&cfg.AuthMasterKey, "auth-master-key", cfg.AuthMasterKey, "file of the auth service's master key (64 hex digits), which encrypts API-key secrets and token signing keys; empty: <data-dir>/"+authMasterKeyFile+", created on first start (0600); every auth process needs the same one")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "REST requests per second per client (0: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "REST requests a client may send at once")
 	tlsFlags(fs, &cfg)

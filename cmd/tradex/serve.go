@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,6 +143,11 @@ func newPlatform(cfg serveConfig, broker *platform.Broker, internal *http.Client
 		return nil, fmt.Errorf("--services: %w", err)
 	}
 	pcfg.Services, pcfg.RemoteURL, pcfg.Replicas = services, cfg.ServicesURL, cfg.Replicas
+	if slices.Contains(services, platform.Auth) {
+		if pcfg.Auth.MasterKey, err = masterKey(cfg.AuthMasterKey, cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	return platform.New(pcfg, platform.Deps{Dial: broker.Dial, Logger: logger, HTTPClient: internal})
 }
 

@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -28,8 +29,33 @@ type Principal struct {
 	// caller without one (an operator).
 	AccountID string
 	// Admin allows the admin API (instruments, deposits, withdrawals) and
-	// acting for any account.
+	// acting for any account: the admin role.
 	Admin bool
+	// Roles are the caller's roles: RoleTrader, RoleAdmin, RoleService.
+	Roles []string
+	// Scopes, for a request signed with an API key, are what the key may
+	// do (ScopeRead, ScopeTrade, ScopeTransfer); nil for a token, which may
+	// do whatever its roles may.
+	Scopes []string
+}
+
+// Roles and API-key scopes, as the auth service names them.
+const (
+	RoleTrader    = "trader"
+	RoleAdmin     = "admin"
+	RoleService   = "service"
+	ScopeRead     = "read"
+	ScopeTrade    = "trade"
+	ScopeTransfer = "transfer"
+)
+
+// HasRole reports whether p has role.
+func (p Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+
+// Allows reports whether p's credential may be used for scope: always for
+// a token, for an API key when the key has the scope.
+func (p Principal) Allows(scope string) bool {
+	return p.Scopes == nil || slices.Contains(p.Scopes, scope)
 }
 
 // Verifier turns a credential into the principal it stands for. It
@@ -52,12 +78,12 @@ type Dev struct {
 // Verify implements Verifier.
 func (d Dev) Verify(_ context.Context, credential string) (Principal, error) {
 	if d.AdminToken != "" && subtle.ConstantTimeCompare([]byte(credential), []byte(d.AdminToken)) == 1 {
-		return Principal{Subject: "admin", Admin: true}, nil
+		return Principal{Subject: "admin", Admin: true, Roles: []string{RoleAdmin}}, nil
 	}
 	if err := checkAccountID(credential); err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidCredential, err)
 	}
-	return Principal{Subject: credential, AccountID: credential}, nil
+	return Principal{Subject: credential, AccountID: credential, Roles: []string{RoleTrader}}, nil
 }
 
 // checkAccountID accepts the ids a dev token may name.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -13,9 +14,9 @@ func TestDev(t *testing.T) {
 		want    Principal
 		invalid bool
 	}{
-		{in: "alice", want: Principal{Subject: "alice", AccountID: "alice"}},
-		{in: "acct-7_x", want: Principal{Subject: "acct-7_x", AccountID: "acct-7_x"}},
-		{in: "s3cret", want: Principal{Subject: "admin", Admin: true}},
+		{in: "alice", want: Principal{Subject: "alice", AccountID: "alice", Roles: []string{RoleTrader}}},
+		{in: "acct-7_x", want: Principal{Subject: "acct-7_x", AccountID: "acct-7_x", Roles: []string{RoleTrader}}},
+		{in: "s3cret", want: Principal{Subject: "admin", Admin: true, Roles: []string{RoleAdmin}}},
 		{in: "", invalid: true},
 		{in: "a.b", invalid: true},
 		{in: "a b", invalid: true},
@@ -29,7 +30,7 @@ func TestDev(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != c.want {
+		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%q: %+v, %v; want %+v", c.in, got, err, c.want)
 		}
 	}

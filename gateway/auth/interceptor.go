@@ -23,9 +23,10 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// accountField is the request field that names the account a call acts
-// for, in every contract that has one.
-const accountField protoreflect.Name = "account_id"
+// accountFields are the request fields that name the account a call acts
+// for: account_id, and user_id in the auth and user contracts (a user's
+// id is their account id).
+var accountFields = []protoreflect.Name{"account_id", "user_id"}
 
 // Interceptor makes a non-admin principal act only for its own account:
 // in every request message with an account_id field, an empty one is set
@@ -82,15 +83,24 @@ func (c *actingConn) Receive(msg any) error {
 // non-admin acts for their own account only (an empty field is set to it,
 // another account is PermissionDenied), an admin for any account or none.
 // A message without the field passes unchanged. shownAs is how the
-// caller's API names the field in the error ("account_id", "accountId").
+// caller's API names the field in the error ("accountId"; "" for the
+// field's own name).
 func ActFor(m proto.Message, p Principal, shownAs string) error {
 	if p.Admin {
 		return nil
 	}
 	r := m.ProtoReflect()
-	fd := r.Descriptor().Fields().ByName(accountField)
+	var fd protoreflect.FieldDescriptor
+	for _, name := range accountFields {
+		if fd = r.Descriptor().Fields().ByName(name); fd != nil {
+			break
+		}
+	}
 	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
 		return nil
+	}
+	if shownAs == "" {
+		shownAs = string(fd.Name())
 	}
 	switch asked := r.Get(fd).String(); {
 	case p.AccountID == "":
@@ -109,7 +119,7 @@ func actFor(msg any, p Principal) error {
 	if !ok {
 		return nil
 	}
-	return ActFor(m, p, string(accountField))
+	return ActFor(m, p, "")
 }
 
 type clientAddressKey struct{}

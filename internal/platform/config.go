@@ -6,16 +6,20 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tradex-mesh/tradex/services/auth"
 	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/order"
+	"github.com/tradex-mesh/tradex/services/user"
 	"github.com/tradex-mesh/tradex/services/wallet"
 )
 
 // Service names, in the order the platform starts them.
 const (
 	Metadata   = "metadata"
+	Auth       = "auth"
+	User       = "user"
 	Wallet     = "wallet"
 	Order      = "order"
 	Matching   = "matching"
@@ -23,7 +27,7 @@ const (
 )
 
 // Names lists every service the platform can run, in start order.
-func Names() []string { return []string{Metadata, Wallet, Order, Matching, MarketData} }
+func Names() []string { return []string{Metadata, Auth, User, Wallet, Order, Matching, MarketData} }
 
 // Config is everything the platform builds the services from.
 type Config struct {
@@ -41,18 +45,23 @@ type Config struct {
 	MaxLag uint64
 	// The services' own configurations.
 	Metadata   metadata.Config
+	Auth       auth.Config
+	User       user.Config
 	Wallet     wallet.Config
 	Order      order.Config
 	Matching   matching.Config
 	MarketData marketdata.Config
 }
 
-// Default runs every service with its defaults.
+// Default runs every service with its defaults; Auth.MasterKey is left
+// for the caller to set (it must be kept, not generated per start).
 func Default() Config {
 	return Config{
 		Services:   Names(),
 		MaxLag:     10_000,
 		Metadata:   metadata.Default(),
+		Auth:       auth.Default(),
+		User:       user.Default(),
 		Wallet:     wallet.Default(),
 		Order:      order.Default(),
 		Matching:   matching.Default(),
@@ -99,7 +108,11 @@ func (c Config) Validate() error {
 	if c.MaxLag == 0 {
 		return errors.New("platform: MaxLag must be at least 1")
 	}
-	return errors.Join(c.Metadata.Validate(), c.Wallet.Validate(), c.Order.Validate(),
+	var authErr error
+	if c.runs(Auth) { // its master key is needed only where it runs
+		authErr = c.Auth.Validate()
+	}
+	return errors.Join(c.Metadata.Validate(), authErr, c.User.Validate(), c.Wallet.Validate(), c.Order.Validate(),
 		c.Matching.Validate(), c.MarketData.Validate())
 }
 

@@ -56,7 +56,7 @@ func TestThePlatformRunsOnAnExternalServerWithItsUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := platform.New(platform.Default(), platform.Deps{Dial: broker.Dial})
+	p, err := platform.New(testConfig(), platform.Deps{Dial: broker.Dial})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,16 +5,22 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tradex-mesh/tradex/gateway"
+	gwauth "github.com/tradex-mesh/tradex/gateway/auth"
+	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1/authv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/user/v1/userv1connect"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/services/order"
+	"github.com/tradex-mesh/tradex/streams"
 )
 
 // running returns the in-process handler of u's running instance, or a
@@ -107,12 +113,16 @@ func (p *Platform) Gateway() gateway.Services {
 			Wallet:     walletv1connect.NewWalletServiceClient(p.httpClient, p.cfg.RemoteURL),
 			Metadata:   metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL),
 			MarketData: marketdatav1connect.NewMarketDataServiceClient(p.httpClient, p.cfg.RemoteURL),
+			Auth:       authv1connect.NewAuthServiceClient(p.httpClient, p.cfg.RemoteURL),
+			User:       userv1connect.NewUserServiceClient(p.httpClient, p.cfg.RemoteURL),
 		}
 	}
 	setLocal(p, Order, &s.Orders)
 	setLocal(p, Wallet, &s.Wallet)
 	setLocal(p, Metadata, &s.Metadata)
 	setLocal(p, MarketData, &s.MarketData)
+	setLocal(p, Auth, &s.Auth)
+	setLocal(p, User, &s.User)
 	return s
 }
 
@@ -126,4 +136,60 @@ func setLocal[H any](p *Platform, name string, dst *H) {
 	if h, err := running[H](u); err == nil {
 		*dst = h
 	}
+}
+
+// AuthClient is the auth service for the gateway's verifier: the one
+// running here, else the one at the remote URL. Its calls carry no
+// principal: they are the platform's own (trusted) calls.
+func (p *Platform) AuthClient() gwauth.Service {
+	if u, ok := p.byName[Auth]; ok {
+		return localAuth{u}
+	}
+	return authv1connect.NewAuthServiceClient(p.httpClient, p.cfg.RemoteURL)
+}
+
+// localAuth calls the auth service running in this process.
+type localAuth struct{ u *unit }
+
+// GetSigningKeys calls the running auth service.
+func (a localAuth) GetSigningKeys(ctx context.Context, req *authv1.GetSigningKeysRequest) (*authv1.GetSigningKeysResponse, error) {
+	h, err := running[authv1connect.AuthServiceHandler](a.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.GetSigningKeys(ctx, req)
+}
+
+// VerifyApiKey calls the running auth service.
+func (a localAuth) VerifyApiKey(ctx context.Context, req *authv1.VerifyApiKeyRequest) (*authv1.VerifyApiKeyResponse, error) { //nolint:revive // the generated name
+	h, err := running[authv1connect.AuthServiceHandler](a.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.VerifyApiKey(ctx, req)
+}
+
+// FollowUsers hands fn every user's state from auth.user.v1, from the
+// first event on, until ctx ends: the gateway's verifier learns whom the
+// auth service disabled. Call it after Start.
+func (p *Platform) FollowUsers(ctx context.Context, fn func(userID string, disabled bool)) error {
+	return p.mesh.Follow(ctx, streams.Follow{Topic: streams.TopicUserEvent}, func(_ context.Context, m streams.Stored) error {
+		var ev authv1.UserEvent
+		if err := proto.Unmarshal(m.Data, &ev); err != nil {
+			return nil // not ours to judge: the user service dead-letters what it cannot read
+		}
+		var u *authv1.User
+		switch e := ev.GetEvent().(type) {
+		case *authv1.UserEvent_Registered:
+			u = e.Registered.GetUser()
+		case *authv1.UserEvent_Updated:
+			u = e.Updated.GetUser()
+		case *authv1.UserEvent_Disabled:
+			u = e.Disabled.GetUser()
+		}
+		if u != nil {
+			fn(u.GetUserId(), u.GetStatus() == authv1.UserStatus_USER_STATUS_DISABLED)
+		}
+		return nil
+	})
 }

@@ -7,14 +7,18 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1/authv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/user/v1/userv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/services/auth"
 	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/order"
+	"github.com/tradex-mesh/tradex/services/user"
 	"github.com/tradex-mesh/tradex/services/wallet"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -72,6 +76,11 @@ func served[H any](p *Platform, svc connectService[H]) built {
 func specs() map[string]spec {
 	return map[string]spec{
 		Metadata: {name: Metadata, connect: metadatav1connect.MetadataServiceName, build: buildMetadata},
+		Auth:     {name: Auth, connect: authv1connect.AuthServiceName, build: buildAuth},
+		User: {name: User, connect: userv1connect.UserServiceName, build: buildUser,
+			consumers: func(c Config) []consumerRef {
+				return []consumerRef{{streams.TopicUserEvent, c.User.ConsumerName}}
+			}},
 		Wallet: {name: Wallet, connect: walletv1connect.WalletServiceName, needs: []string{Metadata}, build: buildWallet,
 			consumers: func(c Config) []consumerRef {
 				return []consumerRef{{streams.TopicEngineEvent, c.Wallet.ConsumerName}}
@@ -105,6 +114,24 @@ func buildMetadata(p *Platform, mesh *streams.Client) (built, error) {
 	})
 	if err != nil {
 		return built{}, fmt.Errorf("metadata: %w", err)
+	}
+	return served(p, svc), nil
+}
+
+func buildAuth(p *Platform, mesh *streams.Client) (built, error) {
+	svc, err := auth.New(p.cfg.Auth, auth.Deps{
+		Logger: p.serviceLogger(Auth), Streams: mesh, Publisher: mesh.Publisher(streams.WithSource("tradex/auth")),
+	})
+	if err != nil {
+		return built{}, fmt.Errorf("auth: %w", err)
+	}
+	return served(p, svc), nil
+}
+
+func buildUser(p *Platform, mesh *streams.Client) (built, error) {
+	svc, err := user.New(p.cfg.User, user.Deps{Logger: p.serviceLogger(User), Streams: mesh})
+	if err != nil {
+		return built{}, fmt.Errorf("user: %w", err)
 	}
 	return served(p, svc), nil
 }

@@ -14,9 +14,16 @@ import (
 // noDial is a dialer for platforms that are built but never started.
 func noDial(string) (*nats.Conn, error) { return nil, errors.New("not dialled in this test") }
 
+// testConfig is the default configuration with an auth master key.
+func testConfig() platform.Config {
+	cfg := platform.Default()
+	cfg.Auth.MasterKey = make([]byte, 32)
+	return cfg
+}
+
 func wiring(t *testing.T, services []string, remote string) []string {
 	t.Helper()
-	cfg := platform.Default()
+	cfg := testConfig()
 	cfg.Services, cfg.RemoteURL = services, remote
 	p, err := platform.New(cfg, platform.Deps{Dial: noDial})
 	if err != nil {
@@ -54,7 +61,7 @@ func TestWiringIsTheSameInAnyOrder(t *testing.T) {
 // A service alone reaches every service it needs at the remote URL.
 func TestEveryServiceAlone(t *testing.T) {
 	t.Parallel()
-	needs := map[string][]string{"metadata": nil, "wallet": {"metadata"}, "order": {"metadata", "wallet"},
+	needs := map[string][]string{"metadata": nil, "auth": nil, "user": nil, "wallet": {"metadata"}, "order": {"metadata", "wallet"},
 		"matching": nil, "marketdata": {"metadata"}}
 	for _, name := range platform.Names() {
 		got := wiring(t, []string{name}, "http://remote:8081")
@@ -80,7 +87,7 @@ func TestAMissingDependencyNeedsARemoteURL(t *testing.T) {
 
 func TestParseServices(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]string{"all": "metadata,wallet,order,matching,marketdata",
+	for in, want := range map[string]string{"all": "metadata,auth,user,wallet,order,matching,marketdata",
 		"order, wallet,order": "order,wallet", "matching": "matching"} {
 		got, err := platform.ParseServices(in)
 		if err != nil || strings.Join(got, ",") != want {

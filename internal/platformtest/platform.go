@@ -19,6 +19,7 @@ package platformtest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,13 +32,16 @@ import (
 
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1/authv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/user/v1/userv1connect"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/platform"
 	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/services/auth/password"
 	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/order"
@@ -97,9 +101,11 @@ type Platform struct {
 
 	// URL is the base URL of the Connect server of every service.
 	URL string
-	// Metadata, Wallet, Orders and MarketData are Connect clients of the
-	// services over HTTP/1.1 (Connect protocol).
+	// Metadata, Auth, User, Wallet, Orders and MarketData are Connect
+	// clients of the services over HTTP/1.1 (Connect protocol).
 	Metadata   metadatav1connect.MetadataServiceClient
+	Auth       authv1connect.AuthServiceClient
+	User       userv1connect.UserServiceClient
 	Wallet     walletv1connect.WalletServiceClient
 	Orders     orderv1connect.OrderServiceClient
 	MarketData marketdatav1connect.MarketDataServiceClient
@@ -128,6 +134,9 @@ func New(t testing.TB, opts ...Option) *Platform {
 	s := embeddedtest.New(t, embeddedtest.WithSync(cfg.sync), embeddedtest.WithUsers(users...))
 	pcfg := platform.Default()
 	pcfg.Wallet, pcfg.Order, pcfg.Matching, pcfg.MarketData = cfg.wallet, cfg.order, cfg.matching, cfg.marketData
+	pcfg.Auth.MasterKey = make([]byte, 32)
+	_, _ = rand.Read(pcfg.Auth.MasterKey)                                 // crypto/rand.Read never fails
+	pcfg.Auth.Password = password.Params{Memory: 64, Time: 1, Threads: 1} // fast; the password package checks the real costs
 	core, err := platform.New(pcfg, platform.Deps{
 		Logger: cfg.logger,
 		Dial: func(name string) (*nats.Conn, error) { // Stop closes them
@@ -160,6 +169,8 @@ func New(t testing.TB, opts ...Option) *Platform {
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	p.Metadata = metadatav1connect.NewMetadataServiceClient(srv.Client(), srv.URL)
+	p.Auth = authv1connect.NewAuthServiceClient(srv.Client(), srv.URL)
+	p.User = userv1connect.NewUserServiceClient(srv.Client(), srv.URL)
 	p.Wallet = walletv1connect.NewWalletServiceClient(srv.Client(), srv.URL)
 	p.Orders = orderv1connect.NewOrderServiceClient(srv.Client(), srv.URL)
 	p.MarketData = marketdatav1connect.NewMarketDataServiceClient(srv.Client(), srv.URL)

@@ -1,0 +1,181 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
+	"github.com/tradex-mesh/tradex/services/auth/token"
+)
+
+// Service is what Issued needs of the auth service: its Connect
+// client, or its in-process handler.
+type Service interface {
+	GetSigningKeys(ctx context.Context, req *authv1.GetSigningKeysRequest) (*authv1.GetSigningKeysResponse, error)
+	VerifyApiKey(ctx context.Context, req *authv1.VerifyApiKeyRequest) (*authv1.VerifyApiKeyResponse, error)
+}
+
+// SignedRequest is a request signed with an API key, as the gateway read
+// it (package services/auth/signature says how it is signed).
+type SignedRequest struct {
+	KeyID     string
+	Signature string
+	// Message is what was signed: timestamp + method + path with query +
+	// body.
+	Message []byte
+	// ClientIP is the client's address, for the key's allow-list.
+	ClientIP string
+}
+
+// SignedVerifier verifies requests signed with API keys.
+type SignedVerifier interface {
+	VerifySigned(ctx context.Context, r SignedRequest) (Principal, error)
+}
+
+// IssuedConfig is what Issued checks tokens against.
+type IssuedConfig struct {
+	// Issuer, Audience and Leeway are the auth service's.
+	Issuer, Audience string
+	Leeway           time.Duration
+	// KeysMaxAge is how long fetched signing keys are used before they are
+	// fetched again; a token under an unknown key id fetches them at once,
+	// at most every KeysMinInterval.
+	KeysMaxAge, KeysMinInterval time.Duration
+}
+
+// DefaultIssued matches the auth service's defaults.
+func DefaultIssued() IssuedConfig {
+	return IssuedConfig{Issuer: "tradex", Audience: "tradex-api", Leeway: 30 * time.Second,
+		KeysMaxAge: 5 * time.Minute, KeysMinInterval: 10 * time.Second}
+}
+
+// Issued is the verifier of the credentials the auth service issues:
+// access tokens, checked here against the service's signing keys (fetched
+// and cached), and requests signed with API keys, checked by the service.
+// A user the service disabled is refused at once, whatever their token
+// says, once UserChanged has told it.
+type Issued struct {
+	cfg IssuedConfig
+	svc Service
+	now func() time.Time
+
+	mu      sync.Mutex
+	keys    token.KeySet
+	fetched time.Time
+
+	disabled sync.Map // user id -> struct{}
+}
+
+// NewIssued returns a verifier over svc.
+func NewIssued(cfg IssuedConfig, svc Service) *Issued {
+	return &Issued{cfg: cfg, svc: svc, now: time.Now}
+}
+
+// Verify implements Verifier for access tokens.
+func (v *Issued) Verify(ctx context.Context, credential string) (Principal, error) {
+	tc := token.Config{Issuer: v.cfg.Issuer, Audience: v.cfg.Audience, Leeway: v.cfg.Leeway}
+	keys, err := v.signingKeys(ctx, false)
+	if err != nil {
+		return Principal{}, err
+	}
+	c, err := token.Verify(tc, keys, credential, v.now())
+	if errors.Is(err, token.ErrUnknownKey) { // a key added since the last fetch?
+		if keys, err = v.signingKeys(ctx, true); err != nil {
+			return Principal{}, err
+		}
+		c, err = token.Verify(tc, keys, credential, v.now())
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidCredential, err)
+	}
+	if _, off := v.disabled.Load(c.Subject); off {
+		return Principal{}, fmt.Errorf("%w: user %s is disabled", ErrInvalidCredential, c.Subject)
+	}
+	return Principal{Subject: c.Subject, AccountID: c.Subject, Roles: c.Roles, Admin: slices.Contains(c.Roles, RoleAdmin)}, nil
+}
+
+// signingKeys returns the cached keys, fetching them when they are older
+// than KeysMaxAge or, with stale, older than KeysMinInterval.
+func (v *Issued) signingKeys(ctx context.Context, stale bool) (token.KeySet, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	age := v.now().Sub(v.fetched)
+	if v.keys != nil && age < v.cfg.KeysMaxAge && (!stale || age < v.cfg.KeysMinInterval) {
+		return v.keys, nil
+	}
+	res, err := v.svc.GetSigningKeys(ctx, &authv1.GetSigningKeysRequest{})
+	if err == nil {
+		var keys token.KeySet
+		if keys, err = token.ParseJWKS(res.GetJwks()); err == nil {
+			v.keys, v.fetched = keys, v.now()
+			return keys, nil
+		}
+	}
+	if v.keys != nil { // the service is away: the keys it signed with are still good
+		return v.keys, nil
+	}
+	return nil, fmt.Errorf("fetch signing keys: %w", err)
+}
+
+// VerifySigned implements SignedVerifier: the auth service checks the key
+// and the signature.
+func (v *Issued) VerifySigned(ctx context.Context, r SignedRequest) (Principal, error) {
+	res, err := v.svc.VerifyApiKey(ctx, &authv1.VerifyApiKeyRequest{ApiKeyId: r.KeyID, Message: r.Message, Signature: r.Signature, ClientIp: r.ClientIP})
+	switch code := connect.CodeOf(err); {
+	case err == nil:
+	case code == connect.CodeUnauthenticated || code == connect.CodeInvalidArgument || code == connect.CodeNotFound:
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidCredential, err)
+	default:
+		return Principal{}, fmt.Errorf("verify API key: %w", err)
+	}
+	u := res.GetUser()
+	p := Principal{Subject: u.GetUserId(), AccountID: u.GetUserId(), Scopes: []string{}}
+	for _, r := range u.GetRoles() {
+		p.Roles = append(p.Roles, roleName(r))
+	}
+	for _, s := range res.GetApiKey().GetScopes() {
+		p.Scopes = append(p.Scopes, scopeName(s))
+	}
+	p.Admin = slices.Contains(p.Roles, RoleAdmin)
+	return p, nil
+}
+
+// UserChanged tells the verifier that a user was disabled (or enabled):
+// the platform feeds it the auth service's events.
+func (v *Issued) UserChanged(userID string, disabled bool) {
+	if disabled {
+		v.disabled.Store(userID, struct{}{})
+		return
+	}
+	v.disabled.Delete(userID)
+}
+
+func roleName(r authv1.Role) string {
+	switch r {
+	case authv1.Role_ROLE_TRADER:
+		return RoleTrader
+	case authv1.Role_ROLE_ADMIN:
+		return RoleAdmin
+	case authv1.Role_ROLE_SERVICE:
+		return RoleService
+	}
+	return ""
+}
+
+func scopeName(s authv1.ApiKeyScope) string {
+	switch s {
+	case authv1.ApiKeyScope_API_KEY_SCOPE_READ:
+		return ScopeRead
+	case authv1.ApiKeyScope_API_KEY_SCOPE_TRADE:
+		return ScopeTrade
+	case authv1.ApiKeyScope_API_KEY_SCOPE_TRANSFER:
+		return ScopeTransfer
+	}
+	return ""
+}
