@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -73,4 +74,52 @@ func permit(p *principal, a access) error {
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("the API key lacks the %s scope this call needs", a.scope))
 	}
 	return nil
+}
+
+// Rule is one entry of the gateway's access policy, for docs and tests.
+type Rule struct {
+	// Method and Path name a REST route (Path in Fiber syntax:
+	// /v1/orders/:orderId); Procedure a Connect procedure. One of the two.
+	Method, Path, Procedure string
+	// Public: no credential is needed.
+	Public bool
+	// Roles may make the call (empty for a public one).
+	Roles []string
+	// Scope is the API-key scope the call needs.
+	Scope string
+	// Account names the request field that says which account the call
+	// acts for (REST: "accountId" or "userId"; Connect: "account_id" or
+	// "user_id"); "" for a call that acts for none.
+	Account string
+}
+
+// Policy lists every REST route and Connect procedure with who may call
+// it: the table both paths enforce.
+func (g *Gateway) Policy() []Rule {
+	var out []Rule
+	for _, rt := range g.restRoutes() {
+		r := Rule{Method: rt.method, Path: rt.path, Public: rt.access.isPublic(), Roles: slices.Clone(rt.access.roles), Scope: rt.access.scope}
+		if rt.access.acts {
+			r.Account = rt.account
+		}
+		out = append(out, r)
+	}
+	for _, proc := range slices.Sorted(maps.Keys(procedureAccess)) {
+		a := procedureAccess[proc]
+		r := Rule{Procedure: proc, Public: a.isPublic(), Roles: slices.Clone(a.roles), Scope: a.scope}
+		if a.acts {
+			r.Account = accountFieldOf(proc)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// accountFieldOf is the field of a procedure's request that names its
+// account: account_id, or user_id in the auth and user contracts.
+func accountFieldOf(procedure string) string {
+	if strings.HasPrefix(procedure, "/tradex.auth.") || strings.HasPrefix(procedure, "/tradex.user.") {
+		return "user_id"
+	}
+	return "account_id"
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
 
 	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
 	"github.com/tradex-mesh/tradex/services/auth/token"
@@ -44,15 +45,17 @@ type IssuedConfig struct {
 	Issuer, Audience string
 	Leeway           time.Duration
 	// KeysMaxAge is how long fetched signing keys are used before they are
-	// fetched again; a token under an unknown key id fetches them at once,
-	// at most every KeysMinInterval.
-	KeysMaxAge, KeysMinInterval time.Duration
+	// fetched again. A token under a key id the keys lack fetches them at
+	// once (a rotation), at most 5 times a second in all; a key id still
+	// unknown after a fetch is refused without fetching for
+	// UnknownKeyMemory.
+	KeysMaxAge, UnknownKeyMemory time.Duration
 }
 
 // DefaultIssued matches the auth service's defaults.
 func DefaultIssued() IssuedConfig {
 	return IssuedConfig{Issuer: "tradex", Audience: "tradex-api", Leeway: 30 * time.Second,
-		KeysMaxAge: 5 * time.Minute, KeysMinInterval: 10 * time.Second}
+		KeysMaxAge: 5 * time.Minute, UnknownKeyMemory: 10 * time.Second}
 }
 
 // Issued is the verifier of the credentials the auth service issues:
@@ -68,25 +71,29 @@ type Issued struct {
 	mu      sync.Mutex
 	keys    token.KeySet
 	fetched time.Time
+	refetch *rate.Limiter        // fetches for unknown key ids
+	unknown map[string]time.Time // key ids still unknown after a fetch, and when
 
 	disabled sync.Map // user id -> struct{}
 }
 
 // NewIssued returns a verifier over svc.
 func NewIssued(cfg IssuedConfig, svc Service) *Issued {
-	return &Issued{cfg: cfg, svc: svc, now: time.Now}
+	return &Issued{cfg: cfg, svc: svc, now: time.Now, refetch: rate.NewLimiter(rate.Every(200*time.Millisecond), 5), unknown: map[string]time.Time{}}
 }
 
 // Verify implements Verifier for access tokens.
 func (v *Issued) Verify(ctx context.Context, credential string) (Principal, error) {
 	tc := token.Config{Issuer: v.cfg.Issuer, Audience: v.cfg.Audience, Leeway: v.cfg.Leeway}
-	keys, err := v.signingKeys(ctx, false)
+	keys, err := v.signingKeys(ctx, "")
 	if err != nil {
 		return Principal{}, err
 	}
 	c, err := token.Verify(tc, keys, credential, v.now())
+	var kid string
 	if errors.Is(err, token.ErrUnknownKey) { // a key added since the last fetch?
-		if keys, err = v.signingKeys(ctx, true); err != nil {
+		kid = token.KeyID(credential)
+		if keys, err = v.signingKeys(ctx, kid); err != nil {
 			return Principal{}, err
 		}
 		c, err = token.Verify(tc, keys, credential, v.now())
@@ -100,20 +107,34 @@ func (v *Issued) Verify(ctx context.Context, credential string) (Principal, erro
 	return Principal{Subject: c.Subject, AccountID: c.Subject, Roles: c.Roles, Admin: slices.Contains(c.Roles, RoleAdmin)}, nil
 }
 
-// signingKeys returns the cached keys, fetching them when they are older
-// than KeysMaxAge or, with stale, older than KeysMinInterval.
-func (v *Issued) signingKeys(ctx context.Context, stale bool) (token.KeySet, error) {
+// signingKeys returns the cached keys, fetched again when older than
+// KeysMaxAge or, for a token under the key id kid they lack, when that id
+// was not found by a recent fetch and the fetch rate allows.
+func (v *Issued) signingKeys(ctx context.Context, kid string) (token.KeySet, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	age := v.now().Sub(v.fetched)
-	if v.keys != nil && age < v.cfg.KeysMaxAge && (!stale || age < v.cfg.KeysMinInterval) {
+	now := v.now()
+	fresh := v.keys != nil && now.Sub(v.fetched) < v.cfg.KeysMaxAge
+	if kid != "" {
+		if at, seen := v.unknown[kid]; (seen && now.Sub(at) < v.cfg.UnknownKeyMemory) || !v.refetch.Allow() {
+			return v.keys, nil
+		}
+		fresh = false
+	}
+	if fresh {
 		return v.keys, nil
 	}
 	res, err := v.svc.GetSigningKeys(ctx, &authv1.GetSigningKeysRequest{})
 	if err == nil {
 		var keys token.KeySet
 		if keys, err = token.ParseJWKS(res.GetJwks()); err == nil {
-			v.keys, v.fetched = keys, v.now()
+			v.keys, v.fetched = keys, now
+			if _, ok := keys[kid]; kid != "" && !ok {
+				if len(v.unknown) >= 1024 {
+					clear(v.unknown)
+				}
+				v.unknown[kid] = now
+			}
 			return keys, nil
 		}
 	}

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -192,4 +193,25 @@ func (p *Platform) FollowUsers(ctx context.Context, fn func(userID string, disab
 		}
 		return nil
 	})
+}
+
+// RotateAuthKey rotates the token signing key of the auth service running
+// here and returns the new key's id: new tokens are signed with it, and
+// the old key stays published until its tokens expire.
+func (p *Platform) RotateAuthKey(ctx context.Context) (string, error) {
+	u, ok := p.byName[Auth]
+	if !ok {
+		return "", errors.New("the auth service does not run in this process")
+	}
+	inst := u.current()
+	if inst == nil {
+		return "", connect.NewError(connect.CodeUnavailable, errors.New("auth is not running"))
+	}
+	r, ok := inst.svc.(interface {
+		RotateKey(ctx context.Context) (string, error)
+	})
+	if !ok {
+		return "", errors.New("the auth service cannot rotate keys")
+	}
+	return r.RotateKey(ctx)
 }

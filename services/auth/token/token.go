@@ -110,6 +110,19 @@ func Sign(cfg Config, k Key, c Claims) (string, error) {
 	return s, nil
 }
 
+// KeyID reads the key id of a token without checking anything ("" when
+// it has none or is malformed).
+func KeyID(raw string) string {
+	if len(raw) > MaxLen {
+		return ""
+	}
+	t, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil || len(t.Headers) != 1 {
+		return ""
+	}
+	return t.Headers[0].KeyID
+}
+
 // KeySet holds the public keys tokens may be signed with, by key id.
 type KeySet map[string]ed25519.PublicKey
 
