@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/fasthttp/websocket"
 
 	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
@@ -46,9 +48,18 @@ func newAuthEnv(t *testing.T) *authEnv {
 		_ = p.Core().FollowUsers(ctx, v.UserChanged)
 	}()
 	t.Cleanup(func() { cancel(); <-followed })
+	feed, err := wsfeed.New(wsfeed.Default(), wsfeed.Deps{MarketData: p.MarketData, Orders: p.Orders, Wallet: p.Wallet, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		_ = feed.Shutdown(ctx)
+	})
 	cfg := gateway.Default()
 	cfg.RateLimit = gateway.RateLimit{}
-	gw, err := gateway.New(cfg, gateway.Deps{Services: p.Core().Gateway(), Verifier: v, Connect: p.ConnectServices()})
+	gw, err := gateway.New(cfg, gateway.Deps{Services: p.Core().Gateway(), Verifier: v, Connect: p.ConnectServices(), WebSocket: feed.Handler()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,4 +284,77 @@ func TestSignedRequestsAreChecked(t *testing.T) {
 	erin := e.register(t, "erin@example.com")
 	call(t, "DELETE", e.base+"/v1/api-keys/"+ed.str("apiKey.apiKeyId"), erin.access, nil).ok(t, http.StatusNotFound)
 	signed(t, "GET", e.base+"/v1/orders", ed.str("apiKey.apiKeyId"), edSign, time.Now(), "").ok(t, http.StatusOK)
+}
+
+// wsCrossAccount: alice, signed in on the WebSocket with her token, gets
+// the orders channel of her own account only, whatever the frame names;
+// bob's order never reaches her.
+func wsCrossAccount(t *testing.T, e *authEnv, alice, bob session) {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(e.base, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	defer ws.Close()
+	next := func() map[string]any {
+		t.Helper()
+		_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var f map[string]any
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return f
+	}
+	until := func(op string) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) { // heartbeats come meanwhile
+			if f := next(); f["op"] == op {
+				return f
+			}
+		}
+		t.Fatalf("no %s frame within 20 s", op)
+		return nil
+	}
+	send := func(frame string) {
+		t.Helper()
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(`{"op":"auth","token":"` + bob.access[:len(bob.access)-4] + `xxxx"}`) // a tampered token
+	if f := until("error"); f["code"] != "unauthenticated" {
+		t.Fatalf("a tampered token: %v", f)
+	}
+	send(`{"op":"auth","token":"` + alice.access + `"}`)
+	if f := until("authenticated"); f["account"] != alice.userID {
+		t.Fatalf("auth ack %v", f)
+	}
+	send(`{"op":"subscribe","channels":[{"name":"orders","symbols":["` + bob.userID + `"]}]}`)
+	until("subscribed")
+	root := e.admin(t, "root-ws@example.com")
+	for _, acct := range []string{alice.userID, bob.userID} {
+		call(t, "POST", e.base+"/v1/admin/deposits", root.access, map[string]any{
+			"transferId": "ws-" + acct, "accountId": acct, "asset": "USDT", "amount": "1000"}).ok(t, http.StatusOK)
+	}
+	order := map[string]any{"instrumentId": "BTCUSDT", "side": "buy", "type": "limit", "quantity": "0.001", "price": "50000"}
+	call(t, "POST", e.base+"/v1/orders", bob.access, order).ok(t, http.StatusCreated)
+	mine := call(t, "POST", e.base+"/v1/orders", alice.access, order).ok(t, http.StatusCreated).str("order.orderId")
+	for {
+		f := until("orders")
+		orders, _ := f["data"].([]any) // a snapshot: her working orders
+		if o, ok := f["data"].(map[string]any); ok {
+			orders = []any{o}
+		}
+		for _, o := range orders {
+			o, _ := o.(map[string]any)
+			if o["accountId"] != alice.userID {
+				t.Fatalf("alice's orders channel carried %v", f)
+			}
+			if o["orderId"] == mine {
+				return
+			}
+		}
+	}
 }

@@ -55,7 +55,22 @@ func serve(t testing.TB, gw *gateway.Gateway) string {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
+	base := "http://" + ln.Addr().String()
+	// Serving has begun before the test goes on: a Shutdown that came
+	// first would find no server to stop, and Serve would run for ever.
+	polltest.True(t, "the gateway to serve", func() bool {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/healthz", nil)
+		if err != nil {
+			return false
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return base
 }
 
 // reply is a REST answer.

@@ -80,13 +80,14 @@ func (c *actingConn) Receive(msg any) error {
 }
 
 // ActFor fills or checks the account_id field of a request for p: a
-// non-admin acts for their own account only (an empty field is set to it,
-// another account is PermissionDenied), an admin for any account or none.
+// trader acts for their own account only (an empty field is set to it,
+// another account is PermissionDenied), an admin or a service account for
+// any account or none.
 // A message without the field passes unchanged. shownAs is how the
 // caller's API names the field in the error ("accountId"; "" for the
 // field's own name).
 func ActFor(m proto.Message, p Principal, shownAs string) error {
-	if p.Admin {
+	if p.Admin || p.HasRole(RoleService) { // service accounts act for the accounts of the calls they relay
 		return nil
 	}
 	r := m.ProtoReflect()
