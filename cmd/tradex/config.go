@@ -53,6 +53,10 @@ type serveConfig struct {
 	// TrustedProxies are the reverse proxies (comma-separated IPs or
 	// CIDRs) whose X-Forwarded-For names the client.
 	TrustedProxies string
+	// Auth is how the gateway checks callers: "jwt" (the auth service's
+	// access tokens and signed API keys) or "dev" (a bearer token is an
+	// account id; for local experiments only).
+	Auth string
 	// AdminToken is the dev verifier's admin token; empty reads (or
 	// creates) DataDir/admin-token.
 	AdminToken string
@@ -111,6 +115,7 @@ func defaultServeConfig() serveConfig {
 		ServicesURL:     "http://127.0.0.1:8081",
 		RateLimit:       100,
 		RateBurst:       200,
+		Auth:            "jwt",
 	}
 }
 
@@ -137,6 +142,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of financial, config and dead-letter streams; 0: 3 on a cluster of 3 or more servers, else 1")
 	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", cfg.AllowedOrigins, `browser origins allowed across origins (CORS) and on /ws, comma-separated, "*" for any; empty: same origin only`)
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "reverse proxies (comma-separated IPs or CIDRs) whose X-Forwarded-For names the client for rate limits and logs")
+	fs.StringVar(&cfg.Auth, "auth", cfg.Auth, `how the gateway checks callers: "jwt" (access tokens and signed API keys from the auth service) or "dev" (a bearer token is an account id: anyone may act for anyone; local experiments only)`)
 	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token of the dev verifier; empty: read or create <data-dir>/admin-token")
 	fs.StringVar(&cfg.InternalToken, "internal-token", cfg.InternalToken, "service credential of the internal port (Authorization: Bearer), the same for every process of the platform; empty: read or create <data-dir>/internal-token")
 	fs.BoolVar(&cfg.InternalInsecure, "internal-insecure", cfg.InternalInsecure, "let the internal port take calls without the service credential (a trusted network only)")
@@ -193,6 +199,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.Sync != "always" && c.Sync != "periodic" {
 		return fmt.Errorf("--sync: %q is neither always nor periodic", c.Sync)
+	}
+	if c.Auth != "jwt" && c.Auth != "dev" {
+		return fmt.Errorf("--auth: %q is neither jwt nor dev", c.Auth)
 	}
 	if _, err := platform.ParseServices(c.Services); err != nil {
 		return fmt.Errorf("--services: %w", err)

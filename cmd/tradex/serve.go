@@ -81,6 +81,14 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	g.Go(func() error { return p.Wait(gctx) })
 	g.Go(func() error { return s.gateway.Serve(s.httpLn) })
 	g.Go(func() error { return s.rpc.Serve(s.grpcLn) })
+	if s.issued != nil {
+		g.Go(func() error {
+			if err := p.FollowUsers(gctx, s.issued.UserChanged); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("follow users: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.InfoContext(ctx, "shutting down", "timeout", cfg.ShutdownTimeout)
@@ -91,6 +99,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 
 	if err := p.WaitReady(gctx); err != nil {
 		return errors.Join(err, g.Wait())
+	}
+	if cfg.Auth == "jwt" && slices.Contains(p.Services(), platform.Auth) {
+		if err := bootstrapAdmin(ctx, logger, p, cfg.DataDir); err != nil {
+			logger.ErrorContext(ctx, "bootstrap admin", "err", err)
+		}
 	}
 	ep := endpoints{HTTP: s.httpLn.Addr().String(), GRPC: s.grpcLn.Addr().String(), NATS: broker.URL()}
 	logStarted(ctx, logger, cfg, p, broker, ep, time.Since(started))
@@ -159,7 +172,7 @@ func logStarted(ctx context.Context, logger *slog.Logger, cfg serveConfig, p *pl
 	}
 	logger.InfoContext(ctx, "tradex started",
 		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.Embedded(), "data_dir", broker.StoreDir(),
-		"auth", "dev (bearer token = account id; admin token in --admin-token or "+filepath.Join(cfg.DataDir, adminTokenFile)+")",
+		"auth", authMode(cfg),
 		"https", cfg.TLSCert != "" || cfg.TLSSelfSigned, "internal_tls", tlsMode(cfg.InternalTLSCert, cfg.InternalClientCA), "nats_tls", cfg.NATSTLSCert != "" || cfg.NATSCA != "",
 		"sync", cfg.Sync, "streams", len(p.Catalog().Topics()), "replicas", p.Replicas(), "services", p.Services(),
 		"wiring", strings.Join(wiring, ", "), "startup", took.Round(time.Millisecond))
@@ -184,18 +197,30 @@ type servers struct {
 	gateway        *gateway.Gateway
 	feed           *wsfeed.Feed
 	rpc            *rpcserver.Server
+	// issued is the verifier of the auth service's credentials (nil with
+	// --auth dev); the platform feeds it the users it disables.
+	issued *auth.Issued
 }
 
 // newServers binds both ports and builds the gateway (REST, /ws,
 // Connect-Web, probes) and the internal Connect server over p, each over
 // TLS when lt says so.
 func newServers(ctx context.Context, cfg serveConfig, p *platform.Platform, internalToken string, lt listenerTLS, logger *slog.Logger) (*servers, error) {
-	token, err := tokenFile(cfg.AdminToken, cfg.DataDir, adminTokenFile, "--admin-token")
-	if err != nil {
-		return nil, err
-	}
-	verifier := auth.Dev{AdminToken: token}
 	s := &servers{}
+	var verifier auth.Verifier
+	switch cfg.Auth {
+	case "dev":
+		token, err := tokenFile(cfg.AdminToken, cfg.DataDir, adminTokenFile, "--admin-token")
+		if err != nil {
+			return nil, err
+		}
+		verifier = auth.Dev{AdminToken: token}
+		logger.WarnContext(ctx, "--auth dev: a bearer token is an account id, so anyone who reaches the gateway acts for any account; never expose this gateway")
+	default:
+		s.issued = auth.NewIssued(auth.DefaultIssued(), p.AuthClient())
+		verifier = s.issued
+	}
+	var err error
 	if s.httpLn, err = listen(ctx, "--http-addr", cfg.HTTPAddr); err != nil {
 		return nil, err
 	}

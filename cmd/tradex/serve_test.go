@@ -36,6 +36,7 @@ func testServeConfig(t *testing.T) serveConfig {
 	cfg.NATSListen = "none"
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.InternalToken = testInternalToken
+	cfg.Auth = "dev" // tests that need real credentials set "jwt"
 	return cfg
 }
 

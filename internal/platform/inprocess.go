@@ -2,6 +2,8 @@ package platform
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -20,6 +22,7 @@ import (
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/instruments"
+	"github.com/tradex-mesh/tradex/services/auth"
 	"github.com/tradex-mesh/tradex/services/order"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -214,4 +217,33 @@ func (p *Platform) RotateAuthKey(ctx context.Context) (string, error) {
 		return "", errors.New("the auth service cannot rotate keys")
 	}
 	return r.RotateKey(ctx)
+}
+
+// BootstrapAdmin creates an admin with email and a random password when
+// the auth service running here has no user yet (a first start), and
+// returns the password; "" when there were users already.
+func (p *Platform) BootstrapAdmin(ctx context.Context, email string) (string, error) {
+	u, ok := p.byName[Auth]
+	if !ok {
+		return "", errors.New("the auth service does not run in this process")
+	}
+	inst := u.current()
+	if inst == nil {
+		return "", connect.NewError(connect.CodeUnavailable, errors.New("auth is not running"))
+	}
+	svc, ok := inst.svc.(*auth.Service)
+	if !ok {
+		return "", errors.New("the auth service cannot create users here")
+	}
+	users, err := svc.Users(ctx)
+	if err != nil || len(users) > 0 {
+		return "", err
+	}
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret) // crypto/rand.Read never fails
+	pw := base64.RawURLEncoding.EncodeToString(secret)
+	if _, err := svc.Register(ctx, email, pw, "bootstrap admin", auth.RoleAdmin); err != nil {
+		return "", fmt.Errorf("bootstrap admin: %w", err)
+	}
+	return pw, nil
 }

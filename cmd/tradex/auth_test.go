@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// post sends a JSON body with an optional bearer token and decodes the
+// answer.
+func post(t *testing.T, method, url, token string, body any) (int, map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m
+}
+
+// TestServeRealAuthByDefault: serve checks the auth service's credentials
+// unless told --auth dev: an account id as a bearer token is refused; the
+// first start writes a one-time bootstrap admin (0600) who can sign in and
+// fund a user who registered, and that user trades with their own token.
+func TestServeRealAuthByDefault(t *testing.T) {
+	t.Parallel()
+	if defaultServeConfig().Auth != "jwt" {
+		t.Fatalf("default --auth %q; want jwt", defaultServeConfig().Auth)
+	}
+	cfg := testServeConfig(t)
+	cfg.Auth = "jwt"
+	ep, _ := startServe(t, cfg)
+	base := "http://" + ep.HTTP
+
+	if status, _ := post(t, http.MethodGet, base+"/v1/balances", "alice", nil); status != http.StatusUnauthorized {
+		t.Errorf("an account id as a token: %d; want 401", status)
+	}
+	path := filepath.Join(cfg.DataDir, bootstrapAdminFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v; want 0600", path, fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cred bootstrapCredential
+	if err := json.Unmarshal(raw, &cred); err != nil || cred.Password == "" {
+		t.Fatalf("bootstrap credential %s: %v", raw, err)
+	}
+	login := func(email, pw string) string {
+		t.Helper()
+		status, m := post(t, http.MethodPost, base+"/v1/auth/login", "", map[string]string{"email": email, "password": pw})
+		tokens, _ := m["tokens"].(map[string]any)
+		tok, _ := tokens["accessToken"].(string)
+		if status != http.StatusOK || tok == "" {
+			t.Fatalf("login %s: %d %v", email, status, m)
+		}
+		return tok
+	}
+	admin := login(cred.Email, cred.Password)
+	status, m := post(t, http.MethodPost, base+"/v1/auth/register", "", map[string]string{"email": "zoe@example.com", "password": "correct horse battery"})
+	user, _ := m["user"].(map[string]any)
+	zoe, _ := user["userId"].(string)
+	if status != http.StatusCreated || zoe == "" {
+		t.Fatalf("register: %d %v", status, m)
+	}
+	if status, m := post(t, http.MethodPost, base+"/v1/admin/deposits", admin, map[string]string{
+		"transferId": "t1", "accountId": zoe, "asset": "USDT", "amount": "1000"}); status != http.StatusOK {
+		t.Fatalf("the bootstrap admin's deposit: %d %v", status, m)
+	}
+	token := login("zoe@example.com", "correct horse battery")
+	if status, m := post(t, http.MethodPost, base+"/v1/orders", token, map[string]string{
+		"instrumentId": "BTCUSDT", "side": "buy", "type": "limit", "quantity": "0.001", "price": "50000"}); status != http.StatusCreated {
+		t.Fatalf("zoe's order: %d %v", status, m)
+	}
+	if status, _ := post(t, http.MethodPost, base+"/v1/admin/deposits", token, map[string]string{
+		"transferId": "t2", "accountId": zoe, "asset": "USDT", "amount": "1"}); status != http.StatusForbidden {
+		t.Errorf("a trader's deposit: %d; want 403", status)
+	}
+}
