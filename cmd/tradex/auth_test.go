@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -99,5 +100,39 @@ func TestServeRealAuthByDefault(t *testing.T) {
 	if status, _ := post(t, http.MethodPost, base+"/v1/admin/deposits", token, map[string]string{
 		"transferId": "t2", "accountId": zoe, "asset": "USDT", "amount": "1"}); status != http.StatusForbidden {
 		t.Errorf("a trader's deposit: %d; want 403", status)
+	}
+
+	// An API key, and a request signed by `tradex sign`, as the README does.
+	status, m = post(t, http.MethodPost, base+"/v1/api-keys", token, map[string]string{"name": "cli"})
+	key, _ := m["apiKey"].(map[string]any)
+	keyID, _ := key["apiKeyId"].(string)
+	secret, _ := m["secret"].(string)
+	if status != http.StatusCreated || keyID == "" || secret == "" {
+		t.Fatalf("create key: %d %v", status, m)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"sign", "--key-id", keyID, "/v1/balances?includeZero=true"},
+		func(k string) string { return map[string]string{"TRADEX_API_SECRET": secret}[k] }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/balances?includeZero=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		arg, ok := strings.CutPrefix(line, "-H ")
+		name, value, found := strings.Cut(arg, ":")
+		if !ok || !found {
+			t.Fatalf("tradex sign printed %q", line)
+		}
+		req.Header.Set(name, value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a request signed by tradex sign: %d", resp.StatusCode)
 	}
 }

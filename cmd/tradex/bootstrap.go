@@ -35,7 +35,7 @@ func bootstrapAdmin(ctx context.Context, logger *slog.Logger, p *platform.Platfo
 		return err
 	}
 	path := filepath.Join(dataDir, bootstrapAdminFile)
-	b, err := json.MarshalIndent(bootstrapCredential{Email: bootstrapAdminEmail, Password: pw,
+	b, err := json.MarshalIndent(bootstrapCredential{Email: bootstrapAdminEmail, Password: pw, //nolint:gosec // the file is the credential, 0600
 		Note: "one-time admin: sign in (POST /v1/auth/login), make your own admin, then disable this one and delete this file"}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)

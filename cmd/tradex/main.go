@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -47,6 +48,7 @@ Usage:
   tradex [serve] [flags]   run the platform (embedded NATS unless --nats is given)
   tradex dlq <command>     inspect, redrive or purge dead letters (tradex dlq help)
   tradex nats config|creds print the NATS users' server configuration or one user's credentials
+  tradex sign [flags] PATH print the headers that sign a REST request with an API key
   tradex version           print version information
   tradex help              print this help
 
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDLQ(ctx, args, getenv, stdout, stderr)
 	case "nats":
 		return runNATS(args, getenv, stdout, stderr)
+	case "sign":
+		return runSign(args, getenv, stdout, stderr, time.Now)
 	case "version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":
