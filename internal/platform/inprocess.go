@@ -50,7 +50,7 @@ func (p *Platform) walletClient() order.Wallet {
 	if u, ok := p.byName[Wallet]; ok {
 		return localWallet{u}
 	}
-	return walletv1connect.NewWalletServiceClient(p.httpClient, p.cfg.RemoteURL)
+	return walletv1connect.NewWalletServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...)
 }
 
 // localWallet calls the wallet running in this process.
@@ -81,7 +81,7 @@ func (p *Platform) metadataClient() instruments.Client {
 	if u, ok := p.byName[Metadata]; ok {
 		return localMetadata{u}
 	}
-	return metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL)
+	return metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...)
 }
 
 // localMetadata calls the metadata service running in this process.
@@ -113,12 +113,12 @@ func (p *Platform) Gateway() gateway.Services {
 	var s gateway.Services
 	if p.cfg.RemoteURL != "" {
 		s = gateway.Services{
-			Orders:     orderv1connect.NewOrderServiceClient(p.httpClient, p.cfg.RemoteURL),
-			Wallet:     walletv1connect.NewWalletServiceClient(p.httpClient, p.cfg.RemoteURL),
-			Metadata:   metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL),
-			MarketData: marketdatav1connect.NewMarketDataServiceClient(p.httpClient, p.cfg.RemoteURL),
-			Auth:       authv1connect.NewAuthServiceClient(p.httpClient, p.cfg.RemoteURL),
-			User:       userv1connect.NewUserServiceClient(p.httpClient, p.cfg.RemoteURL),
+			Orders:     orderv1connect.NewOrderServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...),
+			Wallet:     walletv1connect.NewWalletServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...),
+			Metadata:   metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...),
+			MarketData: marketdatav1connect.NewMarketDataServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...),
+			Auth:       authv1connect.NewAuthServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...),
+			User:       userv1connect.NewUserServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...),
 		}
 	}
 	setLocal(p, Order, &s.Orders)
@@ -149,7 +149,7 @@ func (p *Platform) AuthClient() gwauth.Service {
 	if u, ok := p.byName[Auth]; ok {
 		return localAuth{u}
 	}
-	return authv1connect.NewAuthServiceClient(p.httpClient, p.cfg.RemoteURL)
+	return authv1connect.NewAuthServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...)
 }
 
 // localAuth calls the auth service running in this process.
@@ -246,4 +246,11 @@ func (p *Platform) BootstrapAdmin(ctx context.Context, email string) (string, er
 		return "", fmt.Errorf("bootstrap admin: %w", err)
 	}
 	return pw, nil
+}
+
+// remoteOptions are the options of the Connect clients of services in
+// other processes: they forward the caller's principal, so that those
+// services check it as they would in process.
+func (p *Platform) remoteOptions() []connect.ClientOption {
+	return []connect.ClientOption{connect.WithInterceptors(gwauth.ForwardPrincipal())}
 }

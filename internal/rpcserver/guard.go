@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/tradex-mesh/tradex/gateway/auth"
 )
 
 // Options are the internal port's protections. The zero value requires no
@@ -62,6 +64,15 @@ func (o Options) guard(next http.Handler) http.Handler {
 		if o.Token != "" && !open(r.URL.Path) && !o.authorized(r) {
 			_ = errs.Write(w, r, connect.NewError(connect.CodeUnauthenticated, errors.New("the internal port needs a service credential")))
 			return
+		}
+		// A credentialed caller (the gateway of another process) may say
+		// whom it relays the call for; the service then checks that
+		// principal as it would in process.
+		if p, ok, err := auth.FromRequest(r); err != nil {
+			_ = errs.Write(w, r, connect.NewError(connect.CodeInvalidArgument, err))
+			return
+		} else if ok && !open(r.URL.Path) {
+			r = r.WithContext(auth.NewContext(r.Context(), p))
 		}
 		if r.ContentLength > o.MaxBodyBytes {
 			_ = errs.Write(w, r, connect.NewError(connect.CodeResourceExhausted, errors.New("request body too large")))

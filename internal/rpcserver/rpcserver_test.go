@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/grpcreflect"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/tradex-mesh/tradex/gateway/auth"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
@@ -228,5 +229,52 @@ func TestTLSCredentials(t *testing.T) {
 	health, err := grpchealth.NewClient(h2TLS(tlsconfig.Client(ca.Pool(), &client)), mtls, connect.WithGRPC()).Check(t.Context(), &grpchealth.CheckRequest{})
 	if err != nil || health.Status != grpchealth.StatusServing {
 		t.Errorf("health over mutual TLS: %v, %v", health, err)
+	}
+}
+
+// whoAmI is a wallet whose GetBalance answers with the account of the
+// principal in its context ("" without one).
+type whoAmI struct {
+	walletv1connect.UnimplementedWalletServiceHandler
+}
+
+func (whoAmI) GetBalance(ctx context.Context, _ *walletv1.GetBalanceRequest) (*walletv1.GetBalanceResponse, error) {
+	p, _ := auth.FromContext(ctx)
+	return &walletv1.GetBalanceResponse{Balance: &walletv1.Balance{AccountId: p.AccountID}}, nil
+}
+
+// A credentialed caller (another process's gateway) forwards the principal
+// it relays a call for, and the service sees it; the header of a caller
+// without the credential never reaches a service.
+func TestForwardedPrincipal(t *testing.T) {
+	t.Parallel()
+	path, handler := walletv1connect.NewWalletServiceHandler(whoAmI{})
+	srv := rpcserver.New(nil, nil, rpcserver.Options{Token: "tok"}, rpcserver.Service{Name: walletv1connect.WalletServiceName, Path: path, Handler: handler})
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	base := "http://" + ln.Addr().String()
+	forwarding := connect.WithInterceptors(auth.ForwardPrincipal())
+	ctx := auth.NewContext(t.Context(), auth.Principal{Subject: "alice", AccountID: "alice", Roles: []string{auth.RoleTrader}})
+
+	trusted := walletv1connect.NewWalletServiceClient(&http.Client{Transport: rpcserver.TokenTransport{Token: "tok"}}, base, forwarding)
+	res, err := trusted.GetBalance(ctx, &walletv1.GetBalanceRequest{})
+	if err != nil || res.GetBalance().GetAccountId() != "alice" {
+		t.Fatalf("forwarded principal: %v, %v; want alice", res, err)
+	}
+	if res, err := trusted.GetBalance(t.Context(), &walletv1.GetBalanceRequest{}); err != nil || res.GetBalance().GetAccountId() != "" {
+		t.Errorf("no principal to forward: %v, %v", res, err)
+	}
+	_, err = walletv1connect.NewWalletServiceClient(http.DefaultClient, base, forwarding).GetBalance(ctx, &walletv1.GetBalanceRequest{})
+	if connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("a principal without the service credential: %v; want unauthenticated", err)
 	}
 }
