@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -286,53 +287,64 @@ func TestSignedRequestsAreChecked(t *testing.T) {
 	signed(t, "GET", e.base+"/v1/orders", ed.str("apiKey.apiKeyId"), edSign, time.Now(), "").ok(t, http.StatusOK)
 }
 
-// wsCrossAccount: alice, signed in on the WebSocket with her token, gets
-// the orders channel of her own account only, whatever the frame names;
-// bob's order never reaches her.
-func wsCrossAccount(t *testing.T, e *authEnv, alice, bob session) {
+// wsConn is a test's WebSocket client of the gateway.
+type wsConn struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func (e *authEnv) dialWS(t *testing.T) *wsConn {
 	t.Helper()
 	ws, resp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws"+strings.TrimPrefix(e.base, "http")+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	defer ws.Close()
-	next := func() map[string]any {
-		t.Helper()
-		_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { _ = ws.Close() })
+	return &wsConn{t: t, ws: ws}
+}
+
+func (c *wsConn) send(frame string) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// until reads frames until one of op (heartbeats come meanwhile).
+func (c *wsConn) until(op string) map[string]any {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		_ = c.ws.SetReadDeadline(deadline)
 		var f map[string]any
-		if err := ws.ReadJSON(&f); err != nil {
-			t.Fatalf("read: %v", err)
+		if err := c.ws.ReadJSON(&f); err != nil {
+			c.t.Fatalf("read: %v", err)
 		}
-		return f
-	}
-	until := func(op string) map[string]any {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) { // heartbeats come meanwhile
-			if f := next(); f["op"] == op {
-				return f
-			}
-		}
-		t.Fatalf("no %s frame within 20 s", op)
-		return nil
-	}
-	send := func(frame string) {
-		t.Helper()
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-			t.Fatal(err)
+		if f["op"] == op {
+			return f
 		}
 	}
-	send(`{"op":"auth","token":"` + bob.access[:len(bob.access)-4] + `xxxx"}`) // a tampered token
-	if f := until("error"); f["code"] != "unauthenticated" {
+	c.t.Fatalf("no %s frame within 20 s", op)
+	return nil
+}
+
+// wsCrossAccount: alice, signed in on the WebSocket with her token, gets
+// the orders channel of her own account only, whatever the frame names;
+// bob's order never reaches her.
+func wsCrossAccount(t *testing.T, e *authEnv, alice, bob session) {
+	t.Helper()
+	c := e.dialWS(t)
+	c.send(`{"op":"auth","token":"` + bob.access[:len(bob.access)-4] + `xxxx"}`) // a tampered token
+	if f := c.until("error"); f["code"] != "unauthenticated" {
 		t.Fatalf("a tampered token: %v", f)
 	}
-	send(`{"op":"auth","token":"` + alice.access + `"}`)
-	if f := until("authenticated"); f["account"] != alice.userID {
+	c.send(`{"op":"auth","token":"` + alice.access + `"}`)
+	if f := c.until("authenticated"); f["account"] != alice.userID {
 		t.Fatalf("auth ack %v", f)
 	}
-	send(`{"op":"subscribe","channels":[{"name":"orders","symbols":["` + bob.userID + `"]}]}`)
-	until("subscribed")
+	c.send(`{"op":"subscribe","channels":[{"name":"orders","symbols":["` + bob.userID + `"]}]}`)
+	c.until("subscribed")
 	root := e.admin(t, "root-ws@example.com")
 	for _, acct := range []string{alice.userID, bob.userID} {
 		call(t, "POST", e.base+"/v1/admin/deposits", root.access, map[string]any{
@@ -342,7 +354,7 @@ func wsCrossAccount(t *testing.T, e *authEnv, alice, bob session) {
 	call(t, "POST", e.base+"/v1/orders", bob.access, order).ok(t, http.StatusCreated)
 	mine := call(t, "POST", e.base+"/v1/orders", alice.access, order).ok(t, http.StatusCreated).str("order.orderId")
 	for {
-		f := until("orders")
+		f := c.until("orders")
 		orders, _ := f["data"].([]any) // a snapshot: her working orders
 		if o, ok := f["data"].(map[string]any); ok {
 			orders = []any{o}
@@ -357,4 +369,36 @@ func wsCrossAccount(t *testing.T, e *authEnv, alice, bob session) {
 			}
 		}
 	}
+}
+
+// TestWebSocketAPIKeyLogin: the WebSocket's auth frame may be signed with
+// an API key (timestamp + "GET" + "/ws"); a stale or wrongly signed one is
+// refused.
+func TestWebSocketAPIKeyLogin(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t)
+	fay := e.register(t, "fay@example.com")
+	k := call(t, "POST", e.base+"/v1/api-keys", fay.access, map[string]any{"name": "ws"}).ok(t, http.StatusCreated)
+	keyID, secret := k.str("apiKey.apiKeyId"), k.str("secret")
+	frame := func(at time.Time, secret string) string {
+		ts := at.UnixMilli()
+		sig := signature.SignHMAC([]byte(secret), signature.Message(ts, "GET", "/ws", nil))
+		return fmt.Sprintf(`{"op":"auth","apiKey":%q,"timestamp":%d,"signature":%q}`, keyID, ts, sig)
+	}
+	c := e.dialWS(t)
+	for name, f := range map[string]string{
+		"stale":        frame(time.Now().Add(-time.Minute), secret),
+		"wrong secret": frame(time.Now(), strings.Repeat("0", 64)),
+	} {
+		c.send(f)
+		if got := c.until("error"); got["code"] != "unauthenticated" {
+			t.Errorf("%s: %v", name, got)
+		}
+	}
+	c.send(frame(time.Now(), secret))
+	if f := c.until("authenticated"); f["account"] != fay.userID {
+		t.Fatalf("auth ack %v", f)
+	}
+	c.send(`{"op":"subscribe","channels":[{"name":"balances"}]}`)
+	c.until("subscribed")
 }

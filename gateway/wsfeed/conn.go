@@ -12,6 +12,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/tradex-mesh/tradex/gateway/auth"
+	"github.com/tradex-mesh/tradex/services/auth/signature"
 )
 
 // closeReason is why a connection ends: its close frame and the notice
@@ -223,10 +224,16 @@ func (c *conn) unsubscribe(req request) {
 	}
 }
 
-// authenticate verifies the frame's token; the principal's account is
-// then the one of the private channels.
+// authenticate verifies the frame's token, or its API-key signature; the
+// principal's account is then the one of the private channels.
 func (c *conn) authenticate(ctx context.Context, req request) {
-	p, err := c.verify(ctx, req.Token)
+	var p auth.Principal
+	var err error
+	if req.APIKey != "" {
+		p, err = c.verifySigned(ctx, req)
+	} else {
+		p, err = c.verify(ctx, req.Token)
+	}
 	if err == nil && c.authed && p.AccountID != c.principal.AccountID && c.holdsPrivate() {
 		err = errorf(connect.CodeFailedPrecondition, "unsubscribe orders and balances before acting for another account")
 	}
@@ -254,6 +261,36 @@ func (c *conn) verify(ctx context.Context, token string) (auth.Principal, error)
 	case err != nil:
 		c.f.log.WarnContext(ctx, "verify token", "err", err)
 		return auth.Principal{}, errorf(connect.CodeUnavailable, "cannot verify the token now; retry")
+	}
+	return p, nil
+}
+
+// wsSignedPath is what an auth frame signed with an API key signs, after
+// its timestamp: "GET" + "/ws".
+const wsSignedPath = "/ws"
+
+// verifySigned checks an auth frame signed with an API key: fresh within
+// the default window, and signed by the key (checked by the verifier,
+// with the connection's client address for the key's allow-list).
+func (c *conn) verifySigned(ctx context.Context, req request) (auth.Principal, error) {
+	sv, ok := c.f.deps.Verifier.(auth.SignedVerifier)
+	if !ok {
+		return auth.Principal{}, errorf(connect.CodeUnauthenticated, "this feed accepts no API keys")
+	}
+	sr := signature.Request{KeyID: req.APIKey, Timestamp: req.Timestamp, Window: signature.DefaultWindow, Signature: req.Signature}
+	if err := sr.Fresh(time.Now()); err != nil {
+		return auth.Principal{}, errorf(connect.CodeUnauthenticated, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.f.cfg.AuthTimeout)
+	defer cancel()
+	p, err := sv.VerifySigned(ctx, auth.SignedRequest{KeyID: req.APIKey, Signature: req.Signature,
+		Message: signature.Message(req.Timestamp, "GET", wsSignedPath, nil), ClientIP: c.addr})
+	switch {
+	case errors.Is(err, auth.ErrInvalidCredential):
+		return auth.Principal{}, errorf(connect.CodeUnauthenticated, "invalid API key signature")
+	case err != nil:
+		c.f.log.WarnContext(ctx, "verify API key", "err", err)
+		return auth.Principal{}, errorf(connect.CodeUnavailable, "cannot verify the key now; retry")
 	}
 	return p, nil
 }

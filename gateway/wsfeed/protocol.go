@@ -116,6 +116,12 @@ type request struct {
 	ReqID    json.RawMessage `json:"req_id"`
 	Channels []channelSpec   `json:"channels"`
 	Token    string          `json:"token"`
+	// An auth frame signed with an API key instead of a token: the key
+	// id, the timestamp in milliseconds, and the signature of
+	// timestamp + "GET" + "/ws".
+	APIKey    string `json:"apiKey"`
+	Timestamp int64  `json:"timestamp"`
+	Signature string `json:"signature"`
 }
 
 // errorf is a protocol error with its code.
@@ -153,13 +159,23 @@ func parseRequest(data []byte) (request, error) {
 				`channels must be a list of {"name":"book","symbols":["BTCUSDT"]} objects`)
 		}
 	}
-	if raw, ok := fields["token"]; ok {
-		if err := json.Unmarshal(raw, &r.Token); err != nil {
-			return r, errorf(connect.CodeInvalidArgument, "token must be a string")
+	for name, dst := range map[string]*string{"token": &r.Token, "apiKey": &r.APIKey, "signature": &r.Signature} {
+		if raw, ok := fields[name]; ok {
+			if err := json.Unmarshal(raw, dst); err != nil || len(*dst) > maxCredentialLen {
+				return r, errorf(connect.CodeInvalidArgument, "%s must be a string of at most %d bytes", name, maxCredentialLen)
+			}
+		}
+	}
+	if raw, ok := fields["timestamp"]; ok {
+		if err := json.Unmarshal(raw, &r.Timestamp); err != nil || r.Timestamp <= 0 {
+			return r, errorf(connect.CodeInvalidArgument, "timestamp must be milliseconds since the epoch")
 		}
 	}
 	return r, nil
 }
+
+// maxCredentialLen bounds a token, key id or signature in a frame.
+const maxCredentialLen = 4096
 
 func validReqID(id json.RawMessage) bool {
 	var s string
