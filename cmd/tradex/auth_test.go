@@ -136,3 +136,47 @@ func TestServeRealAuthByDefault(t *testing.T) {
 		t.Errorf("a request signed by tradex sign: %d", resp.StatusCode)
 	}
 }
+
+// TestAuthCommands: `tradex admin create-user` makes an admin with a
+// one-time password who can sign in and deposit, and `tradex auth
+// rotate-key` adds a signing key while the old tokens keep working.
+func TestAuthCommands(t *testing.T) {
+	t.Parallel()
+	cfg := testServeConfig(t)
+	cfg.Auth, cfg.NATSListen = "jwt", "127.0.0.1:0"
+	ep, _ := startServe(t, cfg)
+	base := "http://" + ep.HTTP
+	flags := []string{"--nats", ep.NATS, "--nats-credentials", filepath.Join(cfg.DataDir, natsCredentialsFile),
+		"--auth-master-key", filepath.Join(cfg.DataDir, authMasterKeyFile)}
+	noenv := func(string) string { return "" }
+
+	var out bytes.Buffer
+	if err := run(t.Context(), append([]string{"admin", "create-user", "--email", "ops@example.com"}, flags...), noenv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ UserID, Email, Password string }
+	if err := json.Unmarshal(out.Bytes(), &created); err != nil || created.Password == "" || created.UserID == "" {
+		t.Fatalf("create-user printed %s (%v)", out.String(), err)
+	}
+	status, m := post(t, http.MethodPost, base+"/v1/auth/login", "", map[string]string{"email": "ops@example.com", "password": created.Password})
+	tokens, _ := m["tokens"].(map[string]any)
+	before, _ := tokens["accessToken"].(string)
+	if status != http.StatusOK || before == "" {
+		t.Fatalf("login: %d %v", status, m)
+	}
+	if status, m := post(t, http.MethodPost, base+"/v1/admin/deposits", before, map[string]string{
+		"transferId": "ops-1", "accountId": created.UserID, "asset": "USDT", "amount": "1"}); status != http.StatusOK {
+		t.Fatalf("the new admin's deposit: %d %v", status, m)
+	}
+
+	out.Reset()
+	if err := run(t.Context(), append([]string{"auth", "rotate-key"}, flags...), noenv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "new signing key ") {
+		t.Errorf("rotate-key printed %q", out.String())
+	}
+	if status, _ := post(t, http.MethodGet, base+"/v1/balances", before, nil); status != http.StatusOK {
+		t.Errorf("a token of the retired key: %d", status)
+	}
+}

@@ -49,6 +49,8 @@ Usage:
   tradex dlq <command>     inspect, redrive or purge dead letters (tradex dlq help)
   tradex nats config|creds print the NATS users' server configuration or one user's credentials
   tradex sign [flags] PATH print the headers that sign a REST request with an API key
+  tradex auth rotate-key   add a token signing key (the old one verifies until its tokens expire)
+  tradex admin create-user create a user (an admin by default) with a one-time password
   tradex version           print version information
   tradex help              print this help
 
@@ -76,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDLQ(ctx, args, getenv, stdout, stderr)
 	case "nats":
 		return runNATS(args, getenv, stdout, stderr)
+	case "auth":
+		return runAuth(ctx, args, getenv, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, args, getenv, stdout, stderr)
 	case "sign":
 		return runSign(args, getenv, stdout, stderr, time.Now)
 	case "version":
