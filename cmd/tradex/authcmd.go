@@ -75,7 +75,13 @@ func openAuthTool(ctx context.Context, name string, args []string, getenv func(s
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	stop := func() { cancel(); _ = <-done; nc.Close() } // Run returns nil once ctx ends
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil { // Run returns nil once ctx ends
+			fmt.Fprintf(stderr, "auth: %v\n", err)
+		}
+		nc.Close()
+	}
 	select {
 	case <-svc.Ready():
 		return &authTool{svc: svc, stop: stop}, nil
