@@ -182,16 +182,7 @@ func (p *Platform) FollowUsers(ctx context.Context, fn func(userID string, disab
 		if err := proto.Unmarshal(m.Data, &ev); err != nil {
 			return nil // not ours to judge: the user service dead-letters what it cannot read
 		}
-		var u *authv1.User
-		switch e := ev.GetEvent().(type) {
-		case *authv1.UserEvent_Registered:
-			u = e.Registered.GetUser()
-		case *authv1.UserEvent_Updated:
-			u = e.Updated.GetUser()
-		case *authv1.UserEvent_Disabled:
-			u = e.Disabled.GetUser()
-		}
-		if u != nil {
+		if u := auth.UserOf(&ev); u != nil {
 			fn(u.GetUserId(), u.GetStatus() == authv1.UserStatus_USER_STATUS_DISABLED)
 		}
 		return nil

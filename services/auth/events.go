@@ -99,3 +99,17 @@ func userToProto(u User) *authv1.User {
 	return &authv1.User{UserId: u.ID, Email: u.Email, Roles: rolesToProto(u.Roles), Status: status,
 		CreatedAt: timestamppb.New(u.Created), UpdatedAt: timestamppb.New(u.Updated)}
 }
+
+// UserOf is the user an auth.user.v1 event carries (every event carries
+// the whole user), or nil for an event without a change.
+func UserOf(ev *authv1.UserEvent) *authv1.User {
+	switch e := ev.GetEvent().(type) {
+	case *authv1.UserEvent_Registered:
+		return e.Registered.GetUser()
+	case *authv1.UserEvent_Updated:
+		return e.Updated.GetUser()
+	case *authv1.UserEvent_Disabled:
+		return e.Disabled.GetUser()
+	}
+	return nil
+}

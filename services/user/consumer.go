@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
+	"github.com/tradex-mesh/tradex/services/auth"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -21,15 +22,8 @@ func (s *Service) apply(ctx context.Context, m *streams.Message[*authv1.UserEven
 	if err != nil {
 		return streams.Permanent(err)
 	}
-	var u *authv1.User
-	switch e := ev.GetEvent().(type) {
-	case *authv1.UserEvent_Registered:
-		u = e.Registered.GetUser()
-	case *authv1.UserEvent_Updated:
-		u = e.Updated.GetUser()
-	case *authv1.UserEvent_Disabled:
-		u = e.Disabled.GetUser()
-	default:
+	u := auth.UserOf(ev)
+	if u == nil {
 		return streams.Permanent(fmt.Errorf("user event %s carries no change", ev.GetEventId()))
 	}
 	if u.GetUserId() != ev.GetUserId() {
