@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1/authv1connect"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
@@ -40,8 +42,16 @@ const goodPassword = "correct horse battery"
 
 func newAuthEnv(t *testing.T) *authEnv {
 	t.Helper()
+	return newAuthEnvAt(t, time.Now)
+}
+
+// newAuthEnvAt is newAuthEnv whose gateway checks tokens at now's time.
+func newAuthEnvAt(t *testing.T, now func() time.Time) *authEnv {
+	t.Helper()
 	p := platformtest.New(t)
-	v := auth.NewIssued(auth.DefaultIssued(), p.Core().AuthClient())
+	icfg := auth.DefaultIssued()
+	icfg.Now = now
+	v := auth.NewIssued(icfg, p.Core().AuthClient())
 	ctx, cancel := context.WithCancel(t.Context())
 	followed := make(chan struct{})
 	go func() {
@@ -237,6 +247,57 @@ func TestBadTokensAreRefused(t *testing.T) {
 	polltest.True(t, "a disabled user's token to be refused", func() bool {
 		return call(t, "GET", e.base+"/v1/orders", carol.access, nil).status == http.StatusUnauthorized
 	})
+}
+
+// TestExpiredTokensAreRefused: a token the auth service signed is refused
+// by the gateway once it has expired (past the leeway), on REST and
+// Connect; until then it works.
+func TestExpiredTokensAreRefused(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	skew := time.Duration(0)
+	e := newAuthEnvAt(t, func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(skew) })
+	gil := e.register(t, "gil@example.com")
+	call(t, "GET", e.base+"/v1/orders", gil.access, nil).ok(t, http.StatusOK)
+	mu.Lock()
+	skew = 15*time.Minute + 31*time.Second // the token's life and the leeway
+	mu.Unlock()
+	if r := call(t, "GET", e.base+"/v1/orders", gil.access, nil); r.status != http.StatusUnauthorized || !strings.Contains(r.str("message"), "expired") {
+		t.Errorf("an expired token: %d %s", r.status, r.raw)
+	}
+	_, err := walletv1connect.NewWalletServiceClient(bearer(gil.access), e.base).ListBalances(t.Context(), &walletv1.ListBalancesRequest{})
+	wantCode(t, "an expired token over Connect", err, connect.CodeUnauthenticated)
+}
+
+// TestConnectWebSignIn: a browser app on Connect-Web (here connect-go
+// over HTTP/1.1, in the Connect protocol and gRPC-Web) registers, signs
+// in, refreshes and calls with its token, through the gateway.
+func TestConnectWebSignIn(t *testing.T) {
+	t.Parallel()
+	e := newAuthEnv(t)
+	for i, opts := range [][]connect.ClientOption{nil, {connect.WithGRPCWeb()}} {
+		email := fmt.Sprintf("web%d@example.com", i)
+		a := authv1connect.NewAuthServiceClient(http.DefaultClient, e.base, opts...)
+		if _, err := a.Register(t.Context(), &authv1.RegisterRequest{Email: email, Password: goodPassword}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := a.Login(t.Context(), &authv1.LoginRequest{Email: email, Password: "wrong horse battery"})
+		wantCode(t, "a wrong password", err, connect.CodeUnauthenticated)
+		in, err := a.Login(t.Context(), &authv1.LoginRequest{Email: email, Password: goodPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := a.Refresh(t.Context(), &authv1.RefreshRequest{RefreshToken: in.GetTokens().GetRefreshToken()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := walletv1connect.NewWalletServiceClient(bearer(again.GetTokens().GetAccessToken()), e.base, opts...)
+		if _, err := w.ListBalances(t.Context(), &walletv1.ListBalancesRequest{}); err != nil {
+			t.Errorf("a refreshed token over Connect: %v", err)
+		}
+		_, err = w.ListBalances(t.Context(), &walletv1.ListBalancesRequest{AccountId: "someone-else"})
+		wantCode(t, "another account over Connect", err, connect.CodePermissionDenied)
+	}
 }
 
 // TestSignedRequestsAreChecked: a signed request works; one outside its

@@ -50,6 +50,8 @@ type IssuedConfig struct {
 	// unknown after a fetch is refused without fetching for
 	// UnknownKeyMemory.
 	KeysMaxAge, UnknownKeyMemory time.Duration
+	// Now is the clock tokens are checked at; nil is time.Now.
+	Now func() time.Time
 }
 
 // DefaultIssued matches the auth service's defaults.
@@ -79,7 +81,11 @@ type Issued struct {
 
 // NewIssued returns a verifier over svc.
 func NewIssued(cfg IssuedConfig, svc Service) *Issued {
-	return &Issued{cfg: cfg, svc: svc, now: time.Now, refetch: rate.NewLimiter(rate.Every(200*time.Millisecond), 5), unknown: map[string]time.Time{}}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Issued{cfg: cfg, svc: svc, now: now, refetch: rate.NewLimiter(rate.Every(200*time.Millisecond), 5), unknown: map[string]time.Time{}}
 }
 
 // Verify implements Verifier for access tokens.
