@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -216,6 +217,23 @@ func TestLoginThrottle(t *testing.T) {
 	e.clock.advance(e.cfg.LoginWindow)
 	if _, _, err := e.svc.Login(t.Context(), "203.0.113.9", "carol@example.com", "correct horse battery"); err != nil {
 		t.Fatalf("after the window: %v", err)
+	}
+
+	// Guessing spread over many addresses: once the email has failed 10x
+	// the limit, an address that failed for it is refused even on its
+	// first failure's heels, while the owner's address still signs in.
+	e.register(t, "dan@example.com")
+	for i := range 10 * e.cfg.LoginFailures {
+		ip := fmt.Sprintf("198.18.%d.%d", i/200, i%200)
+		if _, _, err := e.svc.Login(t.Context(), ip, "dan@example.com", "guess number one"); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("spread guess %d: %v", i, err)
+		}
+	}
+	if _, _, err := e.svc.Login(t.Context(), "198.18.0.0", "dan@example.com", "correct horse battery"); !errors.Is(err, auth.ErrThrottled) {
+		t.Errorf("an address that failed once, the email under attack: %v; want throttled", err)
+	}
+	if _, _, err := e.svc.Login(t.Context(), "192.0.2.55", "dan@example.com", "correct horse battery"); err != nil {
+		t.Errorf("the owner's address while the email is under attack: %v", err)
 	}
 }
 

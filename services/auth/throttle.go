@@ -5,11 +5,13 @@ import (
 	"time"
 )
 
-// throttle counts failed logins per address and email, and per address,
-// over a fixed window: past the limit an address's further attempts (for
-// that email, or for any past 4x the limit) are refused until the window
-// passes. It never counts against an email alone, so an attacker guessing
-// cannot lock the owner out: the owner's address has no failures.
+// throttle counts failed logins per address and email, per address and
+// per email, over a fixed window: past the limit an address's further
+// attempts (for that email, or for any past 4x the limit) are refused
+// until the window passes; and once an email has failed 10x the limit from
+// all addresses (guessing spread over many addresses), every address that
+// failed for it even once is refused. It never refuses an address that has
+// not failed for the email, so guessing cannot lock the owner out.
 type throttle struct {
 	limit  int
 	window time.Duration
@@ -33,11 +35,17 @@ func newThrottle(limit int, window time.Duration) *throttle {
 
 func pairKey(ip, email string) string { return ip + "\x00" + email }
 
+// emailFailuresKey is the throttle's key of an email's failures from every
+// address (addresses hold no NUL, so it cannot meet an address's key).
+func emailFailuresKey(email string) string { return "\x00" + email }
+
 // allowed reports whether ip may try to log in as email at now.
 func (t *throttle) allowed(now time.Time, ip, email string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.count(now, pairKey(ip, email)) < t.limit && t.count(now, ip) < 4*t.limit
+	pair := t.count(now, pairKey(ip, email))
+	underAttack := t.count(now, emailFailuresKey(email)) >= 10*t.limit
+	return pair < t.limit && t.count(now, ip) < 4*t.limit && (!underAttack || pair == 0)
 }
 
 func (t *throttle) count(now time.Time, key string) int {
@@ -55,7 +63,7 @@ func (t *throttle) failed(now time.Time, ip, email string) {
 	if now.Sub(t.swept) >= t.window || len(t.counts) >= maxThrottled {
 		t.sweep(now)
 	}
-	for _, key := range []string{pairKey(ip, email), ip} {
+	for _, key := range []string{pairKey(ip, email), ip, emailFailuresKey(email)} {
 		f := t.counts[key]
 		if f == nil || now.Sub(f.start) >= t.window {
 			f = &failures{start: now}
