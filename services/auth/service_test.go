@@ -480,3 +480,36 @@ func TestAnotherInstanceSharesTheState(t *testing.T) {
 		t.Fatalf("JWKS %s, %v", jwks, err)
 	}
 }
+
+// Logins do not pile up: past MaxSessionsPerUser a new login ends the
+// oldest, and ended sessions leave the bucket at the user's next login.
+func TestSessionsAreBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register(t, "lou@example.com")
+	var first, last string
+	for i := range auth.MaxSessionsPerUser + 5 {
+		tok := e.login(t, "lou@example.com").GetTokens().GetRefreshToken()
+		if i == 0 {
+			first = tok
+		}
+		last = tok
+		e.clock.advance(time.Second) // logins in order of creation
+	}
+	_, err := e.client.Refresh(t.Context(), &authv1.RefreshRequest{RefreshToken: first})
+	codeOf(t, "the oldest login past the bound", err, connect.CodeUnauthenticated)
+	if _, err := e.client.Refresh(t.Context(), &authv1.RefreshRequest{RefreshToken: last}); err != nil {
+		t.Fatalf("the newest login: %v", err)
+	}
+	kv, err := e.mesh.KV(t.Context(), streams.StoreAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := kv.Latest(t.Context(), "session.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) > auth.MaxSessionsPerUser {
+		t.Errorf("%d sessions kept; want at most %d", len(sessions), auth.MaxSessionsPerUser)
+	}
+}

@@ -25,7 +25,7 @@ type bucket interface {
 }
 
 // store keeps the service's records as JSON in one bucket, under
-// "user.<id>", "email.<hash>", "session.<id>", "apikey.<id>" and
+// "user.<id>", "email.<hash>", "session.<user>.<id>", "apikey.<id>" and
 // "signing.<id>".
 type store struct{ b bucket }
 

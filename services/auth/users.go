@@ -177,10 +177,48 @@ func (s *Service) startSession(ctx context.Context, u User) (Tokens, error) {
 	}
 	now := s.now()
 	sess := Session{ID: sid, UserID: u.ID, SecretHash: hashSecret(secret), Created: now, Rotated: now, Expires: now.Add(s.cfg.RefreshTTL)}
-	if err := s.st.create(ctx, "session."+sid, sess); err != nil {
+	if err := s.st.create(ctx, sess.ref().key(), sess); err != nil {
 		return Tokens{}, err
 	}
+	if err := s.pruneSessions(ctx, u.ID); err != nil {
+		s.log.WarnContext(ctx, "prune sessions", "user", u.ID, "err", err)
+	}
 	return s.tokens(ctx, u, sess, secret)
+}
+
+// MaxSessionsPerUser bounds a user's live logins: a new one past it ends
+// the oldest.
+const MaxSessionsPerUser = 20
+
+// sessionRef names a session: its user and its id.
+type sessionRef struct{ user, id string }
+
+func (r sessionRef) key() string { return "session." + r.user + "." + r.id }
+
+func (x Session) ref() sessionRef { return sessionRef{user: x.UserID, id: x.ID} }
+
+// pruneSessions deletes a user's ended sessions (revoked or expired) and
+// ends the oldest live ones past MaxSessionsPerUser, so that logins do not
+// pile up in the bucket.
+func (s *Service) pruneSessions(ctx context.Context, userID string) error {
+	sessions, err := all[Session](ctx, s.st, "session."+userID+".")
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	slices.SortFunc(sessions, func(a, b Session) int { return b.Created.Compare(a.Created) }) // newest first
+	live := 0
+	for _, x := range sessions {
+		if !x.Revoked && now.Before(x.Expires) {
+			if live++; live <= MaxSessionsPerUser {
+				continue
+			}
+		}
+		if err := s.st.b.Delete(ctx, x.ref().key(), 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tokens issues an access token for u in sess, with the refresh token of
@@ -202,21 +240,23 @@ func (s *Service) tokens(ctx context.Context, u User, sess Session, secret strin
 	if err != nil {
 		return Tokens{}, err
 	}
-	return Tokens{Access: access, AccessExpires: exp, Refresh: refreshPrefix + sess.ID + "." + secret, RefreshExpires: sess.Expires}, nil
+	return Tokens{Access: access, AccessExpires: exp, Refresh: refreshPrefix + sess.UserID + "." + sess.ID + "." + secret, RefreshExpires: sess.Expires}, nil
 }
 
 func (s *Service) tokenConfig() token.Config {
 	return token.Config{Issuer: s.cfg.Issuer, Audience: s.cfg.Audience, Leeway: s.cfg.Leeway}
 }
 
-// parseRefresh splits a refresh token into its session id and secret.
-func parseRefresh(raw string) (sid, secret string, err error) {
+// parseRefresh splits a refresh token (rt_<user>.<session>.<secret>) into
+// its session and secret.
+func parseRefresh(raw string) (sessionRef, string, error) {
 	rest, ok := strings.CutPrefix(raw, refreshPrefix)
-	sid, secret, found := strings.Cut(rest, ".")
-	if !ok || !found || len(raw) > 128 || sid == "" || secret == "" || strings.ContainsAny(sid, ".*> ") {
-		return "", "", fmt.Errorf("%w: malformed refresh token", ErrUnauthenticated)
+	parts := strings.Split(rest, ".")
+	if !ok || len(raw) > 160 || len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" ||
+		strings.ContainsAny(parts[0]+parts[1], "*> ") {
+		return sessionRef{}, "", fmt.Errorf("%w: malformed refresh token", ErrUnauthenticated)
 	}
-	return sid, secret, nil
+	return sessionRef{user: parts[0], id: parts[1]}, parts[2], nil
 }
 
 // errReused is a rotated refresh token presented again.
@@ -228,7 +268,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Tokens, error) {
 	if err := s.opened(); err != nil {
 		return Tokens{}, err
 	}
-	sid, secret, err := parseRefresh(raw)
+	ref, secret, err := parseRefresh(raw)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -238,7 +278,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Tokens, error) {
 	}
 	now := s.now()
 	var outcome error
-	sess, err := change(ctx, s.st, "session."+sid, func(x *Session) error {
+	sess, err := change(ctx, s.st, ref.key(), func(x *Session) error {
 		outcome = nil
 		switch {
 		case x.Revoked:
@@ -278,11 +318,11 @@ func (s *Service) Logout(ctx context.Context, raw string, all bool) error {
 	if err := s.opened(); err != nil {
 		return err
 	}
-	sid, _, err := parseRefresh(raw)
+	ref, _, err := parseRefresh(raw)
 	if err != nil {
 		return err
 	}
-	sess, err := s.revokeSession(ctx, sid)
+	sess, err := s.revokeSession(ctx, ref)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil
@@ -292,8 +332,8 @@ func (s *Service) Logout(ctx context.Context, raw string, all bool) error {
 	return s.revokeSessions(ctx, sess.UserID)
 }
 
-func (s *Service) revokeSession(ctx context.Context, sid string) (Session, error) {
-	return change(ctx, s.st, "session."+sid, func(x *Session) error {
+func (s *Service) revokeSession(ctx context.Context, ref sessionRef) (Session, error) {
+	return change(ctx, s.st, ref.key(), func(x *Session) error {
 		if x.Revoked {
 			return errUnchanged
 		}
@@ -304,13 +344,13 @@ func (s *Service) revokeSession(ctx context.Context, sid string) (Session, error
 
 // revokeSessions revokes every session of a user.
 func (s *Service) revokeSessions(ctx context.Context, userID string) error {
-	sessions, err := all[Session](ctx, s.st, "session.")
+	sessions, err := all[Session](ctx, s.st, "session."+userID+".")
 	if err != nil {
 		return err
 	}
 	for _, x := range sessions {
-		if x.UserID == userID && !x.Revoked {
-			if _, err := s.revokeSession(ctx, x.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		if !x.Revoked {
+			if _, err := s.revokeSession(ctx, x.ref()); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
 		}
