@@ -66,7 +66,9 @@ type perms struct{ publish, subscribe []string }
 func (p *perms) pub(subjects ...string) { p.publish = append(p.publish, subjects...) }
 
 // readStream allows reading stream: its info, direct and API gets,
-// consumers of any kind on it, and acknowledging their messages.
+// consumers of any kind on it, acknowledging their messages, and
+// answering their flow control (the push consumers of KV watchers and
+// object reads ask for it; a refused answer stalls them).
 func (p *perms) readStream(stream string) {
 	p.pub("$JS.API.STREAM.INFO."+stream,
 		"$JS.API.STREAM.MSG.GET."+stream,
@@ -75,7 +77,7 @@ func (p *perms) readStream(stream string) {
 		"$JS.API.CONSUMER.DURABLE.CREATE."+stream+".>",
 		"$JS.API.CONSUMER.INFO."+stream+".>", "$JS.API.CONSUMER.DELETE."+stream+".>",
 		"$JS.API.CONSUMER.MSG.NEXT."+stream+".>",
-		"$JS.ACK."+stream+".>")
+		"$JS.ACK."+stream+".>", "$JS.FC."+stream+".>")
 }
 
 // ownStore allows everything a KV bucket's or object store's owner does:

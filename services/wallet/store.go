@@ -360,13 +360,24 @@ func (s *store) maybeSnapshot(ctx context.Context) {
 	}
 	s.gate.Lock()
 	defer s.gate.Unlock()
-	if s.sinceSnap < s.cfg.SnapshotEvery { // another writer took it
+	s.mu.RLock()
+	taken := s.sinceSnap < s.cfg.SnapshotEvery // another writer took it
+	s.mu.RUnlock()
+	if taken {
 		return
 	}
 	if err := s.snapshot(ctx); err != nil {
-		s.sinceSnap = 0 // try again after another interval, not on every write
+		s.resetSinceSnap() // try again after another interval, not on every write
 		s.log.WarnContext(ctx, "wallet snapshot failed", "err", err)
 	}
+}
+
+// resetSinceSnap restarts the count of entries since the last snapshot.
+// sinceSnap is guarded by mu (commits add to it under mu, not gate).
+func (s *store) resetSinceSnap() {
+	s.mu.Lock()
+	s.sinceSnap = 0
+	s.mu.Unlock()
 }
 
 // snapshot catches up (so the book is exactly a prefix of the journal) and
@@ -384,7 +395,7 @@ func (s *store) snapshot(ctx context.Context) error {
 	if err := s.snaps.Put(ctx, snapshotKey, data); err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
-	s.sinceSnap = 0
+	s.resetSinceSnap()
 	return nil
 }
 
