@@ -110,6 +110,13 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("wallet: rebuild state: %w", err)
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	snapped := make(chan struct{})
+	go func() {
+		defer close(snapped)
+		s.st.snapshotLoop(loopCtx)
+	}()
+	defer func() { stopLoop(); <-snapped }()
 	s.st.read(func(b *Book) {
 		s.log.InfoContext(ctx, "wallet state rebuilt", "journal_sequence", b.Applied(), "accounts", len(b.accounts))
 	})

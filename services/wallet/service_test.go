@@ -683,22 +683,24 @@ func TestRestartRebuildsState(t *testing.T) {
 			settlementScenario(t, w, newEngine(t, e.js))
 			deposit(t, w.client, "d9", "zed", "ETH", "1") // after the last snapshot
 			before := stateOf(t, w)
-			w.stop()
-
-			if every > 0 {
+			if every > 0 { // snapshots are written in the background: wait for one
 				snaps, err := e.js.ObjectStore(t.Context(), cfg.SnapshotBucket)
 				if err != nil {
 					t.Fatal(err)
 				}
-				data, err := snaps.GetBytes(t.Context(), snapshotKey)
-				if err != nil {
-					t.Fatalf("no snapshot: %v", err)
-				}
-				var snap snapshot
-				if err := json.Unmarshal(data, &snap); err != nil || snap.Applied == 0 {
-					t.Fatalf("snapshot %v: %v", snap.Applied, err)
-				}
+				polltest.Until(t, "a snapshot", func() error {
+					data, err := snaps.GetBytes(t.Context(), snapshotKey)
+					if err != nil {
+						return err
+					}
+					var snap snapshot
+					if err := json.Unmarshal(data, &snap); err != nil || snap.Applied == 0 {
+						return fmt.Errorf("snapshot %v: %w", snap.Applied, err)
+					}
+					return nil
+				})
 			}
+			w.stop()
 			w2 := e.start(cfg)
 			if after := stateOf(t, w2); after != before {
 				t.Errorf("state after restart differs:\n%s\n%s", before, after)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -41,9 +42,11 @@ type snapshots interface {
 // the accounts it touches, so writes of different accounts plan, wait for
 // the journal and apply concurrently, while writes of one account are
 // serialised (each is checked against the account's last journal entry).
-// Reading the journal back (catch-up) and snapshots take gate for writing,
-// alone. mu guards the book itself: writes plan under its read lock and
-// apply under its write lock; readers take its read lock.
+// Reading the journal back (catch-up) and capturing a snapshot take gate
+// for writing, alone; encoding and storing the snapshot happen after, off
+// every lock and off the request path (snapshotLoop). mu guards the book
+// itself: writes plan under its read lock and apply under its write lock;
+// readers take its read lock.
 type store struct {
 	cfg  Config
 	log  *slog.Logger
@@ -63,11 +66,16 @@ type store struct {
 	stale     bool
 	sinceSnap int
 	snaps     snapshots // nil while snapshots are disabled or not opened
+	// snapDue wakes snapshotLoop when SnapshotEvery entries were written;
+	// snapMu serialises snapshots, so that an older one never lands
+	// after a newer one.
+	snapDue chan struct{}
+	snapMu  sync.Mutex
 }
 
 func newStore(cfg Config, log *slog.Logger, m mesh, pub *streams.Publisher, now func() time.Time) *store {
 	return &store{cfg: cfg, log: log, mesh: m, pub: pub, now: now, book: NewBook(),
-		accounts: accountLocks{locks: map[string]*accountLock{}}, outOfOrder: map[uint64]uint64{}}
+		accounts: accountLocks{locks: map[string]*accountLock{}}, outOfOrder: map[uint64]uint64{}, snapDue: make(chan struct{}, 1)}
 }
 
 // open opens the snapshot store, loads the latest snapshot and replays
@@ -163,7 +171,7 @@ func (s *store) update(ctx context.Context, accounts []string, plan func(tx *Tx)
 		}
 		err := s.tryUpdate(ctx, accounts, plan, done)
 		if err == nil {
-			s.maybeSnapshot(ctx)
+			s.noteSnapshotDue()
 			return nil
 		}
 		if !errors.Is(err, streams.ErrConcurrency) {
@@ -346,63 +354,75 @@ func (l *accountLocks) lock(accounts []string) func() {
 	}
 }
 
-// maybeSnapshot stores a snapshot when enough entries were written since
-// the last one. A failure is logged: the journal stays the truth.
-func (s *store) maybeSnapshot(ctx context.Context) {
+// noteSnapshotDue wakes snapshotLoop once SnapshotEvery entries were
+// written since the last snapshot; it never blocks.
+func (s *store) noteSnapshotDue() {
 	if s.snaps == nil {
 		return
 	}
 	s.mu.RLock()
 	due := s.sinceSnap >= s.cfg.SnapshotEvery
 	s.mu.RUnlock()
-	if !due {
-		return
-	}
-	s.gate.Lock()
-	defer s.gate.Unlock()
-	s.mu.RLock()
-	taken := s.sinceSnap < s.cfg.SnapshotEvery // another writer took it
-	s.mu.RUnlock()
-	if taken {
-		return
-	}
-	if err := s.snapshot(ctx); err != nil {
-		s.resetSinceSnap() // try again after another interval, not on every write
-		s.log.WarnContext(ctx, "wallet snapshot failed", "err", err)
+	if due {
+		select {
+		case s.snapDue <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// resetSinceSnap restarts the count of entries since the last snapshot.
-// sinceSnap is guarded by mu (commits add to it under mu, not gate).
-func (s *store) resetSinceSnap() {
-	s.mu.Lock()
-	s.sinceSnap = 0
-	s.mu.Unlock()
+// snapshotLoop stores a snapshot whenever one is due, until ctx ends. A
+// failure is logged and retried after another interval: the journal stays
+// the truth.
+func (s *store) snapshotLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.snapDue:
+		}
+		if err := s.snapshot(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "wallet snapshot failed", "err", err)
+		}
+	}
 }
 
-// snapshot catches up (so the book is exactly a prefix of the journal) and
-// stores it. The caller holds gate for writing.
+// snapshot captures the book, exactly a prefix of the journal, and stores
+// it: the capture holds gate (writes wait for a catch-up and a copy of the
+// state), the encoding and the write do not.
 func (s *store) snapshot(ctx context.Context) error {
-	if err := s.catchUp(ctx); err != nil {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	snap, err := s.capture(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	data, err := json.Marshal(snapshotOf(s.book))
-	s.mu.RUnlock()
+	data, err := json.Marshal(snap)
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
 	if err := s.snaps.Put(ctx, snapshotKey, data); err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
-	s.resetSinceSnap()
 	return nil
+}
+
+// capture catches up and copies the book (snapshotOf copies every value),
+// restarting the count of entries since the last snapshot.
+func (s *store) capture(ctx context.Context) (snapshot, error) {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	if err := s.catchUp(ctx); err != nil {
+		return snapshot{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sinceSnap = 0 // a failed write is tried again after another interval, not on every write
+	return snapshotOf(s.book), nil
 }
 
 // Snapshot writes a snapshot now (operators, tests).
 func (s *store) Snapshot(ctx context.Context) error {
-	s.gate.Lock()
-	defer s.gate.Unlock()
 	if s.snaps == nil {
 		return errors.New("snapshots are disabled")
 	}
@@ -434,7 +454,7 @@ type snapAccount struct {
 }
 
 func snapshotOf(b *Book) snapshot {
-	s := snapshot{Version: snapshotVersion, Applied: b.applied, Accounts: map[string]snapAccount{}, Engine: b.engine}
+	s := snapshot{Version: snapshotVersion, Applied: b.applied, Accounts: map[string]snapAccount{}, Engine: maps.Clone(b.engine)}
 	for id, a := range b.accounts {
 		sa := snapAccount{Seq: a.seq, SubjSeq: a.subjSeq}
 		for _, bal := range a.balances {
