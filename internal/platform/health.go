@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -112,4 +113,29 @@ func (p *Platform) checkBroker(ctx context.Context) error {
 		return fmt.Errorf("nats: %s", p.conn.Status())
 	}
 	return p.mesh.Ping(ctx)
+}
+
+// lagScrapeTimeout bounds the reads of one scrape of the consumer lags.
+const lagScrapeTimeout = 2 * time.Second
+
+// registerLagMetric exports the lag of every durable consumer of the
+// services run here (messages not yet acknowledged): the backlog a
+// settlement or an order-state consumer has, scrape by scrape. Start calls
+// it once the platform's connection is up.
+func (p *Platform) registerLagMetric() {
+	p.metrics.GaugesFunc("tradex_consumer_lag", "Messages a service's durable consumer has not acknowledged yet (pending plus in flight).",
+		[]string{"service", "topic", "consumer"}, func(emit func(float64, ...string)) {
+			ctx, cancel := context.WithTimeout(context.Background(), lagScrapeTimeout)
+			defer cancel()
+			for _, u := range p.units {
+				if u.spec.consumers == nil { // a stopped service's consumers still count: their backlog grows
+					continue
+				}
+				for _, c := range u.spec.consumers(p.cfg) {
+					if lag, err := p.mesh.ConsumerLag(ctx, c.topic, c.name); err == nil {
+						emit(float64(lag), u.spec.name, c.topic, c.name)
+					}
+				}
+			}
+		})
 }

@@ -128,3 +128,25 @@ func (m *Metrics) observeRPC(procedure string, err error, d time.Duration) {
 	m.rpcRequests.WithLabelValues(procedure, code).Inc()
 	m.rpcDuration.WithLabelValues(procedure).Observe(d.Seconds())
 }
+
+// GaugesFunc registers a gauge with labels whose values are read at every
+// scrape: collect calls emit once per series.
+func (m *Metrics) GaugesFunc(name, help string, labels []string, collect func(emit func(value float64, labelValues ...string))) {
+	m.reg.MustRegister(gaugesFunc{desc: prometheus.NewDesc(name, help, labels, nil), collect: collect})
+}
+
+// gaugesFunc is a collector of labelled gauges read at scrape time.
+type gaugesFunc struct {
+	desc    *prometheus.Desc
+	collect func(emit func(value float64, labelValues ...string))
+}
+
+// Describe implements prometheus.Collector.
+func (g gaugesFunc) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g gaugesFunc) Collect(ch chan<- prometheus.Metric) {
+	g.collect(func(v float64, labelValues ...string) {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v, labelValues...)
+	})
+}
