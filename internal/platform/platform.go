@@ -161,7 +161,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	if p.mesh, err = streams.Connect(conn, p.catalog, streams.WithStoreReplicas(p.cfg.Replicas)); err != nil {
 		return fmt.Errorf("platform: %w", err)
 	}
-	p.registerLagMetric()
+	p.registerLagMetric() //nolint:contextcheck // a scrape has no context of its own: each is bounded by lagScrapeTimeout
 	js := p.mesh.JetStream()
 	if err := streams.EnsureStreams(ctx, js, p.catalog, streams.WithReplicas(p.cfg.Replicas)); err != nil {
 		return fmt.Errorf("provision streams: %w", err)
