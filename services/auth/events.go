@@ -83,6 +83,23 @@ var roleProto = map[string]authv1.Role{
 	RoleTrader: authv1.Role_ROLE_TRADER, RoleAdmin: authv1.Role_ROLE_ADMIN, RoleService: authv1.Role_ROLE_SERVICE,
 }
 
+// RoleNames maps the contract's roles to the names the service keeps
+// ("trader", "admin", "service"); an unknown role is left out.
+func RoleNames(roles []authv1.Role) []string {
+	out := make([]string, 0, len(roles))
+	for _, r := range roles {
+		for name, pr := range roleProto {
+			if pr == r {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// RolesToProto maps role names to the contract's roles.
+func RolesToProto(roles []string) []authv1.Role { return rolesToProto(roles) }
+
 func rolesToProto(roles []string) []authv1.Role {
 	out := make([]authv1.Role, 0, len(roles))
 	for _, r := range roles {

@@ -235,21 +235,14 @@ func (h *handler) ListUsers(ctx context.Context, req *authv1.ListUsersRequest) (
 	return out, nil
 }
 
-// roleNamesOf maps the contract's roles to the service's.
+// roleNamesOf maps the contract's roles to the service's, refusing an
+// unknown one.
 func roleNamesOf(roles []authv1.Role) ([]string, error) {
-	out := make([]string, 0, len(roles))
-	for _, r := range roles {
-		found := false
-		for name, pr := range roleProto {
-			if pr == r {
-				out, found = append(out, name), true
-			}
-		}
-		if !found {
-			return nil, invalid("roles", fmt.Sprintf("unknown role %v", r))
-		}
+	names := RoleNames(roles)
+	if len(names) != len(roles) {
+		return nil, invalid("roles", fmt.Sprintf("unknown role in %v", roles))
 	}
-	return out, nil
+	return names, nil
 }
 
 // SetUserRoles replaces a user's roles (admins).

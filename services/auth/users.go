@@ -28,10 +28,19 @@ type Tokens struct {
 	RefreshExpires time.Time
 }
 
-// checkDisplayName accepts up to 64 printable characters.
+// DisplayNameRule says what a display name may be (the user service
+// checks its changes by the same rule).
+const DisplayNameRule = "must be at most 64 printable characters"
+
+// ValidDisplayName reports whether name follows DisplayNameRule.
+func ValidDisplayName(name string) bool {
+	return len(name) <= 64 && strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+}
+
+// checkDisplayName applies DisplayNameRule.
 func checkDisplayName(name string) error {
-	if len(name) > 64 || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return invalid("display_name", "must be at most 64 printable characters")
+	if !ValidDisplayName(name) {
+		return invalid("display_name", DisplayNameRule)
 	}
 	return nil
 }

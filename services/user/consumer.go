@@ -9,11 +9,6 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// roleNames maps the contract's roles to the names profiles keep.
-var roleNames = map[authv1.Role]string{
-	authv1.Role_ROLE_TRADER: "trader", authv1.Role_ROLE_ADMIN: "admin", authv1.Role_ROLE_SERVICE: "service",
-}
-
 // apply applies one auth.user.v1 event to its user's profile, once: an
 // event at or before the profile's last applied revision is skipped.
 func (s *Service) apply(ctx context.Context, m *streams.Message[*authv1.UserEvent]) error {
@@ -34,10 +29,7 @@ func (s *Service) apply(ctx context.Context, m *streams.Message[*authv1.UserEven
 			return errUnchanged
 		}
 		p.Email, p.Disabled, p.Applied = u.GetEmail(), u.GetStatus() == authv1.UserStatus_USER_STATUS_DISABLED, rev
-		p.Roles = p.Roles[:0]
-		for _, r := range u.GetRoles() {
-			p.Roles = append(p.Roles, roleNames[r])
-		}
+		p.Roles = auth.RoleNames(u.GetRoles())
 		if reg := ev.GetRegistered(); reg != nil {
 			p.DisplayName = reg.GetDisplayName()
 		}

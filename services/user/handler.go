@@ -9,6 +9,7 @@ import (
 	gwauth "github.com/tradex-mesh/tradex/gateway/auth"
 	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
 	userv1 "github.com/tradex-mesh/tradex/gen/go/tradex/user/v1"
+	"github.com/tradex-mesh/tradex/services/auth"
 )
 
 // handler is the Connect handler.
@@ -79,12 +80,6 @@ func profileToProto(p Profile) *userv1.UserProfile {
 	if p.Disabled {
 		out.Status = authv1.UserStatus_USER_STATUS_DISABLED
 	}
-	for _, name := range p.Roles {
-		for r, n := range roleNames {
-			if n == name {
-				out.Roles = append(out.Roles, r)
-			}
-		}
-	}
+	out.Roles = auth.RolesToProto(p.Roles)
 	return out
 }

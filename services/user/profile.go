@@ -5,7 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/tradex-mesh/tradex/services/auth"
 )
 
 // Profile is a user's profile as the service keeps it.
@@ -35,10 +36,10 @@ func eventRevision(eventID, userID string) (uint64, error) {
 	return rev, nil
 }
 
-// checkDisplayName accepts up to 64 printable characters.
+// checkDisplayName applies the auth service's rule for display names.
 func checkDisplayName(name string) error {
-	if len(name) > 64 || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return invalid("display_name", "must be at most 64 printable characters")
+	if !auth.ValidDisplayName(name) {
+		return invalid("display_name", auth.DisplayNameRule)
 	}
 	return nil
 }
