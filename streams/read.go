@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Stored is a message as its topic's stream stores it.
@@ -71,6 +72,40 @@ func (c *Client) Next(ctx context.Context, topic, key string, from uint64) (Stor
 	return c.get(ctx, topic, fmt.Sprintf("next message on %s from %d", subject, from), func(st jetstream.Stream) (*jetstream.RawStreamMsg, error) {
 		return st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
 	})
+}
+
+// Range reads up to limit messages of topic under key from stream sequence
+// from on, in stream order, with one request (a batched direct get): what
+// is stored now, possibly none. It is how a consumer reads ahead of its
+// deliveries to handle a run of messages at once.
+func (c *Client) Range(ctx context.Context, topic, key string, from uint64, limit int) ([]Stored, error) {
+	subject, err := Subject(topic, key)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.catalog.Topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	if from == 0 {
+		from = 1
+	}
+	what := fmt.Sprintf("read %s from %d", subject, from)
+	msgs, err := jetstreamext.GetBatch(ctx, c.js, t.Stream(), limit, jetstreamext.GetBatchSubject(subject), jetstreamext.GetBatchSeq(from))
+	if err != nil {
+		return nil, brokerError(what, err)
+	}
+	var out []Stored
+	for m, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return nil, brokerError(what, err)
+		}
+		out = append(out, Stored{Subject: m.Subject, Key: key, Sequence: m.Sequence, Time: m.Time, Header: m.Header, Data: m.Data})
+	}
+	return out, nil
 }
 
 func (c *Client) get(ctx context.Context, topic, what string, read func(jetstream.Stream) (*jetstream.RawStreamMsg, error)) (Stored, error) {

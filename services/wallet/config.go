@@ -9,6 +9,10 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
+// maxSettleBatch keeps a settlement's journal write within an atomic
+// batch (1,000 messages): a trade makes at most six entries.
+const maxSettleBatch = 160
+
 // Config configures the wallet service.
 type Config struct {
 	// Scales is the fixed-point scale of each asset: an amount is an int64
@@ -29,6 +33,10 @@ type Config struct {
 	ConsumerName string
 	// Concurrency is how many instruments are settled in parallel.
 	Concurrency int
+	// SettleBatch is how many engine events of an instrument are settled
+	// in one journal write at most: the delivered one and those already
+	// stored after it (1..maxSettleBatch).
+	SettleBatch int
 	// AckWait is how long the broker waits for the settlement of an engine
 	// event before it redelivers it (to this or another instance).
 	AckWait time.Duration
@@ -49,6 +57,7 @@ func Default() Config {
 		SnapshotEvery:  1000,
 		ConsumerName:   "wallet-settlement",
 		Concurrency:    8,
+		SettleBatch:    100,
 		AckWait:        30 * time.Second,
 		WriteAttempts:  10,
 		WriteTimeout:   10 * time.Second,
@@ -71,6 +80,9 @@ func (c Config) Validate() error {
 	}
 	if c.SnapshotEvery < 0 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 || c.AckWait <= 0 {
 		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Concurrency, WriteAttempts >= 1, WriteTimeout and AckWait > 0 are required"))
+	}
+	if c.SettleBatch < 1 || c.SettleBatch > maxSettleBatch {
+		errs = append(errs, fmt.Errorf("wallet: SettleBatch %d not in 1..%d", c.SettleBatch, maxSettleBatch))
 	}
 	if c.ConsumerName == "" {
 		errs = append(errs, errors.New("wallet: ConsumerName is required"))

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
@@ -35,54 +37,142 @@ func (s *Service) settled(_ context.Context, instrument string) (uint64, error) 
 	return seq, nil
 }
 
-// settle applies one engine event: trades move funds, cancels, rejects and
-// expiries release what remains of the order's hold. An event at or before
-// the last applied sequence of its instrument is skipped.
+// settle applies engine events: trades move funds, cancels, rejects and
+// expiries release what remains of the order's hold. It settles m together
+// with the events of its instrument already stored after it (up to
+// Config.SettleBatch in all), as one journal write: their own deliveries
+// come later and are skipped, as is anything at or before the last
+// settled sequence of the instrument (a redelivery or a replay).
 func (s *Service) settle(ctx context.Context, m *streams.Message[*enginev1.EngineEvent]) error {
-	ev := m.Payload
-	inst := ev.GetInstrumentId()
-	cause := Entry{Instrument: inst, EngineEventID: ev.GetEventId(), EngineSequence: m.Sequence}
-	var (
-		plan     func(tx *Tx) error
-		accounts []string
-	)
+	inst := m.Payload.GetInstrumentId()
+	if s.covered(inst) >= m.Sequence {
+		return nil
+	}
+	first, err := s.settlement(ctx, m.Payload, m.Sequence)
+	if err != nil {
+		return err
+	}
+	run := append([]settlement{first}, s.readAhead(ctx, inst, m.Sequence)...)
+	var accounts []string
+	for _, st := range run {
+		accounts = append(accounts, st.accounts...)
+	}
+	var planned int
+	err = s.st.update(ctx, accounts, func(tx *Tx) error {
+		planned, err = planRun(tx, inst, run)
+		return err
+	}, func(*Book) {})
+	switch {
+	case err == nil:
+		s.cover(inst, run[planned-1].seq)
+		return nil
+	case errors.Is(err, ErrInsufficientFunds), errors.Is(err, ErrHoldNotFound),
+		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrOverflow):
+		return streams.Permanent(fmt.Errorf("settle %s event %s: %w", inst, m.Payload.GetEventId(), err))
+	default:
+		return fmt.Errorf("settle %s event %s: %w", inst, m.Payload.GetEventId(), err)
+	}
+}
+
+// settlement is one engine event ready to plan: what it does to the book
+// (nil: no funds move) and the accounts it touches.
+type settlement struct {
+	seq      uint64
+	plan     func(tx *Tx) error
+	accounts []string
+}
+
+// planRun plans the settlements of run in order into tx and returns how
+// many it planned. When one after the first fails, tx holds the ones
+// before it: the failing event is settled (and refused) on its own
+// delivery. Each skips what the journal settled before.
+func planRun(tx *Tx, inst string, run []settlement) (int, error) {
+	for i, st := range run {
+		if st.plan == nil || tx.book.EngineSequence(inst) >= st.seq {
+			continue
+		}
+		if err := st.plan(tx); err != nil {
+			if i == 0 {
+				return 0, err
+			}
+			tx.Reset()
+			return planRun(tx, inst, run[:i])
+		}
+	}
+	return len(run), nil
+}
+
+// readAhead returns the settlements of the events of inst stored after
+// seq, up to Config.SettleBatch-1, ending before the first that cannot be
+// read or converted (its own delivery reports it). Failing to read ahead
+// is not an error: the delivered event is settled alone.
+func (s *Service) readAhead(ctx context.Context, inst string, seq uint64) []settlement {
+	if s.cfg.SettleBatch < 2 {
+		return nil
+	}
+	stored, err := s.streams.Range(ctx, streams.TopicEngineEvent, inst, seq+1, s.cfg.SettleBatch-1)
+	if err != nil {
+		return nil
+	}
+	var out []settlement
+	for _, m := range stored {
+		ev := &enginev1.EngineEvent{}
+		if proto.Unmarshal(m.Data, ev) != nil || ev.GetInstrumentId() != inst {
+			break
+		}
+		st, err := s.settlement(ctx, ev, m.Sequence)
+		if err != nil {
+			break
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// settlement converts an engine event of stream sequence seq.
+func (s *Service) settlement(ctx context.Context, ev *enginev1.EngineEvent, seq uint64) (settlement, error) {
+	cause := Entry{Instrument: ev.GetInstrumentId(), EngineEventID: ev.GetEventId(), EngineSequence: seq}
+	release := func(acct, order string) (settlement, error) {
+		return settlement{seq: seq, plan: s.releaseOrder(acct, order, cause), accounts: []string{acct}}, nil
+	}
 	switch e := ev.GetEvent().(type) {
 	case *enginev1.EngineEvent_Trade:
-		tr, err := s.trade(ctx, ev, e.Trade, m.Sequence)
+		tr, err := s.trade(ctx, ev, e.Trade, seq)
 		if err != nil {
-			return err
+			return settlement{}, err
 		}
-		plan, accounts = func(tx *Tx) error { return tx.Settle(tr) }, []string{tr.BuyAccount, tr.SellAccount}
+		return settlement{seq: seq, plan: func(tx *Tx) error { return tx.Settle(tr) }, accounts: []string{tr.BuyAccount, tr.SellAccount}}, nil
 	case *enginev1.EngineEvent_Cancelled:
-		plan, accounts = s.releaseOrder(e.Cancelled.GetAccountId(), e.Cancelled.GetOrderId(), cause), []string{e.Cancelled.GetAccountId()}
+		return release(e.Cancelled.GetAccountId(), e.Cancelled.GetOrderId())
 	case *enginev1.EngineEvent_Rejected:
 		if e.Rejected.GetReason() == commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER {
 			// A copy of a submit already executed (a retry after the
 			// duplicate window): the hold is the original order's, which
 			// is working or settled on its own.
-			return nil
+			return settlement{seq: seq}, nil
 		}
-		plan, accounts = s.releaseOrder(e.Rejected.GetAccountId(), e.Rejected.GetOrderId(), cause), []string{e.Rejected.GetAccountId()}
+		return release(e.Rejected.GetAccountId(), e.Rejected.GetOrderId())
 	case *enginev1.EngineEvent_Expired:
-		plan, accounts = s.releaseOrder(e.Expired.GetAccountId(), e.Expired.GetOrderId(), cause), []string{e.Expired.GetAccountId()}
+		return release(e.Expired.GetAccountId(), e.Expired.GetOrderId())
 	default:
-		return nil // accepted, cancel rejected: no funds move
+		return settlement{seq: seq}, nil // accepted, cancel rejected: no funds move
 	}
-	err := s.st.update(ctx, accounts, func(tx *Tx) error {
-		if tx.book.EngineSequence(inst) >= m.Sequence {
-			return nil // applied before: a redelivery or a replay
-		}
-		return plan(tx)
-	}, func(*Book) {})
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrInsufficientFunds), errors.Is(err, ErrHoldNotFound),
-		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrOverflow):
-		return streams.Permanent(fmt.Errorf("settle %s event %s: %w", inst, ev.GetEventId(), err))
-	default:
-		return fmt.Errorf("settle %s event %s: %w", inst, ev.GetEventId(), err)
-	}
+}
+
+// covered is the last engine sequence of inst this instance settled or
+// found nothing to settle in; cover raises it after a commit.
+func (s *Service) covered(inst string) uint64 {
+	s.coverMu.Lock()
+	defer s.coverMu.Unlock()
+	var settled uint64
+	s.st.read(func(b *Book) { settled = b.EngineSequence(inst) })
+	return max(s.through[inst], settled)
+}
+
+func (s *Service) cover(inst string, seq uint64) {
+	s.coverMu.Lock()
+	defer s.coverMu.Unlock()
+	s.through[inst] = max(s.through[inst], seq)
 }
 
 // releaseOrder plans the release of what remains of an order's hold; an

@@ -50,6 +50,11 @@ type Service struct {
 	insts   Instruments
 	st      *store
 
+	// through is, by instrument, the last engine sequence this instance
+	// settled or found nothing to settle in (settle).
+	coverMu sync.Mutex
+	through map[string]uint64
+
 	ready     chan struct{}
 	readyOnce sync.Once
 }
@@ -78,8 +83,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	now := func() time.Time { return clock().UTC() }
 	return &Service{
 		cfg: cfg, log: deps.Logger, streams: deps.Streams, insts: deps.Instruments,
-		st:    newStore(cfg, deps.Logger, deps.Streams, deps.Publisher, now),
-		ready: make(chan struct{}),
+		st:      newStore(cfg, deps.Logger, deps.Streams, deps.Publisher, now),
+		through: map[string]uint64{}, ready: make(chan struct{}),
 	}, nil
 }
 

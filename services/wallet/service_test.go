@@ -1016,3 +1016,56 @@ func TestDuplicateOrderRejectKeepsTheHold(t *testing.T) {
 		t.Errorf("after a real reject kate USDT %s, want it released", got)
 	}
 }
+
+// TestSettlementRuns settles the engine events stored while the wallet was
+// down in a few journal writes, not one per event, and a run stops before
+// an event that cannot settle: that one goes to the dead-letter topic on
+// its own delivery, and the events around it settle.
+func TestSettlementRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	const batch = 10
+	cfg.SettleBatch = batch
+	w := e.start(cfg)
+	deposit(t, w.client, "d1", "alice", "USDT", "100000")
+	deposit(t, w.client, "d2", "bob", "BTC", "10")
+	const trades = 30
+	for i := range trades {
+		hold(t, w.client, fmt.Sprint("A", i), "alice", "USDT", "1000")
+		hold(t, w.client, fmt.Sprint("B", i), "bob", "BTC", "0.1")
+	}
+	hold(t, w.client, "P", "alice", "USDT", "1")
+	w.stop()
+
+	eng := newEngine(t, e.js)
+	var last uint64
+	for i := range trades {
+		if i == 5 { // costs more than its hold: refused, dead-lettered
+			eng.trade("9000.00", "1.00000", "P", "alice", commonv1.Side_SIDE_BUY, "0", fmt.Sprint("B", i), "bob", "0")
+		}
+		last = eng.trade("9000.00", "0.10000", fmt.Sprint("A", i), "alice", commonv1.Side_SIDE_BUY, "0", fmt.Sprint("B", i), "bob", "0")
+	}
+	w = e.start(cfg)
+	before := w.svc.st.writes.Load()
+	settled(t, w, last)
+	if n := w.svc.st.writes.Load() - before; n > 2*trades/batch+2 {
+		t.Errorf("%d events settled in %d journal writes, want runs of up to %d", trades+1, n, batch)
+	}
+	dlq, err := e.js.Stream(t.Context(), streams.StreamName(streams.DLQTopic(streams.TopicEngineEvent)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	polltest.True(t, "the refused trade dead-lettered", func() bool {
+		info, err := dlq.Info(t.Context())
+		return err == nil && info.State.Msgs == 1
+	})
+	for _, c := range []struct{ acct, asset, want string }{
+		{"alice", "USDT", "72999.00000000/1.00000000"}, {"alice", "BTC", "3.00000000/0.00000000"},
+		{"bob", "BTC", "7.00000000/0.00000000"}, {"bob", "USDT", "27000.00000000/0.00000000"},
+	} {
+		if got := balance(t, w.client, c.acct, c.asset); got != c.want {
+			t.Errorf("%s %s = %s, want %s", c.acct, c.asset, got, c.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tradex-mesh/tradex/streams"
@@ -71,6 +72,8 @@ type store struct {
 	// after a newer one.
 	snapDue chan struct{}
 	snapMu  sync.Mutex
+	// writes counts the journal writes (one message or one atomic batch).
+	writes atomic.Uint64
 }
 
 func newStore(cfg Config, log *slog.Logger, m mesh, pub *streams.Publisher, now func() time.Time) *store {
@@ -274,6 +277,7 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 // publish appends records to the journal and returns the stream sequence
 // of the first; an atomic batch's entries are consecutive.
 func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) {
+	s.writes.Add(1)
 	if len(records) == 1 {
 		seq, err := s.pub.Publish(ctx, records[0].Topic, records[0].Key, records[0].Msg, records[0].Opts...)
 		if err != nil {

@@ -313,6 +313,13 @@ func (b *Book) Begin(now time.Time) *Tx {
 	return &Tx{book: b, now: now, bal: map[string]*Balance{}, holds: map[string]*Hold{}}
 }
 
+// Reset drops every change planned so far.
+func (t *Tx) Reset() {
+	clear(t.bal)
+	clear(t.holds)
+	t.Entries = nil
+}
+
 func (t *Tx) balance(acct, asset string) *Balance {
 	k := key(acct, asset)
 	if bal, ok := t.bal[k]; ok {

@@ -65,6 +65,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 		{"CompetingConsumers", testCompetingConsumers},
 		{"DrainLosesNothing", testDrain},
 		{"StartPositions", testStartPositions},
+		{"RangeReadsOneKeyInOrder", testRange},
 	}
 	var n atomic.Int64
 	for _, c := range cases {
