@@ -88,6 +88,7 @@ func benchmarkPlaceOrder(b *testing.B, policy embedded.SyncPolicy, cross bool) {
 	var answers []time.Duration
 	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
+	began := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -115,7 +116,11 @@ func benchmarkPlaceOrder(b *testing.B, policy embedded.SyncPolicy, cross bool) {
 			mu.Unlock()
 		}
 	})
+	loaded := time.Now()
 	waitAll(b, &mu, started, firstEvent)
+	evented := time.Now()
+	p.WaitSettled(b)
+	settled := time.Now()
 	b.StopTimer()
 	mu.Lock()
 	defer mu.Unlock()
@@ -123,7 +128,9 @@ func benchmarkPlaceOrder(b *testing.B, policy embedded.SyncPolicy, cross bool) {
 	for id, t0 := range started {
 		events = append(events, firstEvent[id].Sub(t0))
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+	b.ReportMetric(float64(b.N)/evented.Sub(began).Seconds(), "orders/s")
+	b.ReportMetric(float64(b.N)/settled.Sub(began).Seconds(), "settled-orders/s")
+	b.ReportMetric(float64(settled.Sub(loaded).Milliseconds()), "settle-lag-ms")
 	reportPercentiles(b, "answer", answers)
 	reportPercentiles(b, "event", events)
 }

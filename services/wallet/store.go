@@ -52,8 +52,9 @@ type store struct {
 	cfg  Config
 	log  *slog.Logger
 	mesh mesh
-	pub  *streams.Publisher
-	now  func() time.Time
+	// journal group-commits the writes of concurrent requests.
+	journal *streams.GroupCommit
+	now     func() time.Time
 
 	gate     sync.RWMutex
 	accounts accountLocks
@@ -72,12 +73,13 @@ type store struct {
 	// after a newer one.
 	snapDue chan struct{}
 	snapMu  sync.Mutex
-	// writes counts the journal writes (one message or one atomic batch).
+	// writes counts the journal writes asked for (the group commit may
+	// store several in one).
 	writes atomic.Uint64
 }
 
 func newStore(cfg Config, log *slog.Logger, m mesh, pub *streams.Publisher, now func() time.Time) *store {
-	return &store{cfg: cfg, log: log, mesh: m, pub: pub, now: now, book: NewBook(),
+	return &store{cfg: cfg, log: log, mesh: m, journal: pub.GroupCommit(streams.TopicBalanceChanged, cfg.WriteTimeout), now: now, book: NewBook(),
 		accounts: accountLocks{locks: map[string]*accountLock{}}, outOfOrder: map[uint64]uint64{}, snapDue: make(chan struct{}, 1)}
 }
 
@@ -274,21 +276,15 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 	return nil
 }
 
-// publish appends records to the journal and returns the stream sequence
-// of the first; an atomic batch's entries are consecutive.
+// publish appends records to the journal, all or nothing, together with
+// the writes of other requests that queued meanwhile (a group commit), and
+// returns the stream sequence of the first; the records are consecutive.
+// An entry already stored at the same account position (another instance
+// wrote it) fails with streams.ErrConcurrency: update re-reads and plans
+// again.
 func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) {
 	s.writes.Add(1)
-	if len(records) == 1 {
-		seq, err := s.pub.Publish(ctx, records[0].Topic, records[0].Key, records[0].Msg, records[0].Opts...)
-		if err != nil {
-			return 0, fmt.Errorf("append journal: %w", err)
-		}
-		return seq, nil
-	}
-	// An entry of the batch already stored at the same account position
-	// (another instance wrote it) fails with streams.ErrConcurrency: update
-	// re-reads and plans again.
-	first, _, err := s.pub.PublishAtomic(ctx, records)
+	first, err := s.journal.Commit(ctx, records)
 	if err != nil {
 		return 0, fmt.Errorf("append journal: %w", err)
 	}
