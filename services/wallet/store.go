@@ -52,9 +52,8 @@ type store struct {
 	cfg  Config
 	log  *slog.Logger
 	mesh mesh
-	// journal group-commits the writes of concurrent requests.
-	journal *streams.GroupCommit
-	now     func() time.Time
+	pub  *streams.Publisher
+	now  func() time.Time
 
 	gate     sync.RWMutex
 	accounts accountLocks
@@ -73,13 +72,12 @@ type store struct {
 	// after a newer one.
 	snapDue chan struct{}
 	snapMu  sync.Mutex
-	// writes counts the journal writes asked for (the group commit may
-	// store several in one).
+	// writes counts the journal writes (one message or one atomic batch).
 	writes atomic.Uint64
 }
 
 func newStore(cfg Config, log *slog.Logger, m mesh, pub *streams.Publisher, now func() time.Time) *store {
-	return &store{cfg: cfg, log: log, mesh: m, journal: pub.GroupCommit(streams.TopicBalanceChanged, cfg.WriteTimeout), now: now, book: NewBook(),
+	return &store{cfg: cfg, log: log, mesh: m, pub: pub, now: now, book: NewBook(),
 		accounts: accountLocks{locks: map[string]*accountLock{}}, outOfOrder: map[uint64]uint64{}, snapDue: make(chan struct{}, 1)}
 }
 
@@ -276,15 +274,24 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 	return nil
 }
 
-// publish appends records to the journal, all or nothing, together with
-// the writes of other requests that queued meanwhile (a group commit), and
-// returns the stream sequence of the first; the records are consecutive.
-// An entry already stored at the same account position (another instance
-// wrote it) fails with streams.ErrConcurrency: update re-reads and plans
-// again.
+// publish appends records to the journal, all or nothing, and returns the
+// stream sequence of the first; the records are consecutive. One record is
+// a plain publish fenced by its account's expected last sequence (an
+// atomic batch costs an R1 file stream a staging store of its own: more
+// than it saves here, measured in docs/benchmarks.md). An entry already
+// stored at the same account position (another instance wrote it) fails
+// with streams.ErrConcurrency: update re-reads and plans again.
 func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) {
 	s.writes.Add(1)
-	first, err := s.journal.Commit(ctx, records)
+	if len(records) == 1 {
+		r := records[0]
+		seq, err := s.pub.Publish(ctx, r.Topic, r.Key, r.Msg, r.Opts...)
+		if err != nil {
+			return 0, fmt.Errorf("append journal: %w", err)
+		}
+		return seq, nil
+	}
+	first, _, err := s.pub.PublishAtomic(ctx, records)
 	if err != nil {
 		return 0, fmt.Errorf("append journal: %w", err)
 	}
