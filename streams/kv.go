@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // KV is a key-value bucket of the catalog. Errors wrap ErrNotFound (no
@@ -15,6 +18,7 @@ import (
 type KV struct {
 	name string
 	kv   jetstream.KeyValue
+	js   jetstream.JetStream
 }
 
 // Entry is one revision of a key.
@@ -40,18 +44,48 @@ func (c *Client) KV(ctx context.Context, name string) (*KV, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw, err := c.openKV(ctx, s)
+	if err != nil {
+		return nil, brokerError("open bucket "+name, err)
+	}
+	kv = &KV{name: name, kv: raw, js: c.js}
+	c.mu.Lock()
+	c.kvs[name] = kv
+	c.mu.Unlock()
+	return kv, nil
+}
+
+// openKV binds to bucket s when it exists as declared, and otherwise
+// creates it or updates its settings. Its stream allows atomic batches
+// (KV.Batch), which a bucket's own settings cannot say.
+func (c *Client) openKV(ctx context.Context, s Store) (jetstream.KeyValue, error) {
+	stream := "KV_" + s.Name
+	if st, err := c.js.Stream(ctx, stream); err == nil {
+		cfg := st.CachedInfo().Config
+		if cfg.AllowAtomicPublish && cfg.MaxMsgsPerSubject == int64(s.History) && cfg.Replicas == max(c.replicas, 1) &&
+			cfg.Description == s.Description {
+			return c.js.KeyValue(ctx, s.Name)
+		}
+	}
 	raw, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: s.Name, Description: s.Description, History: uint8(s.History), //nolint:gosec // validated: 1 to 64
 		Storage: jetstream.FileStorage, Replicas: c.replicas,
 	})
 	if err != nil {
-		return nil, brokerError("open bucket "+name, err)
+		return nil, err
 	}
-	kv = &KV{name: name, kv: raw}
-	c.mu.Lock()
-	c.kvs[name] = kv
-	c.mu.Unlock()
-	return kv, nil
+	st, err := c.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	cfg := st.CachedInfo().Config
+	if !cfg.AllowAtomicPublish {
+		cfg.AllowAtomicPublish = true
+		if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
 }
 
 // Name is the bucket's name.
@@ -98,6 +132,45 @@ func (b *KV) Update(ctx context.Context, key string, value []byte, rev uint64) (
 		return 0, b.fail("update", key, err)
 	}
 	return next, nil
+}
+
+// KVWrite is one key's write of a Batch.
+type KVWrite struct {
+	Key   string
+	Value []byte
+	// Revision is the key's latest revision the write expects: 0 for a key
+	// that has never been written (a create), as for Update otherwise.
+	Revision uint64
+}
+
+// Batch writes every key of writes, all or nothing (an atomic batch: one
+// write of the bucket's stream), each checked against its expected
+// revision; it returns the new revisions in order. A key written since
+// fails the whole batch with an error wrapping ErrRevisionMismatch.
+func (b *KV) Batch(ctx context.Context, writes []KVWrite) ([]uint64, error) {
+	if len(writes) == 0 || len(writes) > maxAtomicBatch {
+		return nil, fmt.Errorf("%w: batch of %d writes to %s: want 1 to %d", ErrInvalidConfig, len(writes), b.name, maxAtomicBatch)
+	}
+	prefix := "$KV." + b.kv.Bucket() + "."
+	msgs := make([]*nats.Msg, len(writes))
+	for i, w := range writes {
+		m := nats.NewMsg(prefix + w.Key)
+		m.Data = w.Value
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(w.Revision, 10))
+		msgs[i] = m
+	}
+	ack, err := jetstreamext.PublishMsgBatch(ctx, b.js, msgs)
+	if isWrongLastSequence(err) {
+		return nil, fmt.Errorf("batch of %d writes to %s: %w", len(writes), b.name, ErrRevisionMismatch)
+	}
+	if err != nil {
+		return nil, b.fail("batch of writes to", b.name, err)
+	}
+	revs := make([]uint64, len(writes))
+	for i := range revs {
+		revs[i] = ack.Sequence - ack.BatchSize + 1 + uint64(i)
+	}
+	return revs, nil
 }
 
 // Delete deletes key; with rev > 0 only if its latest revision is rev

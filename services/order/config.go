@@ -2,10 +2,16 @@ package order
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tradex-mesh/tradex/streams"
 )
+
+// maxApplyBatch keeps a run's write within an atomic batch (1,000
+// messages): an event changes at most two orders, and the position is one
+// more key.
+const maxApplyBatch = 400
 
 // Config configures the order service.
 type Config struct {
@@ -17,6 +23,10 @@ type Config struct {
 	ConsumerName string
 	// Concurrency is how many instruments' events are applied in parallel.
 	Concurrency int
+	// ApplyBatch is how many engine events of an instrument are applied to
+	// the orders in one write at most: the delivered one and those already
+	// stored after it (1..maxApplyBatch).
+	ApplyBatch int
 	// AckWait is how long the broker waits for an engine event to be
 	// applied before it redelivers it (to this or another instance).
 	AckWait time.Duration
@@ -34,6 +44,7 @@ func Default() Config {
 		Bucket:         streams.StoreOrders,
 		ConsumerName:   "order-status",
 		Concurrency:    8,
+		ApplyBatch:     100,
 		AckWait:        30 * time.Second,
 		CleanupTimeout: 10 * time.Second,
 		WatchBuffer:    1024,
@@ -47,6 +58,8 @@ func (c Config) Validate() error {
 		return errors.New("order: Bucket and ConsumerName are required")
 	case c.Concurrency < 1 || c.WatchBuffer < 1 || c.CleanupTimeout <= 0 || c.AckWait <= 0:
 		return errors.New("order: Concurrency, WatchBuffer >= 1, CleanupTimeout and AckWait > 0 are required")
+	case c.ApplyBatch < 1 || c.ApplyBatch > maxApplyBatch:
+		return fmt.Errorf("order: ApplyBatch %d not in 1..%d", c.ApplyBatch, maxApplyBatch)
 	}
 	return nil
 }

@@ -31,40 +31,52 @@ func (s *Service) consume(ctx context.Context) (*streams.Consumer, error) {
 // instrument: events a crashed instance had fetched but not acknowledged
 // are applied from there before later ones (which would make them skipped).
 func (s *Service) resume(ctx context.Context, instrument string) (uint64, error) {
-	_, streamSeq, err := s.st.appliedSequence(ctx, instrument)
-	return streamSeq, err
+	p, err := s.runs.applied(ctx, instrument)
+	return p.stream, err
 }
 
-// onEngineEvent applies one engine event to the orders it names. An event
-// at or below the instrument's last applied sequence is skipped, and each
-// order also remembers the last sequence applied to it, so a redelivery
-// after a crash between two writes changes nothing twice.
+// onEngineEvent applies m, and the events of its instrument already
+// stored after it (up to Config.ApplyBatch in all), to the orders they
+// name, with one write of the bucket (run.go). An event at or below the
+// instrument's last applied sequence is skipped, and each order also
+// remembers the last sequence applied to it.
 func (s *Service) onEngineEvent(ctx context.Context, m *streams.Message[*enginev1.EngineEvent]) error {
-	ev := m.Payload
-	inst, seq := ev.GetInstrumentId(), ev.GetSequence()
+	inst := m.Payload.GetInstrumentId()
 	if inst == "" {
 		inst = m.Key
 	}
-	last, _, err := s.st.appliedSequence(ctx, inst)
+	applied, err := s.runs.applied(ctx, inst)
 	if err != nil {
 		return err
 	}
-	if seq != 0 && seq <= last {
+	if seq := m.Payload.GetSequence(); seq != 0 && seq <= applied.engine {
 		return nil
 	}
-	at := ev.GetEngineTime().AsTime()
-	if ev.GetEngineTime() == nil {
-		at = m.Time
+	events := append([]event{{ev: m.Payload, streamSeq: m.Sequence, at: m.Time}}, s.readAhead(ctx, inst, m.Sequence)...)
+	return s.runs.apply(ctx, inst, events)
+}
+
+// readAhead returns the events of inst stored after stream sequence seq,
+// up to Config.ApplyBatch-1, ending before one that cannot be decoded (its
+// own delivery reports it). Failing to read ahead is not an error: the
+// delivered event is applied alone.
+func (s *Service) readAhead(ctx context.Context, inst string, seq uint64) []event {
+	if s.cfg.ApplyBatch < 2 {
+		return nil
 	}
-	for _, c := range changesOf(ev) {
-		if err := s.applyTo(ctx, c.orderID, ev.GetInputSequence(), func(o *Order) (bool, error) { return c.apply(o, seq, at) }); err != nil {
-			return err
+	stored, err := s.mesh.Range(ctx, streams.TopicEngineEvent, inst, seq+1, s.cfg.ApplyBatch-1)
+	if err != nil {
+		return nil
+	}
+	var out []event
+	for _, m := range stored {
+		ev := &enginev1.EngineEvent{}
+		if proto.Unmarshal(m.Data, ev) != nil {
+			break
 		}
+		out = append(out, event{ev: ev, streamSeq: m.Sequence, at: m.Time})
 	}
-	if seq == 0 {
-		return nil
-	}
-	return s.st.setApplied(ctx, inst, seq, m.Sequence)
+	return out
 }
 
 // change is the effect of an event on one order.
@@ -125,62 +137,34 @@ func fill(t *enginev1.Trade, remaining string) func(o *Order, seq uint64, at tim
 	}
 }
 
-// applyTo changes the stored order id with fn. An order not stored yet
-// (PlaceOrder has not written it, or died after publishing) is first
-// recovered from its submit command at input sequence inputSeq of
-// engine.order.v1; an order that is not there either (placed elsewhere) is
-// left alone.
-func (s *Service) applyTo(ctx context.Context, id string, inputSeq uint64, fn func(o *Order) (bool, error)) error {
-	if id == "" {
-		return nil
-	}
-	o, rev, err := s.st.get(ctx, id)
-	if errors.Is(err, ErrOrderNotFound) {
-		found, rerr := s.recover(ctx, id, inputSeq)
-		if rerr != nil || !found {
-			return rerr
-		}
-		o, rev, err = s.st.get(ctx, id)
-	}
-	if err != nil {
-		return err
-	}
-	changed, err := fn(&o)
-	if err != nil || !changed {
-		return err
-	}
-	return s.st.update(ctx, o, rev)
-}
-
-// recover stores order id from its submit command at inputSeq of
+// recover reads order id from its submit command at inputSeq of
 // engine.order.v1; found is false when that command is not its submit (or
 // is not there at all). A failed read is returned, not taken for a missing
 // command: the consumer retries the event instead of acknowledging it with
 // its order never recovered.
-func (s *Service) recover(ctx context.Context, id string, inputSeq uint64) (found bool, err error) {
+func (s *Service) recover(ctx context.Context, id string, inputSeq uint64) (o Order, found bool, err error) {
 	if inputSeq == 0 {
 		s.log.WarnContext(ctx, "engine event for an unknown order", "order_id", id)
-		return false, nil
+		return Order{}, false, nil
 	}
 	raw, err := s.commands.Get(ctx, streams.TopicOrderCommand, inputSeq)
 	if errors.Is(err, streams.ErrNotFound) {
 		s.log.WarnContext(ctx, "engine event for an unknown order, command not found", "order_id", id, "input_sequence", inputSeq, "err", err)
-		return false, nil
+		return Order{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read command %d of order %s: %w", inputSeq, id, err)
+		return Order{}, false, fmt.Errorf("read command %d of order %s: %w", inputSeq, id, err)
 	}
 	var cmd enginev1.OrderCommand
 	if err := proto.Unmarshal(raw.Data, &cmd); err != nil || cmd.GetSubmit().GetOrderId() != id {
 		s.log.WarnContext(ctx, "engine event for an unknown order", "order_id", id, "input_sequence", inputSeq)
-		return false, nil
+		return Order{}, false, nil
 	}
-	o, err := fromSubmit(&cmd, raw.Header.Get(HeaderClientOrderID))
+	o, err = fromSubmit(&cmd, raw.Header.Get(HeaderClientOrderID))
 	if err != nil {
-		return false, streams.Permanent(err)
+		return Order{}, false, streams.Permanent(err)
 	}
-	_, err = s.st.create(ctx, o)
-	return err == nil, err
+	return o, true, nil
 }
 
 // fromSubmit is the order a submit command placed, as PlaceOrder stored it

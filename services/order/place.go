@@ -32,7 +32,7 @@ func (s *Service) place(ctx context.Context, intent Order) (o Order, replayed bo
 	if !first.SameRequest(intent) {
 		return Order{}, false, fmt.Errorf("%w: client_order_id %s was used for another order (%s)", ErrAlreadyExists, intent.ClientOrderID, first.ID)
 	}
-	o, _, err = s.st.get(ctx, first.ID)
+	o, err = s.st.read(ctx, first.ID)
 	if err == nil {
 		return o, true, nil
 	}
@@ -45,7 +45,8 @@ func (s *Service) place(ctx context.Context, intent Order) (o Order, replayed bo
 	return o, true, err
 }
 
-// submit holds o's funds, publishes its submit command and stores it. If
+// submit holds o's funds and publishes its submit command: the order is
+// durable from there, and its record follows from the engine's events. If
 // claimRev is not 0, a failure that leaves nothing behind frees the client
 // order id claimed at that revision.
 func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, error) {
@@ -85,7 +86,8 @@ func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, 
 		}
 		return Order{}, errors.Join(err, s.undoHold(ctx, o), s.freeClaim(ctx, o, claimRev))
 	}
-	return s.st.create(ctx, o)
+	s.st.placed(o)
+	return o, nil
 }
 
 // undoHold releases the hold of an order whose submit failed.
@@ -117,7 +119,7 @@ func (s *Service) find(ctx context.Context, account, id, clientID string) (Order
 			return Order{}, err
 		}
 	}
-	o, _, err := s.st.get(ctx, id)
+	o, err := s.st.read(ctx, id)
 	if err != nil {
 		return Order{}, err
 	}

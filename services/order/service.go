@@ -69,6 +69,7 @@ type Service struct {
 	wallet   Wallet
 	now      func() time.Time
 	st       *store
+	runs     *runs // applies engine events to the orders
 	ids      *idGenerator
 
 	ready     chan struct{}
@@ -103,11 +104,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	clock := deps.Clock
 	now := func() time.Time { return clock().UTC() }
-	return &Service{
+	s := &Service{
 		cfg: cfg, log: deps.Logger, mesh: deps.Streams, commands: deps.Streams, pub: deps.Publisher,
 		insts: deps.Instruments, wallet: deps.Wallet, now: now,
 		st: newStore(), ids: newIDGenerator(now), ready: make(chan struct{}), stopped: make(chan struct{}),
-	}, nil
+	}
+	s.runs = newRuns(s.st, s.recover)
+	return s, nil
 }
 
 // checkBucket checks that name is a KV store of the catalog.

@@ -194,14 +194,34 @@ func (e *env) commands() map[string]*enginev1.OrderCommand {
 
 // engine publishes hand-built engine events for one instrument.
 type engine struct {
-	t   *testing.T
-	pub *streams.Publisher
-	sym string
-	seq uint64
+	t        *testing.T
+	pub      *streams.Publisher
+	commands *streams.Client
+	sym      string
+	seq      uint64
 }
 
 func (e *env) engine(sym string) *engine {
-	return &engine{t: e.t, pub: streams.NewPublisher(e.js, streams.DefaultCatalog(), streams.WithSource("test/engine")), sym: sym}
+	return &engine{t: e.t, pub: streams.NewPublisher(e.js, streams.DefaultCatalog(), streams.WithSource("test/engine")),
+		commands: streams.NewClient(e.js, streams.DefaultCatalog()), sym: sym}
+}
+
+// inputOf is the stream sequence of the submit command of order id, the
+// input sequence of the events the engine makes of it (the order service
+// finds an order's record there until it wrote one).
+func (g *engine) inputOf(id string) uint64 {
+	g.t.Helper()
+	cmds, err := g.commands.Range(g.t.Context(), streams.TopicOrderCommand, g.sym, 1, 10_000)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, c := range cmds {
+		if c.Header.Get(streams.HeaderMsgID) == id {
+			return c.Sequence
+		}
+	}
+	g.t.Fatalf("no submit command of order %s", id)
+	return 0
 }
 
 func (g *engine) publish(ev *enginev1.EngineEvent) {
@@ -219,7 +239,7 @@ func (g *engine) publish(ev *enginev1.EngineEvent) {
 }
 
 func (g *engine) accepted(id, acct string) {
-	g.publish(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Accepted{Accepted: &enginev1.OrderAccepted{OrderId: id, AccountId: acct}}})
+	g.publish(&enginev1.EngineEvent{InputSequence: g.inputOf(id), Event: &enginev1.EngineEvent_Accepted{Accepted: &enginev1.OrderAccepted{OrderId: id, AccountId: acct}}})
 }
 
 func (g *engine) trade(price, qty, taker, takerAcct, takerLeft, maker, makerAcct, makerLeft string, takerSide commonv1.Side) {
@@ -609,7 +629,7 @@ func TestEngineEventsUpdateOrders(t *testing.T) {
 
 	// A rejected and an expired order.
 	r := svc.place(t, limit("gina", "", "BTCUSDT", buy, "0.01", "50000")).GetOrder()
-	eng.publish(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+	eng.publish(&enginev1.EngineEvent{InputSequence: eng.inputOf(r.GetOrderId()), Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
 		OrderId: r.GetOrderId(), AccountId: "gina", Reason: commonv1.RejectReason_REJECT_REASON_POST_ONLY_WOULD_TAKE, Message: "would take"}}})
 	o = svc.waitOrder(t, r.GetOrderId(), status(commonv1.OrderStatus_ORDER_STATUS_REJECTED, "0.00000", "0.00000"))
 	if o.GetRejectReason() != commonv1.RejectReason_REJECT_REASON_POST_ONLY_WOULD_TAKE || o.GetStatusMessage() != "would take" {

@@ -30,6 +30,7 @@ type bucket interface {
 	Create(ctx context.Context, key string, value []byte) (uint64, error)
 	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
 	Delete(ctx context.Context, key string, rev uint64) error
+	Batch(ctx context.Context, writes []streams.KVWrite) ([]uint64, error)
 	Follow(ctx context.Context, keys string, fn func(context.Context, streams.KVChange) error) error
 }
 
@@ -153,6 +154,21 @@ func compareIDs(a, b string) int {
 	return 0
 }
 
+// read returns an order from the bucket, or else from the view (placed
+// here, its record not written yet); ErrOrderNotFound if neither has it.
+func (s *store) read(ctx context.Context, id string) (Order, error) {
+	o, _, err := s.get(ctx, id)
+	if errors.Is(err, ErrOrderNotFound) {
+		s.mu.RLock()
+		placed, ok := s.orders[id]
+		s.mu.RUnlock()
+		if ok {
+			return placed, nil
+		}
+	}
+	return o, err
+}
+
 // get reads an order from the bucket; ErrOrderNotFound if there is none.
 func (s *store) get(ctx context.Context, id string) (Order, uint64, error) {
 	if !isKeyToken(id) {
@@ -172,43 +188,10 @@ func (s *store) get(ctx context.Context, id string) (Order, uint64, error) {
 	return o, e.Revision, nil
 }
 
-// create stores a new order; if it exists already, the stored one is
-// returned instead.
-func (s *store) create(ctx context.Context, o Order) (Order, error) {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return Order{}, fmt.Errorf("encode order %s: %w", o.ID, err)
-	}
-	_, err = s.kv.Create(ctx, orderPrefix+o.ID, b)
-	if errors.Is(err, streams.ErrKeyExists) {
-		old, _, err := s.get(ctx, o.ID)
-		if err == nil {
-			s.remember(old)
-		}
-		return old, err
-	}
-	if err != nil {
-		return Order{}, fmt.Errorf("%w: store order %s: %w", streams.ErrUnavailable, o.ID, err)
-	}
-	s.remember(o)
-	return o, nil
-}
-
-// update stores o over revision rev.
-func (s *store) update(ctx context.Context, o Order, rev uint64) error {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return fmt.Errorf("encode order %s: %w", o.ID, err)
-	}
-	if _, err := s.kv.Update(ctx, orderPrefix+o.ID, b, rev); err != nil {
-		if errors.Is(err, streams.ErrRevisionMismatch) {
-			return fmt.Errorf("%w: order %s", ErrConflict, o.ID)
-		}
-		return fmt.Errorf("%w: store order %s: %w", streams.ErrUnavailable, o.ID, err)
-	}
-	s.remember(o)
-	return nil
-}
+// placed puts an order just placed in the view: its record follows from
+// the engine's events (run.go), and until then this instance answers
+// reads of it from memory.
+func (s *store) placed(o Order) { s.remember(o) }
 
 // clientKey is the index key of a client order id of an account.
 func clientKey(account, clientID string) string {
@@ -273,35 +256,25 @@ func (s *store) clientOrderID(ctx context.Context, account, clientID string) (st
 	return o.ID, nil
 }
 
-// appliedSequence returns the last engine sequence applied for instrument
-// and the stream sequence of that event on engine.event.v1 (0 when the
-// record predates it).
-func (s *store) appliedSequence(ctx context.Context, instrument string) (engineSeq, streamSeq uint64, err error) {
+// position returns how far the orders of instrument are applied (zero
+// when nothing is).
+func (s *store) position(ctx context.Context, instrument string) (position, error) {
 	e, err := s.kv.Get(ctx, sequencePrefix+keyToken(instrument))
 	if errors.Is(err, streams.ErrNotFound) {
-		return 0, 0, nil
+		return position{}, nil
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: read sequence of %s: %w", streams.ErrUnavailable, instrument, err)
+		return position{}, fmt.Errorf("%w: read sequence of %s: %w", streams.ErrUnavailable, instrument, err)
 	}
+	p := position{rev: e.Revision}
 	engineText, streamText, _ := strings.Cut(string(e.Value), " ")
-	if engineSeq, err = strconv.ParseUint(engineText, 10, 64); err == nil && streamText != "" {
-		streamSeq, err = strconv.ParseUint(streamText, 10, 64)
+	if p.engine, err = strconv.ParseUint(engineText, 10, 64); err == nil && streamText != "" {
+		p.stream, err = strconv.ParseUint(streamText, 10, 64)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("sequence record of %s: %w", instrument, err)
+		return position{}, fmt.Errorf("sequence record of %s: %w", instrument, err)
 	}
-	return engineSeq, streamSeq, nil
-}
-
-// setApplied records seq as the last engine sequence applied for
-// instrument, and streamSeq as its event's stream sequence.
-func (s *store) setApplied(ctx context.Context, instrument string, seq, streamSeq uint64) error {
-	value := strconv.FormatUint(seq, 10) + " " + strconv.FormatUint(streamSeq, 10)
-	if _, err := s.kv.Put(ctx, sequencePrefix+keyToken(instrument), []byte(value)); err != nil {
-		return fmt.Errorf("%w: store sequence of %s: %w", streams.ErrUnavailable, instrument, err)
-	}
-	return nil
+	return p, nil
 }
 
 // keyToken is s when it is a safe KV key token ([-_a-zA-Z0-9], at most 64
