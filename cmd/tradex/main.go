@@ -49,6 +49,7 @@ Usage:
   tradex dlq <command>     inspect, redrive or purge dead letters (tradex dlq help)
   tradex nats config|creds print the NATS users' server configuration or one user's credentials
   tradex sign [flags] PATH print the headers that sign a REST request with an API key
+  tradex bench [flags]     load a running platform: orders/s accepted and settled, latency, next to raw JetStream
   tradex auth rotate-key   add a token signing key (the old one verifies until its tokens expire)
   tradex admin create-user create a user (an admin by default) with a one-time password
   tradex version           print version information
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAdmin(ctx, args, getenv, stdout, stderr)
 	case "sign":
 		return runSign(args, getenv, stdout, stderr, time.Now)
+	case "bench":
+		return runBench(ctx, args, getenv, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":
