@@ -116,6 +116,9 @@ func (g *Gateway) writeErrorStatus(c *fiber.Ctx, status int, err error) error {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		body.Code, body.Message = ce.Code().String(), ce.Message()
+		if after := ce.Meta().Get("Retry-After"); after != "" {
+			c.Set("Retry-After", after) // a service's hint (the order service while settlement is behind)
+		}
 		for _, d := range ce.Details() {
 			body.Details = append(body.Details, errorDetail{Type: d.Type()})
 		}

@@ -100,6 +100,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Ready maps a dependency name to its readiness check.
 	Ready map[string]Check
+	// Lags, when set, reports every durable consumer's backlog, by
+	// "<topic> <consumer>", in /readyz's body.
+	Lags func(ctx context.Context) map[string]uint64
 	// Services serve the REST API.
 	Services Services
 	// Verifier checks credentials; nil refuses every credential (only
@@ -124,6 +127,7 @@ type Gateway struct {
 	cfg      Config
 	logger   *slog.Logger
 	ready    map[string]Check
+	lags     func(ctx context.Context) map[string]uint64
 	services Services
 	verifier auth.Verifier
 	limits   *limiter
@@ -167,6 +171,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		cfg:         cfg,
 		logger:      logger,
 		ready:       deps.Ready,
+		lags:        deps.Lags,
 		services:    deps.Services.orUnimplemented(),
 		verifier:    deps.Verifier,
 		limits:      newLimiter(cfg.RateLimit, now),

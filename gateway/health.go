@@ -55,7 +55,8 @@ func (g *Gateway) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-// readyz answers readiness probes with every check's outcome, 503 if any failed.
+// readyz answers readiness probes with every check's outcome, 503 if any
+// failed, and every durable consumer's backlog ("lag").
 func (g *Gateway) readyz(c *fiber.Ctx) error {
 	names := make([]string, 0, len(g.ready))
 	for name := range g.ready {
@@ -81,7 +82,13 @@ func (g *Gateway) readyz(c *fiber.Ctx) error {
 	if status != fiber.StatusOK {
 		overall = "unavailable"
 	}
-	return c.Status(status).JSON(fiber.Map{"status": overall, "checks": checks})
+	body := fiber.Map{"status": overall, "checks": checks}
+	if g.lags != nil {
+		ctx, cancel := context.WithTimeout(c.UserContext(), readyCheckTimeout)
+		body["lag"] = g.lags(ctx)
+		cancel()
+	}
+	return c.Status(status).JSON(body)
 }
 
 // logPanic logs a handler's panic with its stack; the request is answered

@@ -13,6 +13,8 @@ import (
 	"github.com/tradex-mesh/tradex/gateway"
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
+	"github.com/tradex-mesh/tradex/internal/polltest"
+	"github.com/tradex-mesh/tradex/services/order"
 )
 
 // TestRESTErrors sends one request of every error class and checks the
@@ -310,5 +312,29 @@ func TestHEADAnswersGETRoutes(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || len(body) != 0 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 			t.Errorf("HEAD %s: %d %q, Content-Type %q; want 200, no body, JSON", path, resp.StatusCode, body, resp.Header.Get("Content-Type"))
 		}
+	}
+}
+
+// TestRESTBackpressure: while settlement is behind (the matching engine
+// stopped, commands waiting), POST /v1/orders answers 503 unavailable with
+// Retry-After, the order service's hint.
+func TestRESTBackpressure(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t, platformtest.WithOrderConfig(func(c *order.Config) {
+		c.MaxBacklog, c.BacklogEvery = 2, 5*time.Millisecond
+	}))
+	cfg := gateway.Default()
+	cfg.RateLimit = gateway.RateLimit{}
+	base := serveGateway(t, p, cfg)
+	deposit(t, base, "carol", "USDT", "1000")
+	p.KillMatching()
+	var r reply
+	polltest.True(t, "an order refused while settlement is behind", func() bool {
+		r = call(t, "POST", base+"/v1/orders", "carol", `{"instrumentId":"BTCUSDT","side":"buy","type":"limit","quantity":"0.001","price":"40000"}`)
+		return r.status != http.StatusCreated
+	})
+	checkError(t, r, 503, "unavailable", "settlement is behind")
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After = %q, want 1", got)
 	}
 }

@@ -259,6 +259,7 @@ func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Ver
 		WebSocket: feed.Handler(),
 		Metrics:   p.Metrics(),
 		Ready:     ready,
+		Lags:      p.Lags,
 	})
 	if err != nil {
 		return err

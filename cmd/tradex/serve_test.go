@@ -133,6 +133,13 @@ func TestServeEmbedded(t *testing.T) {
 	if status != http.StatusOK || body["status"] != "ok" {
 		t.Errorf("/readyz = %d %v, want 200 ok", status, body)
 	}
+	// The body also gives every durable consumer's backlog.
+	lag, _ := body["lag"].(map[string]any)
+	for _, consumer := range []string{"engine.event.v1 wallet-settlement", "engine.event.v1 order-status", "engine.order.v1 matching-engine"} {
+		if v, ok := lag[consumer].(float64); !ok || v != 0 {
+			t.Errorf("/readyz lag of %s = %v, want 0 in %v", consumer, lag[consumer], lag)
+		}
+	}
 
 	// gRPC health over h2c on the internal port, as grpc tooling calls it.
 	health := grpchealth.NewClient(h2cClient(), "http://"+ep.GRPC, connect.WithGRPC())

@@ -115,6 +115,57 @@ func (p *Platform) checkBroker(ctx context.Context) error {
 	return p.mesh.Ping(ctx)
 }
 
+// settlementBacklog reads the backlog the order service's backpressure
+// watches: the messages the engine's, the wallet's and the order-state
+// durable consumers have not acknowledged, whichever process runs them
+// (their names come from the configuration), read on the platform's own
+// connection.
+func (p *Platform) settlementBacklog() func(ctx context.Context) (uint64, error) {
+	all := specs()
+	var refs []consumerRef
+	for _, name := range []string{Matching, Wallet, Order} {
+		refs = append(refs, all[name].consumers(p.cfg)...)
+	}
+	return func(ctx context.Context) (uint64, error) {
+		if p.mesh == nil {
+			return 0, errors.New("not started")
+		}
+		var sum uint64
+		for _, c := range refs {
+			lag, err := p.mesh.ConsumerLag(ctx, c.topic, c.name)
+			if errors.Is(err, streams.ErrNotFound) {
+				continue // not created yet: nothing behind
+			}
+			if err != nil {
+				return 0, err
+			}
+			sum += lag
+		}
+		return sum, nil
+	}
+}
+
+// Lags is the lag of every durable consumer of the services run here, by
+// "<topic> <consumer>" (for /readyz's body; the same figures as the
+// tradex_consumer_lag metric).
+func (p *Platform) Lags(ctx context.Context) map[string]uint64 {
+	out := map[string]uint64{}
+	if p.mesh == nil {
+		return out
+	}
+	for _, u := range p.units {
+		if u.spec.consumers == nil {
+			continue
+		}
+		for _, c := range u.spec.consumers(p.cfg) {
+			if lag, err := p.mesh.ConsumerLag(ctx, c.topic, c.name); err == nil {
+				out[c.topic+" "+c.name] = lag
+			}
+		}
+	}
+	return out
+}
+
 // lagScrapeTimeout bounds the reads of one scrape of the consumer lags.
 const lagScrapeTimeout = 2 * time.Second
 

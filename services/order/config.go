@@ -33,6 +33,13 @@ type Config struct {
 	// CleanupTimeout bounds what PlaceOrder does after a failure once the
 	// caller may be gone (releasing a hold, freeing a client order id).
 	CleanupTimeout time.Duration
+	// MaxBacklog is how far settlement may fall behind (Deps.Backlog: the
+	// messages the engine, wallet and order-state consumers have not
+	// acknowledged) before PlaceOrder answers Unavailable with a
+	// Retry-After, instead of letting the backlog grow; 0 turns it off.
+	MaxBacklog uint64
+	// BacklogEvery is how often the backlog is read.
+	BacklogEvery time.Duration
 	// WatchBuffer is how many updates a WatchOrders stream may fall behind
 	// before it is ended (the client reconnects and gets a fresh snapshot).
 	WatchBuffer int
@@ -48,6 +55,8 @@ func Default() Config {
 		AckWait:        30 * time.Second,
 		CleanupTimeout: 10 * time.Second,
 		WatchBuffer:    1024,
+		MaxBacklog:     5_000,
+		BacklogEvery:   200 * time.Millisecond,
 	}
 }
 
@@ -58,6 +67,8 @@ func (c Config) Validate() error {
 		return errors.New("order: Bucket and ConsumerName are required")
 	case c.Concurrency < 1 || c.WatchBuffer < 1 || c.CleanupTimeout <= 0 || c.AckWait <= 0:
 		return errors.New("order: Concurrency, WatchBuffer >= 1, CleanupTimeout and AckWait > 0 are required")
+	case c.MaxBacklog > 0 && c.BacklogEvery <= 0:
+		return errors.New("order: BacklogEvery must be positive when MaxBacklog is set")
 	case c.ApplyBatch < 1 || c.ApplyBatch > maxApplyBatch:
 		return fmt.Errorf("order: ApplyBatch %d not in 1..%d", c.ApplyBatch, maxApplyBatch)
 	}

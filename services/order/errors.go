@@ -32,7 +32,13 @@ var (
 	ErrConflict = errors.New("concurrent order writes")
 	// ErrNotReady: the service has not loaded its orders yet.
 	ErrNotReady = errors.New("order service not ready")
+	// ErrBusy: settlement is further behind than Config.MaxBacklog; new
+	// orders wait until it catches up.
+	ErrBusy = errors.New("settlement is behind")
 )
+
+// retryAfter is the Retry-After (seconds) an ErrBusy answer carries.
+const retryAfter = "1"
 
 // invalidField is an ErrInvalidArgument naming the field at fault.
 type invalidField struct{ field, why string }
@@ -56,13 +62,20 @@ func errorCodes() rpcerr.Map {
 			{Code: connect.CodeFailedPrecondition, Errors: []error{ErrNotTradable, ErrInsufficientFunds}},
 			{Code: connect.CodeAlreadyExists, Errors: []error{ErrAlreadyExists}},
 			{Code: connect.CodeAborted, Errors: []error{ErrConflict, streams.ErrConcurrency}},
+			{Code: connect.CodeUnavailable, Errors: []error{ErrBusy}},
 		},
 		Unavailable: []error{ErrNotReady},
 	}
 }
 
 // toConnect maps err to its Connect error, logging what the caller does
-// not see.
+// not see. ErrBusy carries a Retry-After header (the gateway answers REST
+// with it).
 func toConnect(ctx context.Context, log *slog.Logger, err error) error {
-	return errorCodes().ToConnect(ctx, log, err)
+	out := errorCodes().ToConnect(ctx, log, err)
+	var ce *connect.Error
+	if errors.Is(err, ErrBusy) && errors.As(out, &ce) {
+		ce.Meta().Set("Retry-After", retryAfter)
+	}
+	return out
 }

@@ -37,6 +37,9 @@ func (h *handler) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
+	if err := h.s.admit(); err != nil { // cancels are always let through: they shrink the backlog
+		return nil, h.fail(ctx, err)
+	}
 	o, replayed, err := h.s.place(ctx, intent)
 	if err != nil {
 		return nil, h.fail(ctx, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -48,6 +49,10 @@ type Deps struct {
 	Instruments Instruments
 	// Wallet holds and releases order funds. Required.
 	Wallet Wallet
+	// Backlog reads how many messages settlement has not acknowledged
+	// yet (the engine's, the wallet's and the order-state consumers'); nil
+	// turns backpressure off (Config.MaxBacklog).
+	Backlog func(ctx context.Context) (uint64, error)
 	// Clock stamps orders and commands; nil is time.Now.
 	Clock func() time.Time
 }
@@ -71,6 +76,11 @@ type Service struct {
 	st       *store
 	runs     *runs // applies engine events to the orders
 	ids      *idGenerator
+
+	// backlogOf reads settlement's backlog; backlog is the last read
+	// (backpressure.go).
+	backlogOf func(ctx context.Context) (uint64, error)
+	backlog   atomic.Uint64
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -106,7 +116,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	now := func() time.Time { return clock().UTC() }
 	s := &Service{
 		cfg: cfg, log: deps.Logger, mesh: deps.Streams, commands: deps.Streams, pub: deps.Publisher,
-		insts: deps.Instruments, wallet: deps.Wallet, now: now,
+		insts: deps.Instruments, wallet: deps.Wallet, now: now, backlogOf: deps.Backlog,
 		st: newStore(), ids: newIDGenerator(now), ready: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.runs = newRuns(s.st, s.recover)
@@ -176,6 +186,9 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("order: consume %s: %w", streams.TopicEngineEvent, err)
+	}
+	if s.backlogOf != nil && s.cfg.MaxBacklog > 0 {
+		go s.watchBacklog(ctx)
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
 	var runErr error
