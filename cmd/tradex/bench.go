@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +23,7 @@ import (
 // benchReport is what tradex bench prints with --json.
 type benchReport struct {
 	Raw      *bench.RawResult `json:"raw,omitempty"`
-	RawFsync string           `json:"rawFsync,omitempty"`
+	RawFsync string           `json:"rawSync,omitempty"`
 	Load     bench.Result     `json:"load"`
 	// SettledOverRaw is settled orders/s over the raw publishes/s.
 	SettledOverRaw float64 `json:"settledOverRaw,omitempty"`
@@ -48,8 +50,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Float64Var(&cfg.Cancels, "cancels", 0.1, "share of actions that cancel a resting order")
 	fs.DurationVar(&cfg.SettleTimeout, "settle-timeout", 5*time.Minute, "how long to wait for settlement to catch up")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	pid := fs.Int("pid", 0, "the platform's process id (Linux, on this machine): report its CPU time per settled order")
 	rawDir := fs.String("raw-dir", "data", "where the raw baseline's own server keeps its data (the platform's disk); empty: no baseline")
-	rawFsync := fs.String("raw-fsync", "always", "the baseline server's fsync: always or periodic (as the platform's --fsync)")
+	rawSync := fs.String("raw-sync", "always", "the baseline server's fsync: always or periodic (as the platform's --sync)")
 	rawPublishers := fs.Int("raw-publishers", 16, "the baseline's synchronous publishers")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,18 +63,21 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err := adminCredential(&cfg, *bootstrap, getenv); err != nil {
 		return err
 	}
+	if *pid > 0 {
+		cfg.CPU = func() (time.Duration, error) { return processCPU(*pid) }
+	}
 	var report benchReport
 	if *rawDir != "" {
-		sync, err := parseSync(*rawFsync)
+		sync, err := parseSync(*rawSync)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "raw baseline: %d synchronous publishers, fsync %s, %s\n", *rawPublishers, *rawFsync, cfg.Duration)
+		fmt.Fprintf(stderr, "raw baseline: %d synchronous publishers, fsync %s, %s\n", *rawPublishers, *rawSync, cfg.Duration)
 		raw, err := bench.Raw(ctx, bench.RawConfig{Dir: *rawDir, Sync: sync, Publishers: *rawPublishers, Duration: cfg.Duration})
 		if err != nil {
 			return err
 		}
-		report.Raw, report.RawFsync = &raw, *rawFsync
+		report.Raw, report.RawFsync = &raw, *rawSync
 	}
 	fmt.Fprintf(stderr, "load: %d traders, %d connections, %s against %s\n", cfg.Traders, cfg.Connections, cfg.Duration, cfg.URL)
 	res, err := bench.Run(ctx, cfg)
@@ -122,7 +128,7 @@ func parseSync(s string) (embedded.SyncPolicy, error) {
 	case "periodic":
 		return embedded.SyncPeriodic, nil
 	}
-	return 0, fmt.Errorf("tradex bench: --raw-fsync %q: want always or periodic: %w", s, errUsage)
+	return 0, fmt.Errorf("tradex bench: --raw-sync %q: want always or periodic: %w", s, errUsage)
 }
 
 // printBench prints the report for a reader.
@@ -140,6 +146,9 @@ func printBench(w io.Writer, r benchReport) error {
 	}
 	fmt.Fprintf(&b, "\nsettle lag after the load: %.2fs\n", l.SettleLagSeconds)
 	fmt.Fprintf(&b, "answer latency:   p50 %.2f ms   p99 %.2f ms   p99.9 %.2f ms\n", l.P50, l.P99, l.P999)
+	if l.CPUPerOrder > 0 {
+		fmt.Fprintf(&b, "platform CPU:     %9.0f µs per settled order\n", l.CPUPerOrder)
+	}
 	fmt.Fprintf(&b, "cancels:          %9d\n", l.Cancelled)
 	if len(l.Errors) == 0 {
 		b.WriteString("errors:           none\n")
@@ -153,4 +162,30 @@ func printBench(w io.Writer, r benchReport) error {
 		err = errors.New("tradex bench: funds were not conserved")
 	}
 	return err
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat's times.
+const clockTicks = 100
+
+// processCPU is the user and system CPU time process pid has used, from
+// /proc/<pid>/stat (fields 14 and 15, after the command name in
+// parentheses).
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("--pid: %w", err)
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("--pid: /proc/%d/stat: too few fields", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] { // utime, stime: fields 14 and 15 counting from the pid
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("--pid: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,8 +23,9 @@ func TestBenchAgainstServe(t *testing.T) {
 	ep, _ := startServe(t, cfg)
 	var out, errs bytes.Buffer
 	err := run(t.Context(), []string{"bench", "--url", "http://" + ep.HTTP,
-		"--bootstrap", filepath.Join(cfg.DataDir, bootstrapAdminFile), "--raw-dir", t.TempDir(), "--raw-fsync", "periodic",
-		"--traders", "4", "--connections", "4", "--duration", "1s", "--settle-timeout", "1m", "--json"},
+		"--bootstrap", filepath.Join(cfg.DataDir, bootstrapAdminFile), "--raw-dir", t.TempDir(), "--raw-sync", "periodic",
+		"--traders", "4", "--connections", "4", "--duration", "1s", "--settle-timeout", "1m", "--json",
+		"--pid", strconv.Itoa(os.Getpid())}, // the platform runs in this process
 		func(string) string { return "" }, &out, &errs)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errs.String())
@@ -37,6 +40,9 @@ func TestBenchAgainstServe(t *testing.T) {
 	}
 	if l.SettledPerSecond <= 0 || l.SettledPerSecond > l.AcceptedPerSecond || l.P50 <= 0 || l.P99 < l.P50 {
 		t.Errorf("load figures: settled %.0f/s, accepted %.0f/s, p50 %.2f ms, p99 %.2f ms", l.SettledPerSecond, l.AcceptedPerSecond, l.P50, l.P99)
+	}
+	if l.CPUPerOrder <= 0 {
+		t.Errorf("no CPU per settled order with --pid: %v", l.CPUPerOrder)
 	}
 	if r.Raw == nil || r.Raw.Messages == 0 || r.SettledOverRaw <= 0 {
 		t.Errorf("raw baseline: %+v, settled/raw %.3f", r.Raw, r.SettledOverRaw)

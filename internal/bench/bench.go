@@ -52,6 +52,10 @@ type Config struct {
 	Client *http.Client
 	// Progress receives a line a second while the load runs; nil: none.
 	Progress io.Writer
+	// CPU, when set, reads the CPU time the platform's process has used
+	// so far: the result then gives the CPU per settled order, from the
+	// start of the load until settlement caught up.
+	CPU func() (time.Duration, error)
 }
 
 // Result is what a run measured.
@@ -70,6 +74,9 @@ type Result struct {
 	// SettleLag is how long settlement took to catch up once the load
 	// stopped.
 	SettleLagSeconds float64 `json:"settleLagSeconds"`
+	// CPUPerOrder is the platform's CPU time per settled order, in
+	// microseconds (0 without Config.CPU).
+	CPUPerOrder float64 `json:"cpuPerSettledOrderUs,omitempty"`
 	// Answer latencies of order placements, in milliseconds.
 	P50 float64 `json:"p50Ms"`
 	P99 float64 `json:"p99Ms"`
@@ -113,6 +120,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	l := newLoad(cfg, c, inst, traders)
+	cpu0, err := cpuTime(cfg)
+	if err != nil {
+		return Result{}, err
+	}
 	began := time.Now()
 	l.run(ctx)
 	loaded := time.Now()
@@ -120,11 +131,31 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("after the load: %w", err)
 	}
 	settled := time.Now()
+	cpu1, err := cpuTime(cfg)
+	if err != nil {
+		return Result{}, err
+	}
 	after, err := c.totals(ctx, traders)
 	if err != nil {
 		return Result{}, err
 	}
-	return l.result(began, loaded, settled, before, after), nil
+	r := l.result(began, loaded, settled, before, after)
+	if cfg.CPU != nil && r.Accepted > 0 {
+		r.CPUPerOrder = float64((cpu1 - cpu0).Microseconds()) / float64(r.Accepted)
+	}
+	return r, nil
+}
+
+// cpuTime reads Config.CPU, if set.
+func cpuTime(cfg Config) (time.Duration, error) {
+	if cfg.CPU == nil {
+		return 0, nil
+	}
+	d, err := cfg.CPU()
+	if err != nil {
+		return 0, fmt.Errorf("bench: the platform's CPU time: %w", err)
+	}
+	return d, nil
 }
 
 func (cfg Config) check() error {

@@ -38,6 +38,11 @@ type Config struct {
 	// dead-lettered and the instrument moves on without it while a restart would replay
 	// it, so keep it high: commands fail only while the broker is unavailable.
 	MaxDeliver int
+	// RememberCommands is how long (in the commands' stream time) the engine
+	// remembers the id of every submit it executed, so that one stored again
+	// after the stream's duplicate window (2 minutes) is rejected as a
+	// duplicate instead of executed twice. It is kept in the snapshots.
+	RememberCommands time.Duration
 	// ShutdownTimeout bounds how long Run waits, once its ctx ends, for the commands in
 	// flight to finish; what is cut short is redelivered to the next instance.
 	ShutdownTimeout time.Duration
@@ -54,6 +59,7 @@ func Default() Config {
 		AckWait:          30 * time.Second,
 		MaxDeliver:       1_000_000,
 		ShutdownTimeout:  10 * time.Second,
+		RememberCommands: 24 * time.Hour,
 	}
 }
 
@@ -64,8 +70,8 @@ func (c Config) Validate() error {
 		return errors.New("matching config: consumer name and snapshot bucket are required")
 	case c.Concurrency < 1 || c.BatchCommands < 1 || c.SnapshotInterval < 1 || c.MaxDeliver < 1:
 		return errors.New("matching config: concurrency, batch commands, snapshot interval and max deliver must be positive")
-	case c.AckWait <= 0 || c.ShutdownTimeout <= 0:
-		return errors.New("matching config: ack wait and shutdown timeout must be positive")
+	case c.AckWait <= 0 || c.ShutdownTimeout <= 0 || c.RememberCommands <= 0:
+		return errors.New("matching config: ack wait, shutdown timeout and remember commands must be positive")
 	}
 	seen := make(map[string]bool, len(c.Instruments))
 	for _, inst := range c.Instruments {

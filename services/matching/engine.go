@@ -34,6 +34,8 @@ type instrument struct {
 	stored uint64
 	// sinceSnapshot counts the commands applied since the last snapshot.
 	sinceSnapshot int
+	// executed remembers the submit command ids applied (memory.go).
+	executed commandMemory
 
 	buf []book.Event
 }
@@ -71,6 +73,9 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		out = append(out, e)
 	}
 	cmd, scales, reject := st.decode(in.cmd)
+	if sub := in.cmd.GetSubmit(); sub != nil && st.executed.seen(in.cmd.GetCommandId(), in.time) {
+		reject = duplicate(sub)
+	}
 	if reject != nil {
 		emit(reject)
 	} else {
@@ -176,6 +181,16 @@ func invalid(c *enginev1.OrderCommand, msg string) *enginev1.EngineEvent {
 	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
 		OrderId: s.GetOrderId(), AccountId: s.GetAccountId(),
 		Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: msg,
+	}}}
+}
+
+// duplicate is the rejection of a submit whose command id was executed
+// before (stored again after the stream's duplicate window): the first one
+// stands, its funds and state untouched.
+func duplicate(s *enginev1.SubmitOrder) *enginev1.EngineEvent {
+	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+		OrderId: s.GetOrderId(), AccountId: s.GetAccountId(),
+		Reason: commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER, Message: "this submit was executed before (a command id is executed once)",
 	}}}
 }
 

@@ -67,7 +67,9 @@ func TestScalesFixedWhileOrdersRest(t *testing.T) {
 	if c := evs[0].GetCancelled(); c.GetPrice() != "100.50" || c.GetRemainingQuantity() != "1.00000" {
 		t.Fatalf("got %v", evs[0])
 	}
-	evs = st.apply(input{sequence: 4, cmd: other}) // the book is empty: new scales apply
+	again := submit("BTCUSDT", "o3", "b", sell, limit, gtc, "100.5", "1") // a new order: o2's id is taken
+	again.GetSubmit().PriceScale = 3
+	evs = st.apply(input{sequence: 4, cmd: again}) // the book is empty: new scales apply
 	if evs[0].GetAccepted().GetPrice() != "100.500" {
 		t.Fatalf("got %v", evs[0])
 	}

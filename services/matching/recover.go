@@ -121,6 +121,14 @@ func (s *Service) completeLast(ctx context.Context, st *instrument, pub publishe
 // cannot be decoded is ignored, and the book is rebuilt from the first command; a
 // bucket that cannot be read is an error (retried), not a reason for a full replay.
 func (s *Service) startingPoint(ctx context.Context, inst string, pub published) (*instrument, error) {
+	st, err := s.snapshotOrNew(ctx, inst, pub)
+	if st != nil {
+		st.executed.horizon = s.cfg.RememberCommands
+	}
+	return st, err
+}
+
+func (s *Service) snapshotOrNew(ctx context.Context, inst string, pub published) (*instrument, error) {
 	st, ok, err := s.snaps.load(ctx, inst)
 	switch {
 	case errors.Is(err, ErrBadSnapshot):

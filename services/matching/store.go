@@ -10,8 +10,9 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// snapshotVersion is the first byte of an encoded snapshot.
-const snapshotVersion = 1
+// snapshotVersion is the first byte of an encoded snapshot: 2 holds the
+// command memory; 1 (read still) does not.
+const snapshotVersion = 2
 
 // snapshotBucket is what the snapshots need of their KV bucket; *streams.KV is one.
 type snapshotBucket interface {
@@ -63,7 +64,8 @@ func (s *snapshots) save(ctx context.Context, st *instrument) error {
 }
 
 // encodeSnapshot writes: version, last input sequence, output sequence, price scale,
-// quantity scale, scaled flag (uvarints), then the book's binary snapshot.
+// quantity scale, scaled flag (uvarints), the command memory, then the book's binary
+// snapshot.
 func encodeSnapshot(st *instrument) ([]byte, error) {
 	b := []byte{snapshotVersion}
 	b = binary.AppendUvarint(b, st.lastInput)
@@ -75,6 +77,7 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 		scaled = 1
 	}
 	b = binary.AppendUvarint(b, scaled)
+	b = st.executed.appendBinary(b)
 	out, err := st.book.Snapshot().AppendBinary(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot of %s: %w", st.id, err)
@@ -84,7 +87,7 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 
 // decodeSnapshot reads what encodeSnapshot wrote.
 func decodeSnapshot(inst string, data []byte) (*instrument, error) {
-	if len(data) == 0 || data[0] != snapshotVersion {
+	if len(data) == 0 || data[0] != 1 && data[0] != snapshotVersion {
 		return nil, fmt.Errorf("%w: %s: unknown version", ErrBadSnapshot, inst)
 	}
 	rest := data[1:]
@@ -99,6 +102,13 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 	if fields[2] > 18 || fields[3] > 18 || fields[4] > 1 {
 		return nil, fmt.Errorf("%w: %s: bad header", ErrBadSnapshot, inst)
 	}
+	var executed commandMemory
+	if data[0] >= 2 {
+		var err error
+		if rest, err = executed.readBinary(rest); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
+		}
+	}
 	var snap book.Snapshot
 	if err := snap.UnmarshalBinary(rest); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
@@ -110,5 +120,6 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 	return &instrument{
 		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
 		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
+		executed: executed,
 	}, nil
 }

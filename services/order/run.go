@@ -76,6 +76,9 @@ type run struct {
 	orders map[string]*written
 	ids    []string
 	at     position
+	// steps are the orders as each event left them, in order: watchers
+	// see every step, though only the last of each order is written.
+	steps []Order
 }
 
 // apply applies events (of inst, in stream order) and writes the result.
@@ -88,7 +91,7 @@ func (r *runs) apply(ctx context.Context, inst string, events []event) error {
 	}
 	rn := &run{orders: map[string]*written{}, at: start}
 	for i, e := range events {
-		if err := r.plan(ctx, rn, e); err != nil {
+		if err := r.plan(ctx, rn, e); err != nil { // rn is left as before e
 			if i == 0 {
 				return err
 			}
@@ -128,11 +131,16 @@ func (r *runs) plan(ctx context.Context, rn *run, e event) error {
 		}
 		changed[c.orderID] = w
 	}
-	for id, w := range changed {
-		if _, ok := rn.orders[id]; !ok {
-			rn.ids = append(rn.ids, id)
+	for _, c := range changesOf(e.ev) { // in the event's order, not the map's
+		w, ok := changed[c.orderID]
+		if !ok {
+			continue
 		}
-		rn.orders[id] = w
+		if _, seen := rn.orders[c.orderID]; !seen {
+			rn.ids = append(rn.ids, c.orderID)
+		}
+		rn.orders[c.orderID] = w
+		rn.steps = append(rn.steps, w.o)
 	}
 	if seq != 0 {
 		rn.at.engine, rn.at.stream = seq, e.streamSeq
@@ -186,6 +194,8 @@ func (r *runs) write(ctx context.Context, inst string, start position, rn *run) 
 	if len(writes) == 0 {
 		return nil
 	}
+	r.st.writing.RLock()
+	defer r.st.writing.RUnlock()
 	revs, err := r.st.kv.Batch(ctx, writes)
 	if err != nil {
 		r.forget(inst, rn.ids)
@@ -208,8 +218,8 @@ func (r *runs) write(ctx context.Context, inst string, start position, rn *run) 
 		r.positions[inst] = rn.at
 	}
 	r.mu.Unlock()
-	for _, id := range rn.ids {
-		r.st.remember(rn.orders[id].o)
+	for _, o := range rn.steps {
+		r.st.remember(o)
 	}
 	return nil
 }

@@ -41,6 +41,11 @@ type store struct {
 	mu     sync.RWMutex
 	orders map[string]Order // by id, the highest revision seen
 	subs   map[*subscriber]struct{}
+	// writing is held (shared) by a run from its write until its steps are
+	// in the view, and taken by the follow for each record it reads: a
+	// run's own record, read back, never overtakes the steps before it
+	// (which watchers would then miss).
+	writing sync.RWMutex
 }
 
 // subscriber receives every order that changes, until it falls behind.
@@ -70,6 +75,8 @@ func (s *store) follow(ctx context.Context, loaded func()) error {
 		if err := json.Unmarshal(c.Value, &o); err != nil {
 			return fmt.Errorf("order record %s: %w", c.Key, err)
 		}
+		s.writing.Lock()
+		defer s.writing.Unlock()
 		s.remember(o)
 		return nil
 	})

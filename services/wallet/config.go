@@ -29,6 +29,11 @@ type Config struct {
 	// SnapshotEvery writes a snapshot after this many journal entries since
 	// the last one; 0 disables snapshots.
 	SnapshotEvery int
+	// RecordHorizon is how long the idempotency records (transfers,
+	// partial releases) and closed holds are kept: a snapshot leaves out
+	// those last changed longer ago, so the state does not grow with
+	// history. A request repeated after the horizon is taken as a new one.
+	RecordHorizon time.Duration
 	// ConsumerName is the durable consumer of engine.event.v1.
 	ConsumerName string
 	// Concurrency is how many instruments are settled in parallel.
@@ -55,6 +60,7 @@ func Default() Config {
 		DefaultScale:   8,
 		SnapshotBucket: streams.StoreWalletSnapshots,
 		SnapshotEvery:  1000,
+		RecordHorizon:  7 * 24 * time.Hour,
 		ConsumerName:   "wallet-settlement",
 		Concurrency:    8,
 		SettleBatch:    100,
@@ -78,8 +84,8 @@ func (c Config) Validate() error {
 	if c.SnapshotBucket == "" {
 		errs = append(errs, errors.New("wallet: SnapshotBucket is required"))
 	}
-	if c.SnapshotEvery < 0 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 || c.AckWait <= 0 {
-		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Concurrency, WriteAttempts >= 1, WriteTimeout and AckWait > 0 are required"))
+	if c.SnapshotEvery < 0 || c.Concurrency < 1 || c.WriteAttempts < 1 || c.WriteTimeout <= 0 || c.AckWait <= 0 || c.RecordHorizon <= 0 {
+		errs = append(errs, errors.New("wallet: SnapshotEvery >= 0, Concurrency, WriteAttempts >= 1, WriteTimeout, AckWait and RecordHorizon > 0 are required"))
 	}
 	if c.SettleBatch < 1 || c.SettleBatch > maxSettleBatch {
 		errs = append(errs, fmt.Errorf("wallet: SettleBatch %d not in 1..%d", c.SettleBatch, maxSettleBatch))

@@ -59,6 +59,8 @@ var testInstruments = instruments{
 type env struct {
 	t  *testing.T
 	js jetstream.JetStream // to inspect the broker
+	// clock, when set, is the instances' clock.
+	clock func() time.Time
 }
 
 func newEnv(t *testing.T) *env {
@@ -83,7 +85,7 @@ func (e *env) start(cfg Config) *instance {
 	svc, err := New(cfg, Deps{
 		Streams:     client,
 		Publisher:   client.Publisher(streams.WithSource("tradex/wallet")),
-		Instruments: testInstruments,
+		Instruments: testInstruments, Clock: e.clock,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -598,7 +600,7 @@ func TestSettlement(t *testing.T) {
 
 	// A redelivered engine event is applied once.
 	var before []byte
-	w.svc.st.read(func(b *Book) { before, _ = json.Marshal(snapshotOf(b)) })
+	w.svc.st.read(func(b *Book) { before, _ = json.Marshal(snapshotOf(b, time.Time{})) })
 	redelivered := &streams.Message[*enginev1.EngineEvent]{Sequence: last, Payload: &enginev1.EngineEvent{
 		EventId: "BTCUSDT-6", InstrumentId: "BTCUSDT",
 		Event: &enginev1.EngineEvent_Cancelled{Cancelled: &enginev1.OrderCancelled{OrderId: "C1", AccountId: "carol"}}}}
@@ -606,7 +608,7 @@ func TestSettlement(t *testing.T) {
 		t.Fatal(err)
 	}
 	var after []byte
-	w.svc.st.read(func(b *Book) { after, _ = json.Marshal(snapshotOf(b)) })
+	w.svc.st.read(func(b *Book) { after, _ = json.Marshal(snapshotOf(b, time.Time{})) })
 	if string(before) != string(after) {
 		t.Error("a redelivered engine event changed the state")
 	}
@@ -664,7 +666,7 @@ func stateOf(t *testing.T, w *instance) string {
 	var data []byte
 	w.svc.st.read(func(b *Book) {
 		var err error
-		if data, err = json.Marshal(snapshotOf(b)); err != nil {
+		if data, err = json.Marshal(snapshotOf(b, time.Time{})); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -1068,4 +1070,71 @@ func TestSettlementRuns(t *testing.T) {
 			t.Errorf("%s %s = %s, want %s", c.acct, c.asset, got, c.want)
 		}
 	}
+}
+
+// TestSnapshotsPruneOldRecords: a snapshot leaves out the closed holds and
+// the transfer and release records older than RecordHorizon, keeps open
+// holds and recent records, and the state rebuilt from it and the journal
+// after it has every account's balances and open holds exactly as the
+// unpruned state.
+func TestSnapshotsPruneOldRecords(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	e.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	cfg := testConfig()
+	cfg.SnapshotEvery = 1_000_000 // only when asked
+	cfg.RecordHorizon = time.Hour
+	w := e.start(cfg)
+	eng := newEngine(t, e.js)
+	settlementScenario(t, w, eng) // A1, B1, D1 closed by trades, C1 by a cancel
+	advance(2 * time.Hour)
+	deposit(t, w.client, "d5", "erin", "USDT", "100")
+	hold(t, w.client, "E2", "erin", "USDT", "40") // open, and recent
+	if err := w.svc.Snapshot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// After the snapshot: more of the journal to replay on top of it.
+	seq := eng.cancel("E2", "erin", "0")
+	settled(t, w, seq)
+	deposit(t, w.client, "d6", "alice", "USDT", "7")
+	unpruned := balancesOf(w)
+
+	w.stop()
+	w2 := e.start(cfg)
+	if got := balancesOf(w2); got != unpruned {
+		t.Errorf("rebuilt from the pruned snapshot:\n%s\nunpruned:\n%s", got, unpruned)
+	}
+	w2.svc.st.read(func(b *Book) {
+		for _, id := range []string{"A1", "B1", "C1", "D1"} {
+			for _, acct := range []string{"alice", "bob", "carol", "dave"} {
+				if _, ok := b.Hold(acct, id); ok {
+					t.Errorf("closed hold %s of %s kept past the horizon", id, acct)
+				}
+			}
+		}
+		if _, ok := b.Transfer("alice", "d1"); ok {
+			t.Error("old transfer record kept past the horizon")
+		}
+		if _, ok := b.Transfer("erin", "d5"); !ok {
+			t.Error("recent transfer record pruned")
+		}
+		if h, ok := b.Hold("erin", "E2"); !ok || h.Remaining != 0 {
+			t.Errorf("hold E2 after the replay: %+v, %v", h, ok)
+		}
+	})
+}
+
+// balancesOf is every account's balances and journal position, as text.
+func balancesOf(w *instance) string {
+	var out strings.Builder
+	w.svc.st.read(func(b *Book) {
+		for _, bal := range b.Balances("") {
+			seq, subj := b.AccountSeq(bal.Account)
+			fmt.Fprintf(&out, "%s %s %d/%d rev %d (account at %d/%d)\n", bal.Account, bal.Asset, bal.Available, bal.Held, bal.Revision, seq, subj)
+		}
+	})
+	return out.String()
 }

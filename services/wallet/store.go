@@ -425,7 +425,7 @@ func (s *store) capture(ctx context.Context) (snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sinceSnap = 0 // a failed write is tried again after another interval, not on every write
-	return snapshotOf(s.book), nil
+	return snapshotOf(s.book, s.now().Add(-s.cfg.RecordHorizon)), nil
 }
 
 // Snapshot writes a snapshot now (operators, tests).
@@ -460,7 +460,13 @@ type snapAccount struct {
 	Balances []Balance `json:"balances"`
 }
 
-func snapshotOf(b *Book) snapshot {
+// snapshotOf copies b, leaving out the records whose last change is
+// before cut (zero: none): closed holds, transfers and partial releases.
+// What the journal after the snapshot does to balances never needs them: a
+// closed hold takes no more entries (its order is final), and a record
+// only answers a repeated request; a request repeated after the horizon is
+// taken as a new one.
+func snapshotOf(b *Book, cut time.Time) snapshot {
 	s := snapshot{Version: snapshotVersion, Applied: b.applied, Accounts: map[string]snapAccount{}, Engine: maps.Clone(b.engine)}
 	for id, a := range b.accounts {
 		sa := snapAccount{Seq: a.seq, SubjSeq: a.subjSeq}
@@ -470,13 +476,19 @@ func snapshotOf(b *Book) snapshot {
 		s.Accounts[id] = sa
 	}
 	for _, h := range b.holds {
-		s.Holds = append(s.Holds, *h)
+		if h.Remaining > 0 || !h.UpdatedAt.Before(cut) {
+			s.Holds = append(s.Holds, *h)
+		}
 	}
 	for _, t := range b.transfers {
-		s.Transfers = append(s.Transfers, *t)
+		if !t.Balance.UpdatedAt.Before(cut) {
+			s.Transfers = append(s.Transfers, *t)
+		}
 	}
 	for _, r := range b.releases {
-		s.Releases = append(s.Releases, *r)
+		if !r.Balance.UpdatedAt.Before(cut) {
+			s.Releases = append(s.Releases, *r)
+		}
 	}
 	// Sorted, so equal books have equal snapshots.
 	for id, sa := range s.Accounts {
