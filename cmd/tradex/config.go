@@ -21,6 +21,9 @@ type serveConfig struct {
 	HTTPAddr string
 	// GRPCAddr is the internal Connect port: gRPC (h2c), gRPC-Web, Connect, health, reflection.
 	GRPCAddr string
+	// PprofAddr, when set, serves Go's runtime profiles there (loopback
+	// only).
+	PprofAddr string
 	// NATSListen is the embedded server's client listen address, or "none"
 	// for in-process connections only.
 	NATSListen string
@@ -131,6 +134,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the embedded server's data (JetStream store)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "gateway listen address: REST, /ws, Connect-Web, /healthz, /readyz")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "internal Connect listen address: gRPC over h2c, gRPC-Web, Connect, health, reflection")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go runtime profiles (/debug/pprof/) on this loopback address; empty: off")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, `embedded NATS client listen address, or "none" for in-process connections only`)
 	fs.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "external NATS URLs (comma-separated); when set, no embedded server is started")
 	fs.StringVar(&cfg.NATSCredentials, "nats-credentials", cfg.NATSCredentials, "file of the platform's NATS users and passwords; empty: <data-dir>/"+natsCredentialsFile+" for the embedded server (created on first start, 0600), no authentication for --nats")
@@ -191,6 +195,9 @@ func (c serveConfig) validate() error {
 	}
 	if err := checkAddr(c.GRPCAddr); err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	if err := checkPprofAddr(c.PprofAddr); err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
 	}
 	if c.NATSListen != "none" {
 		if err := checkAddr(c.NATSListen); err != nil {

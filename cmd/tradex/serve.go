@@ -47,6 +47,13 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err != nil {
 		return err
 	}
+	pprofLn, err := listenPprof(ctx, cfg.PprofAddr)
+	if err != nil {
+		return err
+	}
+	if pprofLn != nil {
+		defer func() { _ = pprofLn.Close() }() // on early returns; closed already otherwise
+	}
 	bcfg, err := brokerConfig(ctx, logger, cfg)
 	if err != nil {
 		return err
@@ -81,6 +88,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	g.Go(func() error { return p.Wait(gctx) })
 	g.Go(func() error { return s.gateway.Serve(s.httpLn) })
 	g.Go(func() error { return s.rpc.Serve(s.grpcLn) })
+	if pprofLn != nil {
+		g.Go(func() error { return servePprof(gctx, logger, pprofLn, internalToken) })
+	}
 	if s.issued != nil {
 		g.Go(func() error {
 			if err := p.FollowUsers(gctx, s.issued.UserChanged); err != nil && gctx.Err() == nil {

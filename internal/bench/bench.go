@@ -260,6 +260,7 @@ func (l *load) place(ctx context.Context, t trader, buy bool, price string) (str
 	}
 	if err != nil || status != http.StatusCreated {
 		l.fail(status, err)
+		l.backOff(ctx, err)
 		return "", false
 	}
 	l.accepted.Add(1)
@@ -279,6 +280,21 @@ func (l *load) cancel(ctx context.Context, r resting) {
 		return
 	}
 	l.cancelled.Add(1)
+}
+
+// backOff waits as long as a refusal's Retry-After asks (the platform's
+// backpressure), as a well-behaved client does.
+func (l *load) backOff(ctx context.Context, err error) {
+	var ra retryAfter
+	if !errors.As(err, &ra) {
+		return
+	}
+	t := time.NewTimer(ra.wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func (l *load) fail(status int, err error) {

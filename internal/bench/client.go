@@ -69,7 +69,11 @@ func (c *client) do(ctx context.Context, method, path, token string, body, out a
 		return res.StatusCode, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if res.StatusCode/100 != 2 {
-		return res.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, res.Status, bytes.TrimSpace(data))
+		err := fmt.Errorf("%s %s: %s: %s", method, path, res.Status, bytes.TrimSpace(data))
+		if secs, perr := strconv.Atoi(res.Header.Get("Retry-After")); perr == nil && secs > 0 {
+			err = retryAfter{err: err, wait: time.Duration(secs) * time.Second}
+		}
+		return res.StatusCode, err
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -78,6 +82,15 @@ func (c *client) do(ctx context.Context, method, path, token string, body, out a
 	}
 	return res.StatusCode, nil
 }
+
+// retryAfter is a refusal that asks the client to wait (Retry-After).
+type retryAfter struct {
+	err  error
+	wait time.Duration
+}
+
+func (r retryAfter) Error() string { return r.err.Error() }
+func (r retryAfter) Unwrap() error { return r.err }
 
 // instrument is what the load needs of the traded instrument.
 type instrument struct {
