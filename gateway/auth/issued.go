@@ -77,7 +77,24 @@ type Issued struct {
 	unknown map[string]time.Time // key ids still unknown after a fetch, and when
 
 	disabled sync.Map // user id -> struct{}
+
+	// verified remembers the tokens whose signature checked out (an
+	// Ed25519 verification is most of a request's authentication cost),
+	// with their key id and claims; at most maxVerified, then it starts
+	// over. An entry counts only while its token is within its life and
+	// its key is still among the signing keys.
+	verifiedMu sync.Mutex
+	verified   map[string]verifiedToken
 }
+
+// verifiedToken is a token whose signature and claims were checked.
+type verifiedToken struct {
+	kid    string
+	claims token.Claims
+}
+
+// maxVerified bounds Issued's memory of verified tokens.
+const maxVerified = 4096
 
 // NewIssued returns a verifier over svc.
 func NewIssued(cfg IssuedConfig, svc Service) *Issued {
@@ -85,7 +102,8 @@ func NewIssued(cfg IssuedConfig, svc Service) *Issued {
 	if now == nil {
 		now = time.Now
 	}
-	return &Issued{cfg: cfg, svc: svc, now: now, refetch: rate.NewLimiter(rate.Every(200*time.Millisecond), 5), unknown: map[string]time.Time{}}
+	return &Issued{cfg: cfg, svc: svc, now: now, refetch: rate.NewLimiter(rate.Every(200*time.Millisecond), 5), unknown: map[string]time.Time{},
+		verified: map[string]verifiedToken{}}
 }
 
 // Verify implements Verifier for access tokens.
@@ -94,6 +112,9 @@ func (v *Issued) Verify(ctx context.Context, credential string) (Principal, erro
 	keys, err := v.signingKeys(ctx, "")
 	if err != nil {
 		return Principal{}, err
+	}
+	if c, ok := v.known(credential, keys); ok {
+		return v.principal(c)
 	}
 	c, err := token.Verify(tc, keys, credential, v.now())
 	var kid string
@@ -107,10 +128,45 @@ func (v *Issued) Verify(ctx context.Context, credential string) (Principal, erro
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidCredential, err)
 	}
+	v.remember(credential, token.KeyID(credential), c)
+	return v.principal(c)
+}
+
+// principal is the caller a token's claims name, unless the user was
+// disabled since it was issued.
+func (v *Issued) principal(c token.Claims) (Principal, error) {
 	if _, off := v.disabled.Load(c.Subject); off {
 		return Principal{}, fmt.Errorf("%w: user %s is disabled", ErrInvalidCredential, c.Subject)
 	}
-	return Principal{Subject: c.Subject, AccountID: c.Subject, Roles: c.Roles, Admin: slices.Contains(c.Roles, RoleAdmin)}, nil
+	return Principal{Subject: c.Subject, AccountID: c.Subject, Roles: slices.Clone(c.Roles), Admin: slices.Contains(c.Roles, RoleAdmin)}, nil
+}
+
+// known returns the claims of a token verified before, if it is still
+// within its life (with the leeway) and its key is still in keys.
+func (v *Issued) known(credential string, keys token.KeySet) (token.Claims, bool) {
+	v.verifiedMu.Lock()
+	defer v.verifiedMu.Unlock()
+	vt, ok := v.verified[credential]
+	if !ok {
+		return token.Claims{}, false
+	}
+	now := v.now()
+	_, keyed := keys[vt.kid]
+	if !keyed || now.After(vt.claims.Expiry.Add(v.cfg.Leeway)) || now.Before(vt.claims.IssuedAt.Add(-v.cfg.Leeway)) {
+		delete(v.verified, credential) // verified again, and refused with the reason
+		return token.Claims{}, false
+	}
+	return vt.claims, true
+}
+
+// remember notes a verified token.
+func (v *Issued) remember(credential, kid string, c token.Claims) {
+	v.verifiedMu.Lock()
+	defer v.verifiedMu.Unlock()
+	if len(v.verified) >= maxVerified {
+		clear(v.verified)
+	}
+	v.verified[credential] = verifiedToken{kid: kid, claims: c}
 }
 
 // signingKeys returns the cached keys, fetched again when older than

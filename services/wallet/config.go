@@ -54,12 +54,12 @@ type Config struct {
 }
 
 // Default is the configuration of a single node: scale 8 for every asset,
-// a snapshot every 1000 entries in tradex_wallet_snapshots.
+// a snapshot every 10,000 entries in tradex_wallet_snapshots.
 func Default() Config {
 	return Config{
 		DefaultScale:   8,
 		SnapshotBucket: streams.StoreWalletSnapshots,
-		SnapshotEvery:  1000,
+		SnapshotEvery:  10_000,
 		RecordHorizon:  7 * 24 * time.Hour,
 		ConsumerName:   "wallet-settlement",
 		Concurrency:    8,
