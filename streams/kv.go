@@ -173,6 +173,46 @@ func (b *KV) Batch(ctx context.Context, writes []KVWrite) ([]uint64, error) {
 	return revs, nil
 }
 
+// Write writes every key of writes, each checked against its expected
+// revision, pipelined (one round trip for all, in order) but not atomic:
+// when it fails, the writes before the failing one may be stored. It
+// returns the new revisions in order; a key written since fails with an
+// error wrapping ErrRevisionMismatch. For few keys it is much cheaper than
+// Batch (no staging of an atomic batch); use it where each write stands on
+// its own.
+func (b *KV) Write(ctx context.Context, writes []KVWrite) ([]uint64, error) {
+	prefix := "$KV." + b.kv.Bucket() + "."
+	futures := make([]jetstream.PubAckFuture, len(writes))
+	for i, w := range writes {
+		m := nats.NewMsg(prefix + w.Key)
+		m.Data = w.Value
+		f, err := b.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(w.Revision))
+		if err != nil {
+			return nil, b.fail("write", w.Key, err)
+		}
+		futures[i] = f
+	}
+	revs := make([]uint64, len(writes))
+	var errs []error
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			revs[i] = ack.Sequence
+		case err := <-f.Err():
+			if isWrongLastSequence(err) {
+				err = fmt.Errorf("%w: %w", ErrRevisionMismatch, err)
+			}
+			errs = append(errs, b.fail("write", writes[i].Key, err))
+		case <-ctx.Done():
+			return nil, b.fail("write", writes[i].Key, ctx.Err())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return revs, nil
+}
+
 // Delete deletes key; with rev > 0 only if its latest revision is rev
 // (ErrRevisionMismatch otherwise).
 func (b *KV) Delete(ctx context.Context, key string, rev uint64) error {

@@ -57,4 +57,23 @@ func TestKVBatch(t *testing.T) {
 	if v, rev := value("a"); v != "a2" || rev != next[0] {
 		t.Errorf("a = %s at %d, want a2 at %d", v, rev, next[0])
 	}
+
+	// Write: the same checks, not atomic: what precedes a refused write is stored.
+	revs, err = kv.Write(t.Context(), []streams.KVWrite{{Key: "a", Value: []byte("a3"), Revision: next[0]}, {Key: "d", Value: []byte("d1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, rev := value("d"); v != "d1" || rev != revs[1] {
+		t.Errorf("d = %s at %d, want d1 at %d", v, rev, revs[1])
+	}
+	_, err = kv.Write(t.Context(), []streams.KVWrite{{Key: "e", Value: []byte("e1")}, {Key: "a", Value: []byte("a4"), Revision: next[0]}})
+	if !errors.Is(err, streams.ErrRevisionMismatch) {
+		t.Errorf("write at a stale revision: err = %v, want ErrRevisionMismatch", err)
+	}
+	if v, _ := value("a"); v != "a3" {
+		t.Errorf("a = %s after a refused write, want a3", v)
+	}
+	if v, _ := value("e"); v != "e1" {
+		t.Errorf("e = %s: the write before the refused one is stored (not atomic)", v)
+	}
 }

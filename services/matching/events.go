@@ -37,11 +37,24 @@ func (e events) publish(ctx context.Context, inst string, after uint64, evs []*e
 			}
 			records[i] = streams.Record{Topic: streams.TopicEngineEvent, Key: inst, Msg: ev, Opts: opts}
 		}
-		_, last, err := e.pub.PublishAtomic(ctx, records)
+		last, err := e.store(ctx, records)
 		if err != nil {
 			return 0, fmt.Errorf("publish %d events of %s from %s: %w", n, inst, evs[0].GetEventId(), err)
 		}
 		after, evs = last, evs[n:]
 	}
 	return after, nil
+}
+
+// store writes records as one atomic batch, or a single record as a plain
+// publish: one message is all or nothing by itself, and nats-server stages
+// every atomic batch in a store of its own (milliseconds, the largest cost
+// of a quiet engine). A duplicate message id is refused either way.
+func (e events) store(ctx context.Context, records []streams.Record) (uint64, error) {
+	if len(records) == 1 {
+		r := records[0]
+		return e.pub.Publish(ctx, r.Topic, r.Key, r.Msg, append(r.Opts, streams.WithDuplicateAsConflict())...)
+	}
+	_, last, err := e.pub.PublishAtomic(ctx, records)
+	return last, err
 }

@@ -32,8 +32,8 @@ type written struct {
 }
 
 // runs applies runs of engine events to the orders of the bucket, each run
-// as one atomic write of the orders it changed and the instrument's new
-// position. It remembers, per instrument, the position it wrote and the
+// as one write of the orders it changed and then the instrument's new
+// position (write). It remembers, per instrument, the position it wrote and the
 // working orders as written, so that a run reads the bucket only for the
 // orders it has not written itself (placed since, or written by another
 // instance or before a restart); a revision check on every key keeps that
@@ -173,10 +173,18 @@ func (r *runs) load(ctx context.Context, rn *run, id string, inputSeq uint64) (*
 	return &written{o: o}, found, err
 }
 
-// write stores the run's orders and position as one atomic write, each key
-// checked against the revision the run read. On a conflict the memory of
-// the instrument's writes is dropped, and the delivery is retried against
-// the bucket.
+// fenceMax is the largest run written with fenced writes rather than an
+// atomic batch: an atomic batch costs nats-server a staging store of its
+// own (milliseconds), fenced writes cost one fsync each under fsync
+// always. Atomicity is not needed: each order remembers the last event
+// applied to it, and the position is written after the orders.
+const fenceMax = 16
+
+// write stores the run's orders, then its position, each key checked
+// against the revision the run read: small runs as fenced writes, larger
+// ones as one atomic batch. On a failure the memory of the instrument's
+// writes is dropped, and the delivery is retried against the bucket
+// (whatever was stored is applied again as a no-op).
 func (r *runs) write(ctx context.Context, inst string, start position, rn *run) error {
 	var writes []streams.KVWrite
 	for _, id := range rn.ids {
@@ -187,7 +195,8 @@ func (r *runs) write(ctx context.Context, inst string, start position, rn *run) 
 		}
 		writes = append(writes, streams.KVWrite{Key: orderPrefix + id, Value: b, Revision: w.rev})
 	}
-	if rn.at != start {
+	moved := rn.at != start
+	if moved {
 		value := strconv.FormatUint(rn.at.engine, 10) + " " + strconv.FormatUint(rn.at.stream, 10)
 		writes = append(writes, streams.KVWrite{Key: sequencePrefix + keyToken(inst), Value: []byte(value), Revision: start.rev})
 	}
@@ -196,7 +205,7 @@ func (r *runs) write(ctx context.Context, inst string, start position, rn *run) 
 	}
 	r.st.writing.RLock()
 	defer r.st.writing.RUnlock()
-	revs, err := r.st.kv.Batch(ctx, writes)
+	revs, err := r.store(ctx, writes, moved)
 	if err != nil {
 		r.forget(inst, rn.ids)
 		if errors.Is(err, streams.ErrRevisionMismatch) {
@@ -213,7 +222,7 @@ func (r *runs) write(ctx context.Context, inst string, start position, rn *run) 
 			r.orders[id] = written{o: w.o, rev: revs[i]}
 		}
 	}
-	if rn.at != start {
+	if moved {
 		rn.at.rev = revs[len(revs)-1]
 		r.positions[inst] = rn.at
 	}
@@ -222,6 +231,33 @@ func (r *runs) write(ctx context.Context, inst string, start position, rn *run) 
 		r.st.remember(o)
 	}
 	return nil
+}
+
+// store writes: one atomic batch, or fenced writes of the orders and then,
+// once they are all stored, of the position (the last write when moved).
+func (r *runs) store(ctx context.Context, writes []streams.KVWrite, moved bool) ([]uint64, error) {
+	if len(writes) > fenceMax {
+		return r.st.kv.Batch(ctx, writes)
+	}
+	orders := writes
+	if moved {
+		orders = writes[:len(writes)-1]
+	}
+	var revs []uint64
+	if len(orders) > 0 {
+		var err error
+		if revs, err = r.st.kv.Write(ctx, orders); err != nil {
+			return nil, err
+		}
+	}
+	if !moved {
+		return revs, nil
+	}
+	pos, err := r.st.kv.Write(ctx, writes[len(writes)-1:])
+	if err != nil {
+		return nil, err
+	}
+	return append(revs, pos...), nil
 }
 
 // forget drops what this instance remembers of inst and of the orders ids

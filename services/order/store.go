@@ -31,6 +31,7 @@ type bucket interface {
 	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
 	Delete(ctx context.Context, key string, rev uint64) error
 	Batch(ctx context.Context, writes []streams.KVWrite) ([]uint64, error)
+	Write(ctx context.Context, writes []streams.KVWrite) ([]uint64, error)
 	Follow(ctx context.Context, keys string, fn func(context.Context, streams.KVChange) error) error
 }
 
