@@ -55,6 +55,11 @@ func TestServeRealAuthByDefault(t *testing.T) {
 	if status, _ := post(t, http.MethodGet, base+"/v1/balances", "alice", nil); status != http.StatusUnauthorized {
 		t.Errorf("an account id as a token: %d; want 401", status)
 	}
+	// Readiness waits for the bootstrap admin, so a script that waits for
+	// /readyz finds its credential file.
+	if status, body := getJSON(t, base+"/readyz"); status != http.StatusOK || body["checks"].(map[string]any)["bootstrap"] != "ok" {
+		t.Errorf("/readyz = %d %v, want 200 with bootstrap ok", status, body)
+	}
 	path := filepath.Join(cfg.DataDir, bootstrapAdminFile)
 	fi, err := os.Stat(path)
 	if err != nil {

@@ -110,10 +110,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	if err := p.WaitReady(gctx); err != nil {
 		return errors.Join(err, g.Wait())
 	}
-	if cfg.Auth == "jwt" && slices.Contains(p.Services(), platform.Auth) {
+	if s.bootstrapped != nil {
 		if err := bootstrapAdmin(ctx, logger, p, cfg.DataDir); err != nil {
 			logger.ErrorContext(ctx, "bootstrap admin", "err", err)
 		}
+		close(s.bootstrapped) // ready even if it failed: the platform serves, the log says why
 	}
 	ep := endpoints{HTTP: s.httpLn.Addr().String(), GRPC: s.grpcLn.Addr().String(), NATS: broker.URL()}
 	logStarted(ctx, logger, cfg, p, broker, ep, time.Since(started))
@@ -210,6 +211,11 @@ type servers struct {
 	// issued is the verifier of the auth service's credentials (nil with
 	// --auth dev); the platform feeds it the users it disables.
 	issued *auth.Issued
+	// bootstrapped is closed once the bootstrap admin exists (or was not
+	// needed): /readyz's "bootstrap" check waits for it, so that a script
+	// that waits for readiness finds the credential file. Nil when serve
+	// makes no bootstrap admin.
+	bootstrapped chan struct{}
 }
 
 // newServers binds both ports and builds the gateway (REST, /ws,
@@ -261,6 +267,17 @@ func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Ver
 	for name, check := range p.ReadyChecks() {
 		ready[name] = check
 	}
+	if makesBootstrapAdmin(cfg, p) {
+		s.bootstrapped = make(chan struct{})
+		ready["bootstrap"] = func(context.Context) error {
+			select {
+			case <-s.bootstrapped:
+				return nil
+			default:
+				return errors.New("creating the bootstrap admin")
+			}
+		}
+	}
 	s.gateway, err = gateway.New(gwCfg, gateway.Deps{
 		Logger:    logger.With("component", "gateway"),
 		Services:  p.Gateway(),
@@ -280,6 +297,12 @@ func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Ver
 	}
 	s.rpc = rpcserver.New(logger.With("component", "rpcserver"), p, opts, p.ConnectServices()...)
 	return nil
+}
+
+// makesBootstrapAdmin reports whether serve creates the bootstrap admin:
+// real credentials, with the auth service in this process.
+func makesBootstrapAdmin(cfg serveConfig, p *platform.Platform) bool {
+	return cfg.Auth == "jwt" && slices.Contains(p.Services(), platform.Auth)
 }
 
 // shutdown stops the WebSocket feed, the gateway and the internal port.
