@@ -65,6 +65,7 @@ var procedureAccess = map[string]access{
 	walletv1connect.WalletServiceReleaseHoldProcedure:   service,
 	walletv1connect.WalletServiceDepositProcedure:       adminTransfer,
 	walletv1connect.WalletServiceWithdrawProcedure:      adminTransfer,
+	walletv1connect.WalletServiceListHoldsProcedure:     adminRead,
 	orderv1connect.OrderServicePlaceOrderProcedure:      userTrade,
 	orderv1connect.OrderServiceCancelOrderProcedure:     userTrade,
 	orderv1connect.OrderServiceGetOrderProcedure:        userRead,

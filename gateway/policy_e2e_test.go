@@ -187,6 +187,7 @@ func TestPolicyEntries(t *testing.T) {
 		" /tradex.auth.v1.AuthService/VerifyApiKey":        "service,admin trade",
 		" /tradex.wallet.v1.WalletService/Deposit":         "admin transfer",
 		" /tradex.wallet.v1.WalletService/HoldBalance":     "service,admin trade",
+		" /tradex.wallet.v1.WalletService/ListHolds":       "admin read",
 		" /tradex.order.v1.OrderService/PlaceOrder":        "trader,admin trade",
 		" /tradex.marketdata.v1.MarketDataService/GetBook": "public",
 	} {

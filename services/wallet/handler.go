@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -28,6 +29,7 @@ type handler struct{ s *Service }
 // largest offset a token may carry (offset plus a page stays an int).
 const (
 	balancesList     = "wallet.balances"
+	holdsList        = "wallet.holds"
 	maxBalanceOffset = math.MaxInt32 - paging.MaxSize
 )
 
@@ -67,6 +69,43 @@ func (h *handler) ListBalances(ctx context.Context, req *walletv1.ListBalancesRe
 	}
 	if offset+size < len(all) {
 		res.Page.NextPageToken = paging.OffsetToken(balancesList, offset+size)
+	}
+	return res, nil
+}
+
+// ListHolds returns a page of the open holds, oldest first.
+func (h *handler) ListHolds(ctx context.Context, req *walletv1.ListHoldsRequest) (*walletv1.ListHoldsResponse, error) {
+	if err := h.s.checkReady(); err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	if req.GetAccountId() != "" {
+		if err := idField("account_id", req.GetAccountId()); err != nil {
+			return nil, h.fail(ctx, err)
+		}
+	}
+	var reason HoldReason // 0: any
+	if req.GetReason() != walletv1.HoldReason_HOLD_REASON_UNSPECIFIED {
+		var ok bool
+		if reason, ok = holdReasons[req.GetReason()]; !ok {
+			return nil, h.fail(ctx, invalid("reason", "unknown hold reason"))
+		}
+	}
+	size, offset, err := paging.ReadOffset(req.GetPage(), holdsList, maxBalanceOffset)
+	if err != nil {
+		return nil, h.fail(ctx, invalid(paging.Field(err), err.Error()))
+	}
+	var before time.Time
+	if req.GetCreatedBefore() != nil {
+		before = req.GetCreatedBefore().AsTime()
+	}
+	var open []Hold
+	h.s.st.read(func(b *Book) { open = b.OpenHolds(req.GetAccountId(), reason, before) })
+	res := &walletv1.ListHoldsResponse{Page: &commonv1.PageResponse{}}
+	for i := offset; i < len(open) && i < offset+size; i++ {
+		res.Holds = append(res.Holds, h.hold(open[i]))
+	}
+	if offset+size < len(open) {
+		res.Page.NextPageToken = paging.OffsetToken(holdsList, offset+size)
 	}
 	return res, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tradex-mesh/tradex/embedded/embeddedtest"
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
@@ -1137,4 +1139,69 @@ func balancesOf(w *instance) string {
 		}
 	})
 	return out.String()
+}
+
+// TestListHolds lists the open holds oldest first, filtered by account,
+// reason and creation time, in pages; a closed hold is not listed.
+func TestListHolds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	e.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	tick := func() { mu.Lock(); now = now.Add(time.Minute); mu.Unlock() }
+	w := e.start(testConfig())
+	c := w.client
+	deposit(t, c, "d1", "ann", "USDT", "100")
+	deposit(t, c, "d2", "ben", "USDT", "100")
+	for _, h := range []struct {
+		id, acct string
+		reason   walletv1.HoldReason
+	}{{"o1", "ann", walletv1.HoldReason_HOLD_REASON_ORDER}, {"w1", "ann", walletv1.HoldReason_HOLD_REASON_WITHDRAWAL},
+		{"o2", "ben", walletv1.HoldReason_HOLD_REASON_ORDER}, {"o3", "ann", walletv1.HoldReason_HOLD_REASON_ORDER}} {
+		tick()
+		if _, err := c.HoldBalance(t.Context(), &walletv1.HoldBalanceRequest{HoldId: h.id, AccountId: h.acct, Asset: "USDT", Amount: "1", Reason: h.reason}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.ReleaseHold(t.Context(), &walletv1.ReleaseHoldRequest{HoldId: "o3", AccountId: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(req *walletv1.ListHoldsRequest) []string {
+		t.Helper()
+		res, err := c.ListHolds(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range res.GetHolds() {
+			out = append(out, h.GetHoldId())
+		}
+		return out
+	}
+	third := time.Date(2026, 12, 2, 9, 3, 0, 0, time.UTC) // o2's creation
+	for _, tc := range []struct {
+		name string
+		req  *walletv1.ListHoldsRequest
+		want []string
+	}{
+		{"all open, oldest first", &walletv1.ListHoldsRequest{}, []string{"o1", "w1", "o2"}},
+		{"one account", &walletv1.ListHoldsRequest{AccountId: "ann"}, []string{"o1", "w1"}},
+		{"order holds", &walletv1.ListHoldsRequest{Reason: walletv1.HoldReason_HOLD_REASON_ORDER}, []string{"o1", "o2"}},
+		{"made before", &walletv1.ListHoldsRequest{CreatedBefore: timestamppb.New(third)}, []string{"o1", "w1"}},
+	} {
+		if got := ids(tc.req); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	first, err := c.ListHolds(t.Context(), &walletv1.ListHoldsRequest{Page: &commonv1.PageRequest{PageSize: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := ids(&walletv1.ListHoldsRequest{Page: &commonv1.PageRequest{PageSize: 2, PageToken: first.GetPage().GetNextPageToken()}})
+	if len(first.GetHolds()) != 2 || !slices.Equal(rest, []string{"o2"}) {
+		t.Errorf("pages: %v then %v", first.GetHolds(), rest)
+	}
+	_, err = c.ListHolds(t.Context(), &walletv1.ListHoldsRequest{Reason: 99})
+	codeOf(t, err, connect.CodeInvalidArgument)
 }

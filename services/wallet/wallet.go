@@ -172,6 +172,23 @@ func (b *Book) Hold(acct, id string) (Hold, bool) {
 	return *h, true
 }
 
+// OpenHolds returns the holds with something still held, of acct (""
+// for every account), of reason (0 for any), made before before (zero for
+// any), oldest first, then by account and id.
+func (b *Book) OpenHolds(acct string, reason HoldReason, before time.Time) []Hold {
+	var out []Hold
+	for _, h := range b.holds {
+		if h.Remaining > 0 && (acct == "" || h.Account == acct) && (reason == 0 || h.Reason == reason) &&
+			(before.IsZero() || h.CreatedAt.Before(before)) {
+			out = append(out, *h)
+		}
+	}
+	slices.SortFunc(out, func(x, y Hold) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(x.Account, y.Account), cmp.Compare(x.ID, y.ID))
+	})
+	return out
+}
+
 // Transfer returns the record of a transfer of an account.
 func (b *Book) Transfer(acct, id string) (Transfer, bool) {
 	t, ok := b.transfers[key(acct, id)]

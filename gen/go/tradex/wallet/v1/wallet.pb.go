@@ -598,6 +598,134 @@ func (x *ListBalancesResponse) GetPage() *v1.PageResponse {
 	return nil
 }
 
+// ListHoldsRequest filters and pages the open holds.
+type ListHoldsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account; empty lists every account's.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Only holds for this reason; unspecified for any.
+	Reason HoldReason `protobuf:"varint,2,opt,name=reason,proto3,enum=tradex.wallet.v1.HoldReason" json:"reason,omitempty"`
+	// Only holds made before this time; unset for any.
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	// Which page.
+	Page          *v1.PageRequest `protobuf:"bytes,4,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHoldsRequest) Reset() {
+	*x = ListHoldsRequest{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHoldsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHoldsRequest) ProtoMessage() {}
+
+func (x *ListHoldsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHoldsRequest.ProtoReflect.Descriptor instead.
+func (*ListHoldsRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListHoldsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ListHoldsRequest) GetReason() HoldReason {
+	if x != nil {
+		return x.Reason
+	}
+	return HoldReason_HOLD_REASON_UNSPECIFIED
+}
+
+func (x *ListHoldsRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+func (x *ListHoldsRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+// ListHoldsResponse carries one page of open holds.
+type ListHoldsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The holds, oldest first (then by account and hold id).
+	Holds []*Hold `protobuf:"bytes,1,rep,name=holds,proto3" json:"holds,omitempty"`
+	// How to get the next page.
+	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHoldsResponse) Reset() {
+	*x = ListHoldsResponse{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHoldsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHoldsResponse) ProtoMessage() {}
+
+func (x *ListHoldsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHoldsResponse.ProtoReflect.Descriptor instead.
+func (*ListHoldsResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListHoldsResponse) GetHolds() []*Hold {
+	if x != nil {
+		return x.Holds
+	}
+	return nil
+}
+
+func (x *ListHoldsResponse) GetPage() *v1.PageResponse {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 // HoldBalanceRequest reserves funds.
 type HoldBalanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -617,7 +745,7 @@ type HoldBalanceRequest struct {
 
 func (x *HoldBalanceRequest) Reset() {
 	*x = HoldBalanceRequest{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[6]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +757,7 @@ func (x *HoldBalanceRequest) String() string {
 func (*HoldBalanceRequest) ProtoMessage() {}
 
 func (x *HoldBalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[6]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +770,7 @@ func (x *HoldBalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldBalanceRequest.ProtoReflect.Descriptor instead.
 func (*HoldBalanceRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{6}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HoldBalanceRequest) GetHoldId() string {
@@ -695,7 +823,7 @@ type HoldBalanceResponse struct {
 
 func (x *HoldBalanceResponse) Reset() {
 	*x = HoldBalanceResponse{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[7]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +835,7 @@ func (x *HoldBalanceResponse) String() string {
 func (*HoldBalanceResponse) ProtoMessage() {}
 
 func (x *HoldBalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[7]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +848,7 @@ func (x *HoldBalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldBalanceResponse.ProtoReflect.Descriptor instead.
 func (*HoldBalanceResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{7}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HoldBalanceResponse) GetHold() *Hold {
@@ -763,7 +891,7 @@ type ReleaseHoldRequest struct {
 
 func (x *ReleaseHoldRequest) Reset() {
 	*x = ReleaseHoldRequest{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[8]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +903,7 @@ func (x *ReleaseHoldRequest) String() string {
 func (*ReleaseHoldRequest) ProtoMessage() {}
 
 func (x *ReleaseHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[8]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +916,7 @@ func (x *ReleaseHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHoldRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseHoldRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{8}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReleaseHoldRequest) GetHoldId() string {
@@ -834,7 +962,7 @@ type ReleaseHoldResponse struct {
 
 func (x *ReleaseHoldResponse) Reset() {
 	*x = ReleaseHoldResponse{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[9]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +974,7 @@ func (x *ReleaseHoldResponse) String() string {
 func (*ReleaseHoldResponse) ProtoMessage() {}
 
 func (x *ReleaseHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[9]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +987,7 @@ func (x *ReleaseHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHoldResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseHoldResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{9}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseHoldResponse) GetHold() *Hold {
@@ -902,7 +1030,7 @@ type DepositRequest struct {
 
 func (x *DepositRequest) Reset() {
 	*x = DepositRequest{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[10]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1042,7 @@ func (x *DepositRequest) String() string {
 func (*DepositRequest) ProtoMessage() {}
 
 func (x *DepositRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[10]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1055,7 @@ func (x *DepositRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositRequest.ProtoReflect.Descriptor instead.
 func (*DepositRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{10}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DepositRequest) GetTransferId() string {
@@ -978,7 +1106,7 @@ type DepositResponse struct {
 
 func (x *DepositResponse) Reset() {
 	*x = DepositResponse{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[11]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1118,7 @@ func (x *DepositResponse) String() string {
 func (*DepositResponse) ProtoMessage() {}
 
 func (x *DepositResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[11]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1131,7 @@ func (x *DepositResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositResponse.ProtoReflect.Descriptor instead.
 func (*DepositResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{11}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DepositResponse) GetBalance() *Balance {
@@ -1039,7 +1167,7 @@ type WithdrawRequest struct {
 
 func (x *WithdrawRequest) Reset() {
 	*x = WithdrawRequest{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[12]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1179,7 @@ func (x *WithdrawRequest) String() string {
 func (*WithdrawRequest) ProtoMessage() {}
 
 func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[12]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1192,7 @@ func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{12}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WithdrawRequest) GetTransferId() string {
@@ -1115,7 +1243,7 @@ type WithdrawResponse struct {
 
 func (x *WithdrawResponse) Reset() {
 	*x = WithdrawResponse{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[13]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1255,7 @@ func (x *WithdrawResponse) String() string {
 func (*WithdrawResponse) ProtoMessage() {}
 
 func (x *WithdrawResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[13]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1268,7 @@ func (x *WithdrawResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{13}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WithdrawResponse) GetBalance() *Balance {
@@ -1170,7 +1298,7 @@ type WatchBalancesRequest struct {
 
 func (x *WatchBalancesRequest) Reset() {
 	*x = WatchBalancesRequest{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[14]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1310,7 @@ func (x *WatchBalancesRequest) String() string {
 func (*WatchBalancesRequest) ProtoMessage() {}
 
 func (x *WatchBalancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[14]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1323,7 @@ func (x *WatchBalancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchBalancesRequest.ProtoReflect.Descriptor instead.
 func (*WatchBalancesRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{14}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchBalancesRequest) GetAccountId() string {
@@ -1229,7 +1357,7 @@ type WatchBalancesResponse struct {
 
 func (x *WatchBalancesResponse) Reset() {
 	*x = WatchBalancesResponse{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[15]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1369,7 @@ func (x *WatchBalancesResponse) String() string {
 func (*WatchBalancesResponse) ProtoMessage() {}
 
 func (x *WatchBalancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[15]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1382,7 @@ func (x *WatchBalancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchBalancesResponse.ProtoReflect.Descriptor instead.
 func (*WatchBalancesResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{15}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchBalancesResponse) GetEvent() isWatchBalancesResponse_Event {
@@ -1367,7 +1495,7 @@ type BalanceChanged struct {
 
 func (x *BalanceChanged) Reset() {
 	*x = BalanceChanged{}
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[16]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1507,7 @@ func (x *BalanceChanged) String() string {
 func (*BalanceChanged) ProtoMessage() {}
 
 func (x *BalanceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[16]
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1520,7 @@ func (x *BalanceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceChanged.ProtoReflect.Descriptor instead.
 func (*BalanceChanged) Descriptor() ([]byte, []int) {
-	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{16}
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BalanceChanged) GetEventId() string {
@@ -1555,6 +1683,15 @@ const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
 	"\x04page\x18\x04 \x01(\v2\x1d.tradex.common.v1.PageRequestR\x04page\"\x81\x01\n" +
 	"\x14ListBalancesResponse\x125\n" +
 	"\bbalances\x18\x01 \x03(\v2\x19.tradex.wallet.v1.BalanceR\bbalances\x122\n" +
+	"\x04page\x18\x02 \x01(\v2\x1e.tradex.common.v1.PageResponseR\x04page\"\xdd\x01\n" +
+	"\x10ListHoldsRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x124\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1c.tradex.wallet.v1.HoldReasonR\x06reason\x12A\n" +
+	"\x0ecreated_before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x121\n" +
+	"\x04page\x18\x04 \x01(\v2\x1d.tradex.common.v1.PageRequestR\x04page\"u\n" +
+	"\x11ListHoldsResponse\x12,\n" +
+	"\x05holds\x18\x01 \x03(\v2\x16.tradex.wallet.v1.HoldR\x05holds\x122\n" +
 	"\x04page\x18\x02 \x01(\v2\x1e.tradex.common.v1.PageResponseR\x04page\"\xb0\x01\n" +
 	"\x12HoldBalanceRequest\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x1d\n" +
@@ -1647,7 +1784,7 @@ const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
 	"\x1dBALANCE_CHANGE_REASON_RELEASE\x10\x04\x12*\n" +
 	"&BALANCE_CHANGE_REASON_TRADE_SETTLEMENT\x10\x05\x12\x1d\n" +
 	"\x19BALANCE_CHANGE_REASON_FEE\x10\x06\x12$\n" +
-	" BALANCE_CHANGE_REASON_ADJUSTMENT\x10\a2\x90\x05\n" +
+	" BALANCE_CHANGE_REASON_ADJUSTMENT\x10\a2\xeb\x05\n" +
 	"\rWalletService\x12\\\n" +
 	"\n" +
 	"GetBalance\x12#.tradex.wallet.v1.GetBalanceRequest\x1a$.tradex.wallet.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12b\n" +
@@ -1656,7 +1793,8 @@ const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
 	"\vReleaseHold\x12$.tradex.wallet.v1.ReleaseHoldRequest\x1a%.tradex.wallet.v1.ReleaseHoldResponse\x12N\n" +
 	"\aDeposit\x12 .tradex.wallet.v1.DepositRequest\x1a!.tradex.wallet.v1.DepositResponse\x12Q\n" +
 	"\bWithdraw\x12!.tradex.wallet.v1.WithdrawRequest\x1a\".tradex.wallet.v1.WithdrawResponse\x12b\n" +
-	"\rWatchBalances\x12&.tradex.wallet.v1.WatchBalancesRequest\x1a'.tradex.wallet.v1.WatchBalancesResponse0\x01B\xc5\x01\n" +
+	"\rWatchBalances\x12&.tradex.wallet.v1.WatchBalancesRequest\x1a'.tradex.wallet.v1.WatchBalancesResponse0\x01\x12Y\n" +
+	"\tListHolds\x12\".tradex.wallet.v1.ListHoldsRequest\x1a#.tradex.wallet.v1.ListHoldsResponse\"\x03\x90\x02\x01B\xc5\x01\n" +
 	"\x14com.tradex.wallet.v1B\vWalletProtoP\x01Z>github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1;walletv1\xa2\x02\x03TWX\xaa\x02\x10Tradex.Wallet.V1\xca\x02\x10Tradex\\Wallet\\V1\xe2\x02\x1cTradex\\Wallet\\V1\\GPBMetadata\xea\x02\x12Tradex::Wallet::V1b\x06proto3"
 
 var (
@@ -1672,7 +1810,7 @@ func file_tradex_wallet_v1_wallet_proto_rawDescGZIP() []byte {
 }
 
 var file_tradex_wallet_v1_wallet_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tradex_wallet_v1_wallet_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_tradex_wallet_v1_wallet_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_tradex_wallet_v1_wallet_proto_goTypes = []any{
 	(HoldReason)(0),               // 0: tradex.wallet.v1.HoldReason
 	(BalanceChangeReason)(0),      // 1: tradex.wallet.v1.BalanceChangeReason
@@ -1682,62 +1820,71 @@ var file_tradex_wallet_v1_wallet_proto_goTypes = []any{
 	(*GetBalanceResponse)(nil),    // 5: tradex.wallet.v1.GetBalanceResponse
 	(*ListBalancesRequest)(nil),   // 6: tradex.wallet.v1.ListBalancesRequest
 	(*ListBalancesResponse)(nil),  // 7: tradex.wallet.v1.ListBalancesResponse
-	(*HoldBalanceRequest)(nil),    // 8: tradex.wallet.v1.HoldBalanceRequest
-	(*HoldBalanceResponse)(nil),   // 9: tradex.wallet.v1.HoldBalanceResponse
-	(*ReleaseHoldRequest)(nil),    // 10: tradex.wallet.v1.ReleaseHoldRequest
-	(*ReleaseHoldResponse)(nil),   // 11: tradex.wallet.v1.ReleaseHoldResponse
-	(*DepositRequest)(nil),        // 12: tradex.wallet.v1.DepositRequest
-	(*DepositResponse)(nil),       // 13: tradex.wallet.v1.DepositResponse
-	(*WithdrawRequest)(nil),       // 14: tradex.wallet.v1.WithdrawRequest
-	(*WithdrawResponse)(nil),      // 15: tradex.wallet.v1.WithdrawResponse
-	(*WatchBalancesRequest)(nil),  // 16: tradex.wallet.v1.WatchBalancesRequest
-	(*WatchBalancesResponse)(nil), // 17: tradex.wallet.v1.WatchBalancesResponse
-	(*BalanceChanged)(nil),        // 18: tradex.wallet.v1.BalanceChanged
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),        // 20: tradex.common.v1.PageRequest
-	(*v1.PageResponse)(nil),       // 21: tradex.common.v1.PageResponse
-	(*v1.SnapshotEnd)(nil),        // 22: tradex.common.v1.SnapshotEnd
+	(*ListHoldsRequest)(nil),      // 8: tradex.wallet.v1.ListHoldsRequest
+	(*ListHoldsResponse)(nil),     // 9: tradex.wallet.v1.ListHoldsResponse
+	(*HoldBalanceRequest)(nil),    // 10: tradex.wallet.v1.HoldBalanceRequest
+	(*HoldBalanceResponse)(nil),   // 11: tradex.wallet.v1.HoldBalanceResponse
+	(*ReleaseHoldRequest)(nil),    // 12: tradex.wallet.v1.ReleaseHoldRequest
+	(*ReleaseHoldResponse)(nil),   // 13: tradex.wallet.v1.ReleaseHoldResponse
+	(*DepositRequest)(nil),        // 14: tradex.wallet.v1.DepositRequest
+	(*DepositResponse)(nil),       // 15: tradex.wallet.v1.DepositResponse
+	(*WithdrawRequest)(nil),       // 16: tradex.wallet.v1.WithdrawRequest
+	(*WithdrawResponse)(nil),      // 17: tradex.wallet.v1.WithdrawResponse
+	(*WatchBalancesRequest)(nil),  // 18: tradex.wallet.v1.WatchBalancesRequest
+	(*WatchBalancesResponse)(nil), // 19: tradex.wallet.v1.WatchBalancesResponse
+	(*BalanceChanged)(nil),        // 20: tradex.wallet.v1.BalanceChanged
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),        // 22: tradex.common.v1.PageRequest
+	(*v1.PageResponse)(nil),       // 23: tradex.common.v1.PageResponse
+	(*v1.SnapshotEnd)(nil),        // 24: tradex.common.v1.SnapshotEnd
 }
 var file_tradex_wallet_v1_wallet_proto_depIdxs = []int32{
-	19, // 0: tradex.wallet.v1.Balance.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 0: tradex.wallet.v1.Balance.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: tradex.wallet.v1.Hold.reason:type_name -> tradex.wallet.v1.HoldReason
-	19, // 2: tradex.wallet.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	19, // 3: tradex.wallet.v1.Hold.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 2: tradex.wallet.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	21, // 3: tradex.wallet.v1.Hold.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: tradex.wallet.v1.GetBalanceResponse.balance:type_name -> tradex.wallet.v1.Balance
-	20, // 5: tradex.wallet.v1.ListBalancesRequest.page:type_name -> tradex.common.v1.PageRequest
+	22, // 5: tradex.wallet.v1.ListBalancesRequest.page:type_name -> tradex.common.v1.PageRequest
 	2,  // 6: tradex.wallet.v1.ListBalancesResponse.balances:type_name -> tradex.wallet.v1.Balance
-	21, // 7: tradex.wallet.v1.ListBalancesResponse.page:type_name -> tradex.common.v1.PageResponse
-	0,  // 8: tradex.wallet.v1.HoldBalanceRequest.reason:type_name -> tradex.wallet.v1.HoldReason
-	3,  // 9: tradex.wallet.v1.HoldBalanceResponse.hold:type_name -> tradex.wallet.v1.Hold
-	2,  // 10: tradex.wallet.v1.HoldBalanceResponse.balance:type_name -> tradex.wallet.v1.Balance
-	3,  // 11: tradex.wallet.v1.ReleaseHoldResponse.hold:type_name -> tradex.wallet.v1.Hold
-	2,  // 12: tradex.wallet.v1.ReleaseHoldResponse.balance:type_name -> tradex.wallet.v1.Balance
-	2,  // 13: tradex.wallet.v1.DepositResponse.balance:type_name -> tradex.wallet.v1.Balance
-	2,  // 14: tradex.wallet.v1.WithdrawResponse.balance:type_name -> tradex.wallet.v1.Balance
-	2,  // 15: tradex.wallet.v1.WatchBalancesResponse.current:type_name -> tradex.wallet.v1.Balance
-	22, // 16: tradex.wallet.v1.WatchBalancesResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
-	18, // 17: tradex.wallet.v1.WatchBalancesResponse.changed:type_name -> tradex.wallet.v1.BalanceChanged
-	1,  // 18: tradex.wallet.v1.BalanceChanged.reason:type_name -> tradex.wallet.v1.BalanceChangeReason
-	19, // 19: tradex.wallet.v1.BalanceChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	4,  // 20: tradex.wallet.v1.WalletService.GetBalance:input_type -> tradex.wallet.v1.GetBalanceRequest
-	6,  // 21: tradex.wallet.v1.WalletService.ListBalances:input_type -> tradex.wallet.v1.ListBalancesRequest
-	8,  // 22: tradex.wallet.v1.WalletService.HoldBalance:input_type -> tradex.wallet.v1.HoldBalanceRequest
-	10, // 23: tradex.wallet.v1.WalletService.ReleaseHold:input_type -> tradex.wallet.v1.ReleaseHoldRequest
-	12, // 24: tradex.wallet.v1.WalletService.Deposit:input_type -> tradex.wallet.v1.DepositRequest
-	14, // 25: tradex.wallet.v1.WalletService.Withdraw:input_type -> tradex.wallet.v1.WithdrawRequest
-	16, // 26: tradex.wallet.v1.WalletService.WatchBalances:input_type -> tradex.wallet.v1.WatchBalancesRequest
-	5,  // 27: tradex.wallet.v1.WalletService.GetBalance:output_type -> tradex.wallet.v1.GetBalanceResponse
-	7,  // 28: tradex.wallet.v1.WalletService.ListBalances:output_type -> tradex.wallet.v1.ListBalancesResponse
-	9,  // 29: tradex.wallet.v1.WalletService.HoldBalance:output_type -> tradex.wallet.v1.HoldBalanceResponse
-	11, // 30: tradex.wallet.v1.WalletService.ReleaseHold:output_type -> tradex.wallet.v1.ReleaseHoldResponse
-	13, // 31: tradex.wallet.v1.WalletService.Deposit:output_type -> tradex.wallet.v1.DepositResponse
-	15, // 32: tradex.wallet.v1.WalletService.Withdraw:output_type -> tradex.wallet.v1.WithdrawResponse
-	17, // 33: tradex.wallet.v1.WalletService.WatchBalances:output_type -> tradex.wallet.v1.WatchBalancesResponse
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	23, // 7: tradex.wallet.v1.ListBalancesResponse.page:type_name -> tradex.common.v1.PageResponse
+	0,  // 8: tradex.wallet.v1.ListHoldsRequest.reason:type_name -> tradex.wallet.v1.HoldReason
+	21, // 9: tradex.wallet.v1.ListHoldsRequest.created_before:type_name -> google.protobuf.Timestamp
+	22, // 10: tradex.wallet.v1.ListHoldsRequest.page:type_name -> tradex.common.v1.PageRequest
+	3,  // 11: tradex.wallet.v1.ListHoldsResponse.holds:type_name -> tradex.wallet.v1.Hold
+	23, // 12: tradex.wallet.v1.ListHoldsResponse.page:type_name -> tradex.common.v1.PageResponse
+	0,  // 13: tradex.wallet.v1.HoldBalanceRequest.reason:type_name -> tradex.wallet.v1.HoldReason
+	3,  // 14: tradex.wallet.v1.HoldBalanceResponse.hold:type_name -> tradex.wallet.v1.Hold
+	2,  // 15: tradex.wallet.v1.HoldBalanceResponse.balance:type_name -> tradex.wallet.v1.Balance
+	3,  // 16: tradex.wallet.v1.ReleaseHoldResponse.hold:type_name -> tradex.wallet.v1.Hold
+	2,  // 17: tradex.wallet.v1.ReleaseHoldResponse.balance:type_name -> tradex.wallet.v1.Balance
+	2,  // 18: tradex.wallet.v1.DepositResponse.balance:type_name -> tradex.wallet.v1.Balance
+	2,  // 19: tradex.wallet.v1.WithdrawResponse.balance:type_name -> tradex.wallet.v1.Balance
+	2,  // 20: tradex.wallet.v1.WatchBalancesResponse.current:type_name -> tradex.wallet.v1.Balance
+	24, // 21: tradex.wallet.v1.WatchBalancesResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
+	20, // 22: tradex.wallet.v1.WatchBalancesResponse.changed:type_name -> tradex.wallet.v1.BalanceChanged
+	1,  // 23: tradex.wallet.v1.BalanceChanged.reason:type_name -> tradex.wallet.v1.BalanceChangeReason
+	21, // 24: tradex.wallet.v1.BalanceChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	4,  // 25: tradex.wallet.v1.WalletService.GetBalance:input_type -> tradex.wallet.v1.GetBalanceRequest
+	6,  // 26: tradex.wallet.v1.WalletService.ListBalances:input_type -> tradex.wallet.v1.ListBalancesRequest
+	10, // 27: tradex.wallet.v1.WalletService.HoldBalance:input_type -> tradex.wallet.v1.HoldBalanceRequest
+	12, // 28: tradex.wallet.v1.WalletService.ReleaseHold:input_type -> tradex.wallet.v1.ReleaseHoldRequest
+	14, // 29: tradex.wallet.v1.WalletService.Deposit:input_type -> tradex.wallet.v1.DepositRequest
+	16, // 30: tradex.wallet.v1.WalletService.Withdraw:input_type -> tradex.wallet.v1.WithdrawRequest
+	18, // 31: tradex.wallet.v1.WalletService.WatchBalances:input_type -> tradex.wallet.v1.WatchBalancesRequest
+	8,  // 32: tradex.wallet.v1.WalletService.ListHolds:input_type -> tradex.wallet.v1.ListHoldsRequest
+	5,  // 33: tradex.wallet.v1.WalletService.GetBalance:output_type -> tradex.wallet.v1.GetBalanceResponse
+	7,  // 34: tradex.wallet.v1.WalletService.ListBalances:output_type -> tradex.wallet.v1.ListBalancesResponse
+	11, // 35: tradex.wallet.v1.WalletService.HoldBalance:output_type -> tradex.wallet.v1.HoldBalanceResponse
+	13, // 36: tradex.wallet.v1.WalletService.ReleaseHold:output_type -> tradex.wallet.v1.ReleaseHoldResponse
+	15, // 37: tradex.wallet.v1.WalletService.Deposit:output_type -> tradex.wallet.v1.DepositResponse
+	17, // 38: tradex.wallet.v1.WalletService.Withdraw:output_type -> tradex.wallet.v1.WithdrawResponse
+	19, // 39: tradex.wallet.v1.WalletService.WatchBalances:output_type -> tradex.wallet.v1.WatchBalancesResponse
+	9,  // 40: tradex.wallet.v1.WalletService.ListHolds:output_type -> tradex.wallet.v1.ListHoldsResponse
+	33, // [33:41] is the sub-list for method output_type
+	25, // [25:33] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_tradex_wallet_v1_wallet_proto_init() }
@@ -1745,8 +1892,8 @@ func file_tradex_wallet_v1_wallet_proto_init() {
 	if File_tradex_wallet_v1_wallet_proto != nil {
 		return
 	}
-	file_tradex_wallet_v1_wallet_proto_msgTypes[8].OneofWrappers = []any{}
-	file_tradex_wallet_v1_wallet_proto_msgTypes[15].OneofWrappers = []any{
+	file_tradex_wallet_v1_wallet_proto_msgTypes[10].OneofWrappers = []any{}
+	file_tradex_wallet_v1_wallet_proto_msgTypes[17].OneofWrappers = []any{
 		(*WatchBalancesResponse_Current)(nil),
 		(*WatchBalancesResponse_SnapshotEnd)(nil),
 		(*WatchBalancesResponse_Changed)(nil),
@@ -1757,7 +1904,7 @@ func file_tradex_wallet_v1_wallet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_wallet_v1_wallet_proto_rawDesc), len(file_tradex_wallet_v1_wallet_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/wallet/v1/wallet.proto.
  */
 export const file_tradex_wallet_v1_wallet: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFkZXgvd2FsbGV0L3YxL3dhbGxldC5wcm90bxIQdHJhZGV4LndhbGxldC52MSKeAQoHQmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJEhEKCWF2YWlsYWJsZRgDIAEoCRIMCgRoZWxkGAQgASgJEg0KBXRvdGFsGAUgASgJEhAKCHJldmlzaW9uGAYgASgEEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIusBCgRIb2xkEg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSEQoJcmVtYWluaW5nGAUgASgJEiwKBnJlYXNvbhgGIAEoDjIcLnRyYWRleC53YWxsZXQudjEuSG9sZFJlYXNvbhIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI2ChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJIkAKEkdldEJhbGFuY2VSZXNwb25zZRIqCgdiYWxhbmNlGAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlInwKE0xpc3RCYWxhbmNlc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhc3NldHMYAiADKAkSFAoMaW5jbHVkZV96ZXJvGAMgASgIEisKBHBhZ2UYBCABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InEKFExpc3RCYWxhbmNlc1Jlc3BvbnNlEisKCGJhbGFuY2VzGAEgAygLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlEiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSKGAQoSSG9sZEJhbGFuY2VSZXF1ZXN0Eg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSLAoGcmVhc29uGAUgASgOMhwudHJhZGV4LndhbGxldC52MS5Ib2xkUmVhc29uInkKE0hvbGRCYWxhbmNlUmVzcG9uc2USJAoEaG9sZBgBIAEoCzIWLnRyYWRleC53YWxsZXQudjEuSG9sZBIqCgdiYWxhbmNlGAIgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlEhAKCHJlcGxheWVkGAMgASgIIm0KElJlbGVhc2VIb2xkUmVxdWVzdBIPCgdob2xkX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSEwoGYW1vdW50GAMgASgJSACIAQESEgoKcmVsZWFzZV9pZBgEIAEoCUIJCgdfYW1vdW50InkKE1JlbGVhc2VIb2xkUmVzcG9uc2USJAoEaG9sZBgBIAEoCzIWLnRyYWRleC53YWxsZXQudjEuSG9sZBIqCgdiYWxhbmNlGAIgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlEhAKCHJlcGxheWVkGAMgASgIImYKDkRlcG9zaXRSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDQoFYXNzZXQYAyABKAkSDgoGYW1vdW50GAQgASgJEgwKBG1lbW8YBSABKAkiTwoPRGVwb3NpdFJlc3BvbnNlEioKB2JhbGFuY2UYASABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAiABKAgiZwoPV2l0aGRyYXdSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDQoFYXNzZXQYAyABKAkSDgoGYW1vdW50GAQgASgJEgwKBG1lbW8YBSABKAkiUAoQV2l0aGRyYXdSZXNwb25zZRIqCgdiYWxhbmNlGAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlEhAKCHJlcGxheWVkGAIgASgIIjoKFFdhdGNoQmFsYW5jZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDgoGYXNzZXRzGAIgAygJIroBChVXYXRjaEJhbGFuY2VzUmVzcG9uc2USLAoHY3VycmVudBgBIAEoCzIZLnRyYWRleC53YWxsZXQudjEuQmFsYW5jZUgAEjUKDHNuYXBzaG90X2VuZBgCIAEoCzIdLnRyYWRleC5jb21tb24udjEuU25hcHNob3RFbmRIABIzCgdjaGFuZ2VkGAMgASgLMiAudHJhZGV4LndhbGxldC52MS5CYWxhbmNlQ2hhbmdlZEgAQgcKBWV2ZW50IpcDCg5CYWxhbmNlQ2hhbmdlZBIQCghldmVudF9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEg0KBWFzc2V0GAMgASgJEhEKCWF2YWlsYWJsZRgEIAEoCRIMCgRoZWxkGAUgASgJEhcKD2F2YWlsYWJsZV9kZWx0YRgGIAEoCRISCgpoZWxkX2RlbHRhGAcgASgJEjUKBnJlYXNvbhgIIAEoDjIlLnRyYWRleC53YWxsZXQudjEuQmFsYW5jZUNoYW5nZVJlYXNvbhIPCgdob2xkX2lkGAkgASgJEhAKCG9yZGVyX2lkGAogASgJEhAKCHRyYWRlX2lkGAsgASgJEhcKD2VuZ2luZV9ldmVudF9pZBgMIAEoCRIXCg9lbmdpbmVfc2VxdWVuY2UYDSABKAQSEwoLdHJhbnNmZXJfaWQYDiABKAkSLwoLb2NjdXJyZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGBAgASgEEgwKBG1lbW8YESABKAkqcwoKSG9sZFJlYXNvbhIbChdIT0xEX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUhPTERfUkVBU09OX09SREVSEAESGgoWSE9MRF9SRUFTT05fV0lUSERSQVdBTBACEhUKEUhPTERfUkVBU09OX0FETUlOEAMquQIKE0JhbGFuY2VDaGFuZ2VSZWFzb24SJQohQkFMQU5DRV9DSEFOR0VfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodQkFMQU5DRV9DSEFOR0VfUkVBU09OX0RFUE9TSVQQARIkCiBCQUxBTkNFX0NIQU5HRV9SRUFTT05fV0lUSERSQVdBTBACEh4KGkJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9IT0xEEAMSIQodQkFMQU5DRV9DSEFOR0VfUkVBU09OX1JFTEVBU0UQBBIqCiZCQUxBTkNFX0NIQU5HRV9SRUFTT05fVFJBREVfU0VUVExFTUVOVBAFEh0KGUJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9GRUUQBhIkCiBCQUxBTkNFX0NIQU5HRV9SRUFTT05fQURKVVNUTUVOVBAHMpAFCg1XYWxsZXRTZXJ2aWNlElwKCkdldEJhbGFuY2USIy50cmFkZXgud2FsbGV0LnYxLkdldEJhbGFuY2VSZXF1ZXN0GiQudHJhZGV4LndhbGxldC52MS5HZXRCYWxhbmNlUmVzcG9uc2UiA5ACARJiCgxMaXN0QmFsYW5jZXMSJS50cmFkZXgud2FsbGV0LnYxLkxpc3RCYWxhbmNlc1JlcXVlc3QaJi50cmFkZXgud2FsbGV0LnYxLkxpc3RCYWxhbmNlc1Jlc3BvbnNlIgOQAgESWgoLSG9sZEJhbGFuY2USJC50cmFkZXgud2FsbGV0LnYxLkhvbGRCYWxhbmNlUmVxdWVzdBolLnRyYWRleC53YWxsZXQudjEuSG9sZEJhbGFuY2VSZXNwb25zZRJaCgtSZWxlYXNlSG9sZBIkLnRyYWRleC53YWxsZXQudjEuUmVsZWFzZUhvbGRSZXF1ZXN0GiUudHJhZGV4LndhbGxldC52MS5SZWxlYXNlSG9sZFJlc3BvbnNlEk4KB0RlcG9zaXQSIC50cmFkZXgud2FsbGV0LnYxLkRlcG9zaXRSZXF1ZXN0GiEudHJhZGV4LndhbGxldC52MS5EZXBvc2l0UmVzcG9uc2USUQoIV2l0aGRyYXcSIS50cmFkZXgud2FsbGV0LnYxLldpdGhkcmF3UmVxdWVzdBoiLnRyYWRleC53YWxsZXQudjEuV2l0aGRyYXdSZXNwb25zZRJiCg1XYXRjaEJhbGFuY2VzEiYudHJhZGV4LndhbGxldC52MS5XYXRjaEJhbGFuY2VzUmVxdWVzdBonLnRyYWRleC53YWxsZXQudjEuV2F0Y2hCYWxhbmNlc1Jlc3BvbnNlMAFCxQEKFGNvbS50cmFkZXgud2FsbGV0LnYxQgtXYWxsZXRQcm90b1ABWj5naXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L3dhbGxldC92MTt3YWxsZXR2MaICA1RXWKoCEFRyYWRleC5XYWxsZXQuVjHKAhBUcmFkZXhcV2FsbGV0XFYx4gIcVHJhZGV4XFdhbGxldFxWMVxHUEJNZXRhZGF0YeoCElRyYWRleDo6V2FsbGV0OjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Ch10cmFkZXgvd2FsbGV0L3YxL3dhbGxldC5wcm90bxIQdHJhZGV4LndhbGxldC52MSKeAQoHQmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJEhEKCWF2YWlsYWJsZRgDIAEoCRIMCgRoZWxkGAQgASgJEg0KBXRvdGFsGAUgASgJEhAKCHJldmlzaW9uGAYgASgEEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIusBCgRIb2xkEg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSEQoJcmVtYWluaW5nGAUgASgJEiwKBnJlYXNvbhgGIAEoDjIcLnRyYWRleC53YWxsZXQudjEuSG9sZFJlYXNvbhIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI2ChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJIkAKEkdldEJhbGFuY2VSZXNwb25zZRIqCgdiYWxhbmNlGAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlInwKE0xpc3RCYWxhbmNlc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhc3NldHMYAiADKAkSFAoMaW5jbHVkZV96ZXJvGAMgASgIEisKBHBhZ2UYBCABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InEKFExpc3RCYWxhbmNlc1Jlc3BvbnNlEisKCGJhbGFuY2VzGAEgAygLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlEiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSK1AQoQTGlzdEhvbGRzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEiwKBnJlYXNvbhgCIAEoDjIcLnRyYWRleC53YWxsZXQudjEuSG9sZFJlYXNvbhIyCg5jcmVhdGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoEcGFnZRgEIAEoCzIdLnRyYWRleC5jb21tb24udjEuUGFnZVJlcXVlc3QiaAoRTGlzdEhvbGRzUmVzcG9uc2USJQoFaG9sZHMYASADKAsyFi50cmFkZXgud2FsbGV0LnYxLkhvbGQSLAoEcGFnZRgCIAEoCzIeLnRyYWRleC5jb21tb24udjEuUGFnZVJlc3BvbnNlIoYBChJIb2xkQmFsYW5jZVJlcXVlc3QSDwoHaG9sZF9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEg0KBWFzc2V0GAMgASgJEg4KBmFtb3VudBgEIAEoCRIsCgZyZWFzb24YBSABKA4yHC50cmFkZXgud2FsbGV0LnYxLkhvbGRSZWFzb24ieQoTSG9sZEJhbGFuY2VSZXNwb25zZRIkCgRob2xkGAEgASgLMhYudHJhZGV4LndhbGxldC52MS5Ib2xkEioKB2JhbGFuY2UYAiABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAyABKAgibQoSUmVsZWFzZUhvbGRSZXF1ZXN0Eg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRITCgZhbW91bnQYAyABKAlIAIgBARISCgpyZWxlYXNlX2lkGAQgASgJQgkKB19hbW91bnQieQoTUmVsZWFzZUhvbGRSZXNwb25zZRIkCgRob2xkGAEgASgLMhYudHJhZGV4LndhbGxldC52MS5Ib2xkEioKB2JhbGFuY2UYAiABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAyABKAgiZgoORGVwb3NpdFJlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSDAoEbWVtbxgFIAEoCSJPCg9EZXBvc2l0UmVzcG9uc2USKgoHYmFsYW5jZRgBIAEoCzIZLnRyYWRleC53YWxsZXQudjEuQmFsYW5jZRIQCghyZXBsYXllZBgCIAEoCCJnCg9XaXRoZHJhd1JlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSDAoEbWVtbxgFIAEoCSJQChBXaXRoZHJhd1Jlc3BvbnNlEioKB2JhbGFuY2UYASABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAiABKAgiOgoUV2F0Y2hCYWxhbmNlc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhc3NldHMYAiADKAkiugEKFVdhdGNoQmFsYW5jZXNSZXNwb25zZRIsCgdjdXJyZW50GAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlSAASNQoMc25hcHNob3RfZW5kGAIgASgLMh0udHJhZGV4LmNvbW1vbi52MS5TbmFwc2hvdEVuZEgAEjMKB2NoYW5nZWQYAyABKAsyIC50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2VDaGFuZ2VkSABCBwoFZXZlbnQilwMKDkJhbGFuY2VDaGFuZ2VkEhAKCGV2ZW50X2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDQoFYXNzZXQYAyABKAkSEQoJYXZhaWxhYmxlGAQgASgJEgwKBGhlbGQYBSABKAkSFwoPYXZhaWxhYmxlX2RlbHRhGAYgASgJEhIKCmhlbGRfZGVsdGEYByABKAkSNQoGcmVhc29uGAggASgOMiUudHJhZGV4LndhbGxldC52MS5CYWxhbmNlQ2hhbmdlUmVhc29uEg8KB2hvbGRfaWQYCSABKAkSEAoIb3JkZXJfaWQYCiABKAkSEAoIdHJhZGVfaWQYCyABKAkSFwoPZW5naW5lX2V2ZW50X2lkGAwgASgJEhcKD2VuZ2luZV9zZXF1ZW5jZRgNIAEoBBITCgt0cmFuc2Zlcl9pZBgOIAEoCRIvCgtvY2N1cnJlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc2VxdWVuY2UYECABKAQSDAoEbWVtbxgRIAEoCSpzCgpIb2xkUmVhc29uEhsKF0hPTERfUkVBU09OX1VOU1BFQ0lGSUVEEAASFQoRSE9MRF9SRUFTT05fT1JERVIQARIaChZIT0xEX1JFQVNPTl9XSVRIRFJBV0FMEAISFQoRSE9MRF9SRUFTT05fQURNSU4QAyq5AgoTQmFsYW5jZUNoYW5nZVJlYXNvbhIlCiFCQUxBTkNFX0NIQU5HRV9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1CQUxBTkNFX0NIQU5HRV9SRUFTT05fREVQT1NJVBABEiQKIEJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9XSVRIRFJBV0FMEAISHgoaQkFMQU5DRV9DSEFOR0VfUkVBU09OX0hPTEQQAxIhCh1CQUxBTkNFX0NIQU5HRV9SRUFTT05fUkVMRUFTRRAEEioKJkJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9UUkFERV9TRVRUTEVNRU5UEAUSHQoZQkFMQU5DRV9DSEFOR0VfUkVBU09OX0ZFRRAGEiQKIEJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9BREpVU1RNRU5UEAcy6wUKDVdhbGxldFNlcnZpY2USXAoKR2V0QmFsYW5jZRIjLnRyYWRleC53YWxsZXQudjEuR2V0QmFsYW5jZVJlcXVlc3QaJC50cmFkZXgud2FsbGV0LnYxLkdldEJhbGFuY2VSZXNwb25zZSIDkAIBEmIKDExpc3RCYWxhbmNlcxIlLnRyYWRleC53YWxsZXQudjEuTGlzdEJhbGFuY2VzUmVxdWVzdBomLnRyYWRleC53YWxsZXQudjEuTGlzdEJhbGFuY2VzUmVzcG9uc2UiA5ACARJaCgtIb2xkQmFsYW5jZRIkLnRyYWRleC53YWxsZXQudjEuSG9sZEJhbGFuY2VSZXF1ZXN0GiUudHJhZGV4LndhbGxldC52MS5Ib2xkQmFsYW5jZVJlc3BvbnNlEloKC1JlbGVhc2VIb2xkEiQudHJhZGV4LndhbGxldC52MS5SZWxlYXNlSG9sZFJlcXVlc3QaJS50cmFkZXgud2FsbGV0LnYxLlJlbGVhc2VIb2xkUmVzcG9uc2USTgoHRGVwb3NpdBIgLnRyYWRleC53YWxsZXQudjEuRGVwb3NpdFJlcXVlc3QaIS50cmFkZXgud2FsbGV0LnYxLkRlcG9zaXRSZXNwb25zZRJRCghXaXRoZHJhdxIhLnRyYWRleC53YWxsZXQudjEuV2l0aGRyYXdSZXF1ZXN0GiIudHJhZGV4LndhbGxldC52MS5XaXRoZHJhd1Jlc3BvbnNlEmIKDVdhdGNoQmFsYW5jZXMSJi50cmFkZXgud2FsbGV0LnYxLldhdGNoQmFsYW5jZXNSZXF1ZXN0GicudHJhZGV4LndhbGxldC52MS5XYXRjaEJhbGFuY2VzUmVzcG9uc2UwARJZCglMaXN0SG9sZHMSIi50cmFkZXgud2FsbGV0LnYxLkxpc3RIb2xkc1JlcXVlc3QaIy50cmFkZXgud2FsbGV0LnYxLkxpc3RIb2xkc1Jlc3BvbnNlIgOQAgFCxQEKFGNvbS50cmFkZXgud2FsbGV0LnYxQgtXYWxsZXRQcm90b1ABWj5naXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L3dhbGxldC92MTt3YWxsZXR2MaICA1RXWKoCEFRyYWRleC5XYWxsZXQuVjHKAhBUcmFkZXhcV2FsbGV0XFYx4gIcVHJhZGV4XFdhbGxldFxWMVxHUEJNZXRhZGF0YeoCElRyYWRleDo6V2FsbGV0OjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * Balance is what an account holds of one asset. Amounts are decimal strings.
@@ -274,6 +274,76 @@ export const ListBalancesResponseSchema: GenMessage<ListBalancesResponse> = /*@_
   messageDesc(file_tradex_wallet_v1_wallet, 5);
 
 /**
+ * ListHoldsRequest filters and pages the open holds.
+ *
+ * @generated from message tradex.wallet.v1.ListHoldsRequest
+ */
+export type ListHoldsRequest = Message<"tradex.wallet.v1.ListHoldsRequest"> & {
+  /**
+   * The account; empty lists every account's.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Only holds for this reason; unspecified for any.
+   *
+   * @generated from field: tradex.wallet.v1.HoldReason reason = 2;
+   */
+  reason: HoldReason;
+
+  /**
+   * Only holds made before this time; unset for any.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 3;
+   */
+  createdBefore?: Timestamp | undefined;
+
+  /**
+   * Which page.
+   *
+   * @generated from field: tradex.common.v1.PageRequest page = 4;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message tradex.wallet.v1.ListHoldsRequest.
+ * Use `create(ListHoldsRequestSchema)` to create a new message.
+ */
+export const ListHoldsRequestSchema: GenMessage<ListHoldsRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 6);
+
+/**
+ * ListHoldsResponse carries one page of open holds.
+ *
+ * @generated from message tradex.wallet.v1.ListHoldsResponse
+ */
+export type ListHoldsResponse = Message<"tradex.wallet.v1.ListHoldsResponse"> & {
+  /**
+   * The holds, oldest first (then by account and hold id).
+   *
+   * @generated from field: repeated tradex.wallet.v1.Hold holds = 1;
+   */
+  holds: Hold[];
+
+  /**
+   * How to get the next page.
+   *
+   * @generated from field: tradex.common.v1.PageResponse page = 2;
+   */
+  page?: PageResponse | undefined;
+};
+
+/**
+ * Describes the message tradex.wallet.v1.ListHoldsResponse.
+ * Use `create(ListHoldsResponseSchema)` to create a new message.
+ */
+export const ListHoldsResponseSchema: GenMessage<ListHoldsResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 7);
+
+/**
  * HoldBalanceRequest reserves funds.
  *
  * @generated from message tradex.wallet.v1.HoldBalanceRequest
@@ -320,7 +390,7 @@ export type HoldBalanceRequest = Message<"tradex.wallet.v1.HoldBalanceRequest"> 
  * Use `create(HoldBalanceRequestSchema)` to create a new message.
  */
 export const HoldBalanceRequestSchema: GenMessage<HoldBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 6);
+  messageDesc(file_tradex_wallet_v1_wallet, 8);
 
 /**
  * HoldBalanceResponse carries the hold and the balance after it.
@@ -355,7 +425,7 @@ export type HoldBalanceResponse = Message<"tradex.wallet.v1.HoldBalanceResponse"
  * Use `create(HoldBalanceResponseSchema)` to create a new message.
  */
 export const HoldBalanceResponseSchema: GenMessage<HoldBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 7);
+  messageDesc(file_tradex_wallet_v1_wallet, 9);
 
 /**
  * ReleaseHoldRequest frees reserved funds.
@@ -399,7 +469,7 @@ export type ReleaseHoldRequest = Message<"tradex.wallet.v1.ReleaseHoldRequest"> 
  * Use `create(ReleaseHoldRequestSchema)` to create a new message.
  */
 export const ReleaseHoldRequestSchema: GenMessage<ReleaseHoldRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 8);
+  messageDesc(file_tradex_wallet_v1_wallet, 10);
 
 /**
  * ReleaseHoldResponse carries the hold and the balance after the release.
@@ -434,7 +504,7 @@ export type ReleaseHoldResponse = Message<"tradex.wallet.v1.ReleaseHoldResponse"
  * Use `create(ReleaseHoldResponseSchema)` to create a new message.
  */
 export const ReleaseHoldResponseSchema: GenMessage<ReleaseHoldResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 9);
+  messageDesc(file_tradex_wallet_v1_wallet, 11);
 
 /**
  * DepositRequest credits an account.
@@ -483,7 +553,7 @@ export type DepositRequest = Message<"tradex.wallet.v1.DepositRequest"> & {
  * Use `create(DepositRequestSchema)` to create a new message.
  */
 export const DepositRequestSchema: GenMessage<DepositRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 10);
+  messageDesc(file_tradex_wallet_v1_wallet, 12);
 
 /**
  * DepositResponse carries the balance after the deposit.
@@ -511,7 +581,7 @@ export type DepositResponse = Message<"tradex.wallet.v1.DepositResponse"> & {
  * Use `create(DepositResponseSchema)` to create a new message.
  */
 export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 11);
+  messageDesc(file_tradex_wallet_v1_wallet, 13);
 
 /**
  * WithdrawRequest debits an account.
@@ -560,7 +630,7 @@ export type WithdrawRequest = Message<"tradex.wallet.v1.WithdrawRequest"> & {
  * Use `create(WithdrawRequestSchema)` to create a new message.
  */
 export const WithdrawRequestSchema: GenMessage<WithdrawRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 12);
+  messageDesc(file_tradex_wallet_v1_wallet, 14);
 
 /**
  * WithdrawResponse carries the balance after the withdrawal.
@@ -588,7 +658,7 @@ export type WithdrawResponse = Message<"tradex.wallet.v1.WithdrawResponse"> & {
  * Use `create(WithdrawResponseSchema)` to create a new message.
  */
 export const WithdrawResponseSchema: GenMessage<WithdrawResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 13);
+  messageDesc(file_tradex_wallet_v1_wallet, 15);
 
 /**
  * WatchBalancesRequest says which balances to watch.
@@ -616,7 +686,7 @@ export type WatchBalancesRequest = Message<"tradex.wallet.v1.WatchBalancesReques
  * Use `create(WatchBalancesRequestSchema)` to create a new message.
  */
 export const WatchBalancesRequestSchema: GenMessage<WatchBalancesRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 14);
+  messageDesc(file_tradex_wallet_v1_wallet, 16);
 
 /**
  * WatchBalancesResponse is one message of a balance watch.
@@ -662,7 +732,7 @@ export type WatchBalancesResponse = Message<"tradex.wallet.v1.WatchBalancesRespo
  * Use `create(WatchBalancesResponseSchema)` to create a new message.
  */
 export const WatchBalancesResponseSchema: GenMessage<WatchBalancesResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 15);
+  messageDesc(file_tradex_wallet_v1_wallet, 17);
 
 /**
  * BalanceChanged is one entry of the balance journal, the payload of
@@ -802,7 +872,7 @@ export type BalanceChanged = Message<"tradex.wallet.v1.BalanceChanged"> & {
  * Use `create(BalanceChangedSchema)` to create a new message.
  */
 export const BalanceChangedSchema: GenMessage<BalanceChanged> = /*@__PURE__*/
-  messageDesc(file_tradex_wallet_v1_wallet, 16);
+  messageDesc(file_tradex_wallet_v1_wallet, 18);
 
 /**
  * HoldReason says what a hold reserves funds for.
@@ -1002,6 +1072,19 @@ export const WalletService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchBalancesRequestSchema;
     output: typeof WatchBalancesResponseSchema;
+  },
+  /**
+   * ListHolds lists the open holds (something still held), oldest first:
+   * of one account or of all (admins and services), of one reason, made
+   * before a time. Operators find stuck funds with it; the order service's
+   * sweeper, holds whose order never reached the engine.
+   *
+   * @generated from rpc tradex.wallet.v1.WalletService.ListHolds
+   */
+  listHolds: {
+    methodKind: "unary";
+    input: typeof ListHoldsRequestSchema;
+    output: typeof ListHoldsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tradex_wallet_v1_wallet, 0);

@@ -55,6 +55,8 @@ const (
 	// WalletServiceWatchBalancesProcedure is the fully-qualified name of the WalletService's
 	// WatchBalances RPC.
 	WalletServiceWatchBalancesProcedure = "/tradex.wallet.v1.WalletService/WatchBalances"
+	// WalletServiceListHoldsProcedure is the fully-qualified name of the WalletService's ListHolds RPC.
+	WalletServiceListHoldsProcedure = "/tradex.wallet.v1.WalletService/ListHolds"
 )
 
 // WalletServiceClient is a client for the tradex.wallet.v1.WalletService service.
@@ -81,6 +83,11 @@ type WalletServiceClient interface {
 	// WatchBalances streams balances: first every current balance (as `current`), then one
 	// `snapshot_end`, then every journal entry (as `changed`) until the client goes away.
 	WatchBalances(context.Context, *v1.WatchBalancesRequest) (*connect.ServerStreamForClient[v1.WatchBalancesResponse], error)
+	// ListHolds lists the open holds (something still held), oldest first:
+	// of one account or of all (admins and services), of one reason, made
+	// before a time. Operators find stuck funds with it; the order service's
+	// sweeper, holds whose order never reached the engine.
+	ListHolds(context.Context, *v1.ListHoldsRequest) (*v1.ListHoldsResponse, error)
 }
 
 // NewWalletServiceClient constructs a client for the tradex.wallet.v1.WalletService service. By
@@ -138,6 +145,13 @@ func NewWalletServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(walletServiceMethods.ByName("WatchBalances")),
 			connect.WithClientOptions(opts...),
 		),
+		listHolds: connect.NewClient[v1.ListHoldsRequest, v1.ListHoldsResponse](
+			httpClient,
+			baseURL+WalletServiceListHoldsProcedure,
+			connect.WithSchema(walletServiceMethods.ByName("ListHolds")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -150,6 +164,7 @@ type walletServiceClient struct {
 	deposit       *connect.Client[v1.DepositRequest, v1.DepositResponse]
 	withdraw      *connect.Client[v1.WithdrawRequest, v1.WithdrawResponse]
 	watchBalances *connect.Client[v1.WatchBalancesRequest, v1.WatchBalancesResponse]
+	listHolds     *connect.Client[v1.ListHoldsRequest, v1.ListHoldsResponse]
 }
 
 // GetBalance calls tradex.wallet.v1.WalletService.GetBalance.
@@ -211,6 +226,15 @@ func (c *walletServiceClient) WatchBalances(ctx context.Context, req *v1.WatchBa
 	return c.watchBalances.CallServerStream(ctx, connect.NewRequest(req))
 }
 
+// ListHolds calls tradex.wallet.v1.WalletService.ListHolds.
+func (c *walletServiceClient) ListHolds(ctx context.Context, req *v1.ListHoldsRequest) (*v1.ListHoldsResponse, error) {
+	response, err := c.listHolds.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // WalletServiceHandler is an implementation of the tradex.wallet.v1.WalletService service.
 type WalletServiceHandler interface {
 	// GetBalance returns the balance of one asset of an account. An asset the account never
@@ -235,6 +259,11 @@ type WalletServiceHandler interface {
 	// WatchBalances streams balances: first every current balance (as `current`), then one
 	// `snapshot_end`, then every journal entry (as `changed`) until the client goes away.
 	WatchBalances(context.Context, *v1.WatchBalancesRequest, *connect.ServerStream[v1.WatchBalancesResponse]) error
+	// ListHolds lists the open holds (something still held), oldest first:
+	// of one account or of all (admins and services), of one reason, made
+	// before a time. Operators find stuck funds with it; the order service's
+	// sweeper, holds whose order never reached the engine.
+	ListHolds(context.Context, *v1.ListHoldsRequest) (*v1.ListHoldsResponse, error)
 }
 
 // NewWalletServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -288,6 +317,13 @@ func NewWalletServiceHandler(svc WalletServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(walletServiceMethods.ByName("WatchBalances")),
 		connect.WithHandlerOptions(opts...),
 	)
+	walletServiceListHoldsHandler := connect.NewUnaryHandlerSimple(
+		WalletServiceListHoldsProcedure,
+		svc.ListHolds,
+		connect.WithSchema(walletServiceMethods.ByName("ListHolds")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tradex.wallet.v1.WalletService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case WalletServiceGetBalanceProcedure:
@@ -304,6 +340,8 @@ func NewWalletServiceHandler(svc WalletServiceHandler, opts ...connect.HandlerOp
 			walletServiceWithdrawHandler.ServeHTTP(w, r)
 		case WalletServiceWatchBalancesProcedure:
 			walletServiceWatchBalancesHandler.ServeHTTP(w, r)
+		case WalletServiceListHoldsProcedure:
+			walletServiceListHoldsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -339,4 +377,8 @@ func (UnimplementedWalletServiceHandler) Withdraw(context.Context, *v1.WithdrawR
 
 func (UnimplementedWalletServiceHandler) WatchBalances(context.Context, *v1.WatchBalancesRequest, *connect.ServerStream[v1.WatchBalancesResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("tradex.wallet.v1.WalletService.WatchBalances is not implemented"))
+}
+
+func (UnimplementedWalletServiceHandler) ListHolds(context.Context, *v1.ListHoldsRequest) (*v1.ListHoldsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.wallet.v1.WalletService.ListHolds is not implemented"))
 }
