@@ -63,14 +63,22 @@ func (h *handler) ListBalances(ctx context.Context, req *walletv1.ListBalancesRe
 		return (len(req.GetAssets()) > 0 && !slices.Contains(req.GetAssets(), b.Asset)) ||
 			(!req.GetIncludeZero() && b.Available == 0 && b.Held == 0)
 	})
-	res := &walletv1.ListBalancesResponse{Page: &commonv1.PageResponse{}}
+	balances, page := pageOf(all, balancesList, offset, size, h.balance)
+	return &walletv1.ListBalancesResponse{Balances: balances, Page: page}, nil
+}
+
+// pageOf converts the page of all that starts at offset, at most size
+// items, and says where the next one starts (of the list named list).
+func pageOf[T, P any](all []T, list string, offset, size int, conv func(T) P) ([]P, *commonv1.PageResponse) {
+	var out []P
 	for i := offset; i < len(all) && i < offset+size; i++ {
-		res.Balances = append(res.Balances, h.balance(all[i]))
+		out = append(out, conv(all[i]))
 	}
+	page := &commonv1.PageResponse{}
 	if offset+size < len(all) {
-		res.Page.NextPageToken = paging.OffsetToken(balancesList, offset+size)
+		page.NextPageToken = paging.OffsetToken(list, offset+size)
 	}
-	return res, nil
+	return out, page
 }
 
 // ListHolds returns a page of the open holds, oldest first.
@@ -100,14 +108,8 @@ func (h *handler) ListHolds(ctx context.Context, req *walletv1.ListHoldsRequest)
 	}
 	var open []Hold
 	h.s.st.read(func(b *Book) { open = b.OpenHolds(req.GetAccountId(), reason, before) })
-	res := &walletv1.ListHoldsResponse{Page: &commonv1.PageResponse{}}
-	for i := offset; i < len(open) && i < offset+size; i++ {
-		res.Holds = append(res.Holds, h.hold(open[i]))
-	}
-	if offset+size < len(open) {
-		res.Page.NextPageToken = paging.OffsetToken(holdsList, offset+size)
-	}
-	return res, nil
+	holds, page := pageOf(open, holdsList, offset, size, h.hold)
+	return &walletv1.ListHoldsResponse{Holds: holds, Page: page}, nil
 }
 
 // Deposit credits an account, idempotent on transfer_id.
