@@ -108,6 +108,43 @@ func (c *Client) Range(ctx context.Context, topic, key string, from uint64, limi
 	return out, nil
 }
 
+// FindMsgID reports whether topic holds a message with the message id id
+// (Nats-Msg-Id) stored at or after since: it reads the stream from that
+// time on, in pages (a batched direct get), so its cost is what was stored
+// since. For rare checks (a sweeper's), never on a hot path.
+func (c *Client) FindMsgID(ctx context.Context, topic, id string, since time.Time) (bool, error) {
+	t, err := c.catalog.Topic(topic)
+	if err != nil {
+		return false, err
+	}
+	const page = 256
+	start := jetstreamext.GetBatchStartTime(since)
+	for {
+		msgs, err := jetstreamext.GetBatch(ctx, c.js, t.Stream(), page, jetstreamext.GetBatchSubject(topic+".>"), start)
+		if err != nil {
+			return false, brokerError("scan "+topic, err)
+		}
+		var last uint64
+		n := 0
+		for m, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return false, brokerError("scan "+topic, err)
+			}
+			if m.Header.Get(HeaderMsgID) == id {
+				return true, nil
+			}
+			last, n = m.Sequence, n+1
+		}
+		if n < page {
+			return false, nil
+		}
+		start = jetstreamext.GetBatchSeq(last + 1)
+	}
+}
+
 func (c *Client) get(ctx context.Context, topic, what string, read func(jetstream.Stream) (*jetstream.RawStreamMsg, error)) (Stored, error) {
 	st, err := c.topicStream(ctx, topic)
 	if err != nil {

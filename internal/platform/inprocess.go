@@ -74,6 +74,15 @@ func (w localWallet) ReleaseHold(ctx context.Context, req *walletv1.ReleaseHoldR
 	return h.ReleaseHold(ctx, req)
 }
 
+// ListHolds calls the running wallet.
+func (w localWallet) ListHolds(ctx context.Context, req *walletv1.ListHoldsRequest) (*walletv1.ListHoldsResponse, error) {
+	h, err := running[walletv1connect.WalletServiceHandler](w.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.ListHolds(ctx, req)
+}
+
 // metadataClient is what the instrument cache calls of the metadata
 // service: the one running here, else a Connect client of the one at
 // RemoteURL.

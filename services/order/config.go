@@ -40,6 +40,12 @@ type Config struct {
 	MaxBacklog uint64
 	// BacklogEvery is how often the backlog is read.
 	BacklogEvery time.Duration
+	// SweepEvery is how often the sweeper looks for holds whose order never
+	// reached the engine (sweeper.go); 0 turns it off. SweepAfter is how old
+	// a hold must be to be looked at; SweepGrace how long a swept order's
+	// record stands before its hold is released (longer than any PlaceOrder
+	// can take).
+	SweepEvery, SweepAfter, SweepGrace time.Duration
 	// WatchBuffer is how many updates a WatchOrders stream may fall behind
 	// before it is ended (the client reconnects and gets a fresh snapshot).
 	WatchBuffer int
@@ -57,6 +63,9 @@ func Default() Config {
 		WatchBuffer:    1024,
 		MaxBacklog:     5_000,
 		BacklogEvery:   200 * time.Millisecond,
+		SweepEvery:     time.Minute,
+		SweepAfter:     5 * time.Minute,
+		SweepGrace:     time.Minute,
 	}
 }
 
@@ -69,6 +78,8 @@ func (c Config) Validate() error {
 		return errors.New("order: Concurrency, WatchBuffer >= 1, CleanupTimeout and AckWait > 0 are required")
 	case c.MaxBacklog > 0 && c.BacklogEvery <= 0:
 		return errors.New("order: BacklogEvery must be positive when MaxBacklog is set")
+	case c.SweepEvery > 0 && (c.SweepAfter < 0 || c.SweepGrace < 0):
+		return errors.New("order: SweepAfter and SweepGrace must not be negative")
 	case c.ApplyBatch < 1 || c.ApplyBatch > maxApplyBatch:
 		return fmt.Errorf("order: ApplyBatch %d not in 1..%d", c.ApplyBatch, maxApplyBatch)
 	}

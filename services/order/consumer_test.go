@@ -61,6 +61,10 @@ func (noWallet) ReleaseHold(context.Context, *walletv1.ReleaseHoldRequest) (*wal
 	return nil, errUnused
 }
 
+func (noWallet) ListHolds(context.Context, *walletv1.ListHoldsRequest) (*walletv1.ListHoldsResponse, error) {
+	return nil, errUnused
+}
+
 // A read of the submit command that fails for want of the broker is not
 // "command not found": the engine event stays unacknowledged, is retried,
 // and the order is recovered once the read succeeds.

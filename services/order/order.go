@@ -88,6 +88,9 @@ type Order struct {
 	// EngineSequence is the instrument's engine event sequence last applied
 	// to the order: an event at or below it is a repeat and changes nothing.
 	EngineSequence uint64 `json:"engine_sequence,omitempty"`
+	// Swept marks the record the sweeper wrote for an order whose submit
+	// never reached the engine (sweeper.go).
+	Swept bool `json:"swept,omitempty"`
 }
 
 // SameRequest reports whether p asks for the same order as o (a repeated

@@ -163,14 +163,16 @@ func (r *runs) load(ctx context.Context, rn *run, id string, inputSeq uint64) (*
 		return &w, true, nil
 	}
 	o, rev, err := r.st.get(ctx, id)
-	if err == nil {
+	if err == nil && !o.Swept {
 		return &written{o: o, rev: rev}, true, nil
 	}
-	if !errors.Is(err, ErrOrderNotFound) {
+	if err != nil && !errors.Is(err, ErrOrderNotFound) {
 		return nil, false, err
 	}
+	// No record, or the sweeper's (its submit reached the engine after
+	// all): the order is what its submit command placed, written over it.
 	o, found, err := r.recover(ctx, id, inputSeq)
-	return &written{o: o}, found, err
+	return &written{o: o, rev: rev}, found, err
 }
 
 // fenceMax is the largest run written with fenced writes rather than an

@@ -33,6 +33,7 @@ type Instruments interface {
 type Wallet interface {
 	HoldBalance(ctx context.Context, req *walletv1.HoldBalanceRequest) (*walletv1.HoldBalanceResponse, error)
 	ReleaseHold(ctx context.Context, req *walletv1.ReleaseHoldRequest) (*walletv1.ReleaseHoldResponse, error)
+	ListHolds(ctx context.Context, req *walletv1.ListHoldsRequest) (*walletv1.ListHoldsResponse, error)
 }
 
 // Deps are the service's dependencies.
@@ -189,6 +190,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	if s.backlogOf != nil && s.cfg.MaxBacklog > 0 {
 		go s.watchBacklog(ctx)
+	}
+	if s.cfg.SweepEvery > 0 {
+		go s.sweepLoop(ctx)
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
 	var runErr error

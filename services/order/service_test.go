@@ -118,10 +118,13 @@ type instance struct {
 	stop   func()
 }
 
-func (e *env) start() *instance {
+func (e *env) start(tweaks ...func(*order.Config)) *instance {
 	e.t.Helper()
 	cfg := order.Default()
 	cfg.Concurrency = 2
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	mesh := streams.NewClient(e.js, streams.DefaultCatalog())
 	svc, err := order.New(cfg, order.Deps{
 		Streams: mesh, Publisher: mesh.Publisher(streams.WithSource("tradex/order")),
