@@ -16,9 +16,10 @@ import (
 // such key), ErrKeyExists, ErrRevisionMismatch or ErrUnavailable (the
 // broker is away), so callers never look at nats.go's errors.
 type KV struct {
-	name string
-	kv   jetstream.KeyValue
-	js   jetstream.JetStream
+	name   string
+	kv     jetstream.KeyValue
+	js     jetstream.JetStream
+	stream jetstream.Stream // the bucket's stream, for direct reads
 }
 
 // Entry is one revision of a key.
@@ -48,7 +49,11 @@ func (c *Client) KV(ctx context.Context, name string) (*KV, error) {
 	if err != nil {
 		return nil, brokerError("open bucket "+name, err)
 	}
-	kv = &KV{name: name, kv: raw, js: c.js}
+	st, err := c.js.Stream(ctx, "KV_"+s.Name)
+	if err != nil {
+		return nil, brokerError("open bucket "+name, err)
+	}
+	kv = &KV{name: name, kv: raw, js: c.js, stream: st}
 	c.mu.Lock()
 	c.kvs[name] = kv
 	c.mu.Unlock()
@@ -103,6 +108,18 @@ func (b *KV) Get(ctx context.Context, key string) (Entry, error) {
 		return Entry{}, b.fail("get", key, err)
 	}
 	return entryOf(e), nil
+}
+
+// Entry returns the latest entry of key, a delete marker included
+// (Deleted set, Value empty): its revision is the one a write after a
+// delete must expect. ErrNotFound when the key was never written.
+func (b *KV) Entry(ctx context.Context, key string) (Entry, error) {
+	m, err := b.stream.GetLastMsgForSubject(ctx, "$KV."+b.kv.Bucket()+"."+key)
+	if err != nil {
+		return Entry{}, b.fail("get", key, err)
+	}
+	op := m.Header.Get("KV-Operation")
+	return Entry{Key: key, Value: m.Data, Revision: m.Sequence, Created: m.Time, Deleted: op == "DEL" || op == "PURGE"}, nil
 }
 
 // Put writes value under key whatever is there; it returns the revision.

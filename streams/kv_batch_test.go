@@ -76,4 +76,23 @@ func TestKVBatch(t *testing.T) {
 	if v, _ := value("e"); v != "e1" {
 		t.Errorf("e = %s: the write before the refused one is stored (not atomic)", v)
 	}
+
+	// After a delete, Entry gives the marker's revision, which a new value
+	// must expect.
+	if err := kv.Delete(t.Context(), "e", 0); err != nil {
+		t.Fatal(err)
+	}
+	marker, err := kv.Entry(t.Context(), "e")
+	if err != nil || !marker.Deleted || marker.Revision == 0 {
+		t.Fatalf("Entry of a deleted key: %+v, %v", marker, err)
+	}
+	if _, err := kv.Write(t.Context(), []streams.KVWrite{{Key: "e", Value: []byte("e2")}}); !errors.Is(err, streams.ErrRevisionMismatch) {
+		t.Errorf("a new value expecting none over a delete marker: err = %v, want ErrRevisionMismatch", err)
+	}
+	if _, err := kv.Write(t.Context(), []streams.KVWrite{{Key: "e", Value: []byte("e2"), Revision: marker.Revision}}); err != nil {
+		t.Errorf("a new value expecting the marker: %v", err)
+	}
+	if _, err := kv.Entry(t.Context(), "never"); !errors.Is(err, streams.ErrNotFound) {
+		t.Errorf("Entry of a key never written: err = %v, want ErrNotFound", err)
+	}
 }

@@ -43,6 +43,8 @@ type env struct {
 	metadata metadatav1connectHandler
 	cache    *instruments.Cache
 	wallet   walletv1connect.WalletServiceHandler
+	// clock, when set, is the order service's clock.
+	clock func() time.Time
 }
 
 // metadatav1connectHandler is the part of the metadata handler tests use.
@@ -128,7 +130,7 @@ func (e *env) start(tweaks ...func(*order.Config)) *instance {
 	mesh := streams.NewClient(e.js, streams.DefaultCatalog())
 	svc, err := order.New(cfg, order.Deps{
 		Streams: mesh, Publisher: mesh.Publisher(streams.WithSource("tradex/order")),
-		Instruments: e.cache, Wallet: e.wallet,
+		Instruments: e.cache, Wallet: e.wallet, Clock: e.clock,
 	})
 	if err != nil {
 		e.t.Fatal(err)

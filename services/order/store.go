@@ -26,6 +26,7 @@ const (
 // it).
 type bucket interface {
 	Get(ctx context.Context, key string) (streams.Entry, error)
+	Entry(ctx context.Context, key string) (streams.Entry, error)
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 	Create(ctx context.Context, key string, value []byte) (uint64, error)
 	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
@@ -177,14 +178,19 @@ func (s *store) read(ctx context.Context, id string) (Order, error) {
 	return o, err
 }
 
-// get reads an order from the bucket; ErrOrderNotFound if there is none.
+// get reads an order from the bucket; ErrOrderNotFound if there is none,
+// with the revision of its delete marker if it was deleted (what a new
+// record must expect).
 func (s *store) get(ctx context.Context, id string) (Order, uint64, error) {
 	if !isKeyToken(id) {
 		return Order{}, 0, fmt.Errorf("%w: %s", ErrOrderNotFound, id)
 	}
-	e, err := s.kv.Get(ctx, orderPrefix+id)
+	e, err := s.kv.Entry(ctx, orderPrefix+id)
 	if errors.Is(err, streams.ErrNotFound) {
 		return Order{}, 0, fmt.Errorf("%w: %s", ErrOrderNotFound, id)
+	}
+	if err == nil && e.Deleted {
+		return Order{}, e.Revision, fmt.Errorf("%w: %s", ErrOrderNotFound, id)
 	}
 	if err != nil {
 		return Order{}, 0, fmt.Errorf("%w: read order %s: %w", streams.ErrUnavailable, id, err)
