@@ -219,15 +219,15 @@ func (l *load) run(ctx context.Context) {
 // of its resting orders.
 func (l *load) work(ctx context.Context, w int) {
 	rng := rand.New(rand.NewPCG(uint64(w), 42)) //nolint:gosec // a load pattern, not a secret
-	var resting []resting
+	var waiting []resting
 	for i := 0; ctx.Err() == nil; i++ {
 		if l.limiter != nil && l.limiter.Wait(ctx) != nil {
 			return
 		}
 		t := l.traders[(w+i*l.cfg.Connections)%len(l.traders)]
-		if len(resting) > 0 && rng.Float64() < l.cfg.Cancels {
-			r := resting[0]
-			resting = resting[1:]
+		if len(waiting) > 0 && rng.Float64() < l.cfg.Cancels {
+			r := waiting[0]
+			waiting = waiting[1:]
 			l.cancel(ctx, r)
 			continue
 		}
@@ -235,13 +235,13 @@ func (l *load) work(ctx context.Context, w int) {
 		cross := rng.Float64() < l.cfg.Cross
 		id, ok := l.place(ctx, t, buy, l.inst.priceFor(buy, cross, rng))
 		if ok && !cross {
-			resting = append(resting, struct{ trader, order string }{t.token, id})
+			waiting = append(waiting, resting{trader: t.token, order: id})
 		}
 	}
 }
 
 // resting is an order expected to rest: its trader's token and its id.
-type resting = struct{ trader, order string }
+type resting struct{ trader, order string }
 
 func (l *load) place(ctx context.Context, t trader, buy bool, price string) (string, bool) {
 	side := map[bool]string{true: "buy", false: "sell"}[buy]

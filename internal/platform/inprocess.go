@@ -56,9 +56,14 @@ func (p *Platform) walletClient() order.Wallet {
 // localWallet calls the wallet running in this process.
 type localWallet struct{ u *unit }
 
+// handler is the running wallet's.
+func (w localWallet) handler() (walletv1connect.WalletServiceHandler, error) {
+	return running[walletv1connect.WalletServiceHandler](w.u)
+}
+
 // HoldBalance calls the running wallet.
 func (w localWallet) HoldBalance(ctx context.Context, req *walletv1.HoldBalanceRequest) (*walletv1.HoldBalanceResponse, error) {
-	h, err := running[walletv1connect.WalletServiceHandler](w.u)
+	h, err := w.handler()
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +72,7 @@ func (w localWallet) HoldBalance(ctx context.Context, req *walletv1.HoldBalanceR
 
 // ReleaseHold calls the running wallet.
 func (w localWallet) ReleaseHold(ctx context.Context, req *walletv1.ReleaseHoldRequest) (*walletv1.ReleaseHoldResponse, error) {
-	h, err := running[walletv1connect.WalletServiceHandler](w.u)
+	h, err := w.handler()
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +81,7 @@ func (w localWallet) ReleaseHold(ctx context.Context, req *walletv1.ReleaseHoldR
 
 // ListHolds calls the running wallet.
 func (w localWallet) ListHolds(ctx context.Context, req *walletv1.ListHoldsRequest) (*walletv1.ListHoldsResponse, error) {
-	h, err := running[walletv1connect.WalletServiceHandler](w.u)
+	h, err := w.handler()
 	if err != nil {
 		return nil, err
 	}
