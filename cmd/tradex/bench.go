@@ -66,6 +66,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *pid > 0 {
 		cfg.CPU = func() (time.Duration, error) { return processCPU(*pid) }
 	}
+	self := os.Getpid()
+	cfg.ClientCPU = func() (time.Duration, error) { return processCPU(self) }
 	var report benchReport
 	if *rawDir != "" {
 		sync, err := parseSync(*rawSync)
@@ -73,7 +75,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		fmt.Fprintf(stderr, "raw baseline: %d synchronous publishers, fsync %s, %s\n", *rawPublishers, *rawSync, cfg.Duration)
-		raw, err := bench.Raw(ctx, bench.RawConfig{Dir: *rawDir, Sync: sync, Publishers: *rawPublishers, Duration: cfg.Duration})
+		raw, err := bench.Raw(ctx, bench.RawConfig{Dir: *rawDir, Sync: sync, Publishers: *rawPublishers, Duration: cfg.Duration, CPU: cfg.ClientCPU})
 		if err != nil {
 			return err
 		}
@@ -136,8 +138,8 @@ func printBench(w io.Writer, r benchReport) error {
 	l := r.Load
 	var b strings.Builder
 	if r.Raw != nil {
-		fmt.Fprintf(&b, "raw JetStream (fsync %s, %d publishers):  %9.0f msgs/s   ack p50 %.2f ms  p99 %.2f ms\n",
-			r.RawFsync, r.Raw.Publishers, r.Raw.PerSecond, r.Raw.P50, r.Raw.P99)
+		fmt.Fprintf(&b, "raw JetStream (fsync %s, %d publishers):  %9.0f msgs/s   ack p50 %.2f ms  p99 %.2f ms   %.0f µs CPU per message\n",
+			r.RawFsync, r.Raw.Publishers, r.Raw.PerSecond, r.Raw.P50, r.Raw.P99, r.Raw.CPUPerMessage)
 	}
 	fmt.Fprintf(&b, "orders accepted:  %9d in %.1fs   %9.0f orders/s\n", l.Accepted, l.Seconds, l.AcceptedPerSecond)
 	fmt.Fprintf(&b, "orders settled:   %9.0f orders/s (until every consumer caught up)", l.SettledPerSecond)
@@ -148,6 +150,9 @@ func printBench(w io.Writer, r benchReport) error {
 	fmt.Fprintf(&b, "answer latency:   p50 %.2f ms   p99 %.2f ms   p99.9 %.2f ms\n", l.P50, l.P99, l.P999)
 	if l.CPUPerOrder > 0 {
 		fmt.Fprintf(&b, "platform CPU:     %9.0f µs per settled order\n", l.CPUPerOrder)
+	}
+	if l.ClientCPUPerOrder > 0 {
+		fmt.Fprintf(&b, "load's own CPU:   %9.0f µs per settled order (this process)\n", l.ClientCPUPerOrder)
 	}
 	fmt.Fprintf(&b, "cancels:          %9d\n", l.Cancelled)
 	if len(l.Errors) == 0 {

@@ -41,10 +41,10 @@ func TestBenchAgainstServe(t *testing.T) {
 	if l.SettledPerSecond <= 0 || l.SettledPerSecond > l.AcceptedPerSecond || l.P50 <= 0 || l.P99 < l.P50 {
 		t.Errorf("load figures: settled %.0f/s, accepted %.0f/s, p50 %.2f ms, p99 %.2f ms", l.SettledPerSecond, l.AcceptedPerSecond, l.P50, l.P99)
 	}
-	if l.CPUPerOrder <= 0 {
-		t.Errorf("no CPU per settled order with --pid: %v", l.CPUPerOrder)
+	if l.CPUPerOrder <= 0 || l.ClientCPUPerOrder <= 0 {
+		t.Errorf("CPU per settled order: platform (--pid) %v µs, load generator %v µs", l.CPUPerOrder, l.ClientCPUPerOrder)
 	}
-	if r.Raw == nil || r.Raw.Messages == 0 || r.SettledOverRaw <= 0 {
+	if r.Raw == nil || r.Raw.Messages == 0 || r.SettledOverRaw <= 0 || r.Raw.CPUPerMessage <= 0 {
 		t.Errorf("raw baseline: %+v, settled/raw %.3f", r.Raw, r.SettledOverRaw)
 	}
 	if !strings.Contains(errs.String(), "orders") {

@@ -56,6 +56,10 @@ type Config struct {
 	// so far: the result then gives the CPU per settled order, from the
 	// start of the load until settlement caught up.
 	CPU func() (time.Duration, error)
+	// ClientCPU, when set, reads the CPU time of the load generator's own
+	// process: the result then gives what the load itself cost per order
+	// (on one machine it shares the cores with the platform).
+	ClientCPU func() (time.Duration, error)
 }
 
 // Result is what a run measured.
@@ -77,6 +81,9 @@ type Result struct {
 	// CPUPerOrder is the platform's CPU time per settled order, in
 	// microseconds (0 without Config.CPU).
 	CPUPerOrder float64 `json:"cpuPerSettledOrderUs,omitempty"`
+	// ClientCPUPerOrder is the load generator's CPU time per settled
+	// order, in microseconds (0 without Config.ClientCPU).
+	ClientCPUPerOrder float64 `json:"clientCpuPerSettledOrderUs,omitempty"`
 	// Answer latencies of order placements, in milliseconds.
 	P50 float64 `json:"p50Ms"`
 	P99 float64 `json:"p99Ms"`
@@ -120,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	l := newLoad(cfg, c, inst, traders)
-	cpu0, err := cpuTime(cfg)
+	cpu0, err := cpuTimes(cfg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -131,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("after the load: %w", err)
 	}
 	settled := time.Now()
-	cpu1, err := cpuTime(cfg)
+	cpu1, err := cpuTimes(cfg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -140,22 +147,37 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	r := l.result(began, loaded, settled, before, after)
-	if cfg.CPU != nil && r.Accepted > 0 {
-		r.CPUPerOrder = float64((cpu1 - cpu0).Microseconds()) / float64(r.Accepted)
+	if r.Accepted > 0 {
+		if cfg.CPU != nil {
+			r.CPUPerOrder = float64((cpu1[0] - cpu0[0]).Microseconds()) / float64(r.Accepted)
+		}
+		if cfg.ClientCPU != nil {
+			r.ClientCPUPerOrder = float64((cpu1[1] - cpu0[1]).Microseconds()) / float64(r.Accepted)
+		}
 	}
 	return r, nil
 }
 
-// cpuTime reads Config.CPU, if set.
-func cpuTime(cfg Config) (time.Duration, error) {
-	if cfg.CPU == nil {
+// cpuTimes reads the platform's and the load generator's CPU time, each
+// 0 when its reader is not set.
+func cpuTimes(cfg Config) ([2]time.Duration, error) {
+	platform, err := readCPU(cfg.CPU)
+	if err != nil {
+		return [2]time.Duration{}, fmt.Errorf("bench: the platform's CPU time: %w", err)
+	}
+	client, err := readCPU(cfg.ClientCPU)
+	if err != nil {
+		return [2]time.Duration{}, fmt.Errorf("bench: the load generator's CPU time: %w", err)
+	}
+	return [2]time.Duration{platform, client}, nil
+}
+
+// readCPU calls read, if set.
+func readCPU(read func() (time.Duration, error)) (time.Duration, error) {
+	if read == nil {
 		return 0, nil
 	}
-	d, err := cfg.CPU()
-	if err != nil {
-		return 0, fmt.Errorf("bench: the platform's CPU time: %w", err)
-	}
-	return d, nil
+	return read()
 }
 
 func (cfg Config) check() error {

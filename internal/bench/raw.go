@@ -29,6 +29,10 @@ type RawConfig struct {
 	Publishers int
 	// Duration is how long they publish.
 	Duration time.Duration
+	// CPU, when set, reads the CPU time of the process the baseline runs
+	// in (its server and its publishers): the result then gives the CPU per
+	// message.
+	CPU func() (time.Duration, error)
 }
 
 // RawResult is the baseline's figures.
@@ -39,6 +43,9 @@ type RawResult struct {
 	PerSecond  float64 `json:"msgsPerSecond"`
 	P50        float64 `json:"ackP50Ms"`
 	P99        float64 `json:"ackP99Ms"`
+	// CPUPerMessage is the process's CPU time (server and publishers) per
+	// stored message, in microseconds (0 without RawConfig.CPU).
+	CPUPerMessage float64 `json:"cpuPerMessageUs,omitempty"`
 }
 
 // Raw runs the baseline.
@@ -73,7 +80,22 @@ func Raw(ctx context.Context, cfg RawConfig) (RawResult, error) {
 	}); err != nil {
 		return RawResult{}, fmt.Errorf("bench: raw: %w", err)
 	}
-	return publish(ctx, js, cfg)
+	cpu0, err := readCPU(cfg.CPU)
+	if err != nil {
+		return RawResult{}, fmt.Errorf("bench: raw: %w", err)
+	}
+	r, err := publish(ctx, js, cfg)
+	if err != nil {
+		return RawResult{}, err
+	}
+	cpu1, err := readCPU(cfg.CPU)
+	if err != nil {
+		return RawResult{}, fmt.Errorf("bench: raw: %w", err)
+	}
+	if cfg.CPU != nil && r.Messages > 0 {
+		r.CPUPerMessage = float64((cpu1 - cpu0).Microseconds()) / float64(r.Messages)
+	}
+	return r, nil
 }
 
 // publish runs the publishers for cfg.Duration.
