@@ -113,6 +113,20 @@ func (c *Client) Range(ctx context.Context, topic, key string, from uint64, limi
 // time on, in pages (a batched direct get), so its cost is what was stored
 // since. For rare checks (a sweeper's), never on a hot path.
 func (c *Client) FindMsgID(ctx context.Context, topic, id string, since time.Time) (bool, error) {
+	return c.findMsgID(ctx, topic, topic+".>", id, since)
+}
+
+// FindMsgIDOfKey is FindMsgID reading only the messages of one key of
+// topic: its cost is what that key stored since.
+func (c *Client) FindMsgIDOfKey(ctx context.Context, topic, key, id string, since time.Time) (bool, error) {
+	subject, err := Subject(topic, key)
+	if err != nil {
+		return false, err
+	}
+	return c.findMsgID(ctx, topic, subject, id, since)
+}
+
+func (c *Client) findMsgID(ctx context.Context, topic, subject, id string, since time.Time) (bool, error) {
 	t, err := c.catalog.Topic(topic)
 	if err != nil {
 		return false, err
@@ -120,7 +134,7 @@ func (c *Client) FindMsgID(ctx context.Context, topic, id string, since time.Tim
 	const page = 256
 	start := jetstreamext.GetBatchStartTime(since)
 	for {
-		msgs, err := jetstreamext.GetBatch(ctx, c.js, t.Stream(), page, jetstreamext.GetBatchSubject(topic+".>"), start)
+		msgs, err := jetstreamext.GetBatch(ctx, c.js, t.Stream(), page, jetstreamext.GetBatchSubject(subject), start)
 		if err != nil {
 			return false, brokerError("scan "+topic, err)
 		}

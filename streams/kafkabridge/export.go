@@ -1,0 +1,331 @@
+package kafkabridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// priorityGroup is the priority group of the export consumers: JetStream
+// pins it to one replica of the bridge at a time.
+const priorityGroup = "bridge"
+
+// lagEvery is how often the export and import lag gauges are refreshed.
+const lagEvery = 5 * time.Second
+
+// runExport carries topic from JetStream to Kafka until ctx ends,
+// starting over after a failure.
+func (b *Bridge) runExport(ctx context.Context, topic string) error {
+	producer, err := kgo.NewClient(append(b.kafkaOptions(),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // the idempotent producer's default, said aloud
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	)...)
+	if err != nil {
+		return fmt.Errorf("kafkabridge: export %s: %w", topic, err)
+	}
+	defer producer.Close()
+	for attempt := 0; ; attempt++ {
+		e := &exporter{b: b, topic: topic, stream: streams.StreamName(topic), producer: producer,
+			partitioner: kgo.StickyKeyPartitioner(nil).ForTopic(topic), watermark: map[int32]uint64{}, looked: map[int32]bool{}}
+		err := e.run(ctx)
+		switch {
+		case errors.Is(err, errCrash):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		}
+		b.metrics.errs.WithLabelValues(topic, "export").Inc()
+		b.cfg.Logger.WarnContext(ctx, "kafka bridge: export failed, starting over", "topic", topic, "err", err)
+		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
+			return nil
+		}
+	}
+}
+
+// errCrash marks an error the test hook asked for.
+var errCrash = errors.New("kafkabridge: crashed (test)")
+
+// exporter is one run of an export: what it knows of its Kafka
+// partitions lasts as long as the run.
+type exporter struct {
+	b           *Bridge
+	topic       string
+	stream      string
+	producer    *kgo.Client
+	partitioner kgo.TopicPartitioner
+	partitions  int
+	// watermark is, per Kafka partition, the highest stream sequence known
+	// to be in it (read back from its tail, or written by this run);
+	// looked says the tail was read.
+	watermark map[int32]uint64
+	looked    map[int32]bool
+	lagAt     time.Time
+}
+
+func (e *exporter) run(ctx context.Context) error {
+	n, err := e.partitionCount(ctx)
+	if err != nil {
+		return err
+	}
+	e.partitions = n
+	st, err := e.b.client.JetStream().Stream(ctx, e.stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", e.stream, err)
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:        e.b.cfg.Name + "-export",
+		Description:    "Kafka bridge: " + e.topic + " to Kafka",
+		FilterSubject:  e.topic + ".>",
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        e.b.cfg.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  4 * e.b.cfg.Batch,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{priorityGroup},
+		PinnedTTL:      e.b.cfg.PinnedTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("export consumer on %s: %w", e.stream, err)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(e.b.cfg.Batch, jetstream.FetchMaxWait(e.fetchWait()), jetstream.FetchPriorityGroup(priorityGroup))
+		if err != nil {
+			return fmt.Errorf("fetch from %s: %w", e.stream, err)
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		switch err := batch.Error(); {
+		case err == nil, errors.Is(err, nats.ErrTimeout), len(msgs) > 0:
+		case errors.Is(err, jetstream.ErrPinIDMismatch):
+			// Another replica holds the pin (or ours expired): the next
+			// fetch asks for it again and waits its turn.
+			continue
+		default:
+			return fmt.Errorf("fetch from %s: %w", e.stream, err)
+		}
+		if len(msgs) > 0 {
+			if err := e.carry(ctx, msgs); err != nil {
+				return err
+			}
+		}
+		e.refreshLag(ctx, cons)
+	}
+	return nil
+}
+
+// fetchWait is how long a fetch waits for messages: well inside the
+// pinned TTL, so an idle replica keeps its pin.
+func (e *exporter) fetchWait() time.Duration {
+	return min(time.Second, e.b.cfg.PinnedTTL/2)
+}
+
+// partitionCount is how many partitions the Kafka topic has.
+func (e *exporter) partitionCount(ctx context.Context) (int, error) {
+	details, err := kadm.NewClient(e.producer).ListTopics(ctx, e.topic)
+	if err != nil {
+		return 0, fmt.Errorf("kafka topic %s: %w", e.topic, err)
+	}
+	d, ok := details[e.topic]
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("kafka topic %s: not found", e.topic)
+	case d.Err != nil:
+		return 0, fmt.Errorf("kafka topic %s: %w", e.topic, d.Err)
+	case len(d.Partitions) == 0:
+		return 0, fmt.Errorf("kafka topic %s: no partitions", e.topic)
+	}
+	return len(d.Partitions), nil
+}
+
+// carry writes msgs to Kafka in order and acknowledges them once Kafka
+// has: messages that came from Kafka, and redelivered ones already in
+// their partition, are acknowledged without a write.
+func (e *exporter) carry(ctx context.Context, msgs []jetstream.Msg) error {
+	recs := make([]*kgo.Record, 0, len(msgs))
+	seqs := make([]uint64, 0, len(msgs))
+	for _, m := range msgs {
+		meta, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("metadata of a message on %s: %w", m.Subject(), err)
+		}
+		if m.Headers().Get(streams.HeaderOrigin) == OriginKafka {
+			e.b.metrics.skipped.WithLabelValues(e.topic, "export", "origin").Inc()
+			continue
+		}
+		rec := e.record(m, meta.Sequence.Stream)
+		if meta.NumDelivered > 1 {
+			there, err := e.alreadyThere(ctx, rec, meta.Sequence.Stream)
+			if err != nil {
+				return err
+			}
+			if there {
+				e.b.metrics.skipped.WithLabelValues(e.topic, "export", "duplicate").Inc()
+				continue
+			}
+		}
+		recs, seqs = append(recs, rec), append(seqs, meta.Sequence.Stream)
+	}
+	if len(recs) > 0 {
+		if err := e.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			nakAll(msgs)
+			return fmt.Errorf("produce to Kafka %s: %w", e.topic, err)
+		}
+		for i, r := range recs {
+			e.watermark[r.Partition] = max(e.watermark[r.Partition], seqs[i])
+		}
+		e.b.metrics.messages.WithLabelValues(e.topic, "export").Add(float64(len(recs)))
+	}
+	if err := e.b.crash(crashExportProduced); err != nil {
+		return err
+	}
+	for i, m := range msgs {
+		if i == len(msgs)/2 {
+			if err := e.b.crash(crashExportAcked); err != nil {
+				return err
+			}
+		}
+		if err := m.Ack(); err != nil {
+			return fmt.Errorf("ack %s: %w", m.Subject(), err)
+		}
+	}
+	return nil
+}
+
+// record builds the Kafka record of a JetStream message: its key, its
+// payload, every header, and where it came from.
+func (e *exporter) record(m jetstream.Msg, seq uint64) *kgo.Record {
+	key, _ := streams.KeyFromSubject(e.topic, m.Subject())
+	h := m.Headers()
+	headers := make([]kgo.RecordHeader, 0, len(h)+4)
+	for k, vs := range h {
+		if k == streams.HeaderOrigin {
+			continue
+		}
+		for _, v := range vs {
+			headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	headers = append(headers,
+		kgo.RecordHeader{Key: streams.HeaderCEPartitionKey, Value: []byte(key)},
+		kgo.RecordHeader{Key: HeaderNatsStream, Value: []byte(e.stream)},
+		kgo.RecordHeader{Key: HeaderNatsSequence, Value: []byte(strconv.FormatUint(seq, 10))},
+		kgo.RecordHeader{Key: streams.HeaderOrigin, Value: []byte(OriginNATS)},
+	)
+	return &kgo.Record{Topic: e.topic, Key: []byte(key), Value: m.Data(), Headers: headers}
+}
+
+// alreadyThere reports whether the message of stream sequence seq is in
+// rec's Kafka partition already: this run wrote it, or the partition's
+// tail (read once a run) holds it or a later one of the stream. One
+// writer at a time (the pinned consumer) keeps each partition in stream
+// order, so a later sequence there means this one is too.
+func (e *exporter) alreadyThere(ctx context.Context, rec *kgo.Record, seq uint64) (bool, error) {
+	p := int32(e.partitioner.Partition(rec, e.partitions)) //nolint:gosec // a partition index of a topic's partition count
+	if !e.looked[p] {
+		w, err := e.tail(ctx, p)
+		if err != nil {
+			return false, err
+		}
+		e.watermark[p] = max(e.watermark[p], w)
+		e.looked[p] = true
+	}
+	return seq <= e.watermark[p], nil
+}
+
+// tail reads back up to LookBack records of partition p and returns the
+// highest stream sequence of this stream among them (0: none).
+func (e *exporter) tail(ctx context.Context, p int32) (uint64, error) {
+	adm := kadm.NewClient(e.producer)
+	ends, err := adm.ListEndOffsets(ctx, e.topic)
+	if err != nil {
+		return 0, fmt.Errorf("end offsets of %s: %w", e.topic, err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, e.topic)
+	if err != nil {
+		return 0, fmt.Errorf("start offsets of %s: %w", e.topic, err)
+	}
+	end, ok := ends.Lookup(e.topic, p)
+	begin, ok2 := starts.Lookup(e.topic, p)
+	if !ok || !ok2 {
+		return 0, fmt.Errorf("offsets of %s/%d: not listed", e.topic, p)
+	}
+	if err := errors.Join(end.Err, begin.Err); err != nil {
+		return 0, fmt.Errorf("offsets of %s/%d: %w", e.topic, p, err)
+	}
+	from := max(begin.Offset, end.Offset-e.b.cfg.LookBack)
+	if from >= end.Offset {
+		return 0, nil
+	}
+	cl, err := kgo.NewClient(append(e.b.kafkaOptions(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.topic: {p: kgo.NewOffset().At(from)}}))...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var best uint64
+	for next := from; next < end.Offset; {
+		fetches := cl.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return 0, fmt.Errorf("read back %s/%d: %w", e.topic, p, err)
+		}
+		for _, fe := range fetches.Errors() {
+			return 0, fmt.Errorf("read back %s/%d: %w", e.topic, p, fe.Err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			next = r.Offset + 1
+			if header(r, HeaderNatsStream) != e.stream {
+				return
+			}
+			if s, err := strconv.ParseUint(header(r, HeaderNatsSequence), 10, 64); err == nil {
+				best = max(best, s)
+			}
+		})
+	}
+	return best, nil
+}
+
+// refreshLag sets the export's lag gauge every lagEvery.
+func (e *exporter) refreshLag(ctx context.Context, cons jetstream.Consumer) {
+	if time.Since(e.lagAt) < lagEvery {
+		return
+	}
+	e.lagAt = time.Now()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	e.b.metrics.lag.WithLabelValues(e.topic, "export").Set(float64(info.NumPending + uint64(info.NumAckPending))) //nolint:gosec // a count
+}
+
+// nakAll asks JetStream to redeliver msgs now rather than after AckWait.
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak() // best effort: AckWait redelivers anyway
+	}
+}
+
+// header is the last value of a record header, or "".
+func header(r *kgo.Record, key string) string {
+	v := ""
+	for _, h := range r.Headers {
+		if h.Key == key {
+			v = string(h.Value)
+		}
+	}
+	return v
+}

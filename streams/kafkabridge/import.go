@@ -1,0 +1,381 @@
+package kafkabridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// HeaderKafkaKey carries, on a dead letter of the import, the record's
+// key as a quoted Go string (it may be no subject token).
+const HeaderKafkaKey = "X-Kafka-Key"
+
+// clockSlack is how much earlier than a Kafka record's timestamp the
+// import looks for its message id after an assignment: producers' clocks
+// and the broker's may differ.
+const clockSlack = 10 * time.Minute
+
+// invalidKey is the subject token of an import's dead letter whose key is
+// no subject token.
+const invalidKey = "invalid-key"
+
+// runImport carries topics from Kafka to JetStream until ctx ends,
+// starting a new group session after a failure.
+func (b *Bridge) runImport(ctx context.Context, topics []string) error {
+	for attempt := 0; ; attempt++ {
+		err := b.importSession(ctx, topics)
+		switch {
+		case errors.Is(err, errCrash):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		}
+		for _, t := range topics {
+			b.metrics.errs.WithLabelValues(t, "import").Inc()
+		}
+		b.cfg.Logger.WarnContext(ctx, "kafka bridge: import failed, starting over", "topics", topics, "err", err)
+		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
+			return nil
+		}
+	}
+}
+
+// topicPartition names a Kafka partition.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// importer is one consumer-group session of the import.
+type importer struct {
+	b  *Bridge
+	mu sync.Mutex
+	// fresh marks partitions assigned since their last record was
+	// checked against the stream.
+	fresh      map[topicPartition]bool
+	maxPayload int64
+}
+
+func (b *Bridge) importSession(ctx context.Context, topics []string) error {
+	imp := &importer{b: b, fresh: map[topicPartition]bool{}, maxPayload: b.client.JetStream().Conn().MaxPayload()}
+	cl, err := kgo.NewClient(append(b.kafkaOptions(),
+		kgo.ConsumerGroup(b.cfg.Name),
+		kgo.ConsumeTopics(topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			imp.mu.Lock()
+			defer imp.mu.Unlock()
+			for t, ps := range assigned {
+				for _, p := range ps {
+					imp.fresh[topicPartition{t, p}] = true
+				}
+			}
+		}),
+	)...)
+	if err != nil {
+		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	defer cl.Close()
+	// A rebalance blocked by the poll below must be let through on every
+	// way out, or Close waits for it forever.
+	defer cl.AllowRebalance()
+	lagAt := time.Time{}
+	for ctx.Err() == nil {
+		fetches := cl.PollRecords(ctx, b.cfg.Batch)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("kafka consumer closed")
+		}
+		for _, fe := range fetches.Errors() {
+			b.cfg.Logger.DebugContext(ctx, "kafka bridge: fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+		recs := fetches.Records()
+		if len(recs) > 0 {
+			if err := imp.store(ctx, recs); err != nil {
+				return err
+			}
+			if err := b.crash(crashImportStored); err != nil {
+				return err
+			}
+			if err := cl.CommitRecords(ctx, recs...); err != nil {
+				return fmt.Errorf("commit offsets: %w", err)
+			}
+		}
+		cl.AllowRebalance()
+		if time.Since(lagAt) >= lagEvery {
+			lagAt = time.Now()
+			b.importLag(ctx, cl, topics)
+		}
+	}
+	return nil
+}
+
+// store writes recs to their streams (or to their DLQ) and returns once
+// JetStream acknowledged every one.
+func (imp *importer) store(ctx context.Context, recs []*kgo.Record) error {
+	b := imp.b
+	js := b.client.JetStream()
+	type pending struct {
+		topic  string
+		future jetstream.PubAckFuture
+		dead   bool
+	}
+	var (
+		waits  []pending
+		waited int // waits[:waited] are acknowledged
+	)
+	waitAll := func() error {
+		timeout := time.NewTimer(30 * time.Second)
+		defer timeout.Stop()
+		for ; waited < len(waits); waited++ {
+			w := waits[waited]
+			id := w.future.Msg().Header.Get(streams.HeaderMsgID)
+			select {
+			case <-w.future.Ok():
+			case err := <-w.future.Err():
+				return fmt.Errorf("store %s: %w", id, err)
+			case <-timeout.C:
+				return fmt.Errorf("store %s: no acknowledgement within 30s", id)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if w.dead {
+				b.metrics.deadLetters.WithLabelValues(w.topic).Inc()
+			} else {
+				b.metrics.messages.WithLabelValues(w.topic, "import").Inc()
+			}
+		}
+		return nil
+	}
+	for i, rec := range recs {
+		if i == len(recs)/2 && i > 0 {
+			if err := waitAll(); err != nil {
+				return err
+			}
+			if err := b.crash(crashImportPartly); err != nil {
+				return err
+			}
+		}
+		if header(rec, streams.HeaderOrigin) == OriginNATS {
+			b.metrics.skipped.WithLabelValues(rec.Topic, "import", "origin").Inc()
+			continue
+		}
+		id := fmt.Sprintf("kafka/%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)
+		msg, reason := imp.message(rec, id)
+		if reason == nil {
+			dup, err := imp.storedBefore(ctx, rec, id)
+			if err != nil {
+				return err
+			}
+			if dup {
+				b.metrics.skipped.WithLabelValues(rec.Topic, "import", "duplicate").Inc()
+				continue
+			}
+		} else {
+			msg = imp.deadLetter(rec, id, reason)
+		}
+		f, err := js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", id, err)
+		}
+		waits = append(waits, pending{topic: rec.Topic, future: f, dead: reason != nil})
+	}
+	return waitAll()
+}
+
+// storedBefore reports, for the first records of a partition after an
+// assignment, whether the stream holds the record's message id already
+// (stored before a crash, possibly longer ago than the duplicate window).
+// Records are stored in partition order, so the first one not found ends
+// the checks of its partition.
+func (imp *importer) storedBefore(ctx context.Context, rec *kgo.Record, id string) (bool, error) {
+	tp := topicPartition{rec.Topic, rec.Partition}
+	imp.mu.Lock()
+	fresh := imp.fresh[tp]
+	imp.mu.Unlock()
+	if !fresh {
+		return false, nil
+	}
+	found, err := imp.b.client.FindMsgIDOfKey(ctx, rec.Topic, string(rec.Key), id, rec.Timestamp.Add(-clockSlack))
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", id, err)
+	}
+	if !found {
+		imp.mu.Lock()
+		imp.fresh[tp] = false
+		imp.mu.Unlock()
+	}
+	return found, nil
+}
+
+// message builds the JetStream message of a record, or says why the
+// record cannot be stored.
+func (imp *importer) message(rec *kgo.Record, id string) (*nats.Msg, error) {
+	t, err := imp.b.client.Catalog().Topic(rec.Topic)
+	if err != nil {
+		return nil, err
+	}
+	subject, err := streams.Subject(rec.Topic, string(rec.Key))
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	if ct := header(rec, streams.HeaderContentType); ct != "" && ct != streams.ContentTypeProtobuf {
+		return nil, fmt.Errorf("content type %q: %s carries %s", ct, rec.Topic, streams.ContentTypeProtobuf)
+	}
+	if ce := header(rec, streams.HeaderCEType); ce != "" && ce != string(t.MessageName()) {
+		return nil, fmt.Errorf("ce-type %q: %s carries %s", ce, rec.Topic, t.MessageName())
+	}
+	if err := proto.Unmarshal(rec.Value, t.Payload.ProtoReflect().New().Interface()); err != nil {
+		return nil, fmt.Errorf("payload is not a %s: %w", t.MessageName(), err)
+	}
+	h := nats.Header{}
+	size := len(rec.Value)
+	for _, rh := range rec.Headers {
+		if skipImportedHeader(rh.Key) {
+			continue
+		}
+		if err := checkHeader(rh.Key, rh.Value); err != nil {
+			return nil, err
+		}
+		h.Add(rh.Key, string(rh.Value))
+		size += len(rh.Key) + len(rh.Value) + 4
+	}
+	if int64(size)+1024 > imp.maxPayload {
+		return nil, fmt.Errorf("record of %d bytes: JetStream takes at most %d", size, imp.maxPayload)
+	}
+	setDefault(h, streams.HeaderCEType, string(t.MessageName()))
+	setDefault(h, streams.HeaderContentType, streams.ContentTypeProtobuf)
+	setDefault(h, streams.HeaderCEID, id)
+	setDefault(h, streams.HeaderCESource, "kafka/"+rec.Topic)
+	setDefault(h, streams.HeaderCESpecVersion, "1.0")
+	setDefault(h, streams.HeaderCETime, rec.Timestamp.UTC().Format(time.RFC3339Nano))
+	h.Set(streams.HeaderMsgID, id)
+	h.Set(streams.HeaderOrigin, OriginKafka)
+	h.Set(HeaderKafkaPartition, strconv.FormatInt(int64(rec.Partition), 10))
+	h.Set(HeaderKafkaOffset, strconv.FormatInt(rec.Offset, 10))
+	return &nats.Msg{Subject: subject, Data: rec.Value, Header: h}, nil
+}
+
+// deadLetter builds the dlq.<topic> message of a record that cannot be
+// stored. A payload too large for JetStream is left out (the record's
+// partition and offset say where it is).
+func (imp *importer) deadLetter(rec *kgo.Record, id string, reason error) *nats.Msg {
+	key := string(rec.Key)
+	if streams.ValidateKey(key) != nil {
+		key = invalidKey
+	}
+	h := nats.Header{}
+	for _, rh := range rec.Headers {
+		if !skipImportedHeader(rh.Key) && checkHeader(rh.Key, rh.Value) == nil {
+			h.Add(rh.Key, string(rh.Value))
+		}
+	}
+	quoted := strconv.Quote(string(rec.Key))
+	if len(quoted) > 256 {
+		quoted = quoted[:256] + "..."
+	}
+	h.Set(streams.HeaderMsgID, "dlq:"+id)
+	h.Set(streams.HeaderOrigin, OriginKafka)
+	h.Set(HeaderKafkaKey, quoted)
+	h.Set(HeaderKafkaPartition, strconv.FormatInt(int64(rec.Partition), 10))
+	h.Set(HeaderKafkaOffset, strconv.FormatInt(rec.Offset, 10))
+	h.Set(streams.HeaderDLQReason, oneLine(reason.Error()))
+	h.Set(streams.HeaderDLQHandler, imp.b.cfg.Name+"-import")
+	h.Set(streams.HeaderDLQDeliveries, "1")
+	h.Set(streams.HeaderDLQStream, "kafka:"+rec.Topic)
+	h.Set(streams.HeaderDLQSubject, rec.Topic+"."+key)
+	h.Set(streams.HeaderDLQSequence, strconv.FormatInt(rec.Offset, 10))
+	h.Set(streams.HeaderDLQOriginalMsgID, id)
+	h.Set(streams.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	data := rec.Value
+	if int64(len(data))+4096 > imp.maxPayload {
+		data = nil
+	}
+	return &nats.Msg{Subject: streams.DLQTopic(rec.Topic) + "." + key, Data: data, Header: h}
+}
+
+// importLag sets the import lag gauge: per topic, the group's distance
+// from the end of every partition it holds.
+func (b *Bridge) importLag(ctx context.Context, cl *kgo.Client, topics []string) {
+	lags, err := groupLag(ctx, cl, b.cfg.Name, topics)
+	if err != nil {
+		return
+	}
+	for t, n := range lags {
+		b.metrics.lag.WithLabelValues(t, "import").Set(float64(n))
+	}
+}
+
+// skipImportedHeader reports whether a Kafka header stays behind: the
+// broker's own (Nats-*: ids and expectations would steer JetStream), and
+// those the bridge sets itself.
+func skipImportedHeader(key string) bool {
+	return len(key) >= 5 && strings.EqualFold(key[:5], "nats-") ||
+		key == streams.HeaderOrigin || key == HeaderNatsStream || key == HeaderNatsSequence ||
+		key == HeaderKafkaPartition || key == HeaderKafkaOffset
+}
+
+// checkHeader refuses a header NATS cannot carry: a name that is no
+// token, a value with control characters.
+func checkHeader(key string, value []byte) error {
+	if key == "" || len(key) > 256 || strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == ':' || r >= 0x7f }) {
+		return fmt.Errorf("header name %q: not a NATS header name", key)
+	}
+	if len(value) > 4096 || strings.ContainsFunc(string(value), func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return fmt.Errorf("header %s: a value NATS cannot carry (control characters, or over 4096 bytes)", key)
+	}
+	return nil
+}
+
+// setDefault sets h[key] when it has no value.
+func setDefault(h nats.Header, key, value string) {
+	if h.Get(key) == "" {
+		h.Set(key, value)
+	}
+}
+
+// oneLine keeps a reason to one header line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// groupLag is the consumer group's lag per topic.
+func groupLag(ctx context.Context, cl *kgo.Client, group string, topics []string) (map[string]int64, error) {
+	lags, err := kadm.NewClient(cl).Lag(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := lags[group]
+	if !ok {
+		return nil, fmt.Errorf("group %s: no lag", group)
+	}
+	if err := l.Error(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(topics))
+	for _, t := range topics {
+		out[t] = l.Lag.TotalByTopic()[t].Lag
+	}
+	return out, nil
+}
