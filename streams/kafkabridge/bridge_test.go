@@ -43,6 +43,8 @@ type fixture struct {
 	kafka  *kfake.Cluster
 	// kcl reads and writes Kafka as a user of the bridged topics would.
 	kcl *kgo.Client
+	// kopts are what a Kafka client needs to reach kafka (TLS, SASL).
+	kopts []kgo.Opt
 	// log is the bridges' log: the test's output.
 	log *slog.Logger
 }
@@ -50,21 +52,21 @@ type fixture struct {
 func newFixture(t *testing.T, provision ...streams.ProvisionOption) *fixture {
 	t.Helper()
 	js := embeddedtest.New(t).JetStream()
-	return newFixtureOn(t, js, newKafka(t), provision...)
+	return newFixtureOn(t, js, newKafka(t), nil, provision...)
 }
 
-func newFixtureOn(t *testing.T, js jetstream.JetStream, kafka *kfake.Cluster, provision ...streams.ProvisionOption) *fixture {
+func newFixtureOn(t *testing.T, js jetstream.JetStream, kafka *kfake.Cluster, kopts []kgo.Opt, provision ...streams.ProvisionOption) *fixture {
 	t.Helper()
 	cat := streams.DefaultCatalog()
 	if err := streams.EnsureStreams(t.Context(), js, cat, provision...); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
 	}
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	kcl, err := kgo.NewClient(append(slices.Clone(kopts), kgo.SeedBrokers(kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(kcl.Close)
-	return &fixture{client: streams.NewClient(js, cat), js: js, pub: streams.NewPublisher(js, cat), kafka: kafka, kcl: kcl,
+	return &fixture{client: streams.NewClient(js, cat), js: js, pub: streams.NewPublisher(js, cat), kafka: kafka, kcl: kcl, kopts: kopts,
 		log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
 }
 
@@ -181,7 +183,7 @@ func (f *fixture) kafkaRecords(t *testing.T, topic string) []*kgo.Record {
 	if len(want) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.kafka.ListenAddrs()...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	cl, err := kgo.NewClient(append(slices.Clone(f.kopts), kgo.SeedBrokers(f.kafka.ListenAddrs()...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -75,6 +77,31 @@ func ParseRoutes(s string) ([]Route, error) {
 		routes = append(routes, Route{Topic: strings.TrimSpace(topic), Direction: d})
 	}
 	return routes, nil
+}
+
+// SASL mechanisms SASLMechanism knows.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASLMechanism is the Kafka SASL mechanism named (PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512, any case) with the user and password. PLAIN sends the
+// password as it is: use it over TLS only.
+func SASLMechanism(name, user, password string) (sasl.Mechanism, error) {
+	if user == "" || password == "" {
+		return nil, errors.New("kafkabridge: SASL needs a user and a password")
+	}
+	switch strings.ToUpper(name) {
+	case SASLPlain:
+		return plain.Auth{User: user, Pass: password}.AsMechanism(), nil
+	case SASLScramSHA256:
+		return scram.Auth{User: user, Pass: password}.AsSha256Mechanism(), nil
+	case SASLScramSHA512:
+		return scram.Auth{User: user, Pass: password}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("kafkabridge: SASL mechanism %q: want %s, %s or %s", name, SASLPlain, SASLScramSHA256, SASLScramSHA512)
 }
 
 // Config is what a Bridge connects and carries.
