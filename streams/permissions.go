@@ -60,6 +60,23 @@ func (c *Catalog) ReaderPermissions(user string) Permissions {
 	return p.done(user)
 }
 
+// BridgePermissions are the permissions of a Kafka bridge's user: read
+// every topic and its dead letters (its exports' durable consumers, the
+// duplicate look-ups of its imports, the schema registry), and publish
+// every topic and dead-letter topic (its imports). It cannot create,
+// change or delete a stream, or write a store.
+func (c *Catalog) BridgePermissions(user, schemaBucket string) Permissions {
+	var p perms
+	for _, t := range c.topics {
+		p.pub(t.Name+".>", t.DLQ()+".>")
+		p.readStream(t.Stream())
+		p.readStream(StreamName(t.DLQ()))
+	}
+	p.readStream("KV_" + schemaBucket)
+	p.pub("$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST")
+	return p.done(user)
+}
+
 // perms collects a user's permissions.
 type perms struct{ publish, subscribe []string }
 

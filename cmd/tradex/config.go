@@ -42,6 +42,8 @@ type serveConfig struct {
 	LogFormat string
 	// ShutdownTimeout bounds the graceful stop after SIGINT or SIGTERM.
 	ShutdownTimeout time.Duration
+	// Kafka, when its brokers are set, runs the Kafka bridge in process.
+	Kafka kafkaConfig
 	// Replicas is the replica count of financial, config and dead-letter
 	// streams; 0 picks 3 on a cluster of three or more servers, else 1.
 	Replicas int
@@ -129,6 +131,7 @@ const envPrefix = "TRADEX_"
 // validates the result.
 func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	cfg := defaultServeConfig()
+	cfg.Kafka = defaultKafkaConfig(getenv)
 	fs := flag.NewFlagSet("tradex serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the embedded server's data (JetStream store)")
@@ -154,35 +157,22 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", cfg.RateLimit, "REST requests per second per client (0: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", cfg.RateBurst, "REST requests a client may send at once")
 	tlsFlags(fs, &cfg)
+	kafkaFlags(fs, &cfg.Kafka)
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop may take")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: tradex serve [flags]\n\nEvery flag can also be set as %s<FLAG> (e.g. %sDATA_DIR).\n\nFlags:\n", envPrefix, envPrefix)
 		fs.PrintDefaults()
 	}
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return cfg, envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tradex serve: unexpected argument %q\n", fs.Arg(0))
-		return cfg, errUsage
+	if err := parseWithEnv(fs, args, getenv); err != nil {
+		return cfg, err
 	}
 	return cfg, cfg.validate()
+}
+
+// envName is the environment variable of a flag: TRADEX_<FLAG>.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // validate reports the first setting that cannot work, naming the flag.
@@ -192,6 +182,9 @@ func (c serveConfig) validate() error {
 	}
 	if err := checkAddr(c.HTTPAddr); err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
+	}
+	if err := c.Kafka.check(); err != nil {
+		return err
 	}
 	if err := checkAddr(c.GRPCAddr); err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)

@@ -2,6 +2,7 @@
 //
 //	tradex [serve] [flags]   run the platform (the default)
 //	tradex dlq <command>     inspect, redrive and purge dead letters
+//	tradex bridge [flags]    carry topics between NATS JetStream and Kafka
 //	tradex version           print version information
 //	tradex help              print usage
 //
@@ -50,6 +51,7 @@ Usage:
   tradex nats config|creds print the NATS users' server configuration or one user's credentials
   tradex sign [flags] PATH print the headers that sign a REST request with an API key
   tradex bench [flags]     load a running platform: orders/s accepted and settled, latency, next to raw JetStream
+  tradex bridge [flags]    carry topics between the platform and Kafka (tradex bridge --help)
   tradex auth rotate-key   add a token signing key (the old one verifies until its tokens expire)
   tradex admin create-user create a user (an admin by default) with a one-time password
   tradex version           print version information
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runSign(args, getenv, stdout, stderr, time.Now)
 	case "bench":
 		return runBench(ctx, args, getenv, stdout, stderr)
+	case "bridge":
+		return runBridge(ctx, args, getenv, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help", "-h", "--help":

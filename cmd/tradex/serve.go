@@ -28,6 +28,8 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/platform"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/streams"
+	"github.com/tradex-mesh/tradex/streams/kafkabridge"
 )
 
 // endpoints are the addresses serve actually listens on, once it does.
@@ -116,6 +118,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		}
 		close(s.bootstrapped) // ready even if it failed: the platform serves, the log says why
 	}
+	if cfg.Kafka.enabled() {
+		if err := startBridge(gctx, g, logger, cfg.Kafka, broker, p); err != nil {
+			return errors.Join(err, g.Wait())
+		}
+	}
 	ep := endpoints{HTTP: s.httpLn.Addr().String(), GRPC: s.grpcLn.Addr().String(), NATS: broker.URL()}
 	logStarted(ctx, logger, cfg, p, broker, ep, time.Since(started))
 	if onReady != nil {
@@ -126,6 +133,33 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 	}
 	logger.InfoContext(ctx, "tradex stopped")
 	return nil
+}
+
+// startBridge runs the Kafka bridge in g, logged in to NATS as its own
+// user, its metrics on the gateway's /metrics.
+func startBridge(ctx context.Context, g *errgroup.Group, logger *slog.Logger, kc kafkaConfig, broker *platform.Broker, p *platform.Platform) error {
+	bcfg, err := kc.bridgeConfig(logger, p.Metrics().Registerer())
+	if err != nil {
+		return err
+	}
+	nc, err := broker.Dial(platform.UserKafkaBridge)
+	if err != nil {
+		return fmt.Errorf("kafka bridge: %w", err)
+	}
+	client, err := streams.Connect(nc, streams.DefaultCatalog())
+	if err == nil {
+		var b *kafkabridge.Bridge
+		if b, err = kafkabridge.New(client, bcfg); err == nil {
+			g.Go(func() error {
+				defer nc.Close()
+				return b.Run(ctx)
+			})
+			logger.InfoContext(ctx, "kafka bridge: started", "kafka", bcfg.Brokers, "routes", kc.Routes, "name", bcfg.Name)
+			return nil
+		}
+	}
+	nc.Close()
+	return err
 }
 
 // natsCredentialsFile holds the platform's NATS users in the data folder.

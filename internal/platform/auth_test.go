@@ -78,3 +78,29 @@ func forgedTrade() *enginev1.EngineEvent {
 		Event: &enginev1.EngineEvent_Trade{Trade: &enginev1.Trade{TradeId: "forged", Price: "0.01", Quantity: "1.00000",
 			TakerOrderId: "t", TakerAccountId: "mallory", MakerOrderId: "m", MakerAccountId: "victim"}}}
 }
+
+// The Kafka bridge's user publishes topics but cannot change or delete a
+// stream, nor write a store.
+func TestKafkaBridgeUserCannotManageStreams(t *testing.T) {
+	t.Parallel()
+	p := platformtest.New(t)
+	js, err := jetstream.New(p.Connect(platform.UserKafkaBridge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	stream := streams.StreamName(streams.TopicBalanceChanged)
+	if err := js.DeleteStream(ctx, stream); err == nil {
+		t.Fatalf("the bridge deleted %s", stream)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HIJACK", Subjects: []string{"hijack.>"}}); err == nil {
+		t.Fatal("the bridge created a stream")
+	}
+	if _, err := js.Publish(ctx, "$KV."+streams.DefaultSchemaBucket+"."+streams.TopicEngineEvent, []byte("{}")); err == nil {
+		t.Fatal("the bridge rewrote a schema")
+	}
+	if _, err := p.JetStream().Stream(t.Context(), stream); err != nil {
+		t.Fatalf("%s after the bridge's delete: %v", stream, err)
+	}
+}

@@ -140,6 +140,14 @@ func WithTLS(cfg *tls.Config) DialOption {
 	return func(opts *[]nats.Option) { *opts = append(*opts, nats.Secure(cfg)) }
 }
 
+// Reconnecting makes a connection for a long-running process (tradex
+// bridge): it retries the first connect and reconnects for ever.
+func Reconnecting() DialOption {
+	return func(opts *[]nats.Option) {
+		*opts = append(*opts, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	}
+}
+
 // Dial connects to the NATS at url (comma-separated URLs) once as user
 // (with creds; nil creds: without authentication), as a short-lived tool
 // does (tradex dlq).

@@ -31,15 +31,19 @@ const (
 	// UserReader may read every topic and publish nothing: for consumers
 	// outside the platform.
 	UserReader = "tradex-reader"
+	// UserKafkaBridge is the Kafka bridge's (tradex bridge, serve
+	// --kafka-brokers): it reads every topic and publishes the topics it
+	// imports and their dead letters.
+	UserKafkaBridge = "tradex-kafka-bridge"
 )
 
 // UserNames lists every NATS user of the platform.
 func UserNames() []string {
-	users := make([]string, 0, len(Names())+4)
+	users := make([]string, 0, len(Names())+5)
 	for _, s := range Names() {
 		users = append(users, connName(s))
 	}
-	return append(users, UserInstruments, UserPlatform, UserAdmin, UserReader)
+	return append(users, UserInstruments, UserPlatform, UserAdmin, UserReader, UserKafkaBridge)
 }
 
 // Credentials are the passwords of the platform's NATS users, by user.
@@ -116,6 +120,8 @@ func permissions(catalog *streams.Catalog, user string) (*streams.Permissions, e
 		return nil, nil
 	case user == UserReader:
 		p = catalog.ReaderPermissions(user)
+	case user == UserKafkaBridge:
+		p = catalog.BridgePermissions(user, streams.DefaultSchemaBucket)
 	case user == UserInstruments:
 		p = catalog.ServicePermissions("instruments", user)
 	case slices.Contains(Names(), strings.TrimPrefix(user, "tradex-")):

@@ -63,6 +63,10 @@ func New() *Metrics {
 	return m
 }
 
+// Registerer is where a component of the process (the Kafka bridge)
+// registers its own metrics, served by Handler.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
+	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
+	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
+	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
+	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
+	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
+	"github.com/tradex-mesh/tradex/internal/polltest"
+	"github.com/tradex-mesh/tradex/streams"
+)
+
+// tradex serve --kafka-* exports the platform's trades to Kafka as they
+// happen, and a separate `tradex bridge`, logged in to the platform's NATS
+// as tradex-kafka-bridge with the data folder's credentials, imports what
+// a Kafka producer writes.
+func TestBridgeCarriesThePlatformsTopics(t *testing.T) {
+	t.Parallel()
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kafka.Close)
+	brokers := strings.Join(kafka.ListenAddrs(), ",")
+	cfg := testServeConfig(t)
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.Kafka = defaultKafkaConfig(func(string) string { return "" })
+	cfg.Kafka.Brokers, cfg.Kafka.Routes, cfg.Kafka.Name, cfg.Kafka.Partitions = brokers, streams.TopicTrade+"=export", "in-serve", 2
+	ep, _ := startServe(t, cfg)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"bridge", "--nats", ep.NATS, "--nats-credentials", filepath.Join(cfg.DataDir, natsCredentialsFile),
+			"--kafka-brokers", brokers, "--kafka-routes", streams.TopicConfigChanged + "=import", "--kafka-name", "standalone",
+			"--kafka-partitions", "1"}, func(string) string { return "" }, io.Discard, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("tradex bridge: %v\n%s", err, stderr.String())
+		}
+	})
+
+	// A trade on the platform reaches Kafka.
+	base := "http://" + ep.GRPC
+	wallets := walletv1connect.NewWalletServiceClient(internalClient(), base)
+	orders := orderv1connect.NewOrderServiceClient(internalClient(), base)
+	for _, d := range []*walletv1.DepositRequest{
+		{TransferId: "d1", AccountId: "alice", Asset: "USDT", Amount: "1000"},
+		{TransferId: "d2", AccountId: "bob", Asset: "BTC", Amount: "1"},
+	} {
+		if _, err := wallets.Deposit(t.Context(), d); err != nil {
+			t.Fatalf("deposit: %v", err)
+		}
+	}
+	for _, o := range []struct {
+		account string
+		side    commonv1.Side
+	}{{"alice", commonv1.Side_SIDE_BUY}, {"bob", commonv1.Side_SIDE_SELL}} {
+		if _, err := orders.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{AccountId: o.account, InstrumentId: "BTCUSDT",
+			Side: o.side, Type: commonv1.OrderType_ORDER_TYPE_LIMIT, Quantity: "0.01", Price: "50000"}); err != nil {
+			t.Fatalf("place: %v", err)
+		}
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(kafka.ListenAddrs()...), kgo.ConsumeTopics(streams.TopicTrade),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	var trade marketdatav1.Trade
+	polltest.Until(t, "the trade in Kafka", func() error {
+		pctx, pcancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer pcancel()
+		recs := consumer.PollFetches(pctx).Records()
+		switch {
+		case len(recs) == 0:
+			return errors.New("no record yet")
+		case string(recs[0].Key) != "BTCUSDT":
+			return fmt.Errorf("record with key %q", recs[0].Key)
+		}
+		return proto.Unmarshal(recs[0].Value, &trade)
+	}, polltest.WithTimeout(60*time.Second))
+	if trade.GetPrice() != "50000.00" || trade.GetQuantity() != "0.01000" {
+		t.Errorf("trade in Kafka: %v", &trade)
+	}
+
+	// A record a Kafka producer writes reaches the platform's stream.
+	payload, err := proto.Marshal(&metadatav1.ConfigChanged{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	producer, err := kgo.NewClient(kgo.SeedBrokers(kafka.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	polltest.Until(t, "the topic created by the bridge", func() error {
+		return producer.ProduceSync(t.Context(), &kgo.Record{Topic: streams.TopicConfigChanged, Key: []byte("from-kafka"), Value: payload}).FirstErr()
+	})
+	js := jetStreamAt(t, ep.NATS, filepath.Join(cfg.DataDir, natsCredentialsFile))
+	polltest.Until(t, "the record in the stream", func() error {
+		st, err := js.Stream(t.Context(), streams.StreamName(streams.TopicConfigChanged))
+		if err != nil {
+			return err
+		}
+		m, err := st.GetLastMsgForSubject(t.Context(), streams.TopicConfigChanged+".from-kafka")
+		if err != nil {
+			return err
+		}
+		if m.Header.Get(streams.HeaderOrigin) != "kafka" {
+			return fmt.Errorf("headers %v", m.Header)
+		}
+		return nil
+	}, polltest.WithTimeout(60*time.Second))
+}
+
+func TestBridgeFlagsRefuseWhatCannotWork(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--kafka-routes", "engine.event.v1=export"}, nil, "--kafka-brokers"},
+		{[]string{"--kafka-brokers", "k:9092"}, nil, "--kafka-routes"},
+		{[]string{"--kafka-brokers", "k:9092", "--kafka-routes", "engine.event.v1=sideways"}, nil, "sideways"},
+		{[]string{"--kafka-brokers", "k:9092", "--kafka-routes", "no.such.v1=export"}, nil, "no.such.v1"},
+		{[]string{"--kafka-brokers", "k:9092", "--kafka-routes", "engine.event.v1=export", "--kafka-partitions", "0"}, nil, "--kafka-partitions"},
+		{[]string{"--kafka-brokers", "k:9092", "--kafka-routes", "engine.event.v1=export", "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-user", "u"},
+			map[string]string{"TRADEX_KAFKA_SASL_PASSWORD": "p"}, "--kafka-tls"},
+		{[]string{"--kafka-brokers", "k:9092", "--kafka-routes", "engine.event.v1=export", "--kafka-sasl-mechanism", "SCRAM-SHA-512", "--kafka-sasl-user", "u"}, nil, "KAFKA_SASL_PASSWORD"},
+		{[]string{"--kafka-brokers", "k:9092", "--kafka-routes", "engine.event.v1=export", "--http-addr", "127.0.0.1:0"}, nil, "--http-password-file"},
+	} {
+		getenv := func(k string) string { return c.env[k] }
+		var stderr bytes.Buffer
+		err := run(t.Context(), append([]string{"bridge", "--nats", "nats://127.0.0.1:1", "--nats-credentials", ""}, c.args...), getenv, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), c.want) {
+			t.Errorf("tradex bridge %v: %v (%s), want an error naming %s", c.args, err, stderr.String(), c.want)
+		}
+	}
+}
+
+// The bridge's /metrics answers only with the password; /healthz to anyone.
+func TestBridgeHTTPNeedsThePassword(t *testing.T) {
+	t.Parallel()
+	cfg := bridgeConfig{HTTPAddr: "127.0.0.1:0", HTTPUser: "tradex", HTTPPasswordFile: filepath.Join(t.TempDir(), "password")}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "tradex_kafka_bridge_test_total", Help: "a test"}))
+	srv, ln, err := cfg.httpServer(t.Context(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	password, err := tokenFile("", filepath.Dir(cfg.HTTPPasswordFile), filepath.Base(cfg.HTTPPasswordFile), "")
+	if err != nil || len(password) < 32 {
+		t.Fatalf("generated password %q: %v", password, err)
+	}
+	get := func(path, user, pass string) (int, string) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+ln.Addr().String()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		path, user, pass string
+		want             int
+	}{
+		{"/metrics", "", "", http.StatusUnauthorized},
+		{"/metrics", "tradex", "guess", http.StatusUnauthorized},
+		{"/metrics", "admin", password, http.StatusUnauthorized},
+		{"/healthz", "", "", http.StatusOK},
+	} {
+		if code, _ := get(c.path, c.user, c.pass); code != c.want {
+			t.Errorf("GET %s as %q: %d, want %d", c.path, c.user, code, c.want)
+		}
+	}
+	if code, body := get("/metrics", "tradex", password); code != http.StatusOK || !strings.Contains(body, "tradex_kafka_bridge_test_total") {
+		t.Errorf("GET /metrics with the password: %d %q", code, body)
+	}
+}
