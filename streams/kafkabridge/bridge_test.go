@@ -138,17 +138,24 @@ func (f *fixture) produceCommands(t *testing.T, keys []string, from, n int) {
 	f.produce(t, recs...)
 }
 
-// produce writes recs to Kafka as a user would, creating their topic (3
-// partitions, as the bridge's test configuration) when it is missing.
-func (f *fixture) produce(t *testing.T, recs ...*kgo.Record) {
+// ensureTopic creates a Kafka topic with 3 partitions (as the bridge's
+// test configuration does) when it is missing.
+func (f *fixture) ensureTopic(t *testing.T, topic string) {
 	t.Helper()
-	res, err := kadm.NewClient(f.kcl).CreateTopics(t.Context(), 3, 1, nil, recs[0].Topic)
+	res, err := kadm.NewClient(f.kcl).CreateTopics(t.Context(), 3, 1, nil, topic)
 	if err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
 	if err := res.Error(); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		t.Fatalf("create topic: %v", err)
 	}
+}
+
+// produce writes recs to Kafka as a user would, creating their topic (3
+// partitions, as the bridge's test configuration) when it is missing.
+func (f *fixture) produce(t *testing.T, recs ...*kgo.Record) {
+	t.Helper()
+	f.ensureTopic(t, recs[0].Topic)
 	if err := f.kcl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}

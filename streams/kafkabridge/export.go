@@ -19,6 +19,10 @@ import (
 // pins it to one replica of the bridge at a time.
 const priorityGroup = "bridge"
 
+// headerPinID is set by JetStream on each delivery of a pinned consumer:
+// it says who fetched, not what the message is, so it is not exported.
+const headerPinID = "Nats-Pin-Id"
+
 // lagEvery is how often the export and import lag gauges are refreshed.
 const lagEvery = 5 * time.Second
 
@@ -211,7 +215,7 @@ func (e *exporter) record(m jetstream.Msg, seq uint64) *kgo.Record {
 	h := m.Headers()
 	headers := make([]kgo.RecordHeader, 0, len(h)+4)
 	for k, vs := range h {
-		if k == streams.HeaderOrigin {
+		if k == streams.HeaderOrigin || k == headerPinID {
 			continue
 		}
 		for _, v := range vs {
