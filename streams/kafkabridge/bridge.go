@@ -14,7 +14,7 @@
 //     acks from all in-sync replicas; a JetStream message is acknowledged
 //     only after Kafka acknowledged its record. A message JetStream
 //     redelivers (the bridge stopped between the two) is first looked up
-//     at the tail of its Kafka partition (the X-Nats-Stream and
+//     in the tail of its Kafka partition (by the X-Nats-Stream and
 //     X-Nats-Sequence headers every exported record carries) and skipped
 //     when it is there.
 //   - Import: a Kafka consumer group; record -> subject "<topic>.<key>"

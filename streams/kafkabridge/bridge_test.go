@@ -448,7 +448,18 @@ func TestBadRecordsGoToTheDLQWithTheirReason(t *testing.T) {
 	recs = append(recs, good)
 	f.produce(t, recs...)
 	f.run(t, f.config(Route{importTopic, Import}))
-	polltest.Until(t, "import caught up", func() error { return f.importCaughtUp(t.Context(), DefaultName) })
+	polltest.Until(t, "import caught up", func() error {
+		letters, err := f.client.DLQ().List(t.Context(), importTopic, streams.DLQFilter{})
+		switch {
+		case err != nil:
+			return err
+		case len(letters) < len(bad):
+			return fmt.Errorf("%d dead letters", len(letters))
+		case len(f.streamMessages(t, importTopic)) < 1:
+			return errors.New("the good record is not stored")
+		}
+		return f.importCaughtUp(t.Context(), DefaultName)
+	})
 
 	if msgs := f.streamMessages(t, importTopic); len(msgs) != 1 || msgs[0].Key != "BTCUSDT" {
 		t.Fatalf("stored %d messages, want only the good one", len(msgs))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,7 +41,7 @@ func (b *Bridge) runExport(ctx context.Context, topic string) error {
 	defer producer.Close()
 	for attempt := 0; ; attempt++ {
 		e := &exporter{b: b, topic: topic, stream: streams.StreamName(topic), producer: producer,
-			partitioner: kgo.StickyKeyPartitioner(nil).ForTopic(topic), watermark: map[int32]uint64{}, looked: map[int32]bool{}}
+			partitioner: kgo.StickyKeyPartitioner(nil).ForTopic(topic), tails: map[int32]*partitionTail{}}
 		err := e.run(ctx)
 		switch {
 		case errors.Is(err, errCrash):
@@ -68,11 +69,9 @@ type exporter struct {
 	producer    *kgo.Client
 	partitioner kgo.TopicPartitioner
 	partitions  int
-	// watermark is, per Kafka partition, the highest stream sequence known
-	// to be in it (read back from its tail, or written by this run);
-	// looked says the tail was read.
-	watermark map[int32]uint64
-	looked    map[int32]bool
+	// tails are what the run read of each Kafka partition to look up
+	// redelivered messages.
+	tails map[int32]*partitionTail
 	lagAt     time.Time
 }
 
@@ -159,7 +158,7 @@ func (e *exporter) partitionCount(ctx context.Context) (int, error) {
 // their partition, are acknowledged without a write.
 func (e *exporter) carry(ctx context.Context, msgs []jetstream.Msg) error {
 	recs := make([]*kgo.Record, 0, len(msgs))
-	seqs := make([]uint64, 0, len(msgs))
+	redelivered := map[*kgo.Record]uint64{}
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -170,25 +169,24 @@ func (e *exporter) carry(ctx context.Context, msgs []jetstream.Msg) error {
 			continue
 		}
 		rec := e.record(m, meta.Sequence.Stream)
+		rec.Partition = int32(e.partitioner.Partition(rec, e.partitions)) //nolint:gosec // an index below the partition count
 		if meta.NumDelivered > 1 {
-			there, err := e.alreadyThere(ctx, rec, meta.Sequence.Stream)
-			if err != nil {
-				return err
-			}
-			if there {
-				e.b.metrics.skipped.WithLabelValues(e.topic, "export", "duplicate").Inc()
-				continue
-			}
+			redelivered[rec] = meta.Sequence.Stream
 		}
-		recs, seqs = append(recs, rec), append(seqs, meta.Sequence.Stream)
+		recs = append(recs, rec)
+	}
+	if len(redelivered) > 0 {
+		there, err := e.alreadyThere(ctx, redelivered)
+		if err != nil {
+			return err
+		}
+		recs = slices.DeleteFunc(recs, func(r *kgo.Record) bool { return there[r] })
+		e.b.metrics.skipped.WithLabelValues(e.topic, "export", "duplicate").Add(float64(len(there)))
 	}
 	if len(recs) > 0 {
 		if err := e.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			nakAll(msgs)
 			return fmt.Errorf("produce to Kafka %s: %w", e.topic, err)
-		}
-		for i, r := range recs {
-			e.watermark[r.Partition] = max(e.watermark[r.Partition], seqs[i])
 		}
 		e.b.metrics.messages.WithLabelValues(e.topic, "export").Add(float64(len(recs)))
 	}
@@ -231,76 +229,88 @@ func (e *exporter) record(m jetstream.Msg, seq uint64) *kgo.Record {
 	return &kgo.Record{Topic: e.topic, Key: []byte(key), Value: m.Data(), Headers: headers}
 }
 
-// alreadyThere reports whether the message of stream sequence seq is in
-// rec's Kafka partition already: this run wrote it, or the partition's
-// tail (read once a run) holds it or a later one of the stream. One
-// writer at a time (the pinned consumer) keeps each partition in stream
-// order, so a later sequence there means this one is too.
-func (e *exporter) alreadyThere(ctx context.Context, rec *kgo.Record, seq uint64) (bool, error) {
-	p := int32(e.partitioner.Partition(rec, e.partitions)) //nolint:gosec // a partition index of a topic's partition count
-	if !e.looked[p] {
-		w, err := e.tail(ctx, p)
-		if err != nil {
-			return false, err
-		}
-		e.watermark[p] = max(e.watermark[p], w)
-		e.looked[p] = true
-	}
-	return seq <= e.watermark[p], nil
+// partitionTail is the stream sequences found in a Kafka partition's
+// records from some offset up to next.
+type partitionTail struct {
+	seqs map[uint64]bool
+	next int64
 }
 
-// tail reads back up to LookBack records of partition p and returns the
-// highest stream sequence of this stream among them (0: none).
-func (e *exporter) tail(ctx context.Context, p int32) (uint64, error) {
+// alreadyThere returns which of the redelivered records (with their
+// stream sequences) are in their Kafka partition already: written before
+// a crash, or by a replica that lost its pin. Each partition involved is
+// read up to its end now, from where the last look-up stopped (at most
+// LookBack records back). JetStream redelivers out of order (a message
+// handed to a run that died comes back after later ones were written), so
+// each sequence is looked up exactly, never compared with a high mark.
+func (e *exporter) alreadyThere(ctx context.Context, redelivered map[*kgo.Record]uint64) (map[*kgo.Record]bool, error) {
 	adm := kadm.NewClient(e.producer)
 	ends, err := adm.ListEndOffsets(ctx, e.topic)
 	if err != nil {
-		return 0, fmt.Errorf("end offsets of %s: %w", e.topic, err)
+		return nil, fmt.Errorf("end offsets of %s: %w", e.topic, err)
 	}
 	starts, err := adm.ListStartOffsets(ctx, e.topic)
 	if err != nil {
-		return 0, fmt.Errorf("start offsets of %s: %w", e.topic, err)
+		return nil, fmt.Errorf("start offsets of %s: %w", e.topic, err)
 	}
-	end, ok := ends.Lookup(e.topic, p)
-	begin, ok2 := starts.Lookup(e.topic, p)
-	if !ok || !ok2 {
-		return 0, fmt.Errorf("offsets of %s/%d: not listed", e.topic, p)
+	there := map[*kgo.Record]bool{}
+	for rec, seq := range redelivered {
+		p := rec.Partition
+		end, ok := ends.Lookup(e.topic, p)
+		begin, ok2 := starts.Lookup(e.topic, p)
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("offsets of %s/%d: not listed", e.topic, p)
+		}
+		if err := errors.Join(end.Err, begin.Err); err != nil {
+			return nil, fmt.Errorf("offsets of %s/%d: %w", e.topic, p, err)
+		}
+		t := e.tails[p]
+		if t == nil || t.next < end.Offset-e.b.cfg.LookBack || len(t.seqs) > 2*int(e.b.cfg.LookBack) {
+			t = &partitionTail{seqs: map[uint64]bool{}, next: max(begin.Offset, end.Offset-e.b.cfg.LookBack)}
+			e.tails[p] = t
+		}
+		if t.next < end.Offset {
+			if err := e.readTail(ctx, p, t, end.Offset); err != nil {
+				return nil, err
+			}
+		}
+		if t.seqs[seq] {
+			there[rec] = true
+		}
 	}
-	if err := errors.Join(end.Err, begin.Err); err != nil {
-		return 0, fmt.Errorf("offsets of %s/%d: %w", e.topic, p, err)
-	}
-	from := max(begin.Offset, end.Offset-e.b.cfg.LookBack)
-	if from >= end.Offset {
-		return 0, nil
-	}
+	return there, nil
+}
+
+// readTail reads partition p from t.next up to end, adding the stream
+// sequences of this stream it finds to t.
+func (e *exporter) readTail(ctx context.Context, p int32, t *partitionTail, end int64) error {
 	cl, err := kgo.NewClient(append(e.b.kafkaOptions(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.topic: {p: kgo.NewOffset().At(from)}}))...)
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.topic: {p: kgo.NewOffset().At(t.next)}}))...)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer cl.Close()
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var best uint64
-	for next := from; next < end.Offset; {
+	for t.next < end {
 		fetches := cl.PollFetches(rctx)
 		if err := rctx.Err(); err != nil {
-			return 0, fmt.Errorf("read back %s/%d: %w", e.topic, p, err)
+			return fmt.Errorf("read back %s/%d: %w", e.topic, p, err)
 		}
 		for _, fe := range fetches.Errors() {
-			return 0, fmt.Errorf("read back %s/%d: %w", e.topic, p, fe.Err)
+			return fmt.Errorf("read back %s/%d: %w", e.topic, p, fe.Err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			next = r.Offset + 1
+			t.next = r.Offset + 1
 			if header(r, HeaderNatsStream) != e.stream {
 				return
 			}
 			if s, err := strconv.ParseUint(header(r, HeaderNatsSequence), 10, 64); err == nil {
-				best = max(best, s)
+				t.seqs[s] = true
 			}
 		})
 	}
-	return best, nil
+	return nil
 }
 
 // refreshLag sets the export's lag gauge every lagEvery.
