@@ -42,6 +42,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tradex-mesh/tradex/streams"
+	"github.com/tradex-mesh/tradex/streams/schemaregistry"
 )
 
 // Headers the bridge sets.
@@ -65,6 +66,9 @@ type Bridge struct {
 	cfg     Config
 	client  *streams.Client
 	metrics *metrics
+	// schemas gives the Confluent schema ids (set by Run when imports or
+	// exports may need them).
+	schemas schemaregistry.Source
 }
 
 // New checks cfg against client's catalog.
@@ -88,6 +92,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	if err := b.openSchemas(gctx, g); err != nil {
+		return err
+	}
 	for _, topic := range b.cfg.topics(Export) {
 		g.Go(func() error { return b.runExport(gctx, topic) })
 	}
@@ -99,6 +106,48 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// openSchemas sets b.schemas: Config.Schemas, else the platform's
+// registry followed for as long as g runs. Exports in Confluent's format
+// wait for the registry; otherwise it is only tried (imports use it for
+// values that come in that format, and dead-letter them without it).
+func (b *Bridge) openSchemas(ctx context.Context, g *errgroup.Group) error {
+	if b.cfg.Schemas != nil {
+		b.schemas = b.cfg.Schemas
+		return nil
+	}
+	open := func(ctx context.Context) error {
+		live, err := schemaregistry.Open(ctx, b.client.JetStream(), schemaregistry.WithLogger(b.cfg.Logger))
+		if err != nil {
+			return err
+		}
+		b.schemas = live
+		g.Go(func() error { return b.followSchemas(ctx, live) })
+		return nil
+	}
+	if b.cfg.WireFormat == WireConfluent {
+		return streams.RetryStart(ctx, b.cfg.Logger, "kafka bridge: open the schema registry", open)
+	}
+	if err := open(ctx); err != nil {
+		b.cfg.Logger.InfoContext(ctx, "kafka bridge: no schema registry: values in Confluent's wire format will be dead-lettered", "err", err)
+	}
+	return nil
+}
+
+// followSchemas keeps live's index current until ctx ends, starting over
+// when its watch ends (a NATS outage).
+func (b *Bridge) followSchemas(ctx context.Context, live *schemaregistry.Live) error {
+	for attempt := 0; ; attempt++ {
+		err := live.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		b.cfg.Logger.WarnContext(ctx, "kafka bridge: schema registry watch failed, starting over", "err", err)
+		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
+			return nil
+		}
+	}
 }
 
 // kafkaOptions are the options every Kafka client of the bridge uses.

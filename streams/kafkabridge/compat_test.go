@@ -14,21 +14,19 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	"github.com/tradex-mesh/tradex/internal/compattest"
 	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// compatTool is the path of a Kafka tool this project did not write. It
-// is missing on a developer's machine (the test is skipped) but CI sets
-// TRADEX_COMPAT_TESTS=require and installs it, so there it must run.
+// compatTool is the path of a Kafka tool this project did not write,
+// installed by .ci/run (compattest: skipped where it is missing, except in
+// CI).
 func compatTool(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("TRADEX_COMPAT_TESTS") == "require" {
-			t.Fatalf("%s: %v (TRADEX_COMPAT_TESTS=require; .ci/run installs it)", name, err)
-		}
-		t.Skipf("%s is not installed (apt-get install kcat; CI runs this test)", name)
+		compattest.Missing(t, name, "apt-get install kcat", err)
 	}
 	return path
 }
@@ -39,7 +37,7 @@ func kcat(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, compatTool(t, "kcat"), args...) //nolint:gosec // the test's own arguments
+	cmd := exec.CommandContext(ctx, compatTool(t, "kcat"), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("kcat %v: %v\n%s", args, err, stderr.String())

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/tradex-mesh/tradex/streams"
+	"github.com/tradex-mesh/tradex/streams/schemaregistry"
 )
 
 // Direction says which way a topic crosses the bridge.
@@ -104,6 +105,41 @@ func SASLMechanism(name, user, password string) (sasl.Mechanism, error) {
 	return nil, fmt.Errorf("kafkabridge: SASL mechanism %q: want %s, %s or %s", name, SASLPlain, SASLScramSHA256, SASLScramSHA512)
 }
 
+// WireFormat is how an exported record's value holds its payload.
+type WireFormat uint8
+
+// Wire formats.
+const (
+	// WireProtobuf writes the protobuf payload as it is (the default).
+	WireProtobuf WireFormat = iota
+	// WireConfluent writes Confluent's wire format: a zero byte, the
+	// schema id (4 bytes, big-endian), the message indexes, then the
+	// payload, for consumers that decode through a schema registry
+	// (package schemaregistry serves the ids).
+	WireConfluent
+)
+
+// String is the format's name as ParseWireFormat reads it.
+func (f WireFormat) String() string {
+	switch f {
+	case WireProtobuf:
+		return "protobuf"
+	case WireConfluent:
+		return "confluent"
+	}
+	return fmt.Sprintf("WireFormat(%d)", uint8(f))
+}
+
+// ParseWireFormat reads "protobuf" or "confluent".
+func ParseWireFormat(s string) (WireFormat, error) {
+	for _, f := range []WireFormat{WireProtobuf, WireConfluent} {
+		if s == f.String() {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("kafkabridge: wire format %q: want protobuf or confluent", s)
+}
+
 // Config is what a Bridge connects and carries.
 type Config struct {
 	// Brokers are the Kafka seed brokers ("host:port").
@@ -124,6 +160,14 @@ type Config struct {
 	// SASL, when set, authenticates every Kafka connection (PLAIN,
 	// SCRAM-SHA-256 or SCRAM-SHA-512: see SASLMechanism).
 	SASL sasl.Mechanism
+	// WireFormat is how exported values are written. Imported values may
+	// come either way: a value in Confluent's wire format (its first byte
+	// is zero, which no protobuf message starts with) must carry one of
+	// the topic's schema ids, and is stored without its header.
+	WireFormat WireFormat
+	// Schemas gives the schema ids; nil: the bridge follows the platform's
+	// schema registry itself (schemaregistry.Open).
+	Schemas schemaregistry.Source
 	// Batch bounds the messages one export fetch and one import poll take
 	// (default 512).
 	Batch int
@@ -206,6 +250,9 @@ func (c Config) check(catalog *streams.Catalog) error {
 			errs = append(errs, fmt.Errorf("route %s: named twice", r.Topic))
 		}
 		seen[r.Topic] = true
+	}
+	if c.WireFormat > WireConfluent {
+		errs = append(errs, fmt.Errorf("wire format %v", c.WireFormat))
 	}
 	if c.Partitions < 1 || c.Batch < 1 || c.LookBack < 1 || c.AckWait <= 0 || c.PinnedTTL <= 0 {
 		errs = append(errs, errors.New("partitions, batch, look-back, ack wait and pinned TTL must be positive"))

@@ -72,7 +72,7 @@ type exporter struct {
 	// tails are what the run read of each Kafka partition to look up
 	// redelivered messages.
 	tails map[int32]*partitionTail
-	lagAt     time.Time
+	lagAt time.Time
 }
 
 func (e *exporter) run(ctx context.Context) error {
@@ -168,7 +168,10 @@ func (e *exporter) carry(ctx context.Context, msgs []jetstream.Msg) error {
 			e.b.metrics.skipped.WithLabelValues(e.topic, "export", "origin").Inc()
 			continue
 		}
-		rec := e.record(m, meta.Sequence.Stream)
+		rec, err := e.record(m, meta.Sequence.Stream)
+		if err != nil {
+			return err
+		}
 		rec.Partition = int32(e.partitioner.Partition(rec, e.partitions)) //nolint:gosec // an index below the partition count
 		if meta.NumDelivered > 1 {
 			redelivered[rec] = meta.Sequence.Stream
@@ -207,8 +210,9 @@ func (e *exporter) carry(ctx context.Context, msgs []jetstream.Msg) error {
 }
 
 // record builds the Kafka record of a JetStream message: its key, its
-// payload, every header, and where it came from.
-func (e *exporter) record(m jetstream.Msg, seq uint64) *kgo.Record {
+// payload (in the configured wire format), every header, and where it
+// came from.
+func (e *exporter) record(m jetstream.Msg, seq uint64) (*kgo.Record, error) {
 	key, _ := streams.KeyFromSubject(e.topic, m.Subject())
 	h := m.Headers()
 	headers := make([]kgo.RecordHeader, 0, len(h)+4)
@@ -226,7 +230,14 @@ func (e *exporter) record(m jetstream.Msg, seq uint64) *kgo.Record {
 		kgo.RecordHeader{Key: HeaderNatsSequence, Value: []byte(strconv.FormatUint(seq, 10))},
 		kgo.RecordHeader{Key: streams.HeaderOrigin, Value: []byte(OriginNATS)},
 	)
-	return &kgo.Record{Topic: e.topic, Key: []byte(key), Value: m.Data(), Headers: headers}
+	value := m.Data()
+	if e.b.cfg.WireFormat == WireConfluent {
+		var err error
+		if value, err = e.b.schemas.Current().Encode(e.topic, value); err != nil {
+			return nil, fmt.Errorf("confluent wire format of %s: %w", e.topic, err)
+		}
+	}
+	return &kgo.Record{Topic: e.topic, Key: []byte(key), Value: value, Headers: headers}, nil
 }
 
 // partitionTail is the stream sequences found in a Kafka partition's

@@ -241,11 +241,20 @@ func (imp *importer) message(rec *kgo.Record, id string) (*nats.Msg, error) {
 	if ce := header(rec, streams.HeaderCEType); ce != "" && ce != string(t.MessageName()) {
 		return nil, fmt.Errorf("ce-type %q: %s carries %s", ce, rec.Topic, t.MessageName())
 	}
-	if err := proto.Unmarshal(rec.Value, t.Payload.ProtoReflect().New().Interface()); err != nil {
+	payload := rec.Value
+	if len(payload) > 0 && payload[0] == 0 { // no protobuf message starts with field 0: Confluent's wire format
+		if imp.b.schemas == nil {
+			return nil, errors.New("value in Confluent's wire format, and the bridge has no schema registry to check its schema id")
+		}
+		if payload, err = imp.b.schemas.Current().Strip(rec.Topic, payload); err != nil {
+			return nil, fmt.Errorf("value in Confluent's wire format: %w", err)
+		}
+	}
+	if err := proto.Unmarshal(payload, t.Payload.ProtoReflect().New().Interface()); err != nil {
 		return nil, fmt.Errorf("payload is not a %s: %w", t.MessageName(), err)
 	}
 	h := nats.Header{}
-	size := len(rec.Value)
+	size := len(payload)
 	for _, rh := range rec.Headers {
 		if skipImportedHeader(rh.Key) {
 			continue
@@ -269,7 +278,7 @@ func (imp *importer) message(rec *kgo.Record, id string) (*nats.Msg, error) {
 	h.Set(streams.HeaderOrigin, OriginKafka)
 	h.Set(HeaderKafkaPartition, strconv.FormatInt(int64(rec.Partition), 10))
 	h.Set(HeaderKafkaOffset, strconv.FormatInt(rec.Offset, 10))
-	return &nats.Msg{Subject: subject, Data: rec.Value, Header: h}, nil
+	return &nats.Msg{Subject: subject, Data: payload, Header: h}, nil
 }
 
 // deadLetter builds the dlq.<topic> message of a record that cannot be
