@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/tradex-mesh/tradex/internal/platform"
 	"github.com/tradex-mesh/tradex/streams"
-	"github.com/tradex-mesh/tradex/streams/kafkabridge"
 )
 
 // bridgeConfig is everything `tradex bridge` is told.
@@ -60,8 +58,7 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	bcfg, err := cfg.Kafka.bridgeConfig(logger, reg)
-	if err != nil {
+	if err := cfg.Kafka.check(); err != nil {
 		return err
 	}
 	creds, err := dlqCredentials(cfg.NATSCredentials)
@@ -79,42 +76,31 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("--nats: %w", err)
 	}
 	defer nc.Close()
-	client, err := streams.Connect(nc, streams.DefaultCatalog())
-	if err != nil {
-		return err
-	}
-	b, err := kafkabridge.New(client, bcfg)
-	if err != nil {
-		return err
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
+	fail := func(err error) error { // stops what started, then says why
+		cancel()
+		return errors.Join(err, g.Wait())
+	}
 	if cfg.HTTPAddr != "" {
-		srv, ln, err := cfg.httpServer(gctx, reg)
+		password, err := passwordFile(cfg.HTTPPasswordFile, "--http-password-file")
 		if err != nil {
 			return err
 		}
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("--http-addr: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
-		logger.InfoContext(ctx, "kafka bridge: serving /metrics", "addr", ln.Addr().String())
-	}
-	logger.InfoContext(ctx, "kafka bridge: started", "kafka", bcfg.Brokers, "routes", cfg.Kafka.Routes, "name", bcfg.Name, "nats", cfg.NATSURL)
-	g.Go(func() error {
-		err := b.Run(gctx)
-		if err == nil && ctx.Err() == nil {
-			err = errors.New("kafka bridge stopped")
+		addr, err := serveHTTP(gctx, g, "--http-addr", cfg.HTTPAddr, bridgeHTTPHandler(cfg.HTTPUser, password, reg))
+		if err != nil {
+			return fail(err)
 		}
-		return err
-	})
+		logger.InfoContext(ctx, "kafka bridge: serving /metrics", "addr", addr)
+	}
+	client, err := streams.Connect(nc, streams.DefaultCatalog())
+	if err != nil {
+		return fail(err)
+	}
+	if err := runKafkaBridge(gctx, g, logger, cfg.Kafka, client, reg); err != nil {
+		return fail(err)
+	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -187,22 +173,43 @@ func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string) e
 	return nil
 }
 
-// httpServer is the bridge's HTTP listener: /metrics behind HTTP Basic
-// authentication, /healthz open (it says only that the process runs).
-func (c bridgeConfig) httpServer(ctx context.Context, reg *prometheus.Registry) (*http.Server, net.Listener, error) {
-	password, err := tokenFile("", filepath.Dir(c.HTTPPasswordFile), filepath.Base(c.HTTPPasswordFile), "--http-password-file")
-	if err != nil {
-		return nil, nil, err
-	}
+// bridgeHTTPHandler serves /metrics behind HTTP Basic authentication and
+// /healthz to anyone (it says only that the process runs).
+func bridgeHTTPHandler(user, password string, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", basicAuth(c.HTTPUser, password, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	mux.Handle("GET /metrics", basicAuth(user, password, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	ln, err := listen(ctx, "--http-addr", c.HTTPAddr)
+	return mux
+}
+
+// serveHTTP serves h on addr in g, with the bounds of every listener
+// here, until ctx ends; it returns the address it listens on.
+func serveHTTP(ctx context.Context, g *errgroup.Group, flagName, addr string, h http.Handler) (string, error) {
+	ln, err := listen(ctx, flagName, addr)
 	if err != nil {
-		return nil, nil, err
+		return "", err
 	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}, ln, nil
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s: %w", flagName, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return ln.Addr().String(), nil
+}
+
+// passwordFile reads the password kept in path, creating it with a
+// random one (readable by its owner only) when it is missing.
+func passwordFile(path, flagName string) (string, error) {
+	return tokenFile("", filepath.Dir(path), filepath.Base(path), flagName)
 }
 
 // basicAuth lets through requests with user and password (compared in

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +29,7 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
+	"github.com/tradex-mesh/tradex/streams/schemaregistry"
 )
 
 // tradex serve --kafka-* exports the platform's trades to Kafka as they
@@ -44,6 +48,7 @@ func TestBridgeCarriesThePlatformsTopics(t *testing.T) {
 	cfg.NATSListen = "127.0.0.1:0"
 	cfg.Kafka = defaultKafkaConfig(func(string) string { return "" })
 	cfg.Kafka.Brokers, cfg.Kafka.Routes, cfg.Kafka.Name, cfg.Kafka.Partitions = brokers, streams.TopicTrade+"=export", "in-serve", 2
+	cfg.Kafka.WireFormat, cfg.Kafka.RegistryAddr = "confluent", freeLoopbackAddr(t)
 	ep, _ := startServe(t, cfg)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -89,6 +94,7 @@ func TestBridgeCarriesThePlatformsTopics(t *testing.T) {
 	}
 	defer consumer.Close()
 	var trade marketdatav1.Trade
+	var schemaID int32
 	polltest.Until(t, "the trade in Kafka", func() error {
 		pctx, pcancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer pcancel()
@@ -99,10 +105,41 @@ func TestBridgeCarriesThePlatformsTopics(t *testing.T) {
 		case string(recs[0].Key) != "BTCUSDT":
 			return fmt.Errorf("record with key %q", recs[0].Key)
 		}
-		return proto.Unmarshal(recs[0].Value, &trade)
+		id, _, payload, err := schemaregistry.ParseHeader(recs[0].Value)
+		if err != nil {
+			return fmt.Errorf("value not in Confluent's wire format: %w", err)
+		}
+		schemaID = id
+		return proto.Unmarshal(payload, &trade)
 	}, polltest.WithTimeout(60*time.Second))
 	if trade.GetPrice() != "50000.00" || trade.GetQuantity() != "0.01000" {
 		t.Errorf("trade in Kafka: %v", &trade)
+	}
+	// The schema registry serves that id, with the password kept in the data folder.
+	password, err := os.ReadFile(filepath.Join(cfg.DataDir, schemaRegistryPasswordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	registryGet := func(path string, pass string) (int, string) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+cfg.Kafka.RegistryAddr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("tradex", pass)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := registryGet(fmt.Sprintf("/schemas/ids/%d", schemaID), strings.TrimSpace(string(password))); code != http.StatusOK ||
+		!strings.Contains(body, "message Trade") {
+		t.Errorf("GET /schemas/ids/%d: %d %s", schemaID, code, body)
+	}
+	if code, _ := registryGet("/subjects", "guess"); code != http.StatusUnauthorized {
+		t.Errorf("GET /subjects with a wrong password: %d, want 401", code)
 	}
 
 	// A record a Kafka producer writes reaches the platform's stream.
@@ -164,21 +201,20 @@ func TestBridgeFlagsRefuseWhatCannotWork(t *testing.T) {
 // The bridge's /metrics answers only with the password; /healthz to anyone.
 func TestBridgeHTTPNeedsThePassword(t *testing.T) {
 	t.Parallel()
-	cfg := bridgeConfig{HTTPAddr: "127.0.0.1:0", HTTPUser: "tradex", HTTPPasswordFile: filepath.Join(t.TempDir(), "password")}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "tradex_kafka_bridge_test_total", Help: "a test"}))
-	srv, ln, err := cfg.httpServer(t.Context(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	password, err := tokenFile("", filepath.Dir(cfg.HTTPPasswordFile), filepath.Base(cfg.HTTPPasswordFile), "")
+	passwordPath := filepath.Join(t.TempDir(), "password")
+	password, err := passwordFile(passwordPath, "--http-password-file")
 	if err != nil || len(password) < 32 {
 		t.Fatalf("generated password %q: %v", password, err)
 	}
+	if again, err := passwordFile(passwordPath, "--http-password-file"); err != nil || again != password {
+		t.Fatalf("password read back: %q, %v; want the one generated", again, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "tradex_kafka_bridge_test_total", Help: "a test"}))
+	srv := httptest.NewServer(bridgeHTTPHandler("tradex", password, reg))
+	t.Cleanup(srv.Close)
 	get := func(path, user, pass string) (int, string) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+ln.Addr().String()+path, nil)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,4 +245,15 @@ func TestBridgeHTTPNeedsThePassword(t *testing.T) {
 	if code, body := get("/metrics", "tradex", password); code != http.StatusOK || !strings.Contains(body, "tradex_kafka_bridge_test_total") {
 		t.Errorf("GET /metrics with the password: %d %q", code, body)
 	}
+}
+
+// freeLoopbackAddr is a loopback address nobody listens on now.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

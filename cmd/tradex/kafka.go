@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,9 +12,12 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tradex-mesh/tradex/internal/tlsconfig"
+	"github.com/tradex-mesh/tradex/streams"
 	"github.com/tradex-mesh/tradex/streams/kafkabridge"
+	"github.com/tradex-mesh/tradex/streams/schemaregistry"
 )
 
 // kafkaConfig is how the Kafka bridge reaches Kafka and what it carries:
@@ -37,7 +41,17 @@ type kafkaConfig struct {
 	SASLMechanism, SASLUser, SASLPasswordFile string
 	// SASLPassword is TRADEX_KAFKA_SASL_PASSWORD, used without a file.
 	SASLPassword string
+	// WireFormat is "protobuf" or "confluent".
+	WireFormat string
+	// RegistryAddr serves the Confluent Schema Registry subset behind HTTP
+	// Basic (RegistryUser, the password in RegistryPasswordFile); empty:
+	// not served.
+	RegistryAddr, RegistryUser, RegistryPasswordFile string
 }
+
+// schemaRegistryPasswordFile keeps the schema registry's password in
+// serve's data folder.
+const schemaRegistryPasswordFile = "schema-registry-password"
 
 // kafkaFlags declares the --kafka-* flags.
 func kafkaFlags(fs *flag.FlagSet, c *kafkaConfig) {
@@ -53,13 +67,17 @@ func kafkaFlags(fs *flag.FlagSet, c *kafkaConfig) {
 	fs.StringVar(&c.SASLMechanism, "kafka-sasl-mechanism", c.SASLMechanism, "Kafka SASL mechanism: PLAIN (over TLS only), SCRAM-SHA-256 or SCRAM-SHA-512; empty: none")
 	fs.StringVar(&c.SASLUser, "kafka-sasl-user", c.SASLUser, "Kafka SASL user")
 	fs.StringVar(&c.SASLPasswordFile, "kafka-sasl-password-file", c.SASLPasswordFile, "file holding the Kafka SASL password (or set "+envPrefix+"KAFKA_SASL_PASSWORD)")
+	fs.StringVar(&c.WireFormat, "kafka-wire-format", c.WireFormat, `exported values: "protobuf" (the payload as it is) or "confluent" (schema id first, for consumers that decode through a schema registry: see --schema-registry-addr)`)
+	fs.StringVar(&c.RegistryAddr, "schema-registry-addr", c.RegistryAddr, "serve the Confluent Schema Registry REST subset (GET /subjects, /schemas/ids/{id}, ...) of the platform's schemas on this address, behind HTTP Basic; empty: off")
+	fs.StringVar(&c.RegistryUser, "schema-registry-user", c.RegistryUser, "HTTP Basic user of --schema-registry-addr")
+	fs.StringVar(&c.RegistryPasswordFile, "schema-registry-password-file", c.RegistryPasswordFile, "file holding the HTTP Basic password of --schema-registry-addr, created with a random one (0600) when missing; serve's default: <data-dir>/"+schemaRegistryPasswordFile)
 }
 
 // defaultKafkaConfig is the bridge's defaults, with the SASL password
 // from the environment.
 func defaultKafkaConfig(getenv func(string) string) kafkaConfig {
 	return kafkaConfig{Name: kafkabridge.DefaultName, Partitions: 6, Replication: -1,
-		SASLPassword: getenv(envPrefix + "KAFKA_SASL_PASSWORD")}
+		SASLPassword: getenv(envPrefix + "KAFKA_SASL_PASSWORD"), WireFormat: kafkabridge.WireProtobuf.String(), RegistryUser: "tradex"}
 }
 
 // enabled reports whether a bridge was asked for.
@@ -69,10 +87,18 @@ func (c kafkaConfig) enabled() bool { return c.Brokers != "" }
 // starts: routes without brokers, an unknown direction, a missing file.
 func (c kafkaConfig) check() error {
 	if !c.enabled() {
-		if c.Routes != "" {
+		switch {
+		case c.Routes != "":
 			return errors.New("--kafka-routes: needs --kafka-brokers")
+		case c.RegistryAddr != "":
+			return errors.New("--schema-registry-addr: serves the schemas of the Kafka bridge: needs --kafka-brokers")
 		}
 		return nil
+	}
+	if c.RegistryAddr != "" {
+		if err := checkAddr(c.RegistryAddr); err != nil {
+			return fmt.Errorf("--schema-registry-addr: %w", err)
+		}
 	}
 	_, err := c.bridgeConfig(nil, nil)
 	return err
@@ -98,6 +124,9 @@ func (c kafkaConfig) bridgeConfig(logger *slog.Logger, reg prometheus.Registerer
 		Brokers: splitList(c.Brokers), Routes: routes, Name: c.Name,
 		Partitions: int32(c.Partitions), ReplicationFactor: int16(c.Replication),
 		Logger: logger, Metrics: reg,
+	}
+	if cfg.WireFormat, err = kafkabridge.ParseWireFormat(c.WireFormat); err != nil {
+		return kafkabridge.Config{}, fmt.Errorf("--kafka-wire-format: %w", err)
 	}
 	if cfg.TLS, err = c.tlsConfig(); err != nil {
 		return kafkabridge.Config{}, err
@@ -156,4 +185,48 @@ func (c kafkaConfig) saslPassword() (string, error) {
 		return "", fmt.Errorf("--kafka-sasl-password-file: %w", err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// runKafkaBridge starts, in g, the bridge over client (logged in as
+// tradex-kafka-bridge) and, when asked for, the schema registry listener;
+// a bridge that stops before ctx ends fails g.
+func runKafkaBridge(ctx context.Context, g *errgroup.Group, logger *slog.Logger, kc kafkaConfig, client *streams.Client, reg prometheus.Registerer) error {
+	bcfg, err := kc.bridgeConfig(logger, reg)
+	if err != nil {
+		return err
+	}
+	if kc.RegistryAddr != "" {
+		live, err := schemaregistry.Open(ctx, client.JetStream(), schemaregistry.WithLogger(logger))
+		if err != nil {
+			return fmt.Errorf("--schema-registry-addr: %w", err)
+		}
+		bcfg.Schemas = live
+		g.Go(func() error { return live.Follow(ctx) })
+		password, err := passwordFile(kc.RegistryPasswordFile, "--schema-registry-password-file")
+		if err != nil {
+			return err
+		}
+		h, err := schemaregistry.NewHandler(live, kc.RegistryUser, password)
+		if err != nil {
+			return fmt.Errorf("--schema-registry-addr: %w", err)
+		}
+		addr, err := serveHTTP(ctx, g, "--schema-registry-addr", kc.RegistryAddr, h)
+		if err != nil {
+			return err
+		}
+		logger.InfoContext(ctx, "kafka bridge: serving the schema registry", "addr", addr, "user", kc.RegistryUser, "password_file", kc.RegistryPasswordFile)
+	}
+	b, err := kafkabridge.New(client, bcfg)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error {
+		err := b.Run(ctx)
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("kafka bridge stopped")
+		}
+		return err
+	})
+	logger.InfoContext(ctx, "kafka bridge: started", "kafka", bcfg.Brokers, "routes", kc.Routes, "name", bcfg.Name, "wire_format", bcfg.WireFormat)
+	return nil
 }

@@ -29,7 +29,6 @@ import (
 	"github.com/tradex-mesh/tradex/internal/platform"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
 	"github.com/tradex-mesh/tradex/streams"
-	"github.com/tradex-mesh/tradex/streams/kafkabridge"
 )
 
 // endpoints are the addresses serve actually listens on, once it does.
@@ -119,7 +118,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		close(s.bootstrapped) // ready even if it failed: the platform serves, the log says why
 	}
 	if cfg.Kafka.enabled() {
-		if err := startBridge(gctx, g, logger, cfg.Kafka, broker, p); err != nil {
+		if err := startBridge(gctx, g, logger, cfg, broker, p); err != nil {
 			return errors.Join(err, g.Wait())
 		}
 	}
@@ -136,11 +135,12 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 }
 
 // startBridge runs the Kafka bridge in g, logged in to NATS as its own
-// user, its metrics on the gateway's /metrics.
-func startBridge(ctx context.Context, g *errgroup.Group, logger *slog.Logger, kc kafkaConfig, broker *platform.Broker, p *platform.Platform) error {
-	bcfg, err := kc.bridgeConfig(logger, p.Metrics().Registerer())
-	if err != nil {
-		return err
+// user, its metrics on the gateway's /metrics, its schema registry (when
+// asked for) with the password kept in the data folder.
+func startBridge(ctx context.Context, g *errgroup.Group, logger *slog.Logger, cfg serveConfig, broker *platform.Broker, p *platform.Platform) error {
+	kc := cfg.Kafka
+	if kc.RegistryAddr != "" && kc.RegistryPasswordFile == "" {
+		kc.RegistryPasswordFile = filepath.Join(cfg.DataDir, schemaRegistryPasswordFile)
 	}
 	nc, err := broker.Dial(platform.UserKafkaBridge)
 	if err != nil {
@@ -148,18 +148,18 @@ func startBridge(ctx context.Context, g *errgroup.Group, logger *slog.Logger, kc
 	}
 	client, err := streams.Connect(nc, streams.DefaultCatalog())
 	if err == nil {
-		var b *kafkabridge.Bridge
-		if b, err = kafkabridge.New(client, bcfg); err == nil {
-			g.Go(func() error {
-				defer nc.Close()
-				return b.Run(ctx)
-			})
-			logger.InfoContext(ctx, "kafka bridge: started", "kafka", bcfg.Brokers, "routes", kc.Routes, "name", bcfg.Name)
-			return nil
-		}
+		err = runKafkaBridge(ctx, g, logger, kc, client, p.Metrics().Registerer())
 	}
-	nc.Close()
-	return err
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		nc.Close()
+		return nil
+	})
+	return nil
 }
 
 // natsCredentialsFile holds the platform's NATS users in the data folder.

@@ -123,7 +123,7 @@ func (b *Bridge) openSchemas(ctx context.Context, g *errgroup.Group) error {
 			return err
 		}
 		b.schemas = live
-		g.Go(func() error { return b.followSchemas(ctx, live) })
+		g.Go(func() error { return live.Follow(ctx) })
 		return nil
 	}
 	if b.cfg.WireFormat == WireConfluent {
@@ -133,21 +133,6 @@ func (b *Bridge) openSchemas(ctx context.Context, g *errgroup.Group) error {
 		b.cfg.Logger.InfoContext(ctx, "kafka bridge: no schema registry: values in Confluent's wire format will be dead-lettered", "err", err)
 	}
 	return nil
-}
-
-// followSchemas keeps live's index current until ctx ends, starting over
-// when its watch ends (a NATS outage).
-func (b *Bridge) followSchemas(ctx context.Context, live *schemaregistry.Live) error {
-	for attempt := 0; ; attempt++ {
-		err := live.Run(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		b.cfg.Logger.WarnContext(ctx, "kafka bridge: schema registry watch failed, starting over", "err", err)
-		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
-			return nil
-		}
-	}
 }
 
 // kafkaOptions are the options every Kafka client of the bridge uses.

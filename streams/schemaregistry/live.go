@@ -179,6 +179,22 @@ func (l *Live) Run(ctx context.Context) error {
 	}
 }
 
+// Follow is Run for as long as ctx lasts: when the watch ends (a NATS
+// outage), it logs why and starts over after a backoff, keeping the
+// current index meanwhile. It returns nil when ctx ends.
+func (l *Live) Follow(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := l.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		l.cfg.logger.WarnContext(ctx, "schema index: watch failed, starting over", "error", err)
+		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
+			return nil
+		}
+	}
+}
+
 // drain takes the updates already waiting, so that a burst of writes
 // (PublishSchemas writes every topic) costs one rebuild.
 func drain(updates <-chan jetstream.KeyValueEntry) {
