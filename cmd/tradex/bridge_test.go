@@ -20,13 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
-	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
-	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
-	"github.com/tradex-mesh/tradex/gen/go/tradex/order/v1/orderv1connect"
-	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
-	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/streams"
 	"github.com/tradex-mesh/tradex/streams/schemaregistry"
@@ -67,26 +62,7 @@ func TestBridgeCarriesThePlatformsTopics(t *testing.T) {
 	})
 
 	// A trade on the platform reaches Kafka.
-	base := "http://" + ep.GRPC
-	wallets := walletv1connect.NewWalletServiceClient(internalClient(), base)
-	orders := orderv1connect.NewOrderServiceClient(internalClient(), base)
-	for _, d := range []*walletv1.DepositRequest{
-		{TransferId: "d1", AccountId: "alice", Asset: "USDT", Amount: "1000"},
-		{TransferId: "d2", AccountId: "bob", Asset: "BTC", Amount: "1"},
-	} {
-		if _, err := wallets.Deposit(t.Context(), d); err != nil {
-			t.Fatalf("deposit: %v", err)
-		}
-	}
-	for _, o := range []struct {
-		account string
-		side    commonv1.Side
-	}{{"alice", commonv1.Side_SIDE_BUY}, {"bob", commonv1.Side_SIDE_SELL}} {
-		if _, err := orders.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{AccountId: o.account, InstrumentId: "BTCUSDT",
-			Side: o.side, Type: commonv1.OrderType_ORDER_TYPE_LIMIT, Quantity: "0.01", Price: "50000"}); err != nil {
-			t.Fatalf("place: %v", err)
-		}
-	}
+	crossOrders(t, "http://"+ep.GRPC)
 	consumer, err := kgo.NewClient(kgo.SeedBrokers(kafka.ListenAddrs()...), kgo.ConsumeTopics(streams.TopicTrade),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -120,25 +96,11 @@ func TestBridgeCarriesThePlatformsTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	registryGet := func(path string, pass string) (int, string) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+cfg.Kafka.RegistryAddr+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.SetBasicAuth("tradex", pass)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	if code, body := registryGet(fmt.Sprintf("/schemas/ids/%d", schemaID), strings.TrimSpace(string(password))); code != http.StatusOK ||
+	if code, body := getBasic(t, "http://"+cfg.Kafka.RegistryAddr+fmt.Sprintf("/schemas/ids/%d", schemaID), "tradex", strings.TrimSpace(string(password))); code != http.StatusOK ||
 		!strings.Contains(body, "message Trade") {
 		t.Errorf("GET /schemas/ids/%d: %d %s", schemaID, code, body)
 	}
-	if code, _ := registryGet("/subjects", "guess"); code != http.StatusUnauthorized {
+	if code, _ := getBasic(t, "http://"+cfg.Kafka.RegistryAddr+"/subjects", "tradex", "guess"); code != http.StatusUnauthorized {
 		t.Errorf("GET /subjects with a wrong password: %d, want 401", code)
 	}
 
@@ -213,22 +175,6 @@ func TestBridgeHTTPNeedsThePassword(t *testing.T) {
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "tradex_kafka_bridge_test_total", Help: "a test"}))
 	srv := httptest.NewServer(bridgeHTTPHandler("tradex", password, reg))
 	t.Cleanup(srv.Close)
-	get := func(path, user, pass string) (int, string) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if user != "" {
-			req.SetBasicAuth(user, pass)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
 	for _, c := range []struct {
 		path, user, pass string
 		want             int
@@ -238,11 +184,11 @@ func TestBridgeHTTPNeedsThePassword(t *testing.T) {
 		{"/metrics", "admin", password, http.StatusUnauthorized},
 		{"/healthz", "", "", http.StatusOK},
 	} {
-		if code, _ := get(c.path, c.user, c.pass); code != c.want {
+		if code, _ := getBasic(t, srv.URL+c.path, c.user, c.pass); code != c.want {
 			t.Errorf("GET %s as %q: %d, want %d", c.path, c.user, code, c.want)
 		}
 	}
-	if code, body := get("/metrics", "tradex", password); code != http.StatusOK || !strings.Contains(body, "tradex_kafka_bridge_test_total") {
+	if code, body := getBasic(t, srv.URL+"/metrics", "tradex", password); code != http.StatusOK || !strings.Contains(body, "tradex_kafka_bridge_test_total") {
 		t.Errorf("GET /metrics with the password: %d %q", code, body)
 	}
 }
@@ -256,4 +202,27 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// getBasic GETs url with HTTP Basic credentials (none when user is
+// empty) and returns the status and body.
+func getBasic(t *testing.T, url, user, pass string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(b)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tradex-mesh/tradex/internal/tlsconfig"
 	"github.com/tradex-mesh/tradex/streams"
 	"github.com/tradex-mesh/tradex/streams/kafkabridge"
 	"github.com/tradex-mesh/tradex/streams/schemaregistry"
@@ -154,22 +152,7 @@ func (c kafkaConfig) tlsConfig() (*tls.Config, error) {
 	if (c.ClientCert == "") != (c.ClientKey == "") {
 		return nil, errors.New("--kafka-client-cert and --kafka-client-key go together")
 	}
-	var roots *x509.CertPool // nil: the system's roots
-	if c.CA != "" {
-		var err error
-		if roots, err = tlsconfig.LoadPool(c.CA); err != nil {
-			return nil, fmt.Errorf("--kafka-ca: %w", err)
-		}
-	}
-	var cert *tls.Certificate
-	if c.ClientCert != "" {
-		kp, err := tlsconfig.LoadKeyPair(c.ClientCert, c.ClientKey)
-		if err != nil {
-			return nil, fmt.Errorf("--kafka-client-cert, --kafka-client-key: %w", err)
-		}
-		cert = &kp
-	}
-	return tlsconfig.Client(roots, cert), nil
+	return clientTLS("--kafka", c.CA, c.ClientCert, c.ClientKey)
 }
 
 // saslPassword reads --kafka-sasl-password-file, else the environment.

@@ -147,25 +147,31 @@ func natsTLS(cfg serveConfig) (server, client *tls.Config, err error) {
 	return server, client, err
 }
 
-// natsClientTLS is a NATS client's TLS: trusting the CA file ca (empty:
-// the system's roots), presenting certFile and keyFile when given; nil
-// when neither is.
+// natsClientTLS is a NATS client's TLS (--nats-ca, --nats-client-cert);
+// nil when neither is given.
 func natsClientTLS(ca, certFile, keyFile string) (*tls.Config, error) {
 	if ca == "" && certFile == "" {
 		return nil, nil
 	}
+	return clientTLS("--nats", ca, certFile, keyFile)
+}
+
+// clientTLS is a client's TLS configured by the flags <prefix>-ca,
+// <prefix>-client-cert and <prefix>-client-key: trusting the CA file ca
+// (empty: the system's roots), presenting certFile and keyFile when given.
+func clientTLS(prefix, ca, certFile, keyFile string) (*tls.Config, error) {
 	var roots *x509.CertPool // nil: the system's roots
 	if ca != "" {
 		var err error
 		if roots, err = tlsconfig.LoadPool(ca); err != nil {
-			return nil, fmt.Errorf("--nats-ca: %w", err)
+			return nil, fmt.Errorf("%s-ca: %w", prefix, err)
 		}
 	}
 	var cert *tls.Certificate
 	if certFile != "" {
 		c, err := tlsconfig.LoadKeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--nats-client-cert, --nats-client-key: %w", err)
+			return nil, fmt.Errorf("%s-client-cert, %s-client-key: %w", prefix, prefix, err)
 		}
 		cert = &c
 	}

@@ -31,28 +31,7 @@ func TestServeTradesEndToEnd(t *testing.T) {
 	base := "http://" + ep.GRPC
 	wallets := walletv1connect.NewWalletServiceClient(internalClient(), base)
 	orders := orderv1connect.NewOrderServiceClient(internalClient(), base)
-
-	for _, d := range []*walletv1.DepositRequest{
-		{TransferId: "d1", AccountId: "alice", Asset: "USDT", Amount: "1000"},
-		{TransferId: "d2", AccountId: "bob", Asset: "BTC", Amount: "1"},
-	} {
-		if _, err := wallets.Deposit(t.Context(), d); err != nil {
-			t.Fatalf("deposit %s: %v", d.GetAccountId(), err)
-		}
-	}
-	place := func(account string, side commonv1.Side) string {
-		t.Helper()
-		res, err := orders.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
-			AccountId: account, InstrumentId: "BTCUSDT", Side: side, Type: commonv1.OrderType_ORDER_TYPE_LIMIT,
-			Quantity: "0.01", Price: "50000",
-		})
-		if err != nil {
-			t.Fatalf("place %s order: %v", account, err)
-		}
-		return res.GetOrder().GetOrderId()
-	}
-	buy := place("alice", commonv1.Side_SIDE_BUY)
-	place("bob", commonv1.Side_SIDE_SELL)
+	buy := crossOrders(t, base)
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -83,6 +62,37 @@ func TestServeTradesEndToEnd(t *testing.T) {
 		}
 		waitABit(t)
 	}
+}
+
+// crossOrders funds alice with 1000 USDT and bob with 1 BTC through the
+// internal port at base, then places alice's buy and bob's sell of 0.01
+// BTCUSDT at 50000, which trade; it returns the buy's order id.
+func crossOrders(t *testing.T, base string) string {
+	t.Helper()
+	wallets := walletv1connect.NewWalletServiceClient(internalClient(), base)
+	orders := orderv1connect.NewOrderServiceClient(internalClient(), base)
+	for _, d := range []*walletv1.DepositRequest{
+		{TransferId: "d1", AccountId: "alice", Asset: "USDT", Amount: "1000"},
+		{TransferId: "d2", AccountId: "bob", Asset: "BTC", Amount: "1"},
+	} {
+		if _, err := wallets.Deposit(t.Context(), d); err != nil {
+			t.Fatalf("deposit %s: %v", d.GetAccountId(), err)
+		}
+	}
+	place := func(account string, side commonv1.Side) string {
+		t.Helper()
+		res, err := orders.PlaceOrder(t.Context(), &orderv1.PlaceOrderRequest{
+			AccountId: account, InstrumentId: "BTCUSDT", Side: side, Type: commonv1.OrderType_ORDER_TYPE_LIMIT,
+			Quantity: "0.01", Price: "50000",
+		})
+		if err != nil {
+			t.Fatalf("place %s order: %v", account, err)
+		}
+		return res.GetOrder().GetOrderId()
+	}
+	buy := place("alice", commonv1.Side_SIDE_BUY)
+	place("bob", commonv1.Side_SIDE_SELL)
+	return buy
 }
 
 // The gateway of `tradex serve` serves REST over the in-process services:

@@ -523,23 +523,7 @@ func TestCrashesYieldEveryMessageOnce(t *testing.T) {
 				}
 			}
 			f.run(t, f.config(routes...))
-			polltest.Until(t, "both directions caught up", func() error {
-				return errors.Join(f.exportCaughtUp(t.Context(), DefaultName), f.importCaughtUp(t.Context(), DefaultName))
-			})
-			exported := map[string]int{}
-			for _, r := range f.kafkaRecords(t, exportTopic) {
-				exported[header(r, streams.HeaderMsgID)]++
-			}
-			imported := map[string]int{}
-			for _, m := range f.streamMessages(t, importTopic) {
-				var cmd enginev1.OrderCommand
-				if err := proto.Unmarshal(m.Data, &cmd); err != nil {
-					t.Fatal(err)
-				}
-				imported[cmd.GetCommandId()]++
-			}
-			checkOnce(t, "exported to Kafka", exported, 130)
-			checkOnce(t, "imported to JetStream", imported, 130)
+			f.checkBothWays(t, 130, 130)
 		})
 	}
 }
@@ -565,18 +549,5 @@ func TestTwoBridgesDoNotDuplicate(t *testing.T) {
 	f.run(t, f.config(routes...))
 	f.publishEvents(t.Context(), t, keys, 50)
 	f.produceCommands(t, keys, 0, 50)
-	polltest.Until(t, "both directions caught up", func() error {
-		if n := f.kafkaCount(t, exportTopic); n < 200 {
-			return fmt.Errorf("%d exported", n)
-		}
-		return errors.Join(f.exportCaughtUp(t.Context(), DefaultName), f.importCaughtUp(t.Context(), DefaultName))
-	})
-	exported := map[string]int{}
-	for _, r := range f.kafkaRecords(t, exportTopic) {
-		exported[header(r, streams.HeaderMsgID)]++
-	}
-	checkOnce(t, "exported by two bridges", exported, 200)
-	if n := len(f.streamMessages(t, importTopic)); n != 200 {
-		t.Errorf("imported by two bridges: %d messages, want 200", n)
-	}
+	f.checkBothWays(t, 200, 200)
 }
