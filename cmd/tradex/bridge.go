@@ -110,8 +110,9 @@ func runBridge(ctx context.Context, args []string, getenv func(string) string, s
 
 // parseBridgeFlags reads the flags, falling back to TRADEX_* variables.
 func parseBridgeFlags(args []string, getenv func(string) string, stderr io.Writer) (bridgeConfig, error) {
-	cfg := bridgeConfig{NATSURL: defaultDLQNATS, NATSCredentials: defaultDLQCredentials, Kafka: defaultKafkaConfig(getenv),
+	cfg := bridgeConfig{NATSURL: defaultDLQNATS, NATSCredentials: defaultDLQCredentials, Kafka: defaultKafkaConfig(),
 		HTTPUser: "tradex", LogLevel: "info", LogFormat: "text"}
+	cfg.Kafka.SASLPassword = getenv(saslPasswordEnv)
 	fs := flag.NewFlagSet("tradex bridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URLs (comma-separated): a running tradex serve's listener or the cluster it uses")

@@ -41,7 +41,6 @@ func TestBridgeCarriesThePlatformsTopics(t *testing.T) {
 	brokers := strings.Join(kafka.ListenAddrs(), ",")
 	cfg := testServeConfig(t)
 	cfg.NATSListen = "127.0.0.1:0"
-	cfg.Kafka = defaultKafkaConfig(func(string) string { return "" })
 	cfg.Kafka.Brokers, cfg.Kafka.Routes, cfg.Kafka.Name, cfg.Kafka.Partitions = brokers, streams.TopicTrade+"=export", "in-serve", 2
 	cfg.Kafka.WireFormat, cfg.Kafka.RegistryAddr = "confluent", freeLoopbackAddr(t)
 	ep, _ := startServe(t, cfg)

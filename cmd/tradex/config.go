@@ -116,6 +116,7 @@ func defaultServeConfig() serveConfig {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
+		Kafka:           defaultKafkaConfig(),
 		Services:        "all",
 		ServicesURL:     "http://127.0.0.1:8081",
 		RateLimit:       100,
@@ -131,7 +132,7 @@ const envPrefix = "TRADEX_"
 // validates the result.
 func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	cfg := defaultServeConfig()
-	cfg.Kafka = defaultKafkaConfig(getenv)
+	cfg.Kafka.SASLPassword = getenv(saslPasswordEnv)
 	fs := flag.NewFlagSet("tradex serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the embedded server's data (JetStream store)")

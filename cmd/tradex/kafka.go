@@ -71,12 +71,14 @@ func kafkaFlags(fs *flag.FlagSet, c *kafkaConfig) {
 	fs.StringVar(&c.RegistryPasswordFile, "schema-registry-password-file", c.RegistryPasswordFile, "file holding the HTTP Basic password of --schema-registry-addr, created with a random one (0600) when missing; serve's default: <data-dir>/"+schemaRegistryPasswordFile)
 }
 
-// defaultKafkaConfig is the bridge's defaults, with the SASL password
-// from the environment.
-func defaultKafkaConfig(getenv func(string) string) kafkaConfig {
+// defaultKafkaConfig is the bridge's defaults.
+func defaultKafkaConfig() kafkaConfig {
 	return kafkaConfig{Name: kafkabridge.DefaultName, Partitions: 6, Replication: -1,
-		SASLPassword: getenv(envPrefix + "KAFKA_SASL_PASSWORD"), WireFormat: kafkabridge.WireProtobuf.String(), RegistryUser: "tradex"}
+		WireFormat: kafkabridge.WireProtobuf.String(), RegistryUser: "tradex"}
 }
+
+// saslPasswordEnv is the variable that may hold the Kafka SASL password.
+const saslPasswordEnv = envPrefix + "KAFKA_SASL_PASSWORD"
 
 // enabled reports whether a bridge was asked for.
 func (c kafkaConfig) enabled() bool { return c.Brokers != "" }
@@ -161,7 +163,7 @@ func (c kafkaConfig) saslPassword() (string, error) {
 		if c.SASLPassword != "" {
 			return c.SASLPassword, nil
 		}
-		return "", errors.New("--kafka-sasl-mechanism: needs --kafka-sasl-password-file or " + envPrefix + "KAFKA_SASL_PASSWORD")
+		return "", errors.New("--kafka-sasl-mechanism: needs --kafka-sasl-password-file or " + saslPasswordEnv)
 	}
 	b, err := os.ReadFile(c.SASLPasswordFile)
 	if err != nil {
