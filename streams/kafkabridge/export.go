@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -34,6 +36,10 @@ func (b *Bridge) runExport(ctx context.Context, topic string) error {
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the idempotent producer's default, said aloud
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		// A record not delivered within half the ack wait fails (and its
+		// message is redelivered, then looked up) before JetStream would
+		// redeliver it while it is still on its way.
+		kgo.RecordDeliveryTimeout(max(b.cfg.AckWait/2, time.Second)), // franz-go takes 1 s at least
 	)...)
 	if err != nil {
 		return fmt.Errorf("kafkabridge: export %s: %w", topic, err)
@@ -41,7 +47,8 @@ func (b *Bridge) runExport(ctx context.Context, topic string) error {
 	defer producer.Close()
 	for attempt := 0; ; attempt++ {
 		e := &exporter{b: b, topic: topic, stream: streams.StreamName(topic), producer: producer,
-			partitioner: kgo.StickyKeyPartitioner(nil).ForTopic(topic), tails: map[int32]*partitionTail{}}
+			partitioner: kgo.StickyKeyPartitioner(nil).ForTopic(topic), tails: map[int32]*partitionTail{},
+			exported: b.metrics.messages.WithLabelValues(topic, "export")}
 		err := e.run(ctx)
 		switch {
 		case errors.Is(err, errCrash):
@@ -70,9 +77,17 @@ type exporter struct {
 	partitioner kgo.TopicPartitioner
 	partitions  int
 	// tails are what the run read of each Kafka partition to look up
-	// redelivered messages.
+	// redelivered messages; ends the partitions' offsets listed for the
+	// look-ups of the current fetch.
 	tails map[int32]*partitionTail
-	lagAt time.Time
+	ends  *offsetsListed
+	// inflight counts records produced and not yet answered; err is the
+	// run's first failure; crashed says a test's crash stopped it.
+	exported prometheus.Counter
+	inflight sync.WaitGroup
+	err      atomic.Pointer[error]
+	crashed  atomic.Bool
+	lagAt    time.Time
 }
 
 func (e *exporter) run(ctx context.Context) error {
@@ -101,17 +116,25 @@ func (e *exporter) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("export consumer on %s: %w", e.stream, err)
 	}
+	defer e.settle(ctx)
 	for ctx.Err() == nil {
+		if err := e.failure(); err != nil {
+			return err
+		}
 		batch, err := cons.Fetch(e.b.cfg.Batch, jetstream.FetchMaxWait(e.fetchWait()), jetstream.FetchPriorityGroup(priorityGroup))
 		if err != nil {
 			return fmt.Errorf("fetch from %s: %w", e.stream, err)
 		}
-		var msgs []jetstream.Msg
+		e.ends = nil // offsets listed for look-ups are good for one fetch
+		got := 0
 		for m := range batch.Messages() {
-			msgs = append(msgs, m)
+			got++
+			if err := e.carry(ctx, m); err != nil {
+				return err
+			}
 		}
 		switch err := batch.Error(); {
-		case err == nil, errors.Is(err, nats.ErrTimeout), len(msgs) > 0:
+		case err == nil, errors.Is(err, nats.ErrTimeout), got > 0:
 		case errors.Is(err, jetstream.ErrPinIDMismatch):
 			// Another replica holds the pin (or ours expired): the next
 			// fetch asks for it again and waits its turn.
@@ -119,14 +142,40 @@ func (e *exporter) run(ctx context.Context) error {
 		default:
 			return fmt.Errorf("fetch from %s: %w", e.stream, err)
 		}
-		if len(msgs) > 0 {
-			if err := e.carry(ctx, msgs); err != nil {
-				return err
-			}
-		}
 		e.refreshLag(ctx, cons)
 	}
+	e.settle(ctx) // the records on their way may still fail the run
+	return e.failure()
+}
+
+// settle waits (a bounded time) for the records still on their way to
+// Kafka, so that their messages are acknowledged before the run ends,
+// unless the run crashed (a test's kill: nothing more happens).
+func (e *exporter) settle(ctx context.Context) {
+	if e.crashed.Load() {
+		return
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { e.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-fctx.Done():
+	}
+}
+
+// failure is the first failure of a write or an ack, if any.
+func (e *exporter) failure() error {
+	if err := e.err.Load(); err != nil {
+		return *err
+	}
 	return nil
+}
+
+// fail records the run's first failure; the run ends at its next check.
+func (e *exporter) fail(err error) {
+	e.err.CompareAndSwap(nil, &err)
 }
 
 // fetchWait is how long a fetch waits for messages: well inside the
@@ -153,60 +202,76 @@ func (e *exporter) partitionCount(ctx context.Context) (int, error) {
 	return len(d.Partitions), nil
 }
 
-// carry writes msgs to Kafka in order and acknowledges them once Kafka
-// has: messages that came from Kafka, and redelivered ones already in
-// their partition, are acknowledged without a write.
-func (e *exporter) carry(ctx context.Context, msgs []jetstream.Msg) error {
-	recs := make([]*kgo.Record, 0, len(msgs))
-	redelivered := map[*kgo.Record]uint64{}
-	for _, m := range msgs {
-		meta, err := m.Metadata()
-		if err != nil {
-			return fmt.Errorf("metadata of a message on %s: %w", m.Subject(), err)
-		}
-		if m.Headers().Get(streams.HeaderOrigin) == OriginKafka {
-			e.b.metrics.skipped.WithLabelValues(e.topic, "export", "origin").Inc()
-			continue
-		}
-		rec, err := e.record(m, meta.Sequence.Stream)
-		if err != nil {
-			return err
-		}
-		rec.Partition = int32(e.partitioner.Partition(rec, e.partitions)) //nolint:gosec // an index below the partition count
-		if meta.NumDelivered > 1 {
-			redelivered[rec] = meta.Sequence.Stream
-		}
-		recs = append(recs, rec)
+// carry writes m to Kafka and acknowledges it once Kafka has (in the
+// produce's callback, so writes overlap the next fetch): a message that
+// came from Kafka, or a redelivered one already in its partition, is
+// acknowledged without a write. The idempotent producer keeps each
+// partition in the order of the calls.
+func (e *exporter) carry(ctx context.Context, m jetstream.Msg) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("metadata of a message on %s: %w", m.Subject(), err)
 	}
-	if len(redelivered) > 0 {
-		there, err := e.alreadyThere(ctx, redelivered)
-		if err != nil {
-			return err
-		}
-		recs = slices.DeleteFunc(recs, func(r *kgo.Record) bool { return there[r] })
-		e.b.metrics.skipped.WithLabelValues(e.topic, "export", "duplicate").Add(float64(len(there)))
+	if m.Headers().Get(streams.HeaderOrigin) == OriginKafka {
+		e.b.metrics.skipped.WithLabelValues(e.topic, "export", "origin").Inc()
+		return e.ack(m)
 	}
-	if len(recs) > 0 {
-		if err := e.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			nakAll(msgs)
-			return fmt.Errorf("produce to Kafka %s: %w", e.topic, err)
-		}
-		e.b.metrics.messages.WithLabelValues(e.topic, "export").Add(float64(len(recs)))
-	}
-	if err := e.b.crash(crashExportProduced); err != nil {
+	rec, err := e.record(m, meta.Sequence.Stream)
+	if err != nil {
 		return err
 	}
-	for i, m := range msgs {
-		if i == len(msgs)/2 {
-			if err := e.b.crash(crashExportAcked); err != nil {
-				return err
-			}
+	rec.Partition = int32(e.partitioner.Partition(rec, e.partitions)) //nolint:gosec // an index below the partition count
+	if meta.NumDelivered > 1 {
+		there, err := e.alreadyThere(ctx, rec, meta.Sequence.Stream)
+		if err != nil {
+			return err
 		}
-		if err := m.Ack(); err != nil {
-			return fmt.Errorf("ack %s: %w", m.Subject(), err)
+		if there {
+			e.b.metrics.skipped.WithLabelValues(e.topic, "export", "duplicate").Inc()
+			return e.ack(m)
 		}
 	}
+	e.inflight.Add(1)
+	e.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		defer e.inflight.Done()
+		if e.crashed.Load() {
+			return
+		}
+		if err != nil {
+			_ = m.Nak() // best effort: AckWait redelivers anyway
+			e.fail(fmt.Errorf("produce to Kafka %s: %w", e.topic, err))
+			return
+		}
+		e.exported.Inc()
+		if err := e.crashAt(crashExportProduced); err != nil {
+			return
+		}
+		if err := e.ack(m); err != nil {
+			e.fail(err)
+			return
+		}
+		_ = e.crashAt(crashExportAcked)
+	})
 	return nil
+}
+
+// ack acknowledges m to JetStream.
+func (e *exporter) ack(m jetstream.Msg) error {
+	if err := m.Ack(); err != nil {
+		return fmt.Errorf("ack %s: %w", m.Subject(), err)
+	}
+	return nil
+}
+
+// crashAt asks the test hook whether to crash at point; a crash fails the
+// run and stops every later ack of it, as a killed process would.
+func (e *exporter) crashAt(point string) error {
+	err := e.b.crash(point)
+	if err != nil {
+		e.fail(err) // before crashed: whoever sees crashed sees the failure
+		e.crashed.Store(true)
+	}
+	return err
 }
 
 // record builds the Kafka record of a JetStream message: its key, its
@@ -247,49 +312,51 @@ type partitionTail struct {
 	next int64
 }
 
-// alreadyThere returns which of the redelivered records (with their
-// stream sequences) are in their Kafka partition already: written before
-// a crash, or by a replica that lost its pin. Each partition involved is
-// read up to its end now, from where the last look-up stopped (at most
-// LookBack records back). JetStream redelivers out of order (a message
-// handed to a run that died comes back after later ones were written), so
-// each sequence is looked up exactly, never compared with a high mark.
-func (e *exporter) alreadyThere(ctx context.Context, redelivered map[*kgo.Record]uint64) (map[*kgo.Record]bool, error) {
-	adm := kadm.NewClient(e.producer)
-	ends, err := adm.ListEndOffsets(ctx, e.topic)
-	if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", e.topic, err)
+// offsetsListed are a topic's partitions' start and end offsets.
+type offsetsListed struct {
+	starts, ends kadm.ListedOffsets
+}
+
+// alreadyThere reports whether a redelivered record (of stream sequence
+// seq) is in its Kafka partition already: written before a crash, or by a
+// replica that lost its pin. The partition is read up to its end (listed
+// once per fetch), from where the last look-up stopped (at most LookBack
+// records back). JetStream redelivers out of order (a message handed to a
+// run that died comes back after later ones were written), so each
+// sequence is looked up exactly, never compared with a high mark.
+func (e *exporter) alreadyThere(ctx context.Context, rec *kgo.Record, seq uint64) (bool, error) {
+	if e.ends == nil {
+		adm := kadm.NewClient(e.producer)
+		ends, err := adm.ListEndOffsets(ctx, e.topic)
+		if err != nil {
+			return false, fmt.Errorf("end offsets of %s: %w", e.topic, err)
+		}
+		starts, err := adm.ListStartOffsets(ctx, e.topic)
+		if err != nil {
+			return false, fmt.Errorf("start offsets of %s: %w", e.topic, err)
+		}
+		e.ends = &offsetsListed{starts: starts, ends: ends}
 	}
-	starts, err := adm.ListStartOffsets(ctx, e.topic)
-	if err != nil {
-		return nil, fmt.Errorf("start offsets of %s: %w", e.topic, err)
+	p := rec.Partition
+	end, ok := e.ends.ends.Lookup(e.topic, p)
+	begin, ok2 := e.ends.starts.Lookup(e.topic, p)
+	if !ok || !ok2 {
+		return false, fmt.Errorf("offsets of %s/%d: not listed", e.topic, p)
 	}
-	there := map[*kgo.Record]bool{}
-	for rec, seq := range redelivered {
-		p := rec.Partition
-		end, ok := ends.Lookup(e.topic, p)
-		begin, ok2 := starts.Lookup(e.topic, p)
-		if !ok || !ok2 {
-			return nil, fmt.Errorf("offsets of %s/%d: not listed", e.topic, p)
-		}
-		if err := errors.Join(end.Err, begin.Err); err != nil {
-			return nil, fmt.Errorf("offsets of %s/%d: %w", e.topic, p, err)
-		}
-		t := e.tails[p]
-		if t == nil || t.next < end.Offset-e.b.cfg.LookBack || len(t.seqs) > 2*int(e.b.cfg.LookBack) {
-			t = &partitionTail{seqs: map[uint64]bool{}, next: max(begin.Offset, end.Offset-e.b.cfg.LookBack)}
-			e.tails[p] = t
-		}
-		if t.next < end.Offset {
-			if err := e.readTail(ctx, p, t, end.Offset); err != nil {
-				return nil, err
-			}
-		}
-		if t.seqs[seq] {
-			there[rec] = true
+	if err := errors.Join(end.Err, begin.Err); err != nil {
+		return false, fmt.Errorf("offsets of %s/%d: %w", e.topic, p, err)
+	}
+	t := e.tails[p]
+	if t == nil || t.next < end.Offset-e.b.cfg.LookBack || len(t.seqs) > 2*int(e.b.cfg.LookBack) {
+		t = &partitionTail{seqs: map[uint64]bool{}, next: max(begin.Offset, end.Offset-e.b.cfg.LookBack)}
+		e.tails[p] = t
+	}
+	if t.next < end.Offset {
+		if err := e.readTail(ctx, p, t, end.Offset); err != nil {
+			return false, err
 		}
 	}
-	return there, nil
+	return t.seqs[seq], nil
 }
 
 // readTail reads partition p from t.next up to end, adding the stream
@@ -335,13 +402,6 @@ func (e *exporter) refreshLag(ctx context.Context, cons jetstream.Consumer) {
 		return
 	}
 	e.b.metrics.lag.WithLabelValues(e.topic, "export").Set(float64(info.NumPending + uint64(info.NumAckPending))) //nolint:gosec // a count
-}
-
-// nakAll asks JetStream to redeliver msgs now rather than after AckWait.
-func nakAll(msgs []jetstream.Msg) {
-	for _, m := range msgs {
-		_ = m.Nak() // best effort: AckWait redelivers anyway
-	}
 }
 
 // header is the last value of a record header, or "".

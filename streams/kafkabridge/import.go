@@ -140,10 +140,24 @@ func (imp *importer) store(ctx context.Context, recs []*kgo.Record) error {
 		waits  []pending
 		waited int // waits[:waited] are acknowledged
 	)
+	stored, dead := map[string]int{}, map[string]int{}
+	defer func() { // counted once a poll: a counter per record costs a label look-up each
+		for t, n := range stored {
+			b.metrics.messages.WithLabelValues(t, "import").Add(float64(n))
+		}
+		for t, n := range dead {
+			b.metrics.deadLetters.WithLabelValues(t).Add(float64(n))
+		}
+	}()
 	waitAll := func() error {
 		timeout := time.NewTimer(30 * time.Second)
 		defer timeout.Stop()
 		for ; waited < len(waits); waited++ {
+			if waited == len(waits)/2 && waited > 0 {
+				if err := b.crash(crashImportPartly); err != nil {
+					return err
+				}
+			}
 			w := waits[waited]
 			id := w.future.Msg().Header.Get(streams.HeaderMsgID)
 			select {
@@ -156,22 +170,14 @@ func (imp *importer) store(ctx context.Context, recs []*kgo.Record) error {
 				return ctx.Err()
 			}
 			if w.dead {
-				b.metrics.deadLetters.WithLabelValues(w.topic).Inc()
+				dead[w.topic]++
 			} else {
-				b.metrics.messages.WithLabelValues(w.topic, "import").Inc()
+				stored[w.topic]++
 			}
 		}
 		return nil
 	}
-	for i, rec := range recs {
-		if i == len(recs)/2 && i > 0 {
-			if err := waitAll(); err != nil {
-				return err
-			}
-			if err := b.crash(crashImportPartly); err != nil {
-				return err
-			}
-		}
+	for _, rec := range recs {
 		if header(rec, streams.HeaderOrigin) == OriginNATS {
 			b.metrics.skipped.WithLabelValues(rec.Topic, "import", "origin").Inc()
 			continue
