@@ -31,7 +31,7 @@ const (
 	// fetches of the default batch (512). A Fetch waits for a full batch
 	// or its max wait (1 s in the export), so a last, partial batch would
 	// add a second to the raw consumer and the export alike.
-	benchMsgs = 40 * 512
+	benchMsgs = 20 * 1000
 	// benchKeyCount is how many partition keys (instruments) the messages
 	// are spread over, round robin.
 	benchKeyCount = 16

@@ -489,8 +489,21 @@ func TestBadRecordsGoToTheDLQWithTheirReason(t *testing.T) {
 // keeps a replay from being stored twice.
 func TestCrashesYieldEveryMessageOnce(t *testing.T) {
 	t.Parallel()
-	for _, point := range []string{crashExportProduced, crashExportAcked, crashImportStored, crashImportPartly} {
-		t.Run(point, func(t *testing.T) {
+	atomicBatches := storeAtomic
+	for _, c := range []struct {
+		point string
+		store *int // how imports are stored; nil: as measured
+	}{
+		{crashExportProduced, nil}, {crashExportAcked, nil},
+		{crashImportStored, nil}, {crashImportPartly, nil},
+		{crashImportStored, &atomicBatches}, {crashImportPartly, &atomicBatches},
+	} {
+		point := c.point
+		name := point
+		if c.store != nil {
+			name += " (atomic batches)"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, streams.WithDuplicateWindow(100*time.Millisecond))
 			keys := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
@@ -500,7 +513,7 @@ func TestCrashesYieldEveryMessageOnce(t *testing.T) {
 			for crash := range 3 {
 				var calls atomic.Int64
 				cfg := f.config(routes...)
-				cfg.Batch = 16
+				cfg.Batch, cfg.storeWay = 16, c.store
 				cfg.crash = func(p string) error {
 					if p == point && calls.Add(1) == int64(2+crash) {
 						return errCrash
@@ -522,7 +535,9 @@ func TestCrashesYieldEveryMessageOnce(t *testing.T) {
 					f.produceCommands(t, []string{"XRPUSDT"}, 0, 10)
 				}
 			}
-			f.run(t, f.config(routes...))
+			cfg := f.config(routes...)
+			cfg.storeWay = c.store
+			f.run(t, cfg)
 			f.checkBothWays(t, 130, 130)
 		})
 	}

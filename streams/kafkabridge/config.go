@@ -169,7 +169,7 @@ type Config struct {
 	// schema registry itself (schemaregistry.Open).
 	Schemas schemaregistry.Source
 	// Batch bounds the messages one export fetch and one import poll take
-	// (default 512).
+	// (default 1000, the largest atomic batch JetStream takes).
 	Batch int
 	// AckWait is how long JetStream waits for an export's ack before it
 	// redelivers (default 30 s); PinnedTTL how long an export stays pinned
@@ -184,6 +184,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, registers the bridge's Prometheus metrics.
 	Metrics prometheus.Registerer
+
+	// storeWay, when set (tests), forces how imports are stored
+	// (storeAsync or storeAtomic).
+	storeWay *int
 
 	// crash, when set (tests), is asked at each point between a write and
 	// its ack or commit; an error ends Run there, as a killed process would.
@@ -212,7 +216,7 @@ func (c Config) withDefaults() Config {
 		c.ReplicationFactor = -1
 	}
 	if c.Batch == 0 {
-		c.Batch = 512
+		c.Batch = 1000
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second

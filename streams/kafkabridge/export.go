@@ -51,6 +51,8 @@ func (b *Bridge) runExport(ctx context.Context, topic string) error {
 			exported: b.metrics.messages.WithLabelValues(topic, "export")}
 		err := e.run(ctx)
 		switch {
+		case e.crashed.Load():
+			return errCrash
 		case errors.Is(err, errCrash):
 			return err
 		case ctx.Err() != nil:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -66,10 +67,12 @@ type importer struct {
 	// checked against the stream.
 	fresh      map[topicPartition]bool
 	maxPayload int64
+	// stats are the measured store costs per topic.
+	stats map[string]*storeStats
 }
 
 func (b *Bridge) importSession(ctx context.Context, topics []string) error {
-	imp := &importer{b: b, fresh: map[topicPartition]bool{}, maxPayload: b.client.JetStream().Conn().MaxPayload()}
+	imp := &importer{b: b, fresh: map[topicPartition]bool{}, stats: map[string]*storeStats{}, maxPayload: b.client.JetStream().Conn().MaxPayload()}
 	cl, err := kgo.NewClient(append(b.kafkaOptions(),
 		kgo.ConsumerGroup(b.cfg.Name),
 		kgo.ConsumeTopics(topics...),
@@ -177,6 +180,7 @@ func (imp *importer) store(ctx context.Context, recs []*kgo.Record) error {
 		}
 		return nil
 	}
+	var groups []*storeGroup // the records to store, by topic, in order
 	for _, rec := range recs {
 		if header(rec, streams.HeaderOrigin) == OriginNATS {
 			b.metrics.skipped.WithLabelValues(rec.Topic, "import", "origin").Inc()
@@ -184,26 +188,166 @@ func (imp *importer) store(ctx context.Context, recs []*kgo.Record) error {
 		}
 		id := fmt.Sprintf("kafka/%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)
 		msg, reason := imp.message(rec, id)
-		if reason == nil {
-			dup, err := imp.storedBefore(ctx, rec, id)
+		if reason != nil {
+			f, err := js.PublishMsgAsync(imp.deadLetter(rec, id, reason))
+			if err != nil {
+				return fmt.Errorf("store %s: %w", id, err)
+			}
+			waits = append(waits, pending{topic: rec.Topic, future: f, dead: true})
+			continue
+		}
+		dup, err := imp.storedBefore(ctx, rec, id)
+		if err != nil {
+			return err
+		}
+		if dup {
+			b.metrics.skipped.WithLabelValues(rec.Topic, "import", "duplicate").Inc()
+			continue
+		}
+		g := groupOf(&groups, rec.Topic)
+		g.msgs = append(g.msgs, msg)
+	}
+	for _, g := range groups {
+		if imp.atomic(ctx, g) {
+			n, err := imp.storeAtomic(ctx, g)
 			if err != nil {
 				return err
 			}
-			if dup {
-				b.metrics.skipped.WithLabelValues(rec.Topic, "import", "duplicate").Inc()
-				continue
+			stored[g.topic] += n
+			g.msgs = g.msgs[n:] // left: a batch the server refused for a duplicate id
+		}
+		start := time.Now()
+		for _, msg := range g.msgs {
+			f, err := js.PublishMsgAsync(msg)
+			if err != nil {
+				return fmt.Errorf("store %s: %w", msg.Header.Get(streams.HeaderMsgID), err)
 			}
-		} else {
-			msg = imp.deadLetter(rec, id, reason)
+			waits = append(waits, pending{topic: g.topic, future: f})
 		}
-		f, err := js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("store %s: %w", id, err)
+		if err := waitAll(); err != nil {
+			return err
 		}
-		waits = append(waits, pending{topic: rec.Topic, future: f, dead: reason != nil})
+		imp.observe(g, storeAsync, len(g.msgs), time.Since(start))
 	}
 	return waitAll()
 }
+
+// storeGroup is one poll's messages for one topic.
+type storeGroup struct {
+	topic string
+	msgs  []*nats.Msg
+}
+
+// groupOf is the group of topic in *groups, added when missing.
+func groupOf(groups *[]*storeGroup, topic string) *storeGroup {
+	for _, g := range *groups {
+		if g.topic == topic {
+			return g
+		}
+	}
+	g := &storeGroup{topic: topic}
+	*groups = append(*groups, g)
+	return g
+}
+
+// How a group is stored: async publishes (one acknowledgement, and under
+// fsync "always" one fsync, per message) or atomic batches (one per batch,
+// but staged on the server first). Which is faster depends on the
+// server's fsync policy, which a client cannot read, so the import
+// measures both on each topic and keeps to the cheaper, trying the other
+// now and then.
+const (
+	storeAsync = iota
+	storeAtomic
+	// atomicMin is the smallest group worth an atomic batch; atomicMax
+	// the largest batch the server takes; probeEvery how often (in large
+	// groups) the other way is tried.
+	atomicMin  = 64
+	atomicMax  = 1000
+	probeEvery = 16
+)
+
+// storeStats are one topic's measured costs per message of each way.
+type storeStats struct {
+	allowed bool       // the stream takes atomic batches
+	cost    [2]float64 // seconds per message, smoothed; 0: not measured
+	groups  int        // large groups stored
+}
+
+// atomic reports whether g is stored in atomic batches.
+func (imp *importer) atomic(ctx context.Context, g *storeGroup) bool {
+	if imp.b.cfg.storeWay != nil {
+		return *imp.b.cfg.storeWay == storeAtomic
+	}
+	if len(g.msgs) < atomicMin {
+		return false
+	}
+	st := imp.stats[g.topic]
+	if st == nil {
+		st = &storeStats{}
+		if s, err := imp.b.client.JetStream().Stream(ctx, streams.StreamName(g.topic)); err == nil {
+			st.allowed = s.CachedInfo().Config.AllowAtomicPublish
+		}
+		imp.stats[g.topic] = st
+	}
+	if !st.allowed {
+		return false
+	}
+	st.groups++
+	switch {
+	case st.cost[storeAsync] == 0:
+		return false
+	case st.cost[storeAtomic] == 0:
+		return true
+	}
+	best := st.cost[storeAtomic] < st.cost[storeAsync]
+	if st.groups%probeEvery == 0 {
+		return !best
+	}
+	return best
+}
+
+// observe folds a measured store into the topic's costs.
+func (imp *importer) observe(g *storeGroup, way, n int, took time.Duration) {
+	st := imp.stats[g.topic]
+	if st == nil || n < atomicMin {
+		return
+	}
+	per := took.Seconds() / float64(n)
+	if st.cost[way] == 0 {
+		st.cost[way] = per
+	} else {
+		st.cost[way] = 0.7*st.cost[way] + 0.3*per
+	}
+}
+
+// storeAtomic stores g's messages in atomic batches, in order, and
+// returns how many it stored: fewer than all when the server refused a
+// batch for a message id it has already (a replay within the duplicate
+// window), which the caller then publishes one by one.
+func (imp *importer) storeAtomic(ctx context.Context, g *storeGroup) (int, error) {
+	start, n := time.Now(), 0
+	for n < len(g.msgs) {
+		chunk := g.msgs[n:min(n+atomicMax, len(g.msgs))]
+		if _, err := jetstreamext.PublishMsgBatch(ctx, imp.b.client.JetStream(), chunk); err != nil {
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeBatchDuplicate {
+				break
+			}
+			return n, fmt.Errorf("store an atomic batch of %d on %s: %w", len(chunk), g.topic, err)
+		}
+		n += len(chunk)
+		if err := imp.b.crash(crashImportPartly); err != nil {
+			return n, err
+		}
+	}
+	imp.observe(g, storeAtomic, n, time.Since(start))
+	return n, nil
+}
+
+// errCodeBatchDuplicate is the server's "atomic publish batch contains
+// duplicate message id".
+const errCodeBatchDuplicate = 10201
 
 // storedBefore reports, for the first records of a partition after an
 // assignment, whether the stream holds the record's message id already
