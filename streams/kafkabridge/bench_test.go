@@ -27,8 +27,8 @@ import (
 )
 
 const (
-	// benchMsgs is how many messages one op of every case moves: 40 full
-	// fetches of the default batch (512). A Fetch waits for a full batch
+	// benchMsgs is how many messages one op of every case moves: 20 full
+	// fetches of the default batch (1000). A Fetch waits for a full batch
 	// or its max wait (1 s in the export), so a last, partial batch would
 	// add a second to the raw consumer and the export alike.
 	benchMsgs = 20 * 1000
@@ -139,7 +139,7 @@ func (e *benchEnv) fixture(ctx context.Context, b *testing.B) (f *fixture, close
 }
 
 // config is the bridge's configuration in the benchmark: the defaults
-// (6 partitions, batch 512, ack wait 30 s, pinned TTL 10 s) on the
+// (6 partitions, batch 1000, ack wait 30 s, pinned TTL 10 s) on the
 // fixture's Kafka, not the tests' shortened timings.
 func (e *benchEnv) config(f *fixture, routes ...Route) Config {
 	cfg := f.config(routes...)
