@@ -195,26 +195,45 @@ func (p *processor[T]) writeDeadLetter(ctx context.Context, subject string, data
 // in handler to dlq.<topic>. The dead letter's id is derived from the
 // original's position and the handler, so writing it twice stores it once.
 func writeDeadLetter(ctx context.Context, js jetstream.JetStream, topic Topic, m Stored, handler string, deliveries int, cause error) error {
-	dl := &nats.Msg{Subject: DLQTopic(m.Subject), Data: m.Data, Header: nats.Header{}}
-	for k, vs := range m.Header {
-		if !strings.HasPrefix(k, "Nats-") { // the broker's own (id, expectations, batch) apply to the original
-			dl.Header[k] = vs
-		}
-	}
 	stream := topic.Stream()
+	dl := DeadLetterMsg(DeadLetterSource{Stream: stream, Subject: m.Subject, Sequence: m.Sequence, MsgID: m.Header.Get(HeaderMsgID)},
+		m.Data, m.Header, handler, deliveries, cause)
 	dl.Header.Set(HeaderMsgID, fmt.Sprintf("dlq:%s:%d:%s", stream, m.Sequence, handler))
-	dl.Header.Set(HeaderDLQReason, cause.Error())
-	dl.Header.Set(HeaderDLQHandler, handler)
-	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries))
-	dl.Header.Set(HeaderDLQStream, stream)
-	dl.Header.Set(HeaderDLQSubject, m.Subject)
-	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(m.Sequence, 10))
-	dl.Header.Set(HeaderDLQOriginalMsgID, m.Header.Get(HeaderMsgID))
-	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := js.PublishMsg(ctx, dl); err != nil {
 		return brokerError("dead-letter "+m.Subject, err)
 	}
 	return nil
+}
+
+// DeadLetterSource says where a dead letter's message was: its stream (or
+// another source, such as a Kafka topic), subject, sequence there, and
+// message id.
+type DeadLetterSource struct {
+	Stream, Subject string
+	Sequence        uint64
+	MsgID           string
+}
+
+// DeadLetterMsg is the dlq.<subject> message of a message a handler gave up
+// on after deliveries attempts: its payload, its headers but the broker's
+// own (Nats-*: id, expectations and batch apply to the original), and the
+// X-Dlq-* headers that tradex dlq reads. The caller sets its message id.
+func DeadLetterMsg(src DeadLetterSource, data []byte, header nats.Header, handler string, deliveries int, cause error) *nats.Msg {
+	dl := &nats.Msg{Subject: DLQTopic(src.Subject), Data: data, Header: nats.Header{}}
+	for k, vs := range header {
+		if !strings.HasPrefix(k, "Nats-") {
+			dl.Header[k] = vs
+		}
+	}
+	dl.Header.Set(HeaderDLQReason, cause.Error())
+	dl.Header.Set(HeaderDLQHandler, handler)
+	dl.Header.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries))
+	dl.Header.Set(HeaderDLQStream, src.Stream)
+	dl.Header.Set(HeaderDLQSubject, src.Subject)
+	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(src.Sequence, 10))
+	dl.Header.Set(HeaderDLQOriginalMsgID, src.MsgID)
+	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	return dl
 }
 
 // settle logs a failed ack decision; the broker redelivers after AckWait,

@@ -178,6 +178,28 @@ func (b *Bridge) ensureTopics(ctx context.Context) error {
 	})
 }
 
+// keepRunning runs fn, the direction's work on topics, until ctx ends
+// (then it returns nil), starting over with a backoff after each failure,
+// which it counts and logs; a test's crash ends it with errCrash.
+func (b *Bridge) keepRunning(ctx context.Context, direction string, topics []string, fn func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn(ctx)
+		switch {
+		case errors.Is(err, errCrash):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		}
+		for _, t := range topics {
+			b.metrics.errs.WithLabelValues(t, direction).Inc()
+		}
+		b.cfg.Logger.WarnContext(ctx, "kafka bridge: failed, starting over", "direction", direction, "topics", topics, "err", err)
+		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
+			return nil
+		}
+	}
+}
+
 // crash asks the test hook whether to stop at point.
 func (b *Bridge) crash(point string) error {
 	if b.cfg.crash == nil {

@@ -45,25 +45,16 @@ func (b *Bridge) runExport(ctx context.Context, topic string) error {
 		return fmt.Errorf("kafkabridge: export %s: %w", topic, err)
 	}
 	defer producer.Close()
-	for attempt := 0; ; attempt++ {
+	return b.keepRunning(ctx, "export", []string{topic}, func(ctx context.Context) error {
 		e := &exporter{b: b, topic: topic, stream: streams.StreamName(topic), producer: producer,
 			partitioner: kgo.StickyKeyPartitioner(nil).ForTopic(topic), tails: map[int32]*partitionTail{},
 			exported: b.metrics.messages.WithLabelValues(topic, "export")}
 		err := e.run(ctx)
-		switch {
-		case e.crashed.Load():
+		if e.crashed.Load() {
 			return errCrash
-		case errors.Is(err, errCrash):
-			return err
-		case ctx.Err() != nil:
-			return nil
 		}
-		b.metrics.errs.WithLabelValues(topic, "export").Inc()
-		b.cfg.Logger.WarnContext(ctx, "kafka bridge: export failed, starting over", "topic", topic, "err", err)
-		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
-			return nil
-		}
-	}
+		return err
+	})
 }
 
 // errCrash marks an error the test hook asked for.

@@ -35,22 +35,7 @@ const invalidKey = "invalid-key"
 // runImport carries topics from Kafka to JetStream until ctx ends,
 // starting a new group session after a failure.
 func (b *Bridge) runImport(ctx context.Context, topics []string) error {
-	for attempt := 0; ; attempt++ {
-		err := b.importSession(ctx, topics)
-		switch {
-		case errors.Is(err, errCrash):
-			return err
-		case ctx.Err() != nil:
-			return nil
-		}
-		for _, t := range topics {
-			b.metrics.errs.WithLabelValues(t, "import").Inc()
-		}
-		b.cfg.Logger.WarnContext(ctx, "kafka bridge: import failed, starting over", "topics", topics, "err", err)
-		if err := streams.Sleep(ctx, streams.Backoff(min(attempt, 6))); err != nil {
-			return nil
-		}
-	}
+	return b.keepRunning(ctx, "import", topics, func(ctx context.Context) error { return b.importSession(ctx, topics) })
 }
 
 // topicPartition names a Kafka partition.
@@ -449,24 +434,18 @@ func (imp *importer) deadLetter(rec *kgo.Record, id string, reason error) *nats.
 	if len(quoted) > 256 {
 		quoted = quoted[:256] + "..."
 	}
-	h.Set(streams.HeaderMsgID, "dlq:"+id)
 	h.Set(streams.HeaderOrigin, OriginKafka)
 	h.Set(HeaderKafkaKey, quoted)
 	h.Set(HeaderKafkaPartition, strconv.FormatInt(int64(rec.Partition), 10))
 	h.Set(HeaderKafkaOffset, strconv.FormatInt(rec.Offset, 10))
-	h.Set(streams.HeaderDLQReason, oneLine(reason.Error()))
-	h.Set(streams.HeaderDLQHandler, imp.b.cfg.Name+"-import")
-	h.Set(streams.HeaderDLQDeliveries, "1")
-	h.Set(streams.HeaderDLQStream, "kafka:"+rec.Topic)
-	h.Set(streams.HeaderDLQSubject, rec.Topic+"."+key)
-	h.Set(streams.HeaderDLQSequence, strconv.FormatInt(rec.Offset, 10))
-	h.Set(streams.HeaderDLQOriginalMsgID, id)
-	h.Set(streams.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
 	data := rec.Value
 	if int64(len(data))+4096 > imp.maxPayload {
 		data = nil
 	}
-	return &nats.Msg{Subject: streams.DLQTopic(rec.Topic) + "." + key, Data: data, Header: h}
+	src := streams.DeadLetterSource{Stream: "kafka:" + rec.Topic, Subject: rec.Topic + "." + key, Sequence: uint64(rec.Offset), MsgID: id} //nolint:gosec // an offset is not negative
+	dl := streams.DeadLetterMsg(src, data, h, imp.b.cfg.Name+"-import", 1, errors.New(oneLine(reason.Error())))
+	dl.Header.Set(streams.HeaderMsgID, "dlq:"+id)
+	return dl
 }
 
 // importLag sets the import lag gauge: per topic, the group's distance
