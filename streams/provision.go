@@ -142,22 +142,35 @@ func waitForLeader(ctx context.Context, js jetstream.JetStream, name string) err
 // (JSClusterNoPeersErr), which nats.go has no constant for.
 const errCodeNoPeers jetstream.ErrorCode = 10005
 
-// placementWait bounds how long a stream waits for the peers to place it
-// on: a cluster that has just started may not know all of them yet.
+// placementWait bounds how long a stream change is retried: a cluster that
+// has just started may not know all its peers yet, and a busy meta leader
+// may answer after the request's timeout.
 const placementWait = 30 * time.Second
 
-// applyPlaced runs apply, retrying while the cluster answers "no suitable
-// peers for placement" (a peer not seen yet), for up to placementWait.
+// applyPlaced runs apply, retrying for up to placementWait while the cluster
+// answers "no suitable peers for placement" (a peer not seen yet) or does
+// not answer in time. Creating or updating a stream with the same
+// configuration again is a no-op, so a request that was applied but whose
+// answer was lost is safe to repeat.
 func applyPlaced(ctx context.Context, apply func() error) error {
 	deadline := time.Now().Add(placementWait)
 	for attempt := 0; ; attempt++ {
 		err := apply()
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeNoPeers || time.Now().After(deadline) {
+		if err == nil || !retryablePlacement(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		if serr := sleep(ctx, backoff(attempt, 50*time.Millisecond, time.Second)); serr != nil {
 			return errors.Join(err, serr)
 		}
 	}
+}
+
+// retryablePlacement reports whether a stream create or update failed in a
+// way a retry can fix: no peers to place it on yet, or no answer in time.
+func retryablePlacement(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == errCodeNoPeers
+	}
+	return isUnavailable(err)
 }
