@@ -34,6 +34,9 @@ var (
 	ErrUnknownStore = errors.New("unknown store")
 	// ErrNotFound: no message, key or object where one was asked for.
 	ErrNotFound = errors.New("not found")
+	// ErrScanLimit: a search read as many messages as it was allowed to
+	// without finding what it looked for.
+	ErrScanLimit = errors.New("scan limit reached")
 	// ErrKeyExists: a KV create found the key there already.
 	ErrKeyExists = jetstream.ErrKeyExists
 	// ErrRevisionMismatch: a KV update or delete expected another

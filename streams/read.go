@@ -103,7 +103,7 @@ func (c *Client) Range(ctx context.Context, topic, key string, from uint64, limi
 		if err != nil {
 			return nil, brokerError(what, err)
 		}
-		out = append(out, Stored{Subject: m.Subject, Key: key, Sequence: m.Sequence, Time: m.Time, Header: m.Header, Data: m.Data})
+		out = append(out, stored(m, key))
 	}
 	return out, nil
 }
@@ -113,7 +113,7 @@ func (c *Client) Range(ctx context.Context, topic, key string, from uint64, limi
 // time on, in pages (a batched direct get), so its cost is what was stored
 // since. For rare checks (a sweeper's), never on a hot path.
 func (c *Client) FindMsgID(ctx context.Context, topic, id string, since time.Time) (bool, error) {
-	return c.findMsgID(ctx, topic, topic+".>", id, since)
+	return found(c.findMsgID(ctx, topic, topic+".>", id, since, 0))
 }
 
 // FindMsgIDOfKey is FindMsgID reading only the messages of one key of
@@ -123,20 +123,54 @@ func (c *Client) FindMsgIDOfKey(ctx context.Context, topic, key, id string, sinc
 	if err != nil {
 		return false, err
 	}
-	return c.findMsgID(ctx, topic, subject, id, since)
+	return found(c.findMsgID(ctx, topic, subject, id, since, 0))
 }
 
-func (c *Client) findMsgID(ctx context.Context, topic, subject, id string, since time.Time) (bool, error) {
+// MsgByID returns the message of topic with the message id id stored at or
+// after since, of key when key is not empty (of every key otherwise),
+// reading at most limit messages: ErrNotFound when there is none,
+// ErrScanLimit when limit messages were read without finding it.
+func (c *Client) MsgByID(ctx context.Context, topic, key, id string, since time.Time, limit int) (Stored, error) {
+	subject := topic + ".>"
+	if key != "" {
+		var err error
+		if subject, err = Subject(topic, key); err != nil {
+			return Stored{}, err
+		}
+	}
+	if limit <= 0 {
+		return Stored{}, fmt.Errorf("%w: scan limit %d", ErrInvalidConfig, limit)
+	}
+	return c.findMsgID(ctx, topic, subject, id, since, limit)
+}
+
+// found turns findMsgID's answer into FindMsgID's.
+func found(_ Stored, err error) (bool, error) {
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// findMsgID scans subject of topic from since for the message id id,
+// reading at most limit messages (0: no limit).
+func (c *Client) findMsgID(ctx context.Context, topic, subject, id string, since time.Time, limit int) (Stored, error) {
 	t, err := c.catalog.Topic(topic)
 	if err != nil {
-		return false, err
+		return Stored{}, err
 	}
 	const page = 256
 	start := jetstreamext.GetBatchStartTime(since)
-	for {
-		msgs, err := jetstreamext.GetBatch(ctx, c.js, t.Stream(), page, jetstreamext.GetBatchSubject(subject), start)
+	for read := 0; ; {
+		size := page
+		if limit > 0 {
+			if size = min(page, limit-read); size == 0 {
+				return Stored{}, fmt.Errorf("%w: message id %s not among %d messages of %s", ErrScanLimit, id, limit, subject)
+			}
+		}
+		msgs, err := jetstreamext.GetBatch(ctx, c.js, t.Stream(), size, jetstreamext.GetBatchSubject(subject), start)
 		if err != nil {
-			return false, brokerError("scan "+topic, err)
+			return Stored{}, brokerError("scan "+topic, err)
 		}
 		var last uint64
 		n := 0
@@ -145,15 +179,17 @@ func (c *Client) findMsgID(ctx context.Context, topic, subject, id string, since
 				break
 			}
 			if err != nil {
-				return false, brokerError("scan "+topic, err)
+				return Stored{}, brokerError("scan "+topic, err)
 			}
 			if m.Header.Get(HeaderMsgID) == id {
-				return true, nil
+				key, _ := KeyFromSubject(topic, m.Subject)
+				return stored(m, key), nil
 			}
 			last, n = m.Sequence, n+1
 		}
-		if n < page {
-			return false, nil
+		read += n
+		if n < size {
+			return Stored{}, fmt.Errorf("%w: message id %s on %s", ErrNotFound, id, subject)
 		}
 		start = jetstreamext.GetBatchSeq(last + 1)
 	}
@@ -169,7 +205,12 @@ func (c *Client) get(ctx context.Context, topic, what string, read func(jetstrea
 		return Stored{}, brokerError(fmt.Sprintf("read %s of %s", what, topic), err)
 	}
 	key, _ := KeyFromSubject(topic, m.Subject)
-	return Stored{Subject: m.Subject, Key: key, Sequence: m.Sequence, Time: m.Time, Header: m.Header, Data: m.Data}, nil
+	return stored(m, key), nil
+}
+
+// stored is m of key as a Stored.
+func stored(m *jetstream.RawStreamMsg, key string) Stored {
+	return Stored{Subject: m.Subject, Key: key, Sequence: m.Sequence, Time: m.Time, Header: m.Header, Data: m.Data}
 }
 
 // Follow is what Client.Follow reads.

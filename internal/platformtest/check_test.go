@@ -29,6 +29,10 @@ type finalState struct {
 	balances map[string]string
 	// trades: per instrument, in engine order: "taker maker price quantity".
 	trades map[string][]string
+	// commands: per instrument, engine.order.v1 in stream order, orders
+	// named by client order id: "submit <cid> <side> <type> ..." or
+	// "cancel <cid>".
+	commands map[string][]string
 }
 
 // engineOrder is an order as the engine events tell it.
@@ -75,8 +79,8 @@ func check(t *testing.T, p *platformtest.Platform, out *outcome) finalState {
 		}
 	}
 
-	engine, trades, deltas := replayEngine(t, js, byID)
-	state := finalState{orders: map[string]string{}, balances: map[string]string{}, trades: trades}
+	engine, trades, deltas, refused := replayEngine(t, js, byID)
+	state := finalState{orders: map[string]string{}, balances: map[string]string{}, trades: trades, commands: effectiveCommands(t, js, byID, refused)}
 	for id, o := range byID {
 		e := engine[id]
 		if e == nil {
@@ -173,8 +177,9 @@ func listOrders(t *testing.T, p *platformtest.Platform) []*orderv1.Order {
 // each instrument's trades (named by client order ids), and each account's
 // balance change from its trades. It fails the test if a book is crossed
 // once a command's events are applied.
-func replayEngine(t *testing.T, js jetstream.JetStream, byID map[string]*orderv1.Order) (map[string]*engineOrder, map[string][]string, map[string]*big.Int) {
+func replayEngine(t *testing.T, js jetstream.JetStream, byID map[string]*orderv1.Order) (map[string]*engineOrder, map[string][]string, map[string]*big.Int, map[uint64]bool) {
 	t.Helper()
+	refused := map[uint64]bool{} // input sequences of cancels the engine refused
 	orders := map[string]*engineOrder{}
 	trades := map[string][]string{}
 	deltas := map[string]*big.Int{}
@@ -242,12 +247,14 @@ func replayEngine(t *testing.T, js jetstream.JetStream, byID map[string]*orderv1
 			orders[e.Cancelled.GetOrderId()].status = commonv1.OrderStatus_ORDER_STATUS_CANCELLED
 		case *enginev1.EngineEvent_Expired:
 			orders[e.Expired.GetOrderId()].status = commonv1.OrderStatus_ORDER_STATUS_EXPIRED
+		case *enginev1.EngineEvent_CancelRejected:
+			refused[ev.GetInputSequence()] = true
 		}
 	}
 	if prev != nil {
 		books[prev.GetInstrumentId()].checkUncrossed(t, prev)
 	}
-	return orders, trades, deltas
+	return orders, trades, deltas, refused
 }
 
 // l2 is a price-level book rebuilt from the events' book changes.
@@ -334,4 +341,33 @@ func readAll(t *testing.T, js jetstream.JetStream, topic string) []*jetstream.Ra
 		out = append(out, m)
 	}
 	return out
+}
+
+// effectiveCommands lists each instrument's commands of engine.order.v1 in
+// stream order, orders named by client order id, leaving out the cancels
+// the engine refused (whether a cancel of a finished order is sent at all
+// depends on how far the order service's records are): "submit <cid>
+// <side> <type> <tif> post=<bool> <price> <quantity> <stp>" or "cancel
+// <cid>".
+func effectiveCommands(t *testing.T, js jetstream.JetStream, byID map[string]*orderv1.Order, refused map[uint64]bool) map[string][]string {
+	t.Helper()
+	commands := map[string][]string{}
+	for _, m := range readAll(t, js, streams.TopicOrderCommand) {
+		if refused[m.Sequence] {
+			continue
+		}
+		var cmd enginev1.OrderCommand
+		if err := proto.Unmarshal(m.Data, &cmd); err != nil {
+			t.Fatalf("order command %d: %v", m.Sequence, err)
+		}
+		inst := cmd.GetInstrumentId()
+		if sub := cmd.GetSubmit(); sub != nil {
+			commands[inst] = append(commands[inst], fmt.Sprintf("submit %s %v %v %v post=%t %s %s %v",
+				byID[sub.GetOrderId()].GetClientOrderId(), sub.GetSide(), sub.GetType(), sub.GetTimeInForce(),
+				sub.GetPostOnly(), sub.GetPrice(), sub.GetQuantity(), sub.GetSelfTradePrevention()))
+		} else {
+			commands[inst] = append(commands[inst], "cancel "+byID[cmd.GetCancel().GetOrderId()].GetClientOrderId())
+		}
+	}
+	return commands
 }

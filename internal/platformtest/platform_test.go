@@ -4,6 +4,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,11 +164,25 @@ func compare(t *testing.T, want, got finalState) {
 	}
 	diff("order", want.orders, got.orders)
 	diff("balance", want.balances, got.balances)
-	for inst, w := range want.trades {
-		if g := got.trades[inst]; !slices.Equal(w, g) {
-			t.Errorf("%s: %d trades, uninterrupted run %d; first difference at %d", inst, len(g), len(w), firstDiff(w, g))
+	diffList := func(what string, w, g map[string][]string) {
+		for _, inst := range slices.Sorted(maps.Keys(w)) {
+			if g := g[inst]; !slices.Equal(w[inst], g) {
+				at := firstDiff(w[inst], g)
+				t.Errorf("%s: %d %s, uninterrupted run %d; first difference at %d:\n this run:\n  %s\n uninterrupted run:\n  %s",
+					inst, len(g), what, len(w[inst]), at, strings.Join(around(g, at), "\n  "), strings.Join(around(w[inst], at), "\n  "))
+			}
 		}
 	}
+	// perMarket drives each instrument's commands in one order, so they
+	// are the same in both runs: a difference there is the order
+	// service's, one only in the trades the engine's.
+	diffList("commands", want.commands, got.commands)
+	diffList("trades (taker maker price quantity)", want.trades, got.trades)
+}
+
+// around is the part of trades near index at, to show a difference in.
+func around(trades []string, at int) []string {
+	return trades[max(0, at-3):min(len(trades), at+4)]
 }
 
 func firstDiff(a, b []string) int {

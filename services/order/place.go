@@ -32,11 +32,11 @@ func (s *Service) place(ctx context.Context, intent Order) (o Order, replayed bo
 	if !first.SameRequest(intent) {
 		return Order{}, false, fmt.Errorf("%w: client_order_id %s was used for another order (%s)", ErrAlreadyExists, intent.ClientOrderID, first.ID)
 	}
-	o, err = s.st.read(ctx, first.ID)
+	o, err = s.recorded(ctx, first.ID, first.Instrument)
 	if err == nil {
 		return o, true, nil
 	}
-	if !errors.Is(err, ErrOrderNotFound) {
+	if !errors.Is(err, ErrOrderNotFound) && !errors.Is(err, streams.ErrScanLimit) {
 		return Order{}, false, err
 	}
 	// The first request has not finished, or died on the way: finish it.
@@ -113,13 +113,15 @@ func (s *Service) freeClaim(ctx context.Context, o Order, rev uint64) error {
 // find returns the order named by id, or else by (account, client order
 // id); an order of another account is not found.
 func (s *Service) find(ctx context.Context, account, id, clientID string) (Order, error) {
+	instrument := ""
 	if id == "" {
-		var err error
-		if id, err = s.st.clientOrderID(ctx, account, clientID); err != nil {
+		claim, err := s.st.claimOf(ctx, account, clientID)
+		if err != nil {
 			return Order{}, err
 		}
+		id, instrument = claim.ID, claim.Instrument
 	}
-	o, err := s.st.read(ctx, id)
+	o, err := s.recorded(ctx, id, instrument)
 	if err != nil {
 		return Order{}, err
 	}
@@ -127,6 +129,16 @@ func (s *Service) find(ctx context.Context, account, id, clientID string) (Order
 		return Order{}, fmt.Errorf("%w: %s", ErrOrderNotFound, id)
 	}
 	return o, nil
+}
+
+// recorded returns order id from its record, or, while it has none yet,
+// from its submit command (of instrument, if not empty).
+func (s *Service) recorded(ctx context.Context, id, instrument string) (Order, error) {
+	o, err := s.st.read(ctx, id)
+	if errors.Is(err, ErrOrderNotFound) {
+		return s.unrecorded(ctx, id, instrument)
+	}
+	return o, err
 }
 
 // cancel publishes the cancel of a working order; a final order is

@@ -828,3 +828,44 @@ func TestDuplicateOrderRejectLeavesTheOrderAlone(t *testing.T) {
 		t.Errorf("order after a duplicate reject: %v, %v; want no reject reason", got, err)
 	}
 }
+
+// An order PlaceOrder acknowledged is there for every instance at once,
+// before the engine's events make its record: GetOrder and CancelOrder on
+// another instance (or on this one after a restart) find it from its
+// submit command. A made-up id is still not found.
+func TestAnotherInstanceFindsAnUnrecordedOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.start(), e.start()
+	e.deposit("grace", "USDT", "1000")
+	placed := a.place(t, limit("grace", "g-1", "BTCUSDT", buy, "0.01", "50000")).GetOrder()
+
+	for _, req := range []*orderv1.GetOrderRequest{
+		{AccountId: "grace", OrderId: placed.GetOrderId()},
+		{AccountId: "grace", ClientOrderId: "g-1"},
+	} {
+		res, err := b.client.GetOrder(t.Context(), req)
+		if err != nil {
+			t.Fatalf("GetOrder(%v) on another instance: %v", req, err)
+		}
+		got := res.GetOrder()
+		if got.GetOrderId() != placed.GetOrderId() || got.GetClientOrderId() != "g-1" ||
+			got.GetStatus() != commonv1.OrderStatus_ORDER_STATUS_NEW || got.GetQuantity() != placed.GetQuantity() ||
+			got.GetPrice() != placed.GetPrice() || got.GetRemainingQuantity() != placed.GetQuantity() {
+			t.Fatalf("GetOrder(%v) on another instance: %v, placed %v", req, got, placed)
+		}
+	}
+	res, err := b.client.CancelOrder(t.Context(), &orderv1.CancelOrderRequest{AccountId: "grace", ClientOrderId: "g-1"})
+	if err != nil || res.GetOrder().GetOrderId() != placed.GetOrderId() {
+		t.Fatalf("CancelOrder on another instance: %v, %v", res, err)
+	}
+	if cmd := e.commands()["cancel:"+placed.GetOrderId()]; cmd.GetCancel().GetOrderId() != placed.GetOrderId() {
+		t.Fatalf("cancel command %v", cmd)
+	}
+
+	_, err = b.client.GetOrder(t.Context(), &orderv1.GetOrderRequest{AccountId: "mallory", OrderId: placed.GetOrderId()})
+	codeOf(t, err, connect.CodeNotFound, "order not found")
+	madeUp := fmt.Sprintf("%016x%s", time.Now().UnixNano(), "MADEUPMADEUPMADEUPMADE")
+	_, err = b.client.GetOrder(t.Context(), &orderv1.GetOrderRequest{AccountId: "grace", OrderId: madeUp})
+	codeOf(t, err, connect.CodeNotFound, "order not found")
+}

@@ -254,20 +254,21 @@ func (s *store) freeClientID(ctx context.Context, account, clientID string, rev 
 	return nil
 }
 
-// clientOrderID returns the order id recorded for (account, client order id).
-func (s *store) clientOrderID(ctx context.Context, account, clientID string) (string, error) {
+// claimOf returns the order claimed under (account, client order id): the
+// request as PlaceOrder received it, with its order id.
+func (s *store) claimOf(ctx context.Context, account, clientID string) (Order, error) {
 	e, err := s.kv.Get(ctx, clientKey(account, clientID))
 	if errors.Is(err, streams.ErrNotFound) {
-		return "", fmt.Errorf("%w: client order id %s", ErrOrderNotFound, clientID)
+		return Order{}, fmt.Errorf("%w: client order id %s", ErrOrderNotFound, clientID)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w: read client order id: %w", streams.ErrUnavailable, err)
+		return Order{}, fmt.Errorf("%w: read client order id: %w", streams.ErrUnavailable, err)
 	}
 	var o Order
 	if err := json.Unmarshal(e.Value, &o); err != nil {
-		return "", fmt.Errorf("client order id record: %w", err)
+		return Order{}, fmt.Errorf("client order id record: %w", err)
 	}
-	return o.ID, nil
+	return o, nil
 }
 
 // position returns how far the orders of instrument are applied (zero
