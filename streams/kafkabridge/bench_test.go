@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -84,6 +86,9 @@ func BenchmarkKafkaBridge(b *testing.B) {
 			b.Run("case=raw-relay-pinned", env.benchRawRelayPinned)
 			b.Run("case=export", env.benchExport)
 			b.Run("case=import", env.benchImport)
+			b.Run("case=raw-fetch", env.benchRawFetch)
+			b.Run("case=raw-publish-atomic", func(b *testing.B) { env.runRawPublish(b, true) })
+			b.Run("case=raw-publish-async", func(b *testing.B) { env.runRawPublish(b, false) })
 		})
 	}
 }
@@ -232,6 +237,26 @@ func createTopic(ctx context.Context, b *testing.B, f *fixture, cfg Config, topi
 	}
 }
 
+// benchOp is one op of a case on a fresh fixture and its route's config:
+// its set-up runs with the meter stopped; it resumes the meter for the
+// part it times and stops it before its checks.
+type benchOp func(ctx context.Context, b *testing.B, f *fixture, cfg Config, meter *rateMeter)
+
+// runOps runs op once per iteration of b.Loop and reports the meter.
+func (e *benchEnv) runOps(b *testing.B, route Route, op benchOp) {
+	ctx, cancel := context.WithTimeout(b.Context(), benchTimeout)
+	defer cancel()
+	meter := newRateMeter(b)
+	for b.Loop() {
+		meter.stop(b)
+		f, closeFn := e.fixture(ctx, b)
+		op(ctx, b, f, e.config(f, route), meter)
+		closeFn()
+		meter.resume(b)
+	}
+	meter.report(b)
+}
+
 // benchRawProduce produces the export's records with the export's producer
 // settings, ProduceSync per Config.Batch records.
 func (e *benchEnv) benchRawProduce(b *testing.B) {
@@ -241,11 +266,7 @@ func (e *benchEnv) benchRawProduce(b *testing.B) {
 	e.publishBacklog(ctx, b, f)
 	template := e.exportRecords(ctx, b, f)
 	closeFn()
-	meter := newRateMeter(b)
-	for b.Loop() {
-		meter.stop(b)
-		f, closeFn := e.fixture(ctx, b)
-		cfg := e.config(f, Route{exportTopic, Export})
+	e.runOps(b, Route{exportTopic, Export}, func(ctx context.Context, b *testing.B, f *fixture, cfg Config, meter *rateMeter) {
 		createTopic(ctx, b, f, cfg, exportTopic)
 		recs := make([]*kgo.Record, len(template))
 		for i, r := range template {
@@ -263,10 +284,7 @@ func (e *benchEnv) benchRawProduce(b *testing.B) {
 		if n := kafkaEnd(ctx, b, f, exportTopic); n != benchMsgs {
 			b.Fatalf("Kafka holds %d records, want %d", n, benchMsgs)
 		}
-		closeFn()
-		meter.resume(b)
-	}
-	meter.report(b)
+	})
 }
 
 // benchRawConsume drains the stored backlog with a durable pull consumer
@@ -289,14 +307,8 @@ func (e *benchEnv) benchRawRelayPinned(b *testing.B) { e.runRawConsume(b, true, 
 // the export's priority group when pinned, writing each batch to Kafka
 // before its acks when relay.
 func (e *benchEnv) runRawConsume(b *testing.B, pinned, relay bool) {
-	ctx, cancel := context.WithTimeout(b.Context(), benchTimeout)
-	defer cancel()
 	ex := &exporter{b: &Bridge{}, topic: exportTopic, stream: streams.StreamName(exportTopic)}
-	meter := newRateMeter(b)
-	for b.Loop() {
-		meter.stop(b)
-		f, closeFn := e.fixture(ctx, b)
-		cfg := e.config(f, Route{exportTopic, Export})
+	e.runOps(b, Route{exportTopic, Export}, func(ctx context.Context, b *testing.B, f *fixture, cfg Config, meter *rateMeter) {
 		e.publishBacklog(ctx, b, f)
 		if relay {
 			createTopic(ctx, b, f, cfg, exportTopic)
@@ -370,10 +382,7 @@ func (e *benchEnv) runRawConsume(b *testing.B, pinned, relay bool) {
 				b.Fatalf("Kafka holds %d records, want %d", n, benchMsgs)
 			}
 		}
-		closeFn()
-		meter.resume(b)
-	}
-	meter.report(b)
+	})
 }
 
 // newProducer is a Kafka producer with the export's settings: idempotent
@@ -394,13 +403,7 @@ func newProducer(b *testing.B, cfg Config) *kgo.Client {
 // benchExport starts a bridge on a stored backlog and waits until it has
 // carried all of it.
 func (e *benchEnv) benchExport(b *testing.B) {
-	ctx, cancel := context.WithTimeout(b.Context(), benchTimeout)
-	defer cancel()
-	meter := newRateMeter(b)
-	for b.Loop() {
-		meter.stop(b)
-		f, closeFn := e.fixture(ctx, b)
-		cfg := e.config(f, Route{exportTopic, Export})
+	e.runOps(b, Route{exportTopic, Export}, func(ctx context.Context, b *testing.B, f *fixture, cfg Config, meter *rateMeter) {
 		e.publishBacklog(ctx, b, f)
 		meter.resume(b)
 		started := time.Now()
@@ -408,7 +411,7 @@ func (e *benchEnv) benchExport(b *testing.B) {
 		carried := func() int {
 			return int(testutil.ToFloat64(bridge.metrics.messages.WithLabelValues(exportTopic, "export")))
 		}
-		meter.first(b, started, carried)
+		meter.first(ctx, b, started, carried)
 		waitFor(ctx, b, "export caught up", func() error {
 			if n := carried(); n < benchMsgs {
 				return fmt.Errorf("%d exported", n)
@@ -426,22 +429,13 @@ func (e *benchEnv) benchExport(b *testing.B) {
 		if err := stop(); err != nil {
 			b.Fatalf("Run: %v", err)
 		}
-		closeFn()
-		meter.resume(b)
-	}
-	meter.report(b)
+	})
 }
 
 // benchImport starts a bridge on records already in Kafka and waits until
 // it has stored and committed all of them.
 func (e *benchEnv) benchImport(b *testing.B) {
-	ctx, cancel := context.WithTimeout(b.Context(), benchTimeout)
-	defer cancel()
-	meter := newRateMeter(b)
-	for b.Loop() {
-		meter.stop(b)
-		f, closeFn := e.fixture(ctx, b)
-		cfg := e.config(f, Route{importTopic, Import})
+	e.runOps(b, Route{importTopic, Import}, func(ctx context.Context, b *testing.B, f *fixture, cfg Config, meter *rateMeter) {
 		createTopic(ctx, b, f, cfg, importTopic)
 		e.produceCommands(ctx, b, f, cfg.Batch)
 		meter.resume(b)
@@ -450,7 +444,7 @@ func (e *benchEnv) benchImport(b *testing.B) {
 		carried := func() int {
 			return int(testutil.ToFloat64(bridge.metrics.messages.WithLabelValues(importTopic, "import")))
 		}
-		meter.first(b, started, carried)
+		meter.first(ctx, b, started, carried)
 		waitFor(ctx, b, "import caught up", func() error {
 			if n := carried(); n < benchMsgs {
 				return fmt.Errorf("%d imported", n)
@@ -472,18 +466,26 @@ func (e *benchEnv) benchImport(b *testing.B) {
 		if err := stop(); err != nil {
 			b.Fatalf("Run: %v", err)
 		}
-		closeFn()
-		meter.resume(b)
-	}
-	meter.report(b)
+	})
 }
 
 // produceCommands writes benchMsgs order commands to importTopic in
-// Kafka, keys round robin, with the headers a Kafka producer of the topic
-// would set, batch records per ProduceSync.
+// Kafka (commandRecords), batch records per ProduceSync.
 func (e *benchEnv) produceCommands(ctx context.Context, b *testing.B, f *fixture, batch int) {
 	b.Helper()
-	recs := make([]*kgo.Record, 0, batch)
+	recs := e.commandRecords(b)
+	for from := 0; from < len(recs); from += batch {
+		if err := f.kcl.ProduceSync(ctx, recs[from:min(from+batch, len(recs))]...).FirstErr(); err != nil {
+			b.Fatalf("produce: %v", err)
+		}
+	}
+}
+
+// commandRecords are benchMsgs order commands for importTopic, keys round
+// robin, with the headers a Kafka producer of the topic would set.
+func (e *benchEnv) commandRecords(b *testing.B) []*kgo.Record {
+	b.Helper()
+	recs := make([]*kgo.Record, 0, benchMsgs)
 	for i := range benchMsgs {
 		k := e.keys[i%len(e.keys)]
 		value, err := proto.Marshal(&enginev1.OrderCommand{
@@ -503,13 +505,98 @@ func (e *benchEnv) produceCommands(ctx context.Context, b *testing.B, f *fixture
 			{Key: streams.HeaderCEType, Value: []byte("tradex.engine.v1.OrderCommand")},
 			{Key: streams.HeaderCorrelationID, Value: []byte(fmt.Sprintf("corr-%d", i))},
 		}})
-		if len(recs) == batch || i == benchMsgs-1 {
-			if err := f.kcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-				b.Fatalf("produce: %v", err)
-			}
-			recs = make([]*kgo.Record, 0, batch)
-		}
 	}
+	return recs
+}
+
+// benchRawFetch consumes the records of benchImport with a franz-go
+// consumer group set up as the import's (no auto commit, blocking
+// rebalances on poll), PollRecords(Config.Batch) and CommitRecords of
+// each poll, until it has them all: the import's Kafka half.
+func (e *benchEnv) benchRawFetch(b *testing.B) {
+	e.runOps(b, Route{importTopic, Import}, func(ctx context.Context, b *testing.B, f *fixture, cfg Config, meter *rateMeter) {
+		createTopic(ctx, b, f, cfg, importTopic)
+		e.produceCommands(ctx, b, f, cfg.Batch)
+		meter.resume(b)
+		cl, err := kgo.NewClient(append((&Bridge{cfg: cfg}).kafkaOptions(),
+			kgo.ConsumerGroup(cfg.Name), kgo.ConsumeTopics(importTopic), kgo.DisableAutoCommit(),
+			kgo.BlockRebalanceOnPoll(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; got < benchMsgs; {
+			fetches := cl.PollRecords(ctx, cfg.Batch)
+			if err := fetches.Err0(); err != nil {
+				b.Fatalf("poll: %v", err)
+			}
+			recs := fetches.Records()
+			if err := cl.CommitRecords(ctx, recs...); err != nil {
+				b.Fatalf("commit: %v", err)
+			}
+			cl.AllowRebalance()
+			got += len(recs)
+		}
+		meter.stop(b)
+		cl.Close()
+	})
+}
+
+// runRawPublish stores the messages the import makes of benchImport's
+// records (importer.message: subject, payload, headers, message id) with
+// the raw clients, in atomic batches of Config.Batch
+// (jetstreamext.PublishMsgBatch, one at a time) or async (PublishMsgAsync,
+// nats.go's default window of 4,000), until JetStream acknowledged every
+// one: the import's JetStream half, in each of the two ways it stores.
+func (e *benchEnv) runRawPublish(b *testing.B, atomic bool) {
+	template := e.commandRecords(b)
+	e.runOps(b, Route{importTopic, Import}, func(ctx context.Context, b *testing.B, f *fixture, cfg Config, meter *rateMeter) {
+		imp := &importer{b: &Bridge{client: f.client, cfg: cfg}, maxPayload: f.js.Conn().MaxPayload()}
+		msgs := make([]*nats.Msg, len(template))
+		for i, r := range template {
+			rec := *r
+			rec.Partition, rec.Offset, rec.Timestamp = int32(i)%cfg.Partitions, int64(i), time.Now()
+			m, err := imp.message(&rec, importID(&rec))
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs[i] = m
+		}
+		meter.resume(b)
+		if atomic {
+			for from := 0; from < len(msgs); from += cfg.Batch {
+				if _, err := jetstreamext.PublishMsgBatch(ctx, f.js, msgs[from:min(from+cfg.Batch, len(msgs))]); err != nil {
+					b.Fatalf("atomic batch: %v", err)
+				}
+			}
+		} else {
+			futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+			for _, m := range msgs {
+				fut, err := f.js.PublishMsgAsync(m, jetstream.WithStallWait(benchTimeout))
+				if err != nil {
+					b.Fatal(err)
+				}
+				futures = append(futures, fut)
+			}
+			for _, fut := range futures {
+				select {
+				case <-fut.Ok():
+				case err := <-fut.Err():
+					b.Fatalf("publish: %v", err)
+				case <-ctx.Done():
+					b.Fatal(ctx.Err())
+				}
+			}
+		}
+		meter.stop(b)
+		st, err := f.js.Stream(ctx, streams.StreamName(importTopic))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := st.CachedInfo().State.Msgs; n != benchMsgs {
+			b.Fatalf("the stream holds %d messages, want %d", n, benchMsgs)
+		}
+	})
 }
 
 // runBench starts a bridge; stop ends it and returns Run's error. It is
@@ -591,9 +678,9 @@ func (m *rateMeter) resume(b *testing.B) {
 }
 
 // first waits until carried is above 0 and notes when and how many.
-func (m *rateMeter) first(b *testing.B, started time.Time, carried func() int) {
+func (m *rateMeter) first(ctx context.Context, b *testing.B, started time.Time, carried func() int) {
 	b.Helper()
-	waitFor(b.Context(), b, "first message carried", func() error {
+	waitFor(ctx, b, "first message carried", func() error {
 		if m.firstCount = carried(); m.firstCount == 0 {
 			return errors.New("none carried")
 		}

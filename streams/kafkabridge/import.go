@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,7 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tradex-mesh/tradex/streams"
@@ -52,9 +54,28 @@ type importer struct {
 	// checked against the stream.
 	fresh      map[topicPartition]bool
 	maxPayload int64
-	// stats are the measured store costs per topic.
-	stats map[string]*storeStats
+	// stats are the measured store costs per topic (the writer's lanes').
+	statsMu sync.Mutex
+	stats   map[string]*storeStats
+	// rebalance is set when the group waits for this member to let a
+	// rebalance through.
+	rebalance atomic.Bool
 }
+
+// The import is a pipeline: the session loop polls Kafka and prepares the
+// records' messages while a writer stores the previous poll's and commits
+// its offsets, so the two overlap. A rebalance waits (BlockRebalanceOnPoll)
+// until every polled record is stored and committed.
+const (
+	// maxInFlight is how many flights the writer may be given at once.
+	maxInFlight = 1
+	// busyPoll bounds a poll while polled records are not committed yet:
+	// a rebalance must not wait for the next record to arrive.
+	busyPoll = 50 * time.Millisecond
+	// drainEvery is how many polls at most pass between two points where
+	// everything polled is committed and a rebalance may go ahead.
+	drainEvery = 64
+)
 
 func (b *Bridge) importSession(ctx context.Context, topics []string) error {
 	imp := &importer{b: b, fresh: map[topicPartition]bool{}, stats: map[string]*storeStats{}, maxPayload: b.client.JetStream().Conn().MaxPayload()}
@@ -64,6 +85,7 @@ func (b *Bridge) importSession(ctx context.Context, topics []string) error {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { imp.rebalance.Store(true) }),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 			imp.mu.Lock()
 			defer imp.mu.Unlock()
@@ -78,12 +100,20 @@ func (b *Bridge) importSession(ctx context.Context, topics []string) error {
 		return fmt.Errorf("kafka consumer: %w", err)
 	}
 	defer cl.Close()
-	// A rebalance blocked by the poll below must be let through on every
+	// A rebalance blocked by the polls below must be let through on every
 	// way out, or Close waits for it forever.
 	defer cl.AllowRebalance()
+	wctx, cancel := context.WithCancel(ctx)
+	w := imp.startWriter(wctx, cl)
+	defer func() { cancel(); w.stop() }() // what is not committed yet is polled again by the next session
 	lagAt := time.Time{}
-	for ctx.Err() == nil {
-		fetches := cl.PollRecords(ctx, b.cfg.Batch)
+	var next *flight // records polled while the writer was busy
+	for polls := 0; ctx.Err() == nil; polls++ {
+		want := b.cfg.Batch
+		if next != nil {
+			want -= len(next.recs)
+		}
+		fetches := w.poll(ctx, cl, want, next != nil)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -91,21 +121,40 @@ func (b *Bridge) importSession(ctx context.Context, topics []string) error {
 			return errors.New("kafka consumer closed")
 		}
 		for _, fe := range fetches.Errors() {
-			b.cfg.Logger.DebugContext(ctx, "kafka bridge: fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+			if !errors.Is(fe.Err, context.DeadlineExceeded) {
+				b.cfg.Logger.DebugContext(ctx, "kafka bridge: fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+			}
 		}
 		recs := fetches.Records()
 		if len(recs) > 0 {
-			if err := imp.store(ctx, recs); err != nil {
-				return err
+			if next == nil {
+				next = &flight{}
 			}
-			if err := b.crash(crashImportStored); err != nil {
+			if err := imp.prepare(ctx, next, recs); err != nil {
 				return err
-			}
-			if err := cl.CommitRecords(ctx, recs...); err != nil {
-				return fmt.Errorf("commit offsets: %w", err)
 			}
 		}
-		cl.AllowRebalance()
+		idle, err := w.idle()
+		if err != nil {
+			return err
+		}
+		// The records go to the writer once it is free or they fill a
+		// batch; all of them, and a rebalance may go ahead, once the
+		// records stop coming (or every drainEvery polls, or when the
+		// group asks).
+		drain := len(recs) == 0 || polls%drainEvery == 0 || imp.rebalance.Swap(false)
+		if next != nil && (idle || drain || len(next.recs) >= b.cfg.Batch) {
+			if err := w.submit(ctx, next); err != nil {
+				return err
+			}
+			next = nil
+		}
+		if drain {
+			if err := w.drain(ctx); err != nil {
+				return err
+			}
+			cl.AllowRebalance()
+		}
 		if time.Since(lagAt) >= lagEvery {
 			lagAt = time.Now()
 			b.importLag(ctx, cl, topics)
@@ -114,71 +163,143 @@ func (b *Bridge) importSession(ctx context.Context, topics []string) error {
 	return nil
 }
 
-// store writes recs to their streams (or to their DLQ) and returns once
-// JetStream acknowledged every one.
-func (imp *importer) store(ctx context.Context, recs []*kgo.Record) error {
-	b := imp.b
-	js := b.client.JetStream()
-	type pending struct {
-		topic  string
-		future jetstream.PubAckFuture
-		dead   bool
-	}
-	var (
-		waits  []pending
-		waited int // waits[:waited] are acknowledged
-	)
-	stored, dead := map[string]int{}, map[string]int{}
-	defer func() { // counted once a poll: a counter per record costs a label look-up each
-		for t, n := range stored {
-			b.metrics.messages.WithLabelValues(t, "import").Add(float64(n))
-		}
-		for t, n := range dead {
-			b.metrics.deadLetters.WithLabelValues(t).Add(float64(n))
+// flight is a batch of polled records on their way through the writer.
+type flight struct {
+	recs   []*kgo.Record // to commit once stored
+	groups []*storeGroup // the records to store, by topic, in order
+	dead   []deadLetter  // the records that go to a DLQ
+	done   chan error    // the writer's outcome
+}
+
+// deadLetter is the dlq.<topic> message of a record of topic.
+type deadLetter struct {
+	topic string
+	msg   *nats.Msg
+}
+
+// writer stores flights in order and commits their offsets.
+type writer struct {
+	work     chan *flight
+	inFlight []*flight // submitted, outcome not yet taken
+	exited   chan struct{}
+}
+
+// startWriter starts the writer of a session; stop ends it.
+func (imp *importer) startWriter(ctx context.Context, cl *kgo.Client) *writer {
+	w := &writer{work: make(chan *flight, maxInFlight), exited: make(chan struct{})}
+	go func() {
+		defer close(w.exited)
+		var failed error
+		for f := range w.work {
+			if failed == nil {
+				failed = imp.writeAndCommit(ctx, cl, f)
+			}
+			f.done <- failed
 		}
 	}()
-	waitAll := func() error {
-		timeout := time.NewTimer(30 * time.Second)
-		defer timeout.Stop()
-		for ; waited < len(waits); waited++ {
-			if waited == len(waits)/2 && waited > 0 {
-				if err := b.crash(crashImportPartly); err != nil {
-					return err
-				}
-			}
-			w := waits[waited]
-			id := w.future.Msg().Header.Get(streams.HeaderMsgID)
-			select {
-			case <-w.future.Ok():
-			case err := <-w.future.Err():
-				return fmt.Errorf("store %s: %w", id, err)
-			case <-timeout.C:
-				return fmt.Errorf("store %s: no acknowledgement within 30s", id)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if w.dead {
-				dead[w.topic]++
-			} else {
-				stored[w.topic]++
-			}
-		}
-		return nil
+	return w
+}
+
+// writeAndCommit stores f and commits its records' offsets.
+func (imp *importer) writeAndCommit(ctx context.Context, cl *kgo.Client, f *flight) error {
+	if err := imp.write(ctx, f); err != nil {
+		return err
 	}
-	var groups []*storeGroup // the records to store, by topic, in order
+	if err := imp.b.crash(crashImportStored); err != nil {
+		return err
+	}
+	if err := cl.CommitRecords(ctx, f.recs...); err != nil {
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	return nil
+}
+
+// poll polls up to n records. While polled records are not committed
+// (busy, or a flight is in the writer) it waits at most busyPoll for more.
+func (w *writer) poll(ctx context.Context, cl *kgo.Client, n int, busy bool) kgo.Fetches {
+	if !busy && len(w.inFlight) == 0 {
+		return cl.PollRecords(ctx, n)
+	}
+	pctx, cancel := context.WithTimeout(ctx, busyPoll)
+	defer cancel()
+	return cl.PollRecords(pctx, n)
+}
+
+// submit hands f to the writer, first waiting for the oldest flight when
+// maxInFlight are under way.
+func (w *writer) submit(ctx context.Context, f *flight) error {
+	if len(w.inFlight) == maxInFlight {
+		if err := w.take(ctx); err != nil {
+			return err
+		}
+	}
+	f.done = make(chan error, 1)
+	w.inFlight = append(w.inFlight, f)
+	w.work <- f
+	return nil
+}
+
+// idle takes the outcomes of the flights the writer has finished, without
+// waiting, and reports whether it has none left.
+func (w *writer) idle() (bool, error) {
+	for len(w.inFlight) > 0 {
+		select {
+		case err := <-w.inFlight[0].done:
+			w.inFlight = w.inFlight[1:]
+			if err != nil {
+				return false, err
+			}
+		default:
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// take waits for the oldest flight's outcome.
+func (w *writer) take(ctx context.Context) error {
+	f := w.inFlight[0]
+	select {
+	case err := <-f.done:
+		w.inFlight = w.inFlight[1:]
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drain waits until every submitted flight is stored and committed.
+func (w *writer) drain(ctx context.Context) error {
+	for len(w.inFlight) > 0 {
+		if err := w.take(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop waits for the writer to finish what it was given (quickly once its
+// context is done).
+func (w *writer) stop() {
+	close(w.work)
+	<-w.exited
+}
+
+// prepare adds recs to f: their messages per topic, in order (a record
+// stored before an assignment left out), and the dead letters of those
+// that cannot be stored.
+func (imp *importer) prepare(ctx context.Context, f *flight, recs []*kgo.Record) error {
+	b := imp.b
+	f.recs = append(f.recs, recs...)
 	for _, rec := range recs {
 		if header(rec, streams.HeaderOrigin) == OriginNATS {
 			b.metrics.skipped.WithLabelValues(rec.Topic, "import", "origin").Inc()
 			continue
 		}
-		id := fmt.Sprintf("kafka/%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)
+		id := importID(rec)
 		msg, reason := imp.message(rec, id)
 		if reason != nil {
-			f, err := js.PublishMsgAsync(imp.deadLetter(rec, id, reason))
-			if err != nil {
-				return fmt.Errorf("store %s: %w", id, err)
-			}
-			waits = append(waits, pending{topic: rec.Topic, future: f, dead: true})
+			f.dead = append(f.dead, deadLetter{topic: rec.Topic, msg: imp.deadLetter(rec, id, reason)})
 			continue
 		}
 		dup, err := imp.storedBefore(ctx, rec, id)
@@ -189,48 +310,196 @@ func (imp *importer) store(ctx context.Context, recs []*kgo.Record) error {
 			b.metrics.skipped.WithLabelValues(rec.Topic, "import", "duplicate").Inc()
 			continue
 		}
-		g := groupOf(&groups, rec.Topic)
+		g := groupOf(&f.groups, rec.Topic, int(rec.Partition)%writeLanes)
 		g.msgs = append(g.msgs, msg)
 	}
+	return nil
+}
+
+// importID is the message id of a record: kafka/<topic>/<partition>/<offset>.
+func importID(rec *kgo.Record) string {
+	return "kafka/" + rec.Topic + "/" + strconv.FormatInt(int64(rec.Partition), 10) + "/" + strconv.FormatInt(rec.Offset, 10)
+}
+
+// writeLanes is how many lanes a flight is stored in at once. A record's
+// lane is its partition modulo writeLanes, so a key's records keep their
+// order, and one lane's atomic batch is sent while another's commits.
+const writeLanes = 2
+
+// write stores f's messages (and dead letters) and returns once JetStream
+// acknowledged every one.
+func (imp *importer) write(ctx context.Context, f *flight) error {
+	lanes := make([][]*storeGroup, writeLanes)
+	for _, g := range f.groups {
+		lanes[g.lane] = append(lanes[g.lane], g)
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	if len(f.dead) > 0 {
+		eg.Go(func() error {
+			l := imp.newLane()
+			defer l.count()
+			for _, dl := range f.dead {
+				if err := l.publishAsync(dl.topic, dl.msg, true); err != nil {
+					return err
+				}
+			}
+			return l.waitAll(ctx)
+		})
+	}
+	for _, groups := range lanes {
+		if len(groups) > 0 {
+			eg.Go(func() error { return imp.writeLane(ctx, groups) })
+		}
+	}
+	return eg.Wait()
+}
+
+// writeLane stores one lane's groups, in order.
+func (imp *importer) writeLane(ctx context.Context, groups []*storeGroup) error {
+	l := imp.newLane()
+	defer l.count()
 	for _, g := range groups {
-		if imp.atomic(ctx, g) {
-			n, err := imp.storeAtomic(ctx, g)
+		async, atomic := imp.plan(ctx, g)
+		msgs := g.msgs
+		if err := l.publish(ctx, g.topic, msgs[:async]); err != nil {
+			return err
+		}
+		msgs = msgs[async:]
+		if atomic {
+			n, err := imp.storeAtomic(ctx, g.topic, msgs)
 			if err != nil {
 				return err
 			}
-			stored[g.topic] += n
-			g.msgs = g.msgs[n:] // left: a batch the server refused for a duplicate id
+			l.stored[g.topic] += n
+			msgs = msgs[n:] // left: a batch the server refused for a duplicate id
 		}
-		start := time.Now()
-		for _, msg := range g.msgs {
-			f, err := js.PublishMsgAsync(msg)
-			if err != nil {
-				return fmt.Errorf("store %s: %w", msg.Header.Get(streams.HeaderMsgID), err)
-			}
-			waits = append(waits, pending{topic: g.topic, future: f})
-		}
-		if err := waitAll(); err != nil {
+		if err := l.publish(ctx, g.topic, msgs); err != nil {
 			return err
 		}
-		imp.observe(g, storeAsync, len(g.msgs), time.Since(start))
 	}
-	return waitAll()
+	return nil
 }
 
-// storeGroup is one poll's messages for one topic.
+// lane is one writer lane's async publishes and what it stored.
+type lane struct {
+	imp    *importer
+	waits  []pending
+	waited int // waits[:waited] are acknowledged
+	// stored and dead count the messages stored per topic, in their
+	// stream or their DLQ.
+	stored, dead map[string]int
+}
+
+// pending is an async publish of a message of topic.
+type pending struct {
+	topic  string
+	future jetstream.PubAckFuture
+	dead   bool
+}
+
+func (imp *importer) newLane() *lane {
+	return &lane{imp: imp, stored: map[string]int{}, dead: map[string]int{}}
+}
+
+// count adds what the lane stored to the metrics: once a flight, as a
+// counter per record costs a label look-up each.
+func (l *lane) count() {
+	m := l.imp.b.metrics
+	for t, n := range l.stored {
+		m.messages.WithLabelValues(t, "import").Add(float64(n))
+	}
+	for t, n := range l.dead {
+		m.deadLetters.WithLabelValues(t).Add(float64(n))
+	}
+}
+
+// publishAsync publishes msg of topic (to its DLQ if dead) without
+// waiting for its acknowledgement.
+func (l *lane) publishAsync(topic string, msg *nats.Msg, dead bool) error {
+	fut, err := l.imp.b.client.JetStream().PublishMsgAsync(msg, jetstream.WithStallWait(ackTimeout))
+	if err != nil {
+		return fmt.Errorf("store %s: %w", msg.Header.Get(streams.HeaderMsgID), err)
+	}
+	l.waits = append(l.waits, pending{topic: topic, future: fut, dead: dead})
+	return nil
+}
+
+// publish publishes msgs of topic one by one and waits for them,
+// measuring what a message cost: the time from the first acknowledgement
+// to the last over the messages in between, so that the round trip of a
+// small sample does not count as the cost of each of its messages.
+func (l *lane) publish(ctx context.Context, topic string, msgs []*nats.Msg) error {
+	first := len(l.waits)
+	for _, msg := range msgs {
+		if err := l.publishAsync(topic, msg, false); err != nil {
+			return err
+		}
+	}
+	if err := l.waitUpTo(ctx, first+1); err != nil {
+		return err
+	}
+	firstAcked := time.Now()
+	if err := l.waitUpTo(ctx, len(l.waits)); err != nil {
+		return err
+	}
+	if len(msgs) > 1 {
+		l.imp.observe(topic, storeAsync, len(msgs)-1, time.Since(firstAcked))
+	}
+	return nil
+}
+
+// ackTimeout bounds the wait for JetStream's acknowledgements.
+const ackTimeout = 30 * time.Second
+
+// waitAll waits for every publish's acknowledgement.
+func (l *lane) waitAll(ctx context.Context) error { return l.waitUpTo(ctx, len(l.waits)) }
+
+// waitUpTo waits for the acknowledgements of the first n publishes, for
+// at most ackTimeout.
+func (l *lane) waitUpTo(ctx context.Context, n int) error {
+	timeout := time.NewTimer(ackTimeout)
+	defer timeout.Stop()
+	for ; l.waited < min(n, len(l.waits)); l.waited++ {
+		if l.waited == len(l.waits)/2 && l.waited > 0 {
+			if err := l.imp.b.crash(crashImportPartly); err != nil {
+				return err
+			}
+		}
+		w := l.waits[l.waited]
+		id := w.future.Msg().Header.Get(streams.HeaderMsgID)
+		select {
+		case <-w.future.Ok():
+		case err := <-w.future.Err():
+			return fmt.Errorf("store %s: %w", id, err)
+		case <-timeout.C:
+			return fmt.Errorf("store %s: no acknowledgement within %v", id, ackTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if w.dead {
+			l.dead[w.topic]++
+		} else {
+			l.stored[w.topic]++
+		}
+	}
+	return nil
+}
+
+// storeGroup is a flight's messages for one topic and lane.
 type storeGroup struct {
 	topic string
+	lane  int
 	msgs  []*nats.Msg
 }
 
-// groupOf is the group of topic in *groups, added when missing.
-func groupOf(groups *[]*storeGroup, topic string) *storeGroup {
+// groupOf is the group of (topic, lane) in *groups, added when missing.
+func groupOf(groups *[]*storeGroup, topic string, lane int) *storeGroup {
 	for _, g := range *groups {
-		if g.topic == topic {
+		if g.topic == topic && g.lane == lane {
 			return g
 		}
 	}
-	g := &storeGroup{topic: topic}
+	g := &storeGroup{topic: topic, lane: lane}
 	*groups = append(*groups, g)
 	return g
 }
@@ -239,17 +508,23 @@ func groupOf(groups *[]*storeGroup, topic string) *storeGroup {
 // fsync "always" one fsync, per message) or atomic batches (one per batch,
 // but staged on the server first). Which is faster depends on the
 // server's fsync policy, which a client cannot read, so the import
-// measures both on each topic and keeps to the cheaper, trying the other
-// now and then.
+// measures both on each topic and keeps to the cheaper. Async publishes
+// are only ever tried on a sample (probeSize messages at the start of a
+// group, the rest in atomic batches): under fsync "always" a group
+// published async costs ten times its atomic batch. The first large group
+// measures both ways; while async is the cheaper, a whole group now and
+// then goes in atomic batches.
 const (
 	storeAsync = iota
 	storeAtomic
 	// atomicMin is the smallest group worth an atomic batch; atomicMax
 	// the largest batch the server takes; probeEvery how often (in large
-	// groups) the other way is tried.
+	// groups) the other way is tried, probeSize how many async
+	// publishes try it.
 	atomicMin  = 64
 	atomicMax  = 1000
-	probeEvery = 16
+	probeEvery = 64
+	probeSize  = 64
 )
 
 // storeStats are one topic's measured costs per message of each way.
@@ -259,43 +534,55 @@ type storeStats struct {
 	groups  int        // large groups stored
 }
 
-// atomic reports whether g is stored in atomic batches.
-func (imp *importer) atomic(ctx context.Context, g *storeGroup) bool {
+// plan says how g is stored: its first async messages published one by
+// one, then the rest in atomic batches if atomic, else one by one too.
+func (imp *importer) plan(ctx context.Context, g *storeGroup) (async int, atomic bool) {
 	if imp.b.cfg.storeWay != nil {
-		return *imp.b.cfg.storeWay == storeAtomic
+		return 0, *imp.b.cfg.storeWay == storeAtomic
 	}
-	if len(g.msgs) < atomicMin {
-		return false
-	}
-	st := imp.stats[g.topic]
-	if st == nil {
-		st = &storeStats{}
-		if s, err := imp.b.client.JetStream().Stream(ctx, streams.StreamName(g.topic)); err == nil {
-			st.allowed = s.CachedInfo().Config.AllowAtomicPublish
-		}
-		imp.stats[g.topic] = st
-	}
-	if !st.allowed {
-		return false
+	imp.statsMu.Lock()
+	defer imp.statsMu.Unlock()
+	st := imp.statsOf(ctx, g.topic)
+	if len(g.msgs) < atomicMin || !st.allowed {
+		return len(g.msgs), false
 	}
 	st.groups++
+	probe := st.groups%probeEvery == 0
 	switch {
-	case st.cost[storeAsync] == 0:
-		return false
+	case st.cost[storeAsync] == 0: // the first group measures both ways
+		return probeSize, true
 	case st.cost[storeAtomic] == 0:
-		return true
+		return 0, true
+	case st.cost[storeAtomic] <= st.cost[storeAsync] && probe:
+		return probeSize, true
+	case st.cost[storeAtomic] <= st.cost[storeAsync]:
+		return 0, true
+	case probe:
+		return 0, true
 	}
-	best := st.cost[storeAtomic] < st.cost[storeAsync]
-	if st.groups%probeEvery == 0 {
-		return !best
-	}
-	return best
+	return len(g.msgs), false
 }
 
-// observe folds a measured store into the topic's costs.
-func (imp *importer) observe(g *storeGroup, way, n int, took time.Duration) {
-	st := imp.stats[g.topic]
-	if st == nil || n < atomicMin {
+// statsOf returns topic's store costs, created on first use; statsMu is
+// held.
+func (imp *importer) statsOf(ctx context.Context, topic string) *storeStats {
+	st := imp.stats[topic]
+	if st == nil {
+		st = &storeStats{}
+		if s, err := imp.b.client.JetStream().Stream(ctx, streams.StreamName(topic)); err == nil {
+			st.allowed = s.CachedInfo().Config.AllowAtomicPublish
+		}
+		imp.stats[topic] = st
+	}
+	return st
+}
+
+// observe folds a measured store of n messages of topic into its costs.
+func (imp *importer) observe(topic string, way, n int, took time.Duration) {
+	imp.statsMu.Lock()
+	defer imp.statsMu.Unlock()
+	st := imp.stats[topic]
+	if st == nil || n < atomicMin-1 {
 		return
 	}
 	per := took.Seconds() / float64(n)
@@ -306,27 +593,27 @@ func (imp *importer) observe(g *storeGroup, way, n int, took time.Duration) {
 	}
 }
 
-// storeAtomic stores g's messages in atomic batches, in order, and
+// storeAtomic stores msgs of topic in atomic batches, in order, and
 // returns how many it stored: fewer than all when the server refused a
 // batch for a message id it has already (a replay within the duplicate
 // window), which the caller then publishes one by one.
-func (imp *importer) storeAtomic(ctx context.Context, g *storeGroup) (int, error) {
+func (imp *importer) storeAtomic(ctx context.Context, topic string, msgs []*nats.Msg) (int, error) {
 	start, n := time.Now(), 0
-	for n < len(g.msgs) {
-		chunk := g.msgs[n:min(n+atomicMax, len(g.msgs))]
+	for n < len(msgs) {
+		chunk := msgs[n:min(n+atomicMax, len(msgs))]
 		if _, err := jetstreamext.PublishMsgBatch(ctx, imp.b.client.JetStream(), chunk); err != nil {
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeBatchDuplicate {
 				break
 			}
-			return n, fmt.Errorf("store an atomic batch of %d on %s: %w", len(chunk), g.topic, err)
+			return n, fmt.Errorf("store an atomic batch of %d on %s: %w", len(chunk), topic, err)
 		}
 		n += len(chunk)
 		if err := imp.b.crash(crashImportPartly); err != nil {
 			return n, err
 		}
 	}
-	imp.observe(g, storeAtomic, n, time.Since(start))
+	imp.observe(topic, storeAtomic, n, time.Since(start))
 	return n, nil
 }
 
