@@ -64,11 +64,14 @@ type importer struct {
 
 // The import is a pipeline: the session loop polls Kafka and prepares the
 // records' messages while a writer stores the previous poll's and commits
-// its offsets, so the two overlap. A rebalance waits (BlockRebalanceOnPoll)
-// until every polled record is stored and committed.
+// its offsets, so the two overlap; and the writer sends a flight's async
+// publishes before it waits for the previous flight's acknowledgements.
+// A rebalance waits (BlockRebalanceOnPoll) until every polled record is
+// stored and committed.
 const (
-	// maxInFlight is how many flights the writer may be given at once.
-	maxInFlight = 1
+	// maxInFlight is how many flights the writer may be given at once:
+	// one whose acknowledgements it waits for, one it sends.
+	maxInFlight = 2
 	// busyPoll bounds a poll while polled records are not committed yet:
 	// a rebalance must not wait for the next record to arrive.
 	busyPoll = 50 * time.Millisecond
@@ -184,31 +187,70 @@ type writer struct {
 	exited   chan struct{}
 }
 
-// startWriter starts the writer of a session; stop ends it.
+// startWriter starts the writer of a session; stop ends it. The writer
+// sends each flight's messages and hands it to an acker, which waits for
+// the acknowledgements and commits, so that a flight is sent while the
+// previous one's acknowledgements are still coming.
 func (imp *importer) startWriter(ctx context.Context, cl *kgo.Client) *writer {
 	w := &writer{work: make(chan *flight, maxInFlight), exited: make(chan struct{})}
+	acks := make(chan *sent, maxInFlight)
+	var failed atomic.Pointer[error] // the first failure; nothing is sent or committed after it
+	fail := func(err error) error {
+		failed.CompareAndSwap(nil, &err)
+		return *failed.Load()
+	}
+	go func() {
+		defer close(acks)
+		for f := range w.work {
+			if err := failed.Load(); err != nil {
+				f.done <- *err
+				continue
+			}
+			s, err := imp.send(ctx, f)
+			if err != nil {
+				f.done <- fail(err)
+				continue
+			}
+			acks <- s
+		}
+	}()
 	go func() {
 		defer close(w.exited)
-		var failed error
-		for f := range w.work {
-			if failed == nil {
-				failed = imp.writeAndCommit(ctx, cl, f)
+		for s := range acks {
+			if err := failed.Load(); err != nil {
+				s.f.done <- *err
+				continue
 			}
-			f.done <- failed
+			if err := imp.finish(ctx, cl, s); err != nil {
+				s.f.done <- fail(err)
+				continue
+			}
+			s.f.done <- nil
 		}
 	}()
 	return w
 }
 
-// writeAndCommit stores f and commits its records' offsets.
-func (imp *importer) writeAndCommit(ctx context.Context, cl *kgo.Client, f *flight) error {
-	if err := imp.write(ctx, f); err != nil {
-		return err
+// sent is a flight whose messages are sent: what needs no waiting was
+// stored, the lanes' async publishes may still wait for their acks.
+type sent struct {
+	f     *flight
+	lanes []*lane
+}
+
+// finish waits for s's acknowledgements and commits its records.
+func (imp *importer) finish(ctx context.Context, cl *kgo.Client, s *sent) error {
+	for _, l := range s.lanes {
+		err := l.waitAll(ctx)
+		l.count()
+		if err != nil {
+			return err
+		}
 	}
 	if err := imp.b.crash(crashImportStored); err != nil {
 		return err
 	}
-	if err := cl.CommitRecords(ctx, f.recs...); err != nil {
+	if err := cl.CommitRecords(ctx, s.f.recs...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
 	}
 	return nil
@@ -326,41 +368,59 @@ func importID(rec *kgo.Record) string {
 // order, and one lane's atomic batch is sent while another's commits.
 const writeLanes = 2
 
-// write stores f's messages (and dead letters) and returns once JetStream
-// acknowledged every one.
-func (imp *importer) write(ctx context.Context, f *flight) error {
-	lanes := make([][]*storeGroup, writeLanes)
+// send stores f's messages (and dead letters): atomic batches and
+// measured publishes are waited for, the async publishes of a group
+// stored the usual way are only sent.
+func (imp *importer) send(ctx context.Context, f *flight) (*sent, error) {
+	byLane := make([][]*storeGroup, writeLanes)
 	for _, g := range f.groups {
-		lanes[g.lane] = append(lanes[g.lane], g)
+		byLane[g.lane] = append(byLane[g.lane], g)
 	}
-	eg, ctx := errgroup.WithContext(ctx)
+	s := &sent{f: f}
+	eg, ectx := errgroup.WithContext(ctx)
 	if len(f.dead) > 0 {
-		eg.Go(func() error {
-			l := imp.newLane()
-			defer l.count()
-			for _, dl := range f.dead {
-				if err := l.publishAsync(dl.topic, dl.msg, true); err != nil {
-					return err
-				}
+		l := imp.newLane()
+		s.lanes = append(s.lanes, l)
+		for _, dl := range f.dead {
+			if err := l.publishAsync(dl.topic, dl.msg, true); err != nil {
+				return nil, err
 			}
-			return l.waitAll(ctx)
-		})
-	}
-	for _, groups := range lanes {
-		if len(groups) > 0 {
-			eg.Go(func() error { return imp.writeLane(ctx, groups) })
 		}
 	}
-	return eg.Wait()
+	for _, groups := range byLane {
+		if len(groups) > 0 {
+			l := imp.newLane()
+			s.lanes = append(s.lanes, l)
+			eg.Go(func() error { return imp.sendLane(ectx, l, groups) })
+		}
+	}
+	if err := eg.Wait(); err != nil {
+		for _, l := range s.lanes {
+			l.count()
+		}
+		return nil, err
+	}
+	return s, nil
 }
 
-// writeLane stores one lane's groups, in order.
-func (imp *importer) writeLane(ctx context.Context, groups []*storeGroup) error {
-	l := imp.newLane()
-	defer l.count()
+// sendLane stores one lane's groups, in order, leaving the acks of the
+// last groups' plain async publishes to wait for.
+func (imp *importer) sendLane(ctx context.Context, l *lane, groups []*storeGroup) error {
 	for _, g := range groups {
 		async, atomic := imp.plan(ctx, g)
 		msgs := g.msgs
+		if async == len(msgs) && !atomic { // the usual way while async is the cheaper
+			for _, msg := range msgs {
+				if err := l.publishAsync(g.topic, msg, false); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		// What is measured or batched comes after what the lane sent.
+		if err := l.waitAll(ctx); err != nil {
+			return err
+		}
 		if err := l.publish(ctx, g.topic, msgs[:async]); err != nil {
 			return err
 		}
@@ -425,26 +485,19 @@ func (l *lane) publishAsync(topic string, msg *nats.Msg, dead bool) error {
 }
 
 // publish publishes msgs of topic one by one and waits for them,
-// measuring what a message cost: the time from the first acknowledgement
-// to the last over the messages in between, so that the round trip of a
-// small sample does not count as the cost of each of its messages.
+// measuring what a message cost (the round trip included: the server may
+// hold its acknowledgements back until it has stored them all).
 func (l *lane) publish(ctx context.Context, topic string, msgs []*nats.Msg) error {
-	first := len(l.waits)
+	start := time.Now()
 	for _, msg := range msgs {
 		if err := l.publishAsync(topic, msg, false); err != nil {
 			return err
 		}
 	}
-	if err := l.waitUpTo(ctx, first+1); err != nil {
+	if err := l.waitAll(ctx); err != nil {
 		return err
 	}
-	firstAcked := time.Now()
-	if err := l.waitUpTo(ctx, len(l.waits)); err != nil {
-		return err
-	}
-	if len(msgs) > 1 {
-		l.imp.observe(topic, storeAsync, len(msgs)-1, time.Since(firstAcked))
-	}
+	l.imp.observe(topic, storeAsync, len(msgs), time.Since(start))
 	return nil
 }
 
@@ -509,28 +562,31 @@ func groupOf(groups *[]*storeGroup, topic string, lane int) *storeGroup {
 // but staged on the server first). Which is faster depends on the
 // server's fsync policy, which a client cannot read, so the import
 // measures both on each topic and keeps to the cheaper. Async publishes
-// are only ever tried on a sample (probeSize messages at the start of a
-// group, the rest in atomic batches): under fsync "always" a group
-// published async costs ten times its atomic batch. The first large group
-// measures both ways; while async is the cheaper, a whole group now and
-// then goes in atomic batches.
+// are first tried on a small sample (the start of a group, the rest in
+// atomic batches): under fsync "always" a group published async costs ten
+// times its atomic batch. A small sample overstates the async cost (its
+// round trip is shared by few messages), so while the two are close the
+// sample grows, up to a whole group. The first large group measures both
+// ways; every probeEvery large groups the other way is measured again.
 const (
 	storeAsync = iota
 	storeAtomic
 	// atomicMin is the smallest group worth an atomic batch; atomicMax
-	// the largest batch the server takes; probeEvery how often (in large
-	// groups) the other way is tried, probeSize how many async
-	// publishes try it.
-	atomicMin  = 64
-	atomicMax  = 1000
-	probeEvery = 64
+	// the largest batch the server takes.
+	atomicMin = 64
+	atomicMax = 1000
+	// probeSize is the first async sample; closeCosts how many times
+	// the atomic cost the async one may be for the sample to grow (4x).
 	probeSize  = 64
+	closeCosts = 3
+	probeEvery = 64
 )
 
 // storeStats are one topic's measured costs per message of each way.
 type storeStats struct {
 	allowed bool       // the stream takes atomic batches
 	cost    [2]float64 // seconds per message, smoothed; 0: not measured
+	sample  int        // the async sample size cost[storeAsync] comes from
 	groups  int        // large groups stored
 }
 
@@ -543,24 +599,28 @@ func (imp *importer) plan(ctx context.Context, g *storeGroup) (async int, atomic
 	imp.statsMu.Lock()
 	defer imp.statsMu.Unlock()
 	st := imp.statsOf(ctx, g.topic)
-	if len(g.msgs) < atomicMin || !st.allowed {
-		return len(g.msgs), false
+	n := len(g.msgs)
+	if n < atomicMin || !st.allowed {
+		return n, false
 	}
 	st.groups++
 	probe := st.groups%probeEvery == 0
+	asyncCost, atomicCost := st.cost[storeAsync], st.cost[storeAtomic]
 	switch {
-	case st.cost[storeAsync] == 0: // the first group measures both ways
-		return probeSize, true
-	case st.cost[storeAtomic] == 0:
+	case asyncCost == 0: // the first group measures both ways
+		return min(probeSize, n), true
+	case atomicCost == 0:
 		return 0, true
-	case st.cost[storeAtomic] <= st.cost[storeAsync] && probe:
-		return probeSize, true
-	case st.cost[storeAtomic] <= st.cost[storeAsync]:
+	case atomicCost < asyncCost && asyncCost < closeCosts*atomicCost && st.sample < n:
+		return min(4*st.sample, n), true // close: a larger sample tells
+	case atomicCost < asyncCost && probe:
+		return min(st.sample, n), true
+	case atomicCost < asyncCost:
 		return 0, true
 	case probe:
 		return 0, true
 	}
-	return len(g.msgs), false
+	return n, false
 }
 
 // statsOf returns topic's store costs, created on first use; statsMu is
@@ -577,18 +637,22 @@ func (imp *importer) statsOf(ctx context.Context, topic string) *storeStats {
 	return st
 }
 
-// observe folds a measured store of n messages of topic into its costs.
+// observe folds a measured store of n messages of topic into its costs;
+// an async sample much larger than the last replaces its cost.
 func (imp *importer) observe(topic string, way, n int, took time.Duration) {
 	imp.statsMu.Lock()
 	defer imp.statsMu.Unlock()
 	st := imp.stats[topic]
-	if st == nil || n < atomicMin-1 {
+	if st == nil || n < atomicMin {
 		return
 	}
 	per := took.Seconds() / float64(n)
-	if st.cost[way] == 0 {
+	switch {
+	case way == storeAsync && n >= 2*st.sample:
+		st.cost[way], st.sample = per, n
+	case st.cost[way] == 0:
 		st.cost[way] = per
-	} else {
+	default:
 		st.cost[way] = 0.7*st.cost[way] + 0.3*per
 	}
 }
