@@ -52,7 +52,9 @@ func Default() Config {
 }
 
 // DefaultSeed is the demo instruments: BTCUSDT and ETHUSDT (spot, quoted in
-// USDT) and BTCUSDT-PERP (perpetual), with a minimum order value of 5 USDT.
+// USDT) and BTCUSDT-PERP (perpetual: up to 50x, 0.5% maintenance margin,
+// funding every 8 hours clamped to 0.75%, indexed on BTCUSDT), with a
+// minimum order value of 5 USDT and no fees.
 func DefaultSeed() []InstrumentSpec {
 	return []InstrumentSpec{
 		{
@@ -69,6 +71,10 @@ func DefaultSeed() []InstrumentSpec {
 			Symbol: "BTCUSDT-PERP", Kind: KindPerpetual, BaseAsset: "BTC", QuoteAsset: "USDT",
 			TickSize: "0.1", LotSize: "0.001", MinQuantity: "0.001", MinNotional: "5",
 			PriceScale: 1, QuantityScale: 3,
+			Perpetual: &PerpetualRules{
+				MaxLeverage: 50, MaintenanceMarginRate: "0.005", FundingInterval: 8 * time.Hour,
+				FundingRateClamp: "0.0075", ImpactNotional: "10000", IndexSymbol: "BTCUSDT",
+			},
 		},
 	}
 }

@@ -3,6 +3,7 @@ package metadata
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
@@ -82,6 +83,9 @@ func instrumentToProto(in Instrument) *metadatav1.Instrument {
 		CreatedAt:     timestamp(in.CreatedAt),
 		UpdatedAt:     timestamp(in.UpdatedAt),
 		Revision:      in.Revision,
+		MakerFeeRate:  in.MakerFeeRate,
+		TakerFeeRate:  in.TakerFeeRate,
+		Perpetual:     rulesToProto(in.Perpetual),
 	}
 }
 
@@ -103,6 +107,50 @@ func instrumentFromProto(p *metadatav1.Instrument) Instrument {
 		CreatedAt:     fromTimestamp(p.GetCreatedAt()),
 		UpdatedAt:     fromTimestamp(p.GetUpdatedAt()),
 		Revision:      p.GetRevision(),
+		MakerFeeRate:  orZero(p.GetMakerFeeRate()), // stored before fees existed: none
+		TakerFeeRate:  orZero(p.GetTakerFeeRate()),
+		Perpetual:     rulesFromProto(p.GetPerpetual()),
+	}
+}
+
+// orZero is s, or "0" when s is empty.
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+// rulesToProto is the contract form of a perpetual's rules; nil for nil.
+func rulesToProto(r *PerpetualRules) *metadatav1.PerpetualRules {
+	if r == nil {
+		return nil
+	}
+	return &metadatav1.PerpetualRules{
+		MaxLeverage:           r.MaxLeverage,
+		InitialMarginRate:     r.InitialMarginRate,
+		MaintenanceMarginRate: r.MaintenanceMarginRate,
+		FundingInterval:       durationpb.New(r.FundingInterval),
+		FundingRateClamp:      r.FundingRateClamp,
+		ImpactNotional:        r.ImpactNotional,
+		IndexSymbol:           r.IndexSymbol,
+	}
+}
+
+// rulesFromProto is the domain form of a perpetual's rules; nil for nil.
+// The initial margin rate is derived, so a request's is ignored.
+func rulesFromProto(p *metadatav1.PerpetualRules) *PerpetualRules {
+	if p == nil {
+		return nil
+	}
+	return &PerpetualRules{
+		MaxLeverage:           p.GetMaxLeverage(),
+		InitialMarginRate:     p.GetInitialMarginRate(),
+		MaintenanceMarginRate: p.GetMaintenanceMarginRate(),
+		FundingInterval:       p.GetFundingInterval().AsDuration(),
+		FundingRateClamp:      p.GetFundingRateClamp(),
+		ImpactNotional:        p.GetImpactNotional(),
+		IndexSymbol:           p.GetIndexSymbol(),
 	}
 }
 
@@ -120,16 +168,22 @@ func specFromProto(r *metadatav1.CreateInstrumentRequest) InstrumentSpec {
 		PriceScale:    r.GetPriceScale(),
 		QuantityScale: r.GetQuantityScale(),
 		StartHalted:   r.GetStartHalted(),
+		MakerFeeRate:  r.GetMakerFeeRate(),
+		TakerFeeRate:  r.GetTakerFeeRate(),
+		Perpetual:     rulesFromProto(r.GetPerpetual()),
 	}
 }
 
 // changeFromProto is the domain form of an update request.
 func changeFromProto(r *metadatav1.UpdateInstrumentRequest) InstrumentChange {
 	return InstrumentChange{
-		TickSize:    r.TickSize,
-		LotSize:     r.LotSize,
-		MinQuantity: r.MinQuantity,
-		MinNotional: r.MinNotional,
+		TickSize:     r.TickSize,
+		LotSize:      r.LotSize,
+		MinQuantity:  r.MinQuantity,
+		MinNotional:  r.MinNotional,
+		MakerFeeRate: r.MakerFeeRate,
+		TakerFeeRate: r.TakerFeeRate,
+		Perpetual:    rulesFromProto(r.GetPerpetual()),
 	}
 }
 

@@ -76,7 +76,52 @@ type Instrument struct {
 	UpdatedAt     time.Time
 	// Revision starts at 1 and grows by one with every change.
 	Revision uint64
+	// MakerFeeRate and TakerFeeRate are the fees of a trade's maker and
+	// taker, fractions of its value at RateScale ("0.0002"); "0" for none.
+	MakerFeeRate, TakerFeeRate string
+	// Perpetual is a perpetual's contract rules; nil for spot.
+	Perpetual *PerpetualRules
 }
+
+// PerpetualRules are the contract rules of a linear perpetual, margined in
+// the quote asset with isolated margin. Rates are decimal texts at
+// RateScale in their shortest form.
+type PerpetualRules struct {
+	// MaxLeverage is the highest leverage an account may choose, 1 to
+	// MaxLeverage.
+	MaxLeverage int32
+	// InitialMarginRate is 1 / MaxLeverage rounded up at RateScale; it is
+	// derived, never set.
+	InitialMarginRate string
+	// MaintenanceMarginRate is what a position must keep, above zero and
+	// below InitialMarginRate.
+	MaintenanceMarginRate string
+	// FundingInterval is how often funding is settled: from a minute to a
+	// day, and a whole number of intervals make a day, so that intervals
+	// start at the same times every day (UTC).
+	FundingInterval time.Duration
+	// FundingRateClamp bounds the funding rate of an interval either way,
+	// 0 to MaxFundingRateClamp.
+	FundingRateClamp string
+	// ImpactNotional is the value (quote asset, at the notional scale)
+	// the impact bid and ask take from the book.
+	ImpactNotional string
+	// IndexSymbol is the spot instrument (of the same assets) whose mid
+	// price is the index; empty for none.
+	IndexSymbol string
+}
+
+// Limits of the contract rules and fees.
+const (
+	// RateScale is the scale of every rate: millionths.
+	RateScale = 6
+	// MaxLeverage is the highest max leverage a perpetual may allow.
+	MaxLeverage = 200
+	// MaxFeeRate and MaxFundingRateClamp bound fee rates and funding
+	// rates.
+	MaxFeeRate          = "0.1"
+	MaxFundingRateClamp = "0.1"
+)
 
 // NotionalScale is the scale of price times quantity, and of MinNotional.
 func (in Instrument) NotionalScale() int32 { return in.PriceScale + in.QuantityScale }
@@ -105,6 +150,10 @@ type InstrumentSpec struct {
 	PriceScale, QuantityScale int32
 	// StartHalted creates the instrument halted instead of trading.
 	StartHalted bool
+	// MakerFeeRate and TakerFeeRate: empty means "0".
+	MakerFeeRate, TakerFeeRate string
+	// Perpetual is required for KindPerpetual and refused for KindSpot.
+	Perpetual *PerpetualRules
 }
 
 // Limits of instrument fields.
@@ -147,6 +196,9 @@ func NewInstrument(spec InstrumentSpec, now time.Time) (Instrument, error) {
 		CreatedAt:     now,
 		UpdatedAt:     now,
 		Revision:      1,
+		MakerFeeRate:  spec.MakerFeeRate,
+		TakerFeeRate:  spec.TakerFeeRate,
+		Perpetual:     spec.Perpetual.clone(),
 	}
 	if in.MinQuantity == "" {
 		in.MinQuantity = in.LotSize
@@ -208,7 +260,92 @@ func (in Instrument) withRules() (Instrument, error) {
 	in.LotSize = decimal.FormatTrim(lot, in.QuantityScale)
 	in.MinQuantity = decimal.FormatTrim(minQty, in.QuantityScale)
 	in.MinNotional = decimal.FormatTrim(minNotional, in.NotionalScale())
+	if in.MakerFeeRate, err = rate("maker_fee_rate", in.MakerFeeRate, MaxFeeRate); err != nil {
+		return Instrument{}, err
+	}
+	if in.TakerFeeRate, err = rate("taker_fee_rate", in.TakerFeeRate, MaxFeeRate); err != nil {
+		return Instrument{}, err
+	}
+	switch {
+	case in.Kind == KindPerpetual && in.Perpetual == nil:
+		return Instrument{}, invalidf("perpetual", "a perpetual needs its contract rules (max_leverage, maintenance_margin_rate, funding_interval, funding_rate_clamp, impact_notional)")
+	case in.Kind != KindPerpetual && in.Perpetual != nil:
+		return Instrument{}, invalidf("perpetual", "only a perpetual has contract rules; %s is %s", in.Symbol, in.Kind)
+	case in.Perpetual != nil:
+		rules, err := in.Perpetual.checked(in)
+		if err != nil {
+			return Instrument{}, err
+		}
+		in.Perpetual = &rules
+	}
 	return in, nil
+}
+
+// rate parses a rate ("" is "0") at RateScale, from zero to most, and
+// returns its shortest form.
+func rate(field, s, most string) (string, error) {
+	if s == "" {
+		s = "0"
+	}
+	v, err := decimal.ParseNonNegative(s, RateScale)
+	if err != nil {
+		return "", invalid(field, err)
+	}
+	if limit, _ := decimal.Parse(most, RateScale); v > limit {
+		return "", invalidf(field, "must be at most %s, got %s", most, s)
+	}
+	return decimal.FormatTrim(v, RateScale), nil
+}
+
+// rateUnit is 1 at RateScale.
+const rateUnit = 1_000_000
+
+// checked returns the rules with their derived and shortest forms, or why
+// they cannot be in's.
+func (r PerpetualRules) checked(in Instrument) (PerpetualRules, error) {
+	if r.MaxLeverage < 1 || r.MaxLeverage > MaxLeverage {
+		return PerpetualRules{}, invalidf("perpetual.max_leverage", "must be 1 to %d, got %d", MaxLeverage, r.MaxLeverage)
+	}
+	initial := (rateUnit + int64(r.MaxLeverage) - 1) / int64(r.MaxLeverage)
+	r.InitialMarginRate = decimal.FormatTrim(initial, RateScale)
+	mm, err := decimal.Parse(r.MaintenanceMarginRate, RateScale)
+	if err != nil {
+		return PerpetualRules{}, invalid("perpetual.maintenance_margin_rate", err)
+	}
+	if mm <= 0 || mm >= initial {
+		return PerpetualRules{}, invalidf("perpetual.maintenance_margin_rate",
+			"must be above 0 and below the initial margin rate %s (1 / max_leverage), got %s", r.InitialMarginRate, r.MaintenanceMarginRate)
+	}
+	r.MaintenanceMarginRate = decimal.FormatTrim(mm, RateScale)
+	if d := r.FundingInterval; d < time.Minute || d > 24*time.Hour || (24*time.Hour)%d != 0 {
+		return PerpetualRules{}, invalidf("perpetual.funding_interval", "must be from 1m to 24h and divide a day evenly (1h, 4h, 8h...), got %s", d)
+	}
+	if r.FundingRateClamp, err = rate("perpetual.funding_rate_clamp", r.FundingRateClamp, MaxFundingRateClamp); err != nil {
+		return PerpetualRules{}, err
+	}
+	impact, err := positive("perpetual.impact_notional", r.ImpactNotional, in.NotionalScale())
+	if err != nil {
+		return PerpetualRules{}, err
+	}
+	r.ImpactNotional = decimal.FormatTrim(impact, in.NotionalScale())
+	if r.IndexSymbol != "" {
+		if err := ValidateSymbol(r.IndexSymbol); err != nil {
+			return PerpetualRules{}, invalid("perpetual.index_symbol", err)
+		}
+		if r.IndexSymbol == in.Symbol {
+			return PerpetualRules{}, invalidf("perpetual.index_symbol", "must name a spot instrument, not %s itself", in.Symbol)
+		}
+	}
+	return r, nil
+}
+
+// clone is a copy of r, nil for nil.
+func (r *PerpetualRules) clone() *PerpetualRules {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	return &c
 }
 
 // positive parses s at scale and requires it above zero.
@@ -263,6 +400,9 @@ func isUpperAlnum(c byte) bool { return ('A' <= c && c <= 'Z') || ('0' <= c && c
 // InstrumentChange is an update of trading rules; nil fields stay as they are.
 type InstrumentChange struct {
 	TickSize, LotSize, MinQuantity, MinNotional *string
+	MakerFeeRate, TakerFeeRate                  *string
+	// Perpetual replaces a perpetual's contract rules, all of them.
+	Perpetual *PerpetualRules
 }
 
 // Update applies ch and returns the changed instrument at the next
@@ -280,6 +420,11 @@ func (in Instrument) Update(ch InstrumentChange, now time.Time) (Instrument, []s
 	set(&next.LotSize, ch.LotSize)
 	set(&next.MinQuantity, ch.MinQuantity)
 	set(&next.MinNotional, ch.MinNotional)
+	set(&next.MakerFeeRate, ch.MakerFeeRate)
+	set(&next.TakerFeeRate, ch.TakerFeeRate)
+	if ch.Perpetual != nil {
+		next.Perpetual = ch.Perpetual.clone()
+	}
 	next, err := next.withRules()
 	if err != nil {
 		return Instrument{}, nil, err
@@ -347,7 +492,18 @@ func ChangedFields(prev, next Instrument) []string {
 	add("quantity_scale", prev.QuantityScale != next.QuantityScale)
 	add("status", prev.Status != next.Status)
 	add("status_reason", prev.StatusReason != next.StatusReason)
+	add("maker_fee_rate", prev.MakerFeeRate != next.MakerFeeRate)
+	add("taker_fee_rate", prev.TakerFeeRate != next.TakerFeeRate)
+	add("perpetual", !equalRules(prev.Perpetual, next.Perpetual))
 	return out
+}
+
+// equalRules reports whether two instruments' contract rules are the same.
+func equalRules(a, b *PerpetualRules) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // InstrumentFilter selects instruments in a list; zero fields match all.

@@ -26,7 +26,7 @@ func TestNewInstrument(t *testing.T) {
 		Symbol: "BTCUSDT", Kind: metadata.KindSpot, BaseAsset: "BTC", QuoteAsset: "USDT",
 		TickSize: "0.01", LotSize: "0.00001", MinQuantity: "0.00001", MinNotional: "5",
 		PriceScale: 2, QuantityScale: 5, Status: metadata.StatusTrading,
-		CreatedAt: epoch, UpdatedAt: epoch, Revision: 1,
+		CreatedAt: epoch, UpdatedAt: epoch, Revision: 1, MakerFeeRate: "0", TakerFeeRate: "0",
 	}
 	if in != want {
 		t.Fatalf("NewInstrument =\n%+v\nwant\n%+v", in, want)

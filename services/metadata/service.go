@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,12 +177,16 @@ func (s *Service) start(ctx context.Context) error {
 }
 
 // seed creates the seed instruments that do not exist; existing ones are
-// left as they are, and publish nothing.
+// left as they are, and publish nothing, except that a seed perpetual
+// stored before perpetuals had contract rules gets the seed's.
 func (s *Service) seed(ctx context.Context) error {
 	for _, spec := range s.cfg.Seed {
 		in, err := s.createInstrument(ctx, spec, s.cfg.Actor)
 		switch {
 		case errors.Is(err, ErrAlreadyExists):
+			if err := s.seedRules(ctx, spec); err != nil {
+				return fmt.Errorf("seed the contract rules of %s: %w", spec.Symbol, err)
+			}
 			continue
 		case err != nil:
 			return fmt.Errorf("seed instrument %s: %w", spec.Symbol, err)
@@ -189,6 +194,26 @@ func (s *Service) seed(ctx context.Context) error {
 		s.log.InfoContext(ctx, "instrument seeded", "symbol", in.Symbol, "kind", in.Kind.String())
 	}
 	return nil
+}
+
+// seedRules gives spec's perpetual the seed's contract rules if it has
+// none.
+func (s *Service) seedRules(ctx context.Context, spec InstrumentSpec) error {
+	if spec.Perpetual == nil {
+		return nil
+	}
+	seeded := false
+	_, err := s.changeInstrument(ctx, spec.Symbol, nil, "contract rules seeded", func(cur Instrument, now time.Time) (Instrument, []string, error) {
+		if cur.Kind != KindPerpetual || cur.Perpetual != nil {
+			return cur, nil, nil
+		}
+		seeded = true
+		return cur.Update(InstrumentChange{Perpetual: spec.Perpetual}, now)
+	})
+	if err == nil && seeded {
+		s.log.InfoContext(ctx, "contract rules seeded", "symbol", spec.Symbol)
+	}
+	return err
 }
 
 // store returns the open store, opening the buckets on first use.
@@ -284,6 +309,9 @@ func (s *Service) createInstrument(ctx context.Context, spec InstrumentSpec, act
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if err := checkIndex(ctx, st, in); err != nil {
+		return Instrument{}, err
+	}
 	if err := st.createInstrument(ctx, in); err != nil {
 		return Instrument{}, err
 	}
@@ -291,6 +319,26 @@ func (s *Service) createInstrument(ctx context.Context, spec InstrumentSpec, act
 		return s.events.instrumentCreated(ctx, in, actor)
 	})
 	return in, nil
+}
+
+// checkIndex refuses a perpetual whose index instrument is not a spot
+// instrument of the same assets.
+func checkIndex(ctx context.Context, st *store, in Instrument) error {
+	if in.Perpetual == nil || in.Perpetual.IndexSymbol == "" {
+		return nil
+	}
+	sym := in.Perpetual.IndexSymbol
+	index, _, err := st.getInstrument(ctx, sym)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return invalidf("perpetual.index_symbol", "no instrument %s", sym)
+	case err != nil:
+		return err
+	case index.Kind != KindSpot || index.BaseAsset != in.BaseAsset || index.QuoteAsset != in.QuoteAsset:
+		return invalidf("perpetual.index_symbol", "%s must be a spot instrument of %s/%s, it is %s %s/%s",
+			sym, in.BaseAsset, in.QuoteAsset, index.Kind, index.BaseAsset, index.QuoteAsset)
+	}
+	return nil
 }
 
 // instrumentEdit computes the next state of an instrument and the fields
@@ -316,6 +364,9 @@ func (s *Service) changeInstrument(ctx context.Context, symbol string, expected 
 			return cur, err
 		}
 		n, fields, err := edit(cur, s.now())
+		if err == nil && slices.Contains(fields, "perpetual") {
+			err = checkIndex(ctx, st, n)
+		}
 		changed = fields
 		return n, err
 	})

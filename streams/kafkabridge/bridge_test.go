@@ -524,6 +524,11 @@ func TestCrashesYieldEveryMessageOnce(t *testing.T) {
 			f.produceCommands(t, keys, 0, 40)
 			routes := []Route{{exportTopic, Export}, {importTopic, Import}}
 			for crash := range 3 {
+				// Fresh work each round, so that a round reaches its crash
+				// point whatever the rounds before left stored.
+				round := []string{fmt.Sprintf("R%dUSDT", crash)}
+				f.publishEvents(t.Context(), t, round, 32)
+				f.produceCommands(t, round, 0, 32)
 				var calls atomic.Int64
 				cfg := f.config(routes...)
 				cfg.Batch, cfg.storeWay = 16, c.store
@@ -544,7 +549,7 @@ func TestCrashesYieldEveryMessageOnce(t *testing.T) {
 			cfg := f.config(routes...)
 			cfg.storeWay = c.store
 			f.run(t, cfg)
-			f.checkBothWays(t, 130, 130)
+			f.checkBothWays(t, 130+3*32, 130+3*32)
 		})
 	}
 }

@@ -285,7 +285,9 @@ func testDeadLetter(t *testing.T, s *suite) {
 	}
 	var calls sync.WaitGroup
 	calls.Add(3)
-	s.consume(t, s.env.JetStream, streams.ConsumerConfig{Name: "settlement", MaxDeliver: 3, Ordering: streams.Unordered},
+	// AckWait short: a nak lost to a busy cluster (a route dropped under
+	// load) comes back in seconds, not after the default's half minute.
+	s.consume(t, s.env.JetStream, streams.ConsumerConfig{Name: "settlement", MaxDeliver: 3, Ordering: streams.Unordered, AckWait: 2 * time.Second},
 		func(context.Context, *streams.Message[*wrapperspb.StringValue]) error {
 			calls.Done()
 			return errors.New("boom: account frozen")

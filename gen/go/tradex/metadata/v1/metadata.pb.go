@@ -15,6 +15,7 @@ import (
 	v1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -68,7 +69,14 @@ type Instrument struct {
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Revision for optimistic concurrency: starts at 1 and grows with every change. Pass it
 	// as expected_revision to make an update conditional.
-	Revision      uint64 `protobuf:"varint,15,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,15,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The fee the maker of a trade pays, a fraction of the trade's value as a decimal string
+	// with at most 6 digits (e.g. "0.0002" is 0.02%); "0" for none.
+	MakerFeeRate string `protobuf:"bytes,16,opt,name=maker_fee_rate,json=makerFeeRate,proto3" json:"maker_fee_rate,omitempty"`
+	// The fee the taker of a trade pays, like maker_fee_rate.
+	TakerFeeRate string `protobuf:"bytes,17,opt,name=taker_fee_rate,json=takerFeeRate,proto3" json:"taker_fee_rate,omitempty"`
+	// The contract's rules: set for a perpetual, absent for spot.
+	Perpetual     *PerpetualRules `protobuf:"bytes,18,opt,name=perpetual,proto3" json:"perpetual,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,6 +216,133 @@ func (x *Instrument) GetRevision() uint64 {
 	return 0
 }
 
+func (x *Instrument) GetMakerFeeRate() string {
+	if x != nil {
+		return x.MakerFeeRate
+	}
+	return ""
+}
+
+func (x *Instrument) GetTakerFeeRate() string {
+	if x != nil {
+		return x.TakerFeeRate
+	}
+	return ""
+}
+
+func (x *Instrument) GetPerpetual() *PerpetualRules {
+	if x != nil {
+		return x.Perpetual
+	}
+	return nil
+}
+
+// PerpetualRules are the rules of a linear perpetual contract, margined in the quote asset
+// with isolated margin per account (docs/perpetuals.md). Rates are decimal strings with at
+// most 6 digits, fractions of a position's value.
+type PerpetualRules struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The highest leverage an account may choose, 1 to 200.
+	MaxLeverage int32 `protobuf:"varint,1,opt,name=max_leverage,json=maxLeverage,proto3" json:"max_leverage,omitempty"`
+	// The margin a position needs at max_leverage, 1 / max_leverage rounded up to 6 digits
+	// (set by the service; ignored in requests).
+	InitialMarginRate string `protobuf:"bytes,2,opt,name=initial_margin_rate,json=initialMarginRate,proto3" json:"initial_margin_rate,omitempty"`
+	// The margin a position must keep; below it at the mark price the position is
+	// liquidated. Above zero and below initial_margin_rate.
+	MaintenanceMarginRate string `protobuf:"bytes,3,opt,name=maintenance_margin_rate,json=maintenanceMarginRate,proto3" json:"maintenance_margin_rate,omitempty"`
+	// How often funding is settled, 1 minute to 24 hours.
+	FundingInterval *durationpb.Duration `protobuf:"bytes,4,opt,name=funding_interval,json=fundingInterval,proto3" json:"funding_interval,omitempty"`
+	// The largest funding rate of one interval either way; 0 to 0.1.
+	FundingRateClamp string `protobuf:"bytes,5,opt,name=funding_rate_clamp,json=fundingRateClamp,proto3" json:"funding_rate_clamp,omitempty"`
+	// The value (quote asset, a decimal string within the notional scale) the impact bid and
+	// ask prices take from the book.
+	ImpactNotional string `protobuf:"bytes,6,opt,name=impact_notional,json=impactNotional,proto3" json:"impact_notional,omitempty"`
+	// The spot instrument whose mid price is the index the funding premium is measured
+	// against; empty when there is none (the mark price serves).
+	IndexSymbol   string `protobuf:"bytes,7,opt,name=index_symbol,json=indexSymbol,proto3" json:"index_symbol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PerpetualRules) Reset() {
+	*x = PerpetualRules{}
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PerpetualRules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PerpetualRules) ProtoMessage() {}
+
+func (x *PerpetualRules) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PerpetualRules.ProtoReflect.Descriptor instead.
+func (*PerpetualRules) Descriptor() ([]byte, []int) {
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PerpetualRules) GetMaxLeverage() int32 {
+	if x != nil {
+		return x.MaxLeverage
+	}
+	return 0
+}
+
+func (x *PerpetualRules) GetInitialMarginRate() string {
+	if x != nil {
+		return x.InitialMarginRate
+	}
+	return ""
+}
+
+func (x *PerpetualRules) GetMaintenanceMarginRate() string {
+	if x != nil {
+		return x.MaintenanceMarginRate
+	}
+	return ""
+}
+
+func (x *PerpetualRules) GetFundingInterval() *durationpb.Duration {
+	if x != nil {
+		return x.FundingInterval
+	}
+	return nil
+}
+
+func (x *PerpetualRules) GetFundingRateClamp() string {
+	if x != nil {
+		return x.FundingRateClamp
+	}
+	return ""
+}
+
+func (x *PerpetualRules) GetImpactNotional() string {
+	if x != nil {
+		return x.ImpactNotional
+	}
+	return ""
+}
+
+func (x *PerpetualRules) GetIndexSymbol() string {
+	if x != nil {
+		return x.IndexSymbol
+	}
+	return ""
+}
+
 // ConfigEntry is one runtime configuration value.
 type ConfigEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -228,7 +363,7 @@ type ConfigEntry struct {
 
 func (x *ConfigEntry) Reset() {
 	*x = ConfigEntry{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[1]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +375,7 @@ func (x *ConfigEntry) String() string {
 func (*ConfigEntry) ProtoMessage() {}
 
 func (x *ConfigEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[1]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +388,7 @@ func (x *ConfigEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEntry.ProtoReflect.Descriptor instead.
 func (*ConfigEntry) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{1}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ConfigEntry) GetKey() string {
@@ -295,7 +430,7 @@ type GetInstrumentRequest struct {
 
 func (x *GetInstrumentRequest) Reset() {
 	*x = GetInstrumentRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[2]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +442,7 @@ func (x *GetInstrumentRequest) String() string {
 func (*GetInstrumentRequest) ProtoMessage() {}
 
 func (x *GetInstrumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[2]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +455,7 @@ func (x *GetInstrumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInstrumentRequest.ProtoReflect.Descriptor instead.
 func (*GetInstrumentRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{2}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetInstrumentRequest) GetSymbol() string {
@@ -341,7 +476,7 @@ type GetInstrumentResponse struct {
 
 func (x *GetInstrumentResponse) Reset() {
 	*x = GetInstrumentResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[3]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +488,7 @@ func (x *GetInstrumentResponse) String() string {
 func (*GetInstrumentResponse) ProtoMessage() {}
 
 func (x *GetInstrumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[3]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +501,7 @@ func (x *GetInstrumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInstrumentResponse.ProtoReflect.Descriptor instead.
 func (*GetInstrumentResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{3}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetInstrumentResponse) GetInstrument() *Instrument {
@@ -395,7 +530,7 @@ type ListInstrumentsRequest struct {
 
 func (x *ListInstrumentsRequest) Reset() {
 	*x = ListInstrumentsRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[4]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +542,7 @@ func (x *ListInstrumentsRequest) String() string {
 func (*ListInstrumentsRequest) ProtoMessage() {}
 
 func (x *ListInstrumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[4]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +555,7 @@ func (x *ListInstrumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstrumentsRequest.ProtoReflect.Descriptor instead.
 func (*ListInstrumentsRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{4}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListInstrumentsRequest) GetKind() v1.InstrumentKind {
@@ -471,7 +606,7 @@ type ListInstrumentsResponse struct {
 
 func (x *ListInstrumentsResponse) Reset() {
 	*x = ListInstrumentsResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[5]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +618,7 @@ func (x *ListInstrumentsResponse) String() string {
 func (*ListInstrumentsResponse) ProtoMessage() {}
 
 func (x *ListInstrumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[5]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +631,7 @@ func (x *ListInstrumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstrumentsResponse.ProtoReflect.Descriptor instead.
 func (*ListInstrumentsResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{5}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListInstrumentsResponse) GetInstruments() []*Instrument {
@@ -537,14 +672,20 @@ type CreateInstrumentRequest struct {
 	// Digits of quantities; at least the digits of lot_size.
 	QuantityScale int32 `protobuf:"varint,10,opt,name=quantity_scale,json=quantityScale,proto3" json:"quantity_scale,omitempty"`
 	// Whether the new instrument starts halted; false starts it trading.
-	StartHalted   bool `protobuf:"varint,11,opt,name=start_halted,json=startHalted,proto3" json:"start_halted,omitempty"`
+	StartHalted bool `protobuf:"varint,11,opt,name=start_halted,json=startHalted,proto3" json:"start_halted,omitempty"`
+	// The maker's fee rate, see Instrument.maker_fee_rate; empty means "0".
+	MakerFeeRate string `protobuf:"bytes,12,opt,name=maker_fee_rate,json=makerFeeRate,proto3" json:"maker_fee_rate,omitempty"`
+	// The taker's fee rate, see Instrument.taker_fee_rate; empty means "0".
+	TakerFeeRate string `protobuf:"bytes,13,opt,name=taker_fee_rate,json=takerFeeRate,proto3" json:"taker_fee_rate,omitempty"`
+	// The contract's rules: required for a perpetual, refused for spot.
+	Perpetual     *PerpetualRules `protobuf:"bytes,14,opt,name=perpetual,proto3" json:"perpetual,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateInstrumentRequest) Reset() {
 	*x = CreateInstrumentRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[6]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +697,7 @@ func (x *CreateInstrumentRequest) String() string {
 func (*CreateInstrumentRequest) ProtoMessage() {}
 
 func (x *CreateInstrumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[6]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +710,7 @@ func (x *CreateInstrumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInstrumentRequest.ProtoReflect.Descriptor instead.
 func (*CreateInstrumentRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{6}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateInstrumentRequest) GetSymbol() string {
@@ -649,6 +790,27 @@ func (x *CreateInstrumentRequest) GetStartHalted() bool {
 	return false
 }
 
+func (x *CreateInstrumentRequest) GetMakerFeeRate() string {
+	if x != nil {
+		return x.MakerFeeRate
+	}
+	return ""
+}
+
+func (x *CreateInstrumentRequest) GetTakerFeeRate() string {
+	if x != nil {
+		return x.TakerFeeRate
+	}
+	return ""
+}
+
+func (x *CreateInstrumentRequest) GetPerpetual() *PerpetualRules {
+	if x != nil {
+		return x.Perpetual
+	}
+	return nil
+}
+
 // CreateInstrumentResponse carries the created instrument.
 type CreateInstrumentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -660,7 +822,7 @@ type CreateInstrumentResponse struct {
 
 func (x *CreateInstrumentResponse) Reset() {
 	*x = CreateInstrumentResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[7]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +834,7 @@ func (x *CreateInstrumentResponse) String() string {
 func (*CreateInstrumentResponse) ProtoMessage() {}
 
 func (x *CreateInstrumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[7]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +847,7 @@ func (x *CreateInstrumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInstrumentResponse.ProtoReflect.Descriptor instead.
 func (*CreateInstrumentResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{7}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateInstrumentResponse) GetInstrument() *Instrument {
@@ -712,13 +874,19 @@ type UpdateInstrumentRequest struct {
 	MinNotional *string `protobuf:"bytes,5,opt,name=min_notional,json=minNotional,proto3,oneof" json:"min_notional,omitempty"`
 	// When set, the update applies only if the instrument's revision equals it.
 	ExpectedRevision *uint64 `protobuf:"varint,6,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// New maker fee rate.
+	MakerFeeRate *string `protobuf:"bytes,7,opt,name=maker_fee_rate,json=makerFeeRate,proto3,oneof" json:"maker_fee_rate,omitempty"`
+	// New taker fee rate.
+	TakerFeeRate *string `protobuf:"bytes,8,opt,name=taker_fee_rate,json=takerFeeRate,proto3,oneof" json:"taker_fee_rate,omitempty"`
+	// New contract rules of a perpetual, all of them.
+	Perpetual     *PerpetualRules `protobuf:"bytes,9,opt,name=perpetual,proto3" json:"perpetual,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateInstrumentRequest) Reset() {
 	*x = UpdateInstrumentRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[8]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +898,7 @@ func (x *UpdateInstrumentRequest) String() string {
 func (*UpdateInstrumentRequest) ProtoMessage() {}
 
 func (x *UpdateInstrumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[8]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +911,7 @@ func (x *UpdateInstrumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateInstrumentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateInstrumentRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{8}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateInstrumentRequest) GetSymbol() string {
@@ -788,6 +956,27 @@ func (x *UpdateInstrumentRequest) GetExpectedRevision() uint64 {
 	return 0
 }
 
+func (x *UpdateInstrumentRequest) GetMakerFeeRate() string {
+	if x != nil && x.MakerFeeRate != nil {
+		return *x.MakerFeeRate
+	}
+	return ""
+}
+
+func (x *UpdateInstrumentRequest) GetTakerFeeRate() string {
+	if x != nil && x.TakerFeeRate != nil {
+		return *x.TakerFeeRate
+	}
+	return ""
+}
+
+func (x *UpdateInstrumentRequest) GetPerpetual() *PerpetualRules {
+	if x != nil {
+		return x.Perpetual
+	}
+	return nil
+}
+
 // UpdateInstrumentResponse carries the updated instrument.
 type UpdateInstrumentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -799,7 +988,7 @@ type UpdateInstrumentResponse struct {
 
 func (x *UpdateInstrumentResponse) Reset() {
 	*x = UpdateInstrumentResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[9]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +1000,7 @@ func (x *UpdateInstrumentResponse) String() string {
 func (*UpdateInstrumentResponse) ProtoMessage() {}
 
 func (x *UpdateInstrumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[9]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +1013,7 @@ func (x *UpdateInstrumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateInstrumentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateInstrumentResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{9}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateInstrumentResponse) GetInstrument() *Instrument {
@@ -849,7 +1038,7 @@ type HaltInstrumentRequest struct {
 
 func (x *HaltInstrumentRequest) Reset() {
 	*x = HaltInstrumentRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[10]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +1050,7 @@ func (x *HaltInstrumentRequest) String() string {
 func (*HaltInstrumentRequest) ProtoMessage() {}
 
 func (x *HaltInstrumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[10]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +1063,7 @@ func (x *HaltInstrumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HaltInstrumentRequest.ProtoReflect.Descriptor instead.
 func (*HaltInstrumentRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{10}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HaltInstrumentRequest) GetSymbol() string {
@@ -909,7 +1098,7 @@ type HaltInstrumentResponse struct {
 
 func (x *HaltInstrumentResponse) Reset() {
 	*x = HaltInstrumentResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[11]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1110,7 @@ func (x *HaltInstrumentResponse) String() string {
 func (*HaltInstrumentResponse) ProtoMessage() {}
 
 func (x *HaltInstrumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[11]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1123,7 @@ func (x *HaltInstrumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HaltInstrumentResponse.ProtoReflect.Descriptor instead.
 func (*HaltInstrumentResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{11}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HaltInstrumentResponse) GetInstrument() *Instrument {
@@ -959,7 +1148,7 @@ type ResumeInstrumentRequest struct {
 
 func (x *ResumeInstrumentRequest) Reset() {
 	*x = ResumeInstrumentRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[12]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1160,7 @@ func (x *ResumeInstrumentRequest) String() string {
 func (*ResumeInstrumentRequest) ProtoMessage() {}
 
 func (x *ResumeInstrumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[12]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1173,7 @@ func (x *ResumeInstrumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeInstrumentRequest.ProtoReflect.Descriptor instead.
 func (*ResumeInstrumentRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{12}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ResumeInstrumentRequest) GetSymbol() string {
@@ -1019,7 +1208,7 @@ type ResumeInstrumentResponse struct {
 
 func (x *ResumeInstrumentResponse) Reset() {
 	*x = ResumeInstrumentResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[13]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1220,7 @@ func (x *ResumeInstrumentResponse) String() string {
 func (*ResumeInstrumentResponse) ProtoMessage() {}
 
 func (x *ResumeInstrumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[13]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1233,7 @@ func (x *ResumeInstrumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeInstrumentResponse.ProtoReflect.Descriptor instead.
 func (*ResumeInstrumentResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{13}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResumeInstrumentResponse) GetInstrument() *Instrument {
@@ -1065,7 +1254,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[14]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1266,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[14]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1279,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{14}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetConfigRequest) GetKey() string {
@@ -1111,7 +1300,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[15]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1312,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[15]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1325,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{15}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetConfigResponse) GetEntry() *ConfigEntry {
@@ -1162,7 +1351,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[16]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1363,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[16]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1376,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{16}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetConfigRequest) GetKey() string {
@@ -1222,7 +1411,7 @@ type SetConfigResponse struct {
 
 func (x *SetConfigResponse) Reset() {
 	*x = SetConfigResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[17]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1423,7 @@ func (x *SetConfigResponse) String() string {
 func (*SetConfigResponse) ProtoMessage() {}
 
 func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[17]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1436,7 @@ func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{17}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetConfigResponse) GetEntry() *ConfigEntry {
@@ -1270,7 +1459,7 @@ type DeleteConfigRequest struct {
 
 func (x *DeleteConfigRequest) Reset() {
 	*x = DeleteConfigRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[18]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1471,7 @@ func (x *DeleteConfigRequest) String() string {
 func (*DeleteConfigRequest) ProtoMessage() {}
 
 func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[18]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1484,7 @@ func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConfigRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{18}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteConfigRequest) GetKey() string {
@@ -1321,7 +1510,7 @@ type DeleteConfigResponse struct {
 
 func (x *DeleteConfigResponse) Reset() {
 	*x = DeleteConfigResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[19]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1522,7 @@ func (x *DeleteConfigResponse) String() string {
 func (*DeleteConfigResponse) ProtoMessage() {}
 
 func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[19]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1535,7 @@ func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConfigResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{19}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{20}
 }
 
 // ListConfigRequest filters and pages the configuration entries.
@@ -1362,7 +1551,7 @@ type ListConfigRequest struct {
 
 func (x *ListConfigRequest) Reset() {
 	*x = ListConfigRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[20]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1563,7 @@ func (x *ListConfigRequest) String() string {
 func (*ListConfigRequest) ProtoMessage() {}
 
 func (x *ListConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[20]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1576,7 @@ func (x *ListConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{20}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListConfigRequest) GetPrefix() string {
@@ -1417,7 +1606,7 @@ type ListConfigResponse struct {
 
 func (x *ListConfigResponse) Reset() {
 	*x = ListConfigResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[21]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1618,7 @@ func (x *ListConfigResponse) String() string {
 func (*ListConfigResponse) ProtoMessage() {}
 
 func (x *ListConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[21]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1631,7 @@ func (x *ListConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{21}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListConfigResponse) GetEntries() []*ConfigEntry {
@@ -1470,7 +1659,7 @@ type WatchConfigRequest struct {
 
 func (x *WatchConfigRequest) Reset() {
 	*x = WatchConfigRequest{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[22]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1671,7 @@ func (x *WatchConfigRequest) String() string {
 func (*WatchConfigRequest) ProtoMessage() {}
 
 func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[22]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1684,7 @@ func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchConfigRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{22}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchConfigRequest) GetPrefix() string {
@@ -1522,7 +1711,7 @@ type WatchConfigResponse struct {
 
 func (x *WatchConfigResponse) Reset() {
 	*x = WatchConfigResponse{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[23]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1723,7 @@ func (x *WatchConfigResponse) String() string {
 func (*WatchConfigResponse) ProtoMessage() {}
 
 func (x *WatchConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[23]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1736,7 @@ func (x *WatchConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConfigResponse.ProtoReflect.Descriptor instead.
 func (*WatchConfigResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{23}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchConfigResponse) GetEvent() isWatchConfigResponse_Event {
@@ -1622,7 +1811,7 @@ type InstrumentCreated struct {
 
 func (x *InstrumentCreated) Reset() {
 	*x = InstrumentCreated{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[24]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1823,7 @@ func (x *InstrumentCreated) String() string {
 func (*InstrumentCreated) ProtoMessage() {}
 
 func (x *InstrumentCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[24]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1836,7 @@ func (x *InstrumentCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstrumentCreated.ProtoReflect.Descriptor instead.
 func (*InstrumentCreated) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{24}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InstrumentCreated) GetInstrument() *Instrument {
@@ -1685,7 +1874,7 @@ type InstrumentUpdated struct {
 
 func (x *InstrumentUpdated) Reset() {
 	*x = InstrumentUpdated{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[25]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1886,7 @@ func (x *InstrumentUpdated) String() string {
 func (*InstrumentUpdated) ProtoMessage() {}
 
 func (x *InstrumentUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[25]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1899,7 @@ func (x *InstrumentUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstrumentUpdated.ProtoReflect.Descriptor instead.
 func (*InstrumentUpdated) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{25}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InstrumentUpdated) GetInstrument() *Instrument {
@@ -1770,7 +1959,7 @@ type ConfigChanged struct {
 
 func (x *ConfigChanged) Reset() {
 	*x = ConfigChanged{}
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[26]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1971,7 @@ func (x *ConfigChanged) String() string {
 func (*ConfigChanged) ProtoMessage() {}
 
 func (x *ConfigChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[26]
+	mi := &file_tradex_metadata_v1_metadata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1984,7 @@ func (x *ConfigChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigChanged.ProtoReflect.Descriptor instead.
 func (*ConfigChanged) Descriptor() ([]byte, []int) {
-	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{26}
+	return file_tradex_metadata_v1_metadata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ConfigChanged) GetKey() string {
@@ -1844,7 +2033,7 @@ var File_tradex_metadata_v1_metadata_proto protoreflect.FileDescriptor
 
 const file_tradex_metadata_v1_metadata_proto_rawDesc = "" +
 	"\n" +
-	"!tradex/metadata/v1/metadata.proto\x12\x12tradex.metadata.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\xd3\x04\n" +
+	"!tradex/metadata/v1/metadata.proto\x12\x12tradex.metadata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\xe1\x05\n" +
 	"\n" +
 	"Instrument\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x124\n" +
@@ -1867,7 +2056,18 @@ const file_tradex_metadata_v1_metadata_proto_rawDesc = "" +
 	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
-	"\brevision\x18\x0f \x01(\x04R\brevision\"\x8c\x01\n" +
+	"\brevision\x18\x0f \x01(\x04R\brevision\x12$\n" +
+	"\x0emaker_fee_rate\x18\x10 \x01(\tR\fmakerFeeRate\x12$\n" +
+	"\x0etaker_fee_rate\x18\x11 \x01(\tR\ftakerFeeRate\x12@\n" +
+	"\tperpetual\x18\x12 \x01(\v2\".tradex.metadata.v1.PerpetualRulesR\tperpetual\"\xdb\x02\n" +
+	"\x0ePerpetualRules\x12!\n" +
+	"\fmax_leverage\x18\x01 \x01(\x05R\vmaxLeverage\x12.\n" +
+	"\x13initial_margin_rate\x18\x02 \x01(\tR\x11initialMarginRate\x126\n" +
+	"\x17maintenance_margin_rate\x18\x03 \x01(\tR\x15maintenanceMarginRate\x12D\n" +
+	"\x10funding_interval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0ffundingInterval\x12,\n" +
+	"\x12funding_rate_clamp\x18\x05 \x01(\tR\x10fundingRateClamp\x12'\n" +
+	"\x0fimpact_notional\x18\x06 \x01(\tR\x0eimpactNotional\x12!\n" +
+	"\findex_symbol\x18\a \x01(\tR\vindexSymbol\"\x8c\x01\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1a\n" +
@@ -1890,7 +2090,7 @@ const file_tradex_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x04page\x18\x05 \x01(\v2\x1d.tradex.common.v1.PageRequestR\x04page\"\x8f\x01\n" +
 	"\x17ListInstrumentsResponse\x12@\n" +
 	"\vinstruments\x18\x01 \x03(\v2\x1e.tradex.metadata.v1.InstrumentR\vinstruments\x122\n" +
-	"\x04page\x18\x02 \x01(\v2\x1e.tradex.common.v1.PageResponseR\x04page\"\x90\x03\n" +
+	"\x04page\x18\x02 \x01(\v2\x1e.tradex.common.v1.PageResponseR\x04page\"\x9e\x04\n" +
 	"\x17CreateInstrumentRequest\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .tradex.common.v1.InstrumentKindR\x04kind\x12\x1d\n" +
@@ -1906,24 +2106,32 @@ const file_tradex_metadata_v1_metadata_proto_rawDesc = "" +
 	"priceScale\x12%\n" +
 	"\x0equantity_scale\x18\n" +
 	" \x01(\x05R\rquantityScale\x12!\n" +
-	"\fstart_halted\x18\v \x01(\bR\vstartHalted\"Z\n" +
+	"\fstart_halted\x18\v \x01(\bR\vstartHalted\x12$\n" +
+	"\x0emaker_fee_rate\x18\f \x01(\tR\fmakerFeeRate\x12$\n" +
+	"\x0etaker_fee_rate\x18\r \x01(\tR\ftakerFeeRate\x12@\n" +
+	"\tperpetual\x18\x0e \x01(\v2\".tradex.metadata.v1.PerpetualRulesR\tperpetual\"Z\n" +
 	"\x18CreateInstrumentResponse\x12>\n" +
 	"\n" +
 	"instrument\x18\x01 \x01(\v2\x1e.tradex.metadata.v1.InstrumentR\n" +
-	"instrument\"\xc8\x02\n" +
+	"instrument\"\x86\x04\n" +
 	"\x17UpdateInstrumentRequest\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12 \n" +
 	"\ttick_size\x18\x02 \x01(\tH\x00R\btickSize\x88\x01\x01\x12\x1e\n" +
 	"\blot_size\x18\x03 \x01(\tH\x01R\alotSize\x88\x01\x01\x12&\n" +
 	"\fmin_quantity\x18\x04 \x01(\tH\x02R\vminQuantity\x88\x01\x01\x12&\n" +
 	"\fmin_notional\x18\x05 \x01(\tH\x03R\vminNotional\x88\x01\x01\x120\n" +
-	"\x11expected_revision\x18\x06 \x01(\x04H\x04R\x10expectedRevision\x88\x01\x01B\f\n" +
+	"\x11expected_revision\x18\x06 \x01(\x04H\x04R\x10expectedRevision\x88\x01\x01\x12)\n" +
+	"\x0emaker_fee_rate\x18\a \x01(\tH\x05R\fmakerFeeRate\x88\x01\x01\x12)\n" +
+	"\x0etaker_fee_rate\x18\b \x01(\tH\x06R\ftakerFeeRate\x88\x01\x01\x12@\n" +
+	"\tperpetual\x18\t \x01(\v2\".tradex.metadata.v1.PerpetualRulesR\tperpetualB\f\n" +
 	"\n" +
 	"_tick_sizeB\v\n" +
 	"\t_lot_sizeB\x0f\n" +
 	"\r_min_quantityB\x0f\n" +
 	"\r_min_notionalB\x14\n" +
-	"\x12_expected_revision\"Z\n" +
+	"\x12_expected_revisionB\x11\n" +
+	"\x0f_maker_fee_rateB\x11\n" +
+	"\x0f_taker_fee_rate\"Z\n" +
 	"\x18UpdateInstrumentResponse\x12>\n" +
 	"\n" +
 	"instrument\x18\x01 \x01(\v2\x1e.tradex.metadata.v1.InstrumentR\n" +
@@ -2023,100 +2231,106 @@ func file_tradex_metadata_v1_metadata_proto_rawDescGZIP() []byte {
 	return file_tradex_metadata_v1_metadata_proto_rawDescData
 }
 
-var file_tradex_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tradex_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_tradex_metadata_v1_metadata_proto_goTypes = []any{
 	(*Instrument)(nil),               // 0: tradex.metadata.v1.Instrument
-	(*ConfigEntry)(nil),              // 1: tradex.metadata.v1.ConfigEntry
-	(*GetInstrumentRequest)(nil),     // 2: tradex.metadata.v1.GetInstrumentRequest
-	(*GetInstrumentResponse)(nil),    // 3: tradex.metadata.v1.GetInstrumentResponse
-	(*ListInstrumentsRequest)(nil),   // 4: tradex.metadata.v1.ListInstrumentsRequest
-	(*ListInstrumentsResponse)(nil),  // 5: tradex.metadata.v1.ListInstrumentsResponse
-	(*CreateInstrumentRequest)(nil),  // 6: tradex.metadata.v1.CreateInstrumentRequest
-	(*CreateInstrumentResponse)(nil), // 7: tradex.metadata.v1.CreateInstrumentResponse
-	(*UpdateInstrumentRequest)(nil),  // 8: tradex.metadata.v1.UpdateInstrumentRequest
-	(*UpdateInstrumentResponse)(nil), // 9: tradex.metadata.v1.UpdateInstrumentResponse
-	(*HaltInstrumentRequest)(nil),    // 10: tradex.metadata.v1.HaltInstrumentRequest
-	(*HaltInstrumentResponse)(nil),   // 11: tradex.metadata.v1.HaltInstrumentResponse
-	(*ResumeInstrumentRequest)(nil),  // 12: tradex.metadata.v1.ResumeInstrumentRequest
-	(*ResumeInstrumentResponse)(nil), // 13: tradex.metadata.v1.ResumeInstrumentResponse
-	(*GetConfigRequest)(nil),         // 14: tradex.metadata.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),        // 15: tradex.metadata.v1.GetConfigResponse
-	(*SetConfigRequest)(nil),         // 16: tradex.metadata.v1.SetConfigRequest
-	(*SetConfigResponse)(nil),        // 17: tradex.metadata.v1.SetConfigResponse
-	(*DeleteConfigRequest)(nil),      // 18: tradex.metadata.v1.DeleteConfigRequest
-	(*DeleteConfigResponse)(nil),     // 19: tradex.metadata.v1.DeleteConfigResponse
-	(*ListConfigRequest)(nil),        // 20: tradex.metadata.v1.ListConfigRequest
-	(*ListConfigResponse)(nil),       // 21: tradex.metadata.v1.ListConfigResponse
-	(*WatchConfigRequest)(nil),       // 22: tradex.metadata.v1.WatchConfigRequest
-	(*WatchConfigResponse)(nil),      // 23: tradex.metadata.v1.WatchConfigResponse
-	(*InstrumentCreated)(nil),        // 24: tradex.metadata.v1.InstrumentCreated
-	(*InstrumentUpdated)(nil),        // 25: tradex.metadata.v1.InstrumentUpdated
-	(*ConfigChanged)(nil),            // 26: tradex.metadata.v1.ConfigChanged
-	(v1.InstrumentKind)(0),           // 27: tradex.common.v1.InstrumentKind
-	(v1.InstrumentStatus)(0),         // 28: tradex.common.v1.InstrumentStatus
-	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),           // 30: tradex.common.v1.PageRequest
-	(*v1.PageResponse)(nil),          // 31: tradex.common.v1.PageResponse
-	(*v1.SnapshotEnd)(nil),           // 32: tradex.common.v1.SnapshotEnd
-	(*fieldmaskpb.FieldMask)(nil),    // 33: google.protobuf.FieldMask
+	(*PerpetualRules)(nil),           // 1: tradex.metadata.v1.PerpetualRules
+	(*ConfigEntry)(nil),              // 2: tradex.metadata.v1.ConfigEntry
+	(*GetInstrumentRequest)(nil),     // 3: tradex.metadata.v1.GetInstrumentRequest
+	(*GetInstrumentResponse)(nil),    // 4: tradex.metadata.v1.GetInstrumentResponse
+	(*ListInstrumentsRequest)(nil),   // 5: tradex.metadata.v1.ListInstrumentsRequest
+	(*ListInstrumentsResponse)(nil),  // 6: tradex.metadata.v1.ListInstrumentsResponse
+	(*CreateInstrumentRequest)(nil),  // 7: tradex.metadata.v1.CreateInstrumentRequest
+	(*CreateInstrumentResponse)(nil), // 8: tradex.metadata.v1.CreateInstrumentResponse
+	(*UpdateInstrumentRequest)(nil),  // 9: tradex.metadata.v1.UpdateInstrumentRequest
+	(*UpdateInstrumentResponse)(nil), // 10: tradex.metadata.v1.UpdateInstrumentResponse
+	(*HaltInstrumentRequest)(nil),    // 11: tradex.metadata.v1.HaltInstrumentRequest
+	(*HaltInstrumentResponse)(nil),   // 12: tradex.metadata.v1.HaltInstrumentResponse
+	(*ResumeInstrumentRequest)(nil),  // 13: tradex.metadata.v1.ResumeInstrumentRequest
+	(*ResumeInstrumentResponse)(nil), // 14: tradex.metadata.v1.ResumeInstrumentResponse
+	(*GetConfigRequest)(nil),         // 15: tradex.metadata.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),        // 16: tradex.metadata.v1.GetConfigResponse
+	(*SetConfigRequest)(nil),         // 17: tradex.metadata.v1.SetConfigRequest
+	(*SetConfigResponse)(nil),        // 18: tradex.metadata.v1.SetConfigResponse
+	(*DeleteConfigRequest)(nil),      // 19: tradex.metadata.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),     // 20: tradex.metadata.v1.DeleteConfigResponse
+	(*ListConfigRequest)(nil),        // 21: tradex.metadata.v1.ListConfigRequest
+	(*ListConfigResponse)(nil),       // 22: tradex.metadata.v1.ListConfigResponse
+	(*WatchConfigRequest)(nil),       // 23: tradex.metadata.v1.WatchConfigRequest
+	(*WatchConfigResponse)(nil),      // 24: tradex.metadata.v1.WatchConfigResponse
+	(*InstrumentCreated)(nil),        // 25: tradex.metadata.v1.InstrumentCreated
+	(*InstrumentUpdated)(nil),        // 26: tradex.metadata.v1.InstrumentUpdated
+	(*ConfigChanged)(nil),            // 27: tradex.metadata.v1.ConfigChanged
+	(v1.InstrumentKind)(0),           // 28: tradex.common.v1.InstrumentKind
+	(v1.InstrumentStatus)(0),         // 29: tradex.common.v1.InstrumentStatus
+	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 31: google.protobuf.Duration
+	(*v1.PageRequest)(nil),           // 32: tradex.common.v1.PageRequest
+	(*v1.PageResponse)(nil),          // 33: tradex.common.v1.PageResponse
+	(*v1.SnapshotEnd)(nil),           // 34: tradex.common.v1.SnapshotEnd
+	(*fieldmaskpb.FieldMask)(nil),    // 35: google.protobuf.FieldMask
 }
 var file_tradex_metadata_v1_metadata_proto_depIdxs = []int32{
-	27, // 0: tradex.metadata.v1.Instrument.kind:type_name -> tradex.common.v1.InstrumentKind
-	28, // 1: tradex.metadata.v1.Instrument.status:type_name -> tradex.common.v1.InstrumentStatus
-	29, // 2: tradex.metadata.v1.Instrument.created_at:type_name -> google.protobuf.Timestamp
-	29, // 3: tradex.metadata.v1.Instrument.updated_at:type_name -> google.protobuf.Timestamp
-	29, // 4: tradex.metadata.v1.ConfigEntry.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: tradex.metadata.v1.GetInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
-	27, // 6: tradex.metadata.v1.ListInstrumentsRequest.kind:type_name -> tradex.common.v1.InstrumentKind
-	28, // 7: tradex.metadata.v1.ListInstrumentsRequest.status:type_name -> tradex.common.v1.InstrumentStatus
-	30, // 8: tradex.metadata.v1.ListInstrumentsRequest.page:type_name -> tradex.common.v1.PageRequest
-	0,  // 9: tradex.metadata.v1.ListInstrumentsResponse.instruments:type_name -> tradex.metadata.v1.Instrument
-	31, // 10: tradex.metadata.v1.ListInstrumentsResponse.page:type_name -> tradex.common.v1.PageResponse
-	27, // 11: tradex.metadata.v1.CreateInstrumentRequest.kind:type_name -> tradex.common.v1.InstrumentKind
-	0,  // 12: tradex.metadata.v1.CreateInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
-	0,  // 13: tradex.metadata.v1.UpdateInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
-	0,  // 14: tradex.metadata.v1.HaltInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
-	0,  // 15: tradex.metadata.v1.ResumeInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
-	1,  // 16: tradex.metadata.v1.GetConfigResponse.entry:type_name -> tradex.metadata.v1.ConfigEntry
-	1,  // 17: tradex.metadata.v1.SetConfigResponse.entry:type_name -> tradex.metadata.v1.ConfigEntry
-	30, // 18: tradex.metadata.v1.ListConfigRequest.page:type_name -> tradex.common.v1.PageRequest
-	1,  // 19: tradex.metadata.v1.ListConfigResponse.entries:type_name -> tradex.metadata.v1.ConfigEntry
-	31, // 20: tradex.metadata.v1.ListConfigResponse.page:type_name -> tradex.common.v1.PageResponse
-	1,  // 21: tradex.metadata.v1.WatchConfigResponse.current:type_name -> tradex.metadata.v1.ConfigEntry
-	32, // 22: tradex.metadata.v1.WatchConfigResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
-	26, // 23: tradex.metadata.v1.WatchConfigResponse.changed:type_name -> tradex.metadata.v1.ConfigChanged
-	0,  // 24: tradex.metadata.v1.InstrumentCreated.instrument:type_name -> tradex.metadata.v1.Instrument
-	0,  // 25: tradex.metadata.v1.InstrumentUpdated.instrument:type_name -> tradex.metadata.v1.Instrument
-	0,  // 26: tradex.metadata.v1.InstrumentUpdated.previous:type_name -> tradex.metadata.v1.Instrument
-	33, // 27: tradex.metadata.v1.InstrumentUpdated.changed_fields:type_name -> google.protobuf.FieldMask
-	29, // 28: tradex.metadata.v1.ConfigChanged.changed_at:type_name -> google.protobuf.Timestamp
-	2,  // 29: tradex.metadata.v1.MetadataService.GetInstrument:input_type -> tradex.metadata.v1.GetInstrumentRequest
-	4,  // 30: tradex.metadata.v1.MetadataService.ListInstruments:input_type -> tradex.metadata.v1.ListInstrumentsRequest
-	6,  // 31: tradex.metadata.v1.MetadataService.CreateInstrument:input_type -> tradex.metadata.v1.CreateInstrumentRequest
-	8,  // 32: tradex.metadata.v1.MetadataService.UpdateInstrument:input_type -> tradex.metadata.v1.UpdateInstrumentRequest
-	10, // 33: tradex.metadata.v1.MetadataService.HaltInstrument:input_type -> tradex.metadata.v1.HaltInstrumentRequest
-	12, // 34: tradex.metadata.v1.MetadataService.ResumeInstrument:input_type -> tradex.metadata.v1.ResumeInstrumentRequest
-	14, // 35: tradex.metadata.v1.MetadataService.GetConfig:input_type -> tradex.metadata.v1.GetConfigRequest
-	16, // 36: tradex.metadata.v1.MetadataService.SetConfig:input_type -> tradex.metadata.v1.SetConfigRequest
-	18, // 37: tradex.metadata.v1.MetadataService.DeleteConfig:input_type -> tradex.metadata.v1.DeleteConfigRequest
-	20, // 38: tradex.metadata.v1.MetadataService.ListConfig:input_type -> tradex.metadata.v1.ListConfigRequest
-	22, // 39: tradex.metadata.v1.MetadataService.WatchConfig:input_type -> tradex.metadata.v1.WatchConfigRequest
-	3,  // 40: tradex.metadata.v1.MetadataService.GetInstrument:output_type -> tradex.metadata.v1.GetInstrumentResponse
-	5,  // 41: tradex.metadata.v1.MetadataService.ListInstruments:output_type -> tradex.metadata.v1.ListInstrumentsResponse
-	7,  // 42: tradex.metadata.v1.MetadataService.CreateInstrument:output_type -> tradex.metadata.v1.CreateInstrumentResponse
-	9,  // 43: tradex.metadata.v1.MetadataService.UpdateInstrument:output_type -> tradex.metadata.v1.UpdateInstrumentResponse
-	11, // 44: tradex.metadata.v1.MetadataService.HaltInstrument:output_type -> tradex.metadata.v1.HaltInstrumentResponse
-	13, // 45: tradex.metadata.v1.MetadataService.ResumeInstrument:output_type -> tradex.metadata.v1.ResumeInstrumentResponse
-	15, // 46: tradex.metadata.v1.MetadataService.GetConfig:output_type -> tradex.metadata.v1.GetConfigResponse
-	17, // 47: tradex.metadata.v1.MetadataService.SetConfig:output_type -> tradex.metadata.v1.SetConfigResponse
-	19, // 48: tradex.metadata.v1.MetadataService.DeleteConfig:output_type -> tradex.metadata.v1.DeleteConfigResponse
-	21, // 49: tradex.metadata.v1.MetadataService.ListConfig:output_type -> tradex.metadata.v1.ListConfigResponse
-	23, // 50: tradex.metadata.v1.MetadataService.WatchConfig:output_type -> tradex.metadata.v1.WatchConfigResponse
-	40, // [40:51] is the sub-list for method output_type
-	29, // [29:40] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	28, // 0: tradex.metadata.v1.Instrument.kind:type_name -> tradex.common.v1.InstrumentKind
+	29, // 1: tradex.metadata.v1.Instrument.status:type_name -> tradex.common.v1.InstrumentStatus
+	30, // 2: tradex.metadata.v1.Instrument.created_at:type_name -> google.protobuf.Timestamp
+	30, // 3: tradex.metadata.v1.Instrument.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 4: tradex.metadata.v1.Instrument.perpetual:type_name -> tradex.metadata.v1.PerpetualRules
+	31, // 5: tradex.metadata.v1.PerpetualRules.funding_interval:type_name -> google.protobuf.Duration
+	30, // 6: tradex.metadata.v1.ConfigEntry.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 7: tradex.metadata.v1.GetInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
+	28, // 8: tradex.metadata.v1.ListInstrumentsRequest.kind:type_name -> tradex.common.v1.InstrumentKind
+	29, // 9: tradex.metadata.v1.ListInstrumentsRequest.status:type_name -> tradex.common.v1.InstrumentStatus
+	32, // 10: tradex.metadata.v1.ListInstrumentsRequest.page:type_name -> tradex.common.v1.PageRequest
+	0,  // 11: tradex.metadata.v1.ListInstrumentsResponse.instruments:type_name -> tradex.metadata.v1.Instrument
+	33, // 12: tradex.metadata.v1.ListInstrumentsResponse.page:type_name -> tradex.common.v1.PageResponse
+	28, // 13: tradex.metadata.v1.CreateInstrumentRequest.kind:type_name -> tradex.common.v1.InstrumentKind
+	1,  // 14: tradex.metadata.v1.CreateInstrumentRequest.perpetual:type_name -> tradex.metadata.v1.PerpetualRules
+	0,  // 15: tradex.metadata.v1.CreateInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
+	1,  // 16: tradex.metadata.v1.UpdateInstrumentRequest.perpetual:type_name -> tradex.metadata.v1.PerpetualRules
+	0,  // 17: tradex.metadata.v1.UpdateInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
+	0,  // 18: tradex.metadata.v1.HaltInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
+	0,  // 19: tradex.metadata.v1.ResumeInstrumentResponse.instrument:type_name -> tradex.metadata.v1.Instrument
+	2,  // 20: tradex.metadata.v1.GetConfigResponse.entry:type_name -> tradex.metadata.v1.ConfigEntry
+	2,  // 21: tradex.metadata.v1.SetConfigResponse.entry:type_name -> tradex.metadata.v1.ConfigEntry
+	32, // 22: tradex.metadata.v1.ListConfigRequest.page:type_name -> tradex.common.v1.PageRequest
+	2,  // 23: tradex.metadata.v1.ListConfigResponse.entries:type_name -> tradex.metadata.v1.ConfigEntry
+	33, // 24: tradex.metadata.v1.ListConfigResponse.page:type_name -> tradex.common.v1.PageResponse
+	2,  // 25: tradex.metadata.v1.WatchConfigResponse.current:type_name -> tradex.metadata.v1.ConfigEntry
+	34, // 26: tradex.metadata.v1.WatchConfigResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
+	27, // 27: tradex.metadata.v1.WatchConfigResponse.changed:type_name -> tradex.metadata.v1.ConfigChanged
+	0,  // 28: tradex.metadata.v1.InstrumentCreated.instrument:type_name -> tradex.metadata.v1.Instrument
+	0,  // 29: tradex.metadata.v1.InstrumentUpdated.instrument:type_name -> tradex.metadata.v1.Instrument
+	0,  // 30: tradex.metadata.v1.InstrumentUpdated.previous:type_name -> tradex.metadata.v1.Instrument
+	35, // 31: tradex.metadata.v1.InstrumentUpdated.changed_fields:type_name -> google.protobuf.FieldMask
+	30, // 32: tradex.metadata.v1.ConfigChanged.changed_at:type_name -> google.protobuf.Timestamp
+	3,  // 33: tradex.metadata.v1.MetadataService.GetInstrument:input_type -> tradex.metadata.v1.GetInstrumentRequest
+	5,  // 34: tradex.metadata.v1.MetadataService.ListInstruments:input_type -> tradex.metadata.v1.ListInstrumentsRequest
+	7,  // 35: tradex.metadata.v1.MetadataService.CreateInstrument:input_type -> tradex.metadata.v1.CreateInstrumentRequest
+	9,  // 36: tradex.metadata.v1.MetadataService.UpdateInstrument:input_type -> tradex.metadata.v1.UpdateInstrumentRequest
+	11, // 37: tradex.metadata.v1.MetadataService.HaltInstrument:input_type -> tradex.metadata.v1.HaltInstrumentRequest
+	13, // 38: tradex.metadata.v1.MetadataService.ResumeInstrument:input_type -> tradex.metadata.v1.ResumeInstrumentRequest
+	15, // 39: tradex.metadata.v1.MetadataService.GetConfig:input_type -> tradex.metadata.v1.GetConfigRequest
+	17, // 40: tradex.metadata.v1.MetadataService.SetConfig:input_type -> tradex.metadata.v1.SetConfigRequest
+	19, // 41: tradex.metadata.v1.MetadataService.DeleteConfig:input_type -> tradex.metadata.v1.DeleteConfigRequest
+	21, // 42: tradex.metadata.v1.MetadataService.ListConfig:input_type -> tradex.metadata.v1.ListConfigRequest
+	23, // 43: tradex.metadata.v1.MetadataService.WatchConfig:input_type -> tradex.metadata.v1.WatchConfigRequest
+	4,  // 44: tradex.metadata.v1.MetadataService.GetInstrument:output_type -> tradex.metadata.v1.GetInstrumentResponse
+	6,  // 45: tradex.metadata.v1.MetadataService.ListInstruments:output_type -> tradex.metadata.v1.ListInstrumentsResponse
+	8,  // 46: tradex.metadata.v1.MetadataService.CreateInstrument:output_type -> tradex.metadata.v1.CreateInstrumentResponse
+	10, // 47: tradex.metadata.v1.MetadataService.UpdateInstrument:output_type -> tradex.metadata.v1.UpdateInstrumentResponse
+	12, // 48: tradex.metadata.v1.MetadataService.HaltInstrument:output_type -> tradex.metadata.v1.HaltInstrumentResponse
+	14, // 49: tradex.metadata.v1.MetadataService.ResumeInstrument:output_type -> tradex.metadata.v1.ResumeInstrumentResponse
+	16, // 50: tradex.metadata.v1.MetadataService.GetConfig:output_type -> tradex.metadata.v1.GetConfigResponse
+	18, // 51: tradex.metadata.v1.MetadataService.SetConfig:output_type -> tradex.metadata.v1.SetConfigResponse
+	20, // 52: tradex.metadata.v1.MetadataService.DeleteConfig:output_type -> tradex.metadata.v1.DeleteConfigResponse
+	22, // 53: tradex.metadata.v1.MetadataService.ListConfig:output_type -> tradex.metadata.v1.ListConfigResponse
+	24, // 54: tradex.metadata.v1.MetadataService.WatchConfig:output_type -> tradex.metadata.v1.WatchConfigResponse
+	44, // [44:55] is the sub-list for method output_type
+	33, // [33:44] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_tradex_metadata_v1_metadata_proto_init() }
@@ -2124,12 +2338,12 @@ func file_tradex_metadata_v1_metadata_proto_init() {
 	if File_tradex_metadata_v1_metadata_proto != nil {
 		return
 	}
-	file_tradex_metadata_v1_metadata_proto_msgTypes[8].OneofWrappers = []any{}
-	file_tradex_metadata_v1_metadata_proto_msgTypes[10].OneofWrappers = []any{}
-	file_tradex_metadata_v1_metadata_proto_msgTypes[12].OneofWrappers = []any{}
-	file_tradex_metadata_v1_metadata_proto_msgTypes[16].OneofWrappers = []any{}
-	file_tradex_metadata_v1_metadata_proto_msgTypes[18].OneofWrappers = []any{}
-	file_tradex_metadata_v1_metadata_proto_msgTypes[23].OneofWrappers = []any{
+	file_tradex_metadata_v1_metadata_proto_msgTypes[9].OneofWrappers = []any{}
+	file_tradex_metadata_v1_metadata_proto_msgTypes[11].OneofWrappers = []any{}
+	file_tradex_metadata_v1_metadata_proto_msgTypes[13].OneofWrappers = []any{}
+	file_tradex_metadata_v1_metadata_proto_msgTypes[17].OneofWrappers = []any{}
+	file_tradex_metadata_v1_metadata_proto_msgTypes[19].OneofWrappers = []any{}
+	file_tradex_metadata_v1_metadata_proto_msgTypes[24].OneofWrappers = []any{
 		(*WatchConfigResponse_Current)(nil),
 		(*WatchConfigResponse_SnapshotEnd)(nil),
 		(*WatchConfigResponse_Changed)(nil),
@@ -2140,7 +2354,7 @@ func file_tradex_metadata_v1_metadata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_metadata_v1_metadata_proto_rawDesc), len(file_tradex_metadata_v1_metadata_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,8 +9,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { InstrumentKind, InstrumentStatus, PageRequest, PageResponse, SnapshotEnd } from "../../common/v1/common_pb";
 import { file_tradex_common_v1_common } from "../../common/v1/common_pb";
 import type { Message } from "@bufbuild/protobuf";
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/metadata/v1/metadata.proto.
  */
 export const file_tradex_metadata_v1_metadata: GenFile = /*@__PURE__*/
-  fileDesc("CiF0cmFkZXgvbWV0YWRhdGEvdjEvbWV0YWRhdGEucHJvdG8SEnRyYWRleC5tZXRhZGF0YS52MSKwAwoKSW5zdHJ1bWVudBIOCgZzeW1ib2wYASABKAkSLgoEa2luZBgCIAEoDjIgLnRyYWRleC5jb21tb24udjEuSW5zdHJ1bWVudEtpbmQSEgoKYmFzZV9hc3NldBgDIAEoCRITCgtxdW90ZV9hc3NldBgEIAEoCRIRCgl0aWNrX3NpemUYBSABKAkSEAoIbG90X3NpemUYBiABKAkSFAoMbWluX3F1YW50aXR5GAcgASgJEhQKDG1pbl9ub3Rpb25hbBgIIAEoCRITCgtwcmljZV9zY2FsZRgJIAEoBRIWCg5xdWFudGl0eV9zY2FsZRgKIAEoBRIyCgZzdGF0dXMYCyABKA4yIi50cmFkZXguY29tbW9uLnYxLkluc3RydW1lbnRTdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgMIAEoCRIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgPIAEoBCJrCgtDb25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkSEAoIcmV2aXNpb24YAyABKAQSLgoKdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoUR2V0SW5zdHJ1bWVudFJlcXVlc3QSDgoGc3ltYm9sGAEgASgJIksKFUdldEluc3RydW1lbnRSZXNwb25zZRIyCgppbnN0cnVtZW50GAEgASgLMh4udHJhZGV4Lm1ldGFkYXRhLnYxLkluc3RydW1lbnQi0gEKFkxpc3RJbnN0cnVtZW50c1JlcXVlc3QSLgoEa2luZBgBIAEoDjIgLnRyYWRleC5jb21tb24udjEuSW5zdHJ1bWVudEtpbmQSMgoGc3RhdHVzGAIgASgOMiIudHJhZGV4LmNvbW1vbi52MS5JbnN0cnVtZW50U3RhdHVzEhIKCmJhc2VfYXNzZXQYAyABKAkSEwoLcXVvdGVfYXNzZXQYBCABKAkSKwoEcGFnZRgFIAEoCzIdLnRyYWRleC5jb21tb24udjEuUGFnZVJlcXVlc3QifAoXTGlzdEluc3RydW1lbnRzUmVzcG9uc2USMwoLaW5zdHJ1bWVudHMYASADKAsyHi50cmFkZXgubWV0YWRhdGEudjEuSW5zdHJ1bWVudBIsCgRwYWdlGAIgASgLMh4udHJhZGV4LmNvbW1vbi52MS5QYWdlUmVzcG9uc2UilgIKF0NyZWF0ZUluc3RydW1lbnRSZXF1ZXN0Eg4KBnN5bWJvbBgBIAEoCRIuCgRraW5kGAIgASgOMiAudHJhZGV4LmNvbW1vbi52MS5JbnN0cnVtZW50S2luZBISCgpiYXNlX2Fzc2V0GAMgASgJEhMKC3F1b3RlX2Fzc2V0GAQgASgJEhEKCXRpY2tfc2l6ZRgFIAEoCRIQCghsb3Rfc2l6ZRgGIAEoCRIUCgxtaW5fcXVhbnRpdHkYByABKAkSFAoMbWluX25vdGlvbmFsGAggASgJEhMKC3ByaWNlX3NjYWxlGAkgASgFEhYKDnF1YW50aXR5X3NjYWxlGAogASgFEhQKDHN0YXJ0X2hhbHRlZBgLIAEoCCJOChhDcmVhdGVJbnN0cnVtZW50UmVzcG9uc2USMgoKaW5zdHJ1bWVudBgBIAEoCzIeLnRyYWRleC5tZXRhZGF0YS52MS5JbnN0cnVtZW50IoECChdVcGRhdGVJbnN0cnVtZW50UmVxdWVzdBIOCgZzeW1ib2wYASABKAkSFgoJdGlja19zaXplGAIgASgJSACIAQESFQoIbG90X3NpemUYAyABKAlIAYgBARIZCgxtaW5fcXVhbnRpdHkYBCABKAlIAogBARIZCgxtaW5fbm90aW9uYWwYBSABKAlIA4gBARIeChFleHBlY3RlZF9yZXZpc2lvbhgGIAEoBEgEiAEBQgwKCl90aWNrX3NpemVCCwoJX2xvdF9zaXplQg8KDV9taW5fcXVhbnRpdHlCDwoNX21pbl9ub3Rpb25hbEIUChJfZXhwZWN0ZWRfcmV2aXNpb24iTgoYVXBkYXRlSW5zdHJ1bWVudFJlc3BvbnNlEjIKCmluc3RydW1lbnQYASABKAsyHi50cmFkZXgubWV0YWRhdGEudjEuSW5zdHJ1bWVudCJtChVIYWx0SW5zdHJ1bWVudFJlcXVlc3QSDgoGc3ltYm9sGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoBEgAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiJMChZIYWx0SW5zdHJ1bWVudFJlc3BvbnNlEjIKCmluc3RydW1lbnQYASABKAsyHi50cmFkZXgubWV0YWRhdGEudjEuSW5zdHJ1bWVudCJvChdSZXN1bWVJbnN0cnVtZW50UmVxdWVzdBIOCgZzeW1ib2wYASABKAkSDgoGcmVhc29uGAIgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIk4KGFJlc3VtZUluc3RydW1lbnRSZXNwb25zZRIyCgppbnN0cnVtZW50GAEgASgLMh4udHJhZGV4Lm1ldGFkYXRhLnYxLkluc3RydW1lbnQiHwoQR2V0Q29uZmlnUmVxdWVzdBILCgNrZXkYASABKAkiQwoRR2V0Q29uZmlnUmVzcG9uc2USLgoFZW50cnkYASABKAsyHy50cmFkZXgubWV0YWRhdGEudjEuQ29uZmlnRW50cnkiZAoQU2V0Q29uZmlnUmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iQwoRU2V0Q29uZmlnUmVzcG9uc2USLgoFZW50cnkYASABKAsyHy50cmFkZXgubWV0YWRhdGEudjEuQ29uZmlnRW50cnkiWAoTRGVsZXRlQ29uZmlnUmVxdWVzdBILCgNrZXkYASABKAkSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iFgoURGVsZXRlQ29uZmlnUmVzcG9uc2UiUAoRTGlzdENvbmZpZ1JlcXVlc3QSDgoGcHJlZml4GAEgASgJEisKBHBhZ2UYAiABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InQKEkxpc3RDb25maWdSZXNwb25zZRIwCgdlbnRyaWVzGAEgAygLMh8udHJhZGV4Lm1ldGFkYXRhLnYxLkNvbmZpZ0VudHJ5EiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIkChJXYXRjaENvbmZpZ1JlcXVlc3QSDgoGcHJlZml4GAEgASgJIr8BChNXYXRjaENvbmZpZ1Jlc3BvbnNlEjIKB2N1cnJlbnQYASABKAsyHy50cmFkZXgubWV0YWRhdGEudjEuQ29uZmlnRW50cnlIABI1CgxzbmFwc2hvdF9lbmQYAiABKAsyHS50cmFkZXguY29tbW9uLnYxLlNuYXBzaG90RW5kSAASNAoHY2hhbmdlZBgDIAEoCzIhLnRyYWRleC5tZXRhZGF0YS52MS5Db25maWdDaGFuZ2VkSABCBwoFZXZlbnQiVgoRSW5zdHJ1bWVudENyZWF0ZWQSMgoKaW5zdHJ1bWVudBgBIAEoCzIeLnRyYWRleC5tZXRhZGF0YS52MS5JbnN0cnVtZW50Eg0KBWFjdG9yGAIgASgJIswBChFJbnN0cnVtZW50VXBkYXRlZBIyCgppbnN0cnVtZW50GAEgASgLMh4udHJhZGV4Lm1ldGFkYXRhLnYxLkluc3RydW1lbnQSMAoIcHJldmlvdXMYAiABKAsyHi50cmFkZXgubWV0YWRhdGEudjEuSW5zdHJ1bWVudBIyCg5jaGFuZ2VkX2ZpZWxkcxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSDgoGcmVhc29uGAQgASgJEg0KBWFjdG9yGAUgASgJIo0BCg1Db25maWdDaGFuZ2VkEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIQCghyZXZpc2lvbhgDIAEoBBIPCgdkZWxldGVkGAQgASgIEi4KCmNoYW5nZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAYgASgJMoMJCg9NZXRhZGF0YVNlcnZpY2USaQoNR2V0SW5zdHJ1bWVudBIoLnRyYWRleC5tZXRhZGF0YS52MS5HZXRJbnN0cnVtZW50UmVxdWVzdBopLnRyYWRleC5tZXRhZGF0YS52MS5HZXRJbnN0cnVtZW50UmVzcG9uc2UiA5ACARJvCg9MaXN0SW5zdHJ1bWVudHMSKi50cmFkZXgubWV0YWRhdGEudjEuTGlzdEluc3RydW1lbnRzUmVxdWVzdBorLnRyYWRleC5tZXRhZGF0YS52MS5MaXN0SW5zdHJ1bWVudHNSZXNwb25zZSIDkAIBEm0KEENyZWF0ZUluc3RydW1lbnQSKy50cmFkZXgubWV0YWRhdGEudjEuQ3JlYXRlSW5zdHJ1bWVudFJlcXVlc3QaLC50cmFkZXgubWV0YWRhdGEudjEuQ3JlYXRlSW5zdHJ1bWVudFJlc3BvbnNlEm0KEFVwZGF0ZUluc3RydW1lbnQSKy50cmFkZXgubWV0YWRhdGEudjEuVXBkYXRlSW5zdHJ1bWVudFJlcXVlc3QaLC50cmFkZXgubWV0YWRhdGEudjEuVXBkYXRlSW5zdHJ1bWVudFJlc3BvbnNlEmcKDkhhbHRJbnN0cnVtZW50EikudHJhZGV4Lm1ldGFkYXRhLnYxLkhhbHRJbnN0cnVtZW50UmVxdWVzdBoqLnRyYWRleC5tZXRhZGF0YS52MS5IYWx0SW5zdHJ1bWVudFJlc3BvbnNlEm0KEFJlc3VtZUluc3RydW1lbnQSKy50cmFkZXgubWV0YWRhdGEudjEuUmVzdW1lSW5zdHJ1bWVudFJlcXVlc3QaLC50cmFkZXgubWV0YWRhdGEudjEuUmVzdW1lSW5zdHJ1bWVudFJlc3BvbnNlEl0KCUdldENvbmZpZxIkLnRyYWRleC5tZXRhZGF0YS52MS5HZXRDb25maWdSZXF1ZXN0GiUudHJhZGV4Lm1ldGFkYXRhLnYxLkdldENvbmZpZ1Jlc3BvbnNlIgOQAgESWAoJU2V0Q29uZmlnEiQudHJhZGV4Lm1ldGFkYXRhLnYxLlNldENvbmZpZ1JlcXVlc3QaJS50cmFkZXgubWV0YWRhdGEudjEuU2V0Q29uZmlnUmVzcG9uc2USYQoMRGVsZXRlQ29uZmlnEicudHJhZGV4Lm1ldGFkYXRhLnYxLkRlbGV0ZUNvbmZpZ1JlcXVlc3QaKC50cmFkZXgubWV0YWRhdGEudjEuRGVsZXRlQ29uZmlnUmVzcG9uc2USYAoKTGlzdENvbmZpZxIlLnRyYWRleC5tZXRhZGF0YS52MS5MaXN0Q29uZmlnUmVxdWVzdBomLnRyYWRleC5tZXRhZGF0YS52MS5MaXN0Q29uZmlnUmVzcG9uc2UiA5ACARJgCgtXYXRjaENvbmZpZxImLnRyYWRleC5tZXRhZGF0YS52MS5XYXRjaENvbmZpZ1JlcXVlc3QaJy50cmFkZXgubWV0YWRhdGEudjEuV2F0Y2hDb25maWdSZXNwb25zZTABQtUBChZjb20udHJhZGV4Lm1ldGFkYXRhLnYxQg1NZXRhZGF0YVByb3RvUAFaQmdpdGh1Yi5jb20vdHJhZGV4LW1lc2gvdHJhZGV4L2dlbi9nby90cmFkZXgvbWV0YWRhdGEvdjE7bWV0YWRhdGF2MaICA1RNWKoCElRyYWRleC5NZXRhZGF0YS5WMcoCElRyYWRleFxNZXRhZGF0YVxWMeICHlRyYWRleFxNZXRhZGF0YVxWMVxHUEJNZXRhZGF0YeoCFFRyYWRleDo6TWV0YWRhdGE6OlYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("CiF0cmFkZXgvbWV0YWRhdGEvdjEvbWV0YWRhdGEucHJvdG8SEnRyYWRleC5tZXRhZGF0YS52MSKXBAoKSW5zdHJ1bWVudBIOCgZzeW1ib2wYASABKAkSLgoEa2luZBgCIAEoDjIgLnRyYWRleC5jb21tb24udjEuSW5zdHJ1bWVudEtpbmQSEgoKYmFzZV9hc3NldBgDIAEoCRITCgtxdW90ZV9hc3NldBgEIAEoCRIRCgl0aWNrX3NpemUYBSABKAkSEAoIbG90X3NpemUYBiABKAkSFAoMbWluX3F1YW50aXR5GAcgASgJEhQKDG1pbl9ub3Rpb25hbBgIIAEoCRITCgtwcmljZV9zY2FsZRgJIAEoBRIWCg5xdWFudGl0eV9zY2FsZRgKIAEoBRIyCgZzdGF0dXMYCyABKA4yIi50cmFkZXguY29tbW9uLnYxLkluc3RydW1lbnRTdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgMIAEoCRIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgPIAEoBBIWCg5tYWtlcl9mZWVfcmF0ZRgQIAEoCRIWCg50YWtlcl9mZWVfcmF0ZRgRIAEoCRI1CglwZXJwZXR1YWwYEiABKAsyIi50cmFkZXgubWV0YWRhdGEudjEuUGVycGV0dWFsUnVsZXMi5AEKDlBlcnBldHVhbFJ1bGVzEhQKDG1heF9sZXZlcmFnZRgBIAEoBRIbChNpbml0aWFsX21hcmdpbl9yYXRlGAIgASgJEh8KF21haW50ZW5hbmNlX21hcmdpbl9yYXRlGAMgASgJEjMKEGZ1bmRpbmdfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGgoSZnVuZGluZ19yYXRlX2NsYW1wGAUgASgJEhcKD2ltcGFjdF9ub3Rpb25hbBgGIAEoCRIUCgxpbmRleF9zeW1ib2wYByABKAkiawoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJEhAKCHJldmlzaW9uGAMgASgEEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiYKFEdldEluc3RydW1lbnRSZXF1ZXN0Eg4KBnN5bWJvbBgBIAEoCSJLChVHZXRJbnN0cnVtZW50UmVzcG9uc2USMgoKaW5zdHJ1bWVudBgBIAEoCzIeLnRyYWRleC5tZXRhZGF0YS52MS5JbnN0cnVtZW50ItIBChZMaXN0SW5zdHJ1bWVudHNSZXF1ZXN0Ei4KBGtpbmQYASABKA4yIC50cmFkZXguY29tbW9uLnYxLkluc3RydW1lbnRLaW5kEjIKBnN0YXR1cxgCIAEoDjIiLnRyYWRleC5jb21tb24udjEuSW5zdHJ1bWVudFN0YXR1cxISCgpiYXNlX2Fzc2V0GAMgASgJEhMKC3F1b3RlX2Fzc2V0GAQgASgJEisKBHBhZ2UYBSABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InwKF0xpc3RJbnN0cnVtZW50c1Jlc3BvbnNlEjMKC2luc3RydW1lbnRzGAEgAygLMh4udHJhZGV4Lm1ldGFkYXRhLnYxLkluc3RydW1lbnQSLAoEcGFnZRgCIAEoCzIeLnRyYWRleC5jb21tb24udjEuUGFnZVJlc3BvbnNlIv0CChdDcmVhdGVJbnN0cnVtZW50UmVxdWVzdBIOCgZzeW1ib2wYASABKAkSLgoEa2luZBgCIAEoDjIgLnRyYWRleC5jb21tb24udjEuSW5zdHJ1bWVudEtpbmQSEgoKYmFzZV9hc3NldBgDIAEoCRITCgtxdW90ZV9hc3NldBgEIAEoCRIRCgl0aWNrX3NpemUYBSABKAkSEAoIbG90X3NpemUYBiABKAkSFAoMbWluX3F1YW50aXR5GAcgASgJEhQKDG1pbl9ub3Rpb25hbBgIIAEoCRITCgtwcmljZV9zY2FsZRgJIAEoBRIWCg5xdWFudGl0eV9zY2FsZRgKIAEoBRIUCgxzdGFydF9oYWx0ZWQYCyABKAgSFgoObWFrZXJfZmVlX3JhdGUYDCABKAkSFgoOdGFrZXJfZmVlX3JhdGUYDSABKAkSNQoJcGVycGV0dWFsGA4gASgLMiIudHJhZGV4Lm1ldGFkYXRhLnYxLlBlcnBldHVhbFJ1bGVzIk4KGENyZWF0ZUluc3RydW1lbnRSZXNwb25zZRIyCgppbnN0cnVtZW50GAEgASgLMh4udHJhZGV4Lm1ldGFkYXRhLnYxLkluc3RydW1lbnQimAMKF1VwZGF0ZUluc3RydW1lbnRSZXF1ZXN0Eg4KBnN5bWJvbBgBIAEoCRIWCgl0aWNrX3NpemUYAiABKAlIAIgBARIVCghsb3Rfc2l6ZRgDIAEoCUgBiAEBEhkKDG1pbl9xdWFudGl0eRgEIAEoCUgCiAEBEhkKDG1pbl9ub3Rpb25hbBgFIAEoCUgDiAEBEh4KEWV4cGVjdGVkX3JldmlzaW9uGAYgASgESASIAQESGwoObWFrZXJfZmVlX3JhdGUYByABKAlIBYgBARIbCg50YWtlcl9mZWVfcmF0ZRgIIAEoCUgGiAEBEjUKCXBlcnBldHVhbBgJIAEoCzIiLnRyYWRleC5tZXRhZGF0YS52MS5QZXJwZXR1YWxSdWxlc0IMCgpfdGlja19zaXplQgsKCV9sb3Rfc2l6ZUIPCg1fbWluX3F1YW50aXR5Qg8KDV9taW5fbm90aW9uYWxCFAoSX2V4cGVjdGVkX3JldmlzaW9uQhEKD19tYWtlcl9mZWVfcmF0ZUIRCg9fdGFrZXJfZmVlX3JhdGUiTgoYVXBkYXRlSW5zdHJ1bWVudFJlc3BvbnNlEjIKCmluc3RydW1lbnQYASABKAsyHi50cmFkZXgubWV0YWRhdGEudjEuSW5zdHJ1bWVudCJtChVIYWx0SW5zdHJ1bWVudFJlcXVlc3QSDgoGc3ltYm9sGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIeChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoBEgAiAEBQhQKEl9leHBlY3RlZF9yZXZpc2lvbiJMChZIYWx0SW5zdHJ1bWVudFJlc3BvbnNlEjIKCmluc3RydW1lbnQYASABKAsyHi50cmFkZXgubWV0YWRhdGEudjEuSW5zdHJ1bWVudCJvChdSZXN1bWVJbnN0cnVtZW50UmVxdWVzdBIOCgZzeW1ib2wYASABKAkSDgoGcmVhc29uGAIgASgJEh4KEWV4cGVjdGVkX3JldmlzaW9uGAMgASgESACIAQFCFAoSX2V4cGVjdGVkX3JldmlzaW9uIk4KGFJlc3VtZUluc3RydW1lbnRSZXNwb25zZRIyCgppbnN0cnVtZW50GAEgASgLMh4udHJhZGV4Lm1ldGFkYXRhLnYxLkluc3RydW1lbnQiHwoQR2V0Q29uZmlnUmVxdWVzdBILCgNrZXkYASABKAkiQwoRR2V0Q29uZmlnUmVzcG9uc2USLgoFZW50cnkYASABKAsyHy50cmFkZXgubWV0YWRhdGEudjEuQ29uZmlnRW50cnkiZAoQU2V0Q29uZmlnUmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iQwoRU2V0Q29uZmlnUmVzcG9uc2USLgoFZW50cnkYASABKAsyHy50cmFkZXgubWV0YWRhdGEudjEuQ29uZmlnRW50cnkiWAoTRGVsZXRlQ29uZmlnUmVxdWVzdBILCgNrZXkYASABKAkSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAiABKARIAIgBAUIUChJfZXhwZWN0ZWRfcmV2aXNpb24iFgoURGVsZXRlQ29uZmlnUmVzcG9uc2UiUAoRTGlzdENvbmZpZ1JlcXVlc3QSDgoGcHJlZml4GAEgASgJEisKBHBhZ2UYAiABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InQKEkxpc3RDb25maWdSZXNwb25zZRIwCgdlbnRyaWVzGAEgAygLMh8udHJhZGV4Lm1ldGFkYXRhLnYxLkNvbmZpZ0VudHJ5EiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIkChJXYXRjaENvbmZpZ1JlcXVlc3QSDgoGcHJlZml4GAEgASgJIr8BChNXYXRjaENvbmZpZ1Jlc3BvbnNlEjIKB2N1cnJlbnQYASABKAsyHy50cmFkZXgubWV0YWRhdGEudjEuQ29uZmlnRW50cnlIABI1CgxzbmFwc2hvdF9lbmQYAiABKAsyHS50cmFkZXguY29tbW9uLnYxLlNuYXBzaG90RW5kSAASNAoHY2hhbmdlZBgDIAEoCzIhLnRyYWRleC5tZXRhZGF0YS52MS5Db25maWdDaGFuZ2VkSABCBwoFZXZlbnQiVgoRSW5zdHJ1bWVudENyZWF0ZWQSMgoKaW5zdHJ1bWVudBgBIAEoCzIeLnRyYWRleC5tZXRhZGF0YS52MS5JbnN0cnVtZW50Eg0KBWFjdG9yGAIgASgJIswBChFJbnN0cnVtZW50VXBkYXRlZBIyCgppbnN0cnVtZW50GAEgASgLMh4udHJhZGV4Lm1ldGFkYXRhLnYxLkluc3RydW1lbnQSMAoIcHJldmlvdXMYAiABKAsyHi50cmFkZXgubWV0YWRhdGEudjEuSW5zdHJ1bWVudBIyCg5jaGFuZ2VkX2ZpZWxkcxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSDgoGcmVhc29uGAQgASgJEg0KBWFjdG9yGAUgASgJIo0BCg1Db25maWdDaGFuZ2VkEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIQCghyZXZpc2lvbhgDIAEoBBIPCgdkZWxldGVkGAQgASgIEi4KCmNoYW5nZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAYgASgJMoMJCg9NZXRhZGF0YVNlcnZpY2USaQoNR2V0SW5zdHJ1bWVudBIoLnRyYWRleC5tZXRhZGF0YS52MS5HZXRJbnN0cnVtZW50UmVxdWVzdBopLnRyYWRleC5tZXRhZGF0YS52MS5HZXRJbnN0cnVtZW50UmVzcG9uc2UiA5ACARJvCg9MaXN0SW5zdHJ1bWVudHMSKi50cmFkZXgubWV0YWRhdGEudjEuTGlzdEluc3RydW1lbnRzUmVxdWVzdBorLnRyYWRleC5tZXRhZGF0YS52MS5MaXN0SW5zdHJ1bWVudHNSZXNwb25zZSIDkAIBEm0KEENyZWF0ZUluc3RydW1lbnQSKy50cmFkZXgubWV0YWRhdGEudjEuQ3JlYXRlSW5zdHJ1bWVudFJlcXVlc3QaLC50cmFkZXgubWV0YWRhdGEudjEuQ3JlYXRlSW5zdHJ1bWVudFJlc3BvbnNlEm0KEFVwZGF0ZUluc3RydW1lbnQSKy50cmFkZXgubWV0YWRhdGEudjEuVXBkYXRlSW5zdHJ1bWVudFJlcXVlc3QaLC50cmFkZXgubWV0YWRhdGEudjEuVXBkYXRlSW5zdHJ1bWVudFJlc3BvbnNlEmcKDkhhbHRJbnN0cnVtZW50EikudHJhZGV4Lm1ldGFkYXRhLnYxLkhhbHRJbnN0cnVtZW50UmVxdWVzdBoqLnRyYWRleC5tZXRhZGF0YS52MS5IYWx0SW5zdHJ1bWVudFJlc3BvbnNlEm0KEFJlc3VtZUluc3RydW1lbnQSKy50cmFkZXgubWV0YWRhdGEudjEuUmVzdW1lSW5zdHJ1bWVudFJlcXVlc3QaLC50cmFkZXgubWV0YWRhdGEudjEuUmVzdW1lSW5zdHJ1bWVudFJlc3BvbnNlEl0KCUdldENvbmZpZxIkLnRyYWRleC5tZXRhZGF0YS52MS5HZXRDb25maWdSZXF1ZXN0GiUudHJhZGV4Lm1ldGFkYXRhLnYxLkdldENvbmZpZ1Jlc3BvbnNlIgOQAgESWAoJU2V0Q29uZmlnEiQudHJhZGV4Lm1ldGFkYXRhLnYxLlNldENvbmZpZ1JlcXVlc3QaJS50cmFkZXgubWV0YWRhdGEudjEuU2V0Q29uZmlnUmVzcG9uc2USYQoMRGVsZXRlQ29uZmlnEicudHJhZGV4Lm1ldGFkYXRhLnYxLkRlbGV0ZUNvbmZpZ1JlcXVlc3QaKC50cmFkZXgubWV0YWRhdGEudjEuRGVsZXRlQ29uZmlnUmVzcG9uc2USYAoKTGlzdENvbmZpZxIlLnRyYWRleC5tZXRhZGF0YS52MS5MaXN0Q29uZmlnUmVxdWVzdBomLnRyYWRleC5tZXRhZGF0YS52MS5MaXN0Q29uZmlnUmVzcG9uc2UiA5ACARJgCgtXYXRjaENvbmZpZxImLnRyYWRleC5tZXRhZGF0YS52MS5XYXRjaENvbmZpZ1JlcXVlc3QaJy50cmFkZXgubWV0YWRhdGEudjEuV2F0Y2hDb25maWdSZXNwb25zZTABQtUBChZjb20udHJhZGV4Lm1ldGFkYXRhLnYxQg1NZXRhZGF0YVByb3RvUAFaQmdpdGh1Yi5jb20vdHJhZGV4LW1lc2gvdHJhZGV4L2dlbi9nby90cmFkZXgvbWV0YWRhdGEvdjE7bWV0YWRhdGF2MaICA1RNWKoCElRyYWRleC5NZXRhZGF0YS5WMcoCElRyYWRleFxNZXRhZGF0YVxWMeICHlRyYWRleFxNZXRhZGF0YVxWMVxHUEJNZXRhZGF0YeoCFFRyYWRleDo6TWV0YWRhdGE6OlYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * Instrument is a tradable market, such as BTCUSDT (spot) or BTCUSDT-PERP (perpetual).
@@ -138,6 +138,28 @@ export type Instrument = Message<"tradex.metadata.v1.Instrument"> & {
    * @generated from field: uint64 revision = 15;
    */
   revision: bigint;
+
+  /**
+   * The fee the maker of a trade pays, a fraction of the trade's value as a decimal string
+   * with at most 6 digits (e.g. "0.0002" is 0.02%); "0" for none.
+   *
+   * @generated from field: string maker_fee_rate = 16;
+   */
+  makerFeeRate: string;
+
+  /**
+   * The fee the taker of a trade pays, like maker_fee_rate.
+   *
+   * @generated from field: string taker_fee_rate = 17;
+   */
+  takerFeeRate: string;
+
+  /**
+   * The contract's rules: set for a perpetual, absent for spot.
+   *
+   * @generated from field: tradex.metadata.v1.PerpetualRules perpetual = 18;
+   */
+  perpetual?: PerpetualRules | undefined;
 };
 
 /**
@@ -146,6 +168,75 @@ export type Instrument = Message<"tradex.metadata.v1.Instrument"> & {
  */
 export const InstrumentSchema: GenMessage<Instrument> = /*@__PURE__*/
   messageDesc(file_tradex_metadata_v1_metadata, 0);
+
+/**
+ * PerpetualRules are the rules of a linear perpetual contract, margined in the quote asset
+ * with isolated margin per account (docs/perpetuals.md). Rates are decimal strings with at
+ * most 6 digits, fractions of a position's value.
+ *
+ * @generated from message tradex.metadata.v1.PerpetualRules
+ */
+export type PerpetualRules = Message<"tradex.metadata.v1.PerpetualRules"> & {
+  /**
+   * The highest leverage an account may choose, 1 to 200.
+   *
+   * @generated from field: int32 max_leverage = 1;
+   */
+  maxLeverage: number;
+
+  /**
+   * The margin a position needs at max_leverage, 1 / max_leverage rounded up to 6 digits
+   * (set by the service; ignored in requests).
+   *
+   * @generated from field: string initial_margin_rate = 2;
+   */
+  initialMarginRate: string;
+
+  /**
+   * The margin a position must keep; below it at the mark price the position is
+   * liquidated. Above zero and below initial_margin_rate.
+   *
+   * @generated from field: string maintenance_margin_rate = 3;
+   */
+  maintenanceMarginRate: string;
+
+  /**
+   * How often funding is settled, 1 minute to 24 hours.
+   *
+   * @generated from field: google.protobuf.Duration funding_interval = 4;
+   */
+  fundingInterval?: Duration | undefined;
+
+  /**
+   * The largest funding rate of one interval either way; 0 to 0.1.
+   *
+   * @generated from field: string funding_rate_clamp = 5;
+   */
+  fundingRateClamp: string;
+
+  /**
+   * The value (quote asset, a decimal string within the notional scale) the impact bid and
+   * ask prices take from the book.
+   *
+   * @generated from field: string impact_notional = 6;
+   */
+  impactNotional: string;
+
+  /**
+   * The spot instrument whose mid price is the index the funding premium is measured
+   * against; empty when there is none (the mark price serves).
+   *
+   * @generated from field: string index_symbol = 7;
+   */
+  indexSymbol: string;
+};
+
+/**
+ * Describes the message tradex.metadata.v1.PerpetualRules.
+ * Use `create(PerpetualRulesSchema)` to create a new message.
+ */
+export const PerpetualRulesSchema: GenMessage<PerpetualRules> = /*@__PURE__*/
+  messageDesc(file_tradex_metadata_v1_metadata, 1);
 
 /**
  * ConfigEntry is one runtime configuration value.
@@ -190,7 +281,7 @@ export type ConfigEntry = Message<"tradex.metadata.v1.ConfigEntry"> & {
  * Use `create(ConfigEntrySchema)` to create a new message.
  */
 export const ConfigEntrySchema: GenMessage<ConfigEntry> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 1);
+  messageDesc(file_tradex_metadata_v1_metadata, 2);
 
 /**
  * GetInstrumentRequest names the instrument to read.
@@ -211,7 +302,7 @@ export type GetInstrumentRequest = Message<"tradex.metadata.v1.GetInstrumentRequ
  * Use `create(GetInstrumentRequestSchema)` to create a new message.
  */
 export const GetInstrumentRequestSchema: GenMessage<GetInstrumentRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 2);
+  messageDesc(file_tradex_metadata_v1_metadata, 3);
 
 /**
  * GetInstrumentResponse carries the instrument read.
@@ -232,7 +323,7 @@ export type GetInstrumentResponse = Message<"tradex.metadata.v1.GetInstrumentRes
  * Use `create(GetInstrumentResponseSchema)` to create a new message.
  */
 export const GetInstrumentResponseSchema: GenMessage<GetInstrumentResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 3);
+  messageDesc(file_tradex_metadata_v1_metadata, 4);
 
 /**
  * ListInstrumentsRequest filters and pages the instrument list.
@@ -281,7 +372,7 @@ export type ListInstrumentsRequest = Message<"tradex.metadata.v1.ListInstruments
  * Use `create(ListInstrumentsRequestSchema)` to create a new message.
  */
 export const ListInstrumentsRequestSchema: GenMessage<ListInstrumentsRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 4);
+  messageDesc(file_tradex_metadata_v1_metadata, 5);
 
 /**
  * ListInstrumentsResponse carries one page of instruments.
@@ -309,7 +400,7 @@ export type ListInstrumentsResponse = Message<"tradex.metadata.v1.ListInstrument
  * Use `create(ListInstrumentsResponseSchema)` to create a new message.
  */
 export const ListInstrumentsResponseSchema: GenMessage<ListInstrumentsResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 5);
+  messageDesc(file_tradex_metadata_v1_metadata, 6);
 
 /**
  * CreateInstrumentRequest describes a new instrument.
@@ -393,6 +484,27 @@ export type CreateInstrumentRequest = Message<"tradex.metadata.v1.CreateInstrume
    * @generated from field: bool start_halted = 11;
    */
   startHalted: boolean;
+
+  /**
+   * The maker's fee rate, see Instrument.maker_fee_rate; empty means "0".
+   *
+   * @generated from field: string maker_fee_rate = 12;
+   */
+  makerFeeRate: string;
+
+  /**
+   * The taker's fee rate, see Instrument.taker_fee_rate; empty means "0".
+   *
+   * @generated from field: string taker_fee_rate = 13;
+   */
+  takerFeeRate: string;
+
+  /**
+   * The contract's rules: required for a perpetual, refused for spot.
+   *
+   * @generated from field: tradex.metadata.v1.PerpetualRules perpetual = 14;
+   */
+  perpetual?: PerpetualRules | undefined;
 };
 
 /**
@@ -400,7 +512,7 @@ export type CreateInstrumentRequest = Message<"tradex.metadata.v1.CreateInstrume
  * Use `create(CreateInstrumentRequestSchema)` to create a new message.
  */
 export const CreateInstrumentRequestSchema: GenMessage<CreateInstrumentRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 6);
+  messageDesc(file_tradex_metadata_v1_metadata, 7);
 
 /**
  * CreateInstrumentResponse carries the created instrument.
@@ -421,7 +533,7 @@ export type CreateInstrumentResponse = Message<"tradex.metadata.v1.CreateInstrum
  * Use `create(CreateInstrumentResponseSchema)` to create a new message.
  */
 export const CreateInstrumentResponseSchema: GenMessage<CreateInstrumentResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 7);
+  messageDesc(file_tradex_metadata_v1_metadata, 8);
 
 /**
  * UpdateInstrumentRequest changes the trading rules of an instrument. Only the fields that
@@ -472,6 +584,27 @@ export type UpdateInstrumentRequest = Message<"tradex.metadata.v1.UpdateInstrume
    * @generated from field: optional uint64 expected_revision = 6;
    */
   expectedRevision?: bigint | undefined;
+
+  /**
+   * New maker fee rate.
+   *
+   * @generated from field: optional string maker_fee_rate = 7;
+   */
+  makerFeeRate?: string | undefined;
+
+  /**
+   * New taker fee rate.
+   *
+   * @generated from field: optional string taker_fee_rate = 8;
+   */
+  takerFeeRate?: string | undefined;
+
+  /**
+   * New contract rules of a perpetual, all of them.
+   *
+   * @generated from field: tradex.metadata.v1.PerpetualRules perpetual = 9;
+   */
+  perpetual?: PerpetualRules | undefined;
 };
 
 /**
@@ -479,7 +612,7 @@ export type UpdateInstrumentRequest = Message<"tradex.metadata.v1.UpdateInstrume
  * Use `create(UpdateInstrumentRequestSchema)` to create a new message.
  */
 export const UpdateInstrumentRequestSchema: GenMessage<UpdateInstrumentRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 8);
+  messageDesc(file_tradex_metadata_v1_metadata, 9);
 
 /**
  * UpdateInstrumentResponse carries the updated instrument.
@@ -500,7 +633,7 @@ export type UpdateInstrumentResponse = Message<"tradex.metadata.v1.UpdateInstrum
  * Use `create(UpdateInstrumentResponseSchema)` to create a new message.
  */
 export const UpdateInstrumentResponseSchema: GenMessage<UpdateInstrumentResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 9);
+  messageDesc(file_tradex_metadata_v1_metadata, 10);
 
 /**
  * HaltInstrumentRequest names the instrument to halt.
@@ -535,7 +668,7 @@ export type HaltInstrumentRequest = Message<"tradex.metadata.v1.HaltInstrumentRe
  * Use `create(HaltInstrumentRequestSchema)` to create a new message.
  */
 export const HaltInstrumentRequestSchema: GenMessage<HaltInstrumentRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 10);
+  messageDesc(file_tradex_metadata_v1_metadata, 11);
 
 /**
  * HaltInstrumentResponse carries the halted instrument.
@@ -556,7 +689,7 @@ export type HaltInstrumentResponse = Message<"tradex.metadata.v1.HaltInstrumentR
  * Use `create(HaltInstrumentResponseSchema)` to create a new message.
  */
 export const HaltInstrumentResponseSchema: GenMessage<HaltInstrumentResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 11);
+  messageDesc(file_tradex_metadata_v1_metadata, 12);
 
 /**
  * ResumeInstrumentRequest names the instrument to reopen.
@@ -591,7 +724,7 @@ export type ResumeInstrumentRequest = Message<"tradex.metadata.v1.ResumeInstrume
  * Use `create(ResumeInstrumentRequestSchema)` to create a new message.
  */
 export const ResumeInstrumentRequestSchema: GenMessage<ResumeInstrumentRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 12);
+  messageDesc(file_tradex_metadata_v1_metadata, 13);
 
 /**
  * ResumeInstrumentResponse carries the reopened instrument.
@@ -612,7 +745,7 @@ export type ResumeInstrumentResponse = Message<"tradex.metadata.v1.ResumeInstrum
  * Use `create(ResumeInstrumentResponseSchema)` to create a new message.
  */
 export const ResumeInstrumentResponseSchema: GenMessage<ResumeInstrumentResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 13);
+  messageDesc(file_tradex_metadata_v1_metadata, 14);
 
 /**
  * GetConfigRequest names the configuration key to read.
@@ -633,7 +766,7 @@ export type GetConfigRequest = Message<"tradex.metadata.v1.GetConfigRequest"> & 
  * Use `create(GetConfigRequestSchema)` to create a new message.
  */
 export const GetConfigRequestSchema: GenMessage<GetConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 14);
+  messageDesc(file_tradex_metadata_v1_metadata, 15);
 
 /**
  * GetConfigResponse carries the configuration entry read.
@@ -654,7 +787,7 @@ export type GetConfigResponse = Message<"tradex.metadata.v1.GetConfigResponse"> 
  * Use `create(GetConfigResponseSchema)` to create a new message.
  */
 export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 15);
+  messageDesc(file_tradex_metadata_v1_metadata, 16);
 
 /**
  * SetConfigRequest creates or replaces a configuration value.
@@ -690,7 +823,7 @@ export type SetConfigRequest = Message<"tradex.metadata.v1.SetConfigRequest"> & 
  * Use `create(SetConfigRequestSchema)` to create a new message.
  */
 export const SetConfigRequestSchema: GenMessage<SetConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 16);
+  messageDesc(file_tradex_metadata_v1_metadata, 17);
 
 /**
  * SetConfigResponse carries the stored entry.
@@ -711,7 +844,7 @@ export type SetConfigResponse = Message<"tradex.metadata.v1.SetConfigResponse"> 
  * Use `create(SetConfigResponseSchema)` to create a new message.
  */
 export const SetConfigResponseSchema: GenMessage<SetConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 17);
+  messageDesc(file_tradex_metadata_v1_metadata, 18);
 
 /**
  * DeleteConfigRequest names the configuration key to remove.
@@ -739,7 +872,7 @@ export type DeleteConfigRequest = Message<"tradex.metadata.v1.DeleteConfigReques
  * Use `create(DeleteConfigRequestSchema)` to create a new message.
  */
 export const DeleteConfigRequestSchema: GenMessage<DeleteConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 18);
+  messageDesc(file_tradex_metadata_v1_metadata, 19);
 
 /**
  * DeleteConfigResponse is empty: the delete succeeded.
@@ -754,7 +887,7 @@ export type DeleteConfigResponse = Message<"tradex.metadata.v1.DeleteConfigRespo
  * Use `create(DeleteConfigResponseSchema)` to create a new message.
  */
 export const DeleteConfigResponseSchema: GenMessage<DeleteConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 19);
+  messageDesc(file_tradex_metadata_v1_metadata, 20);
 
 /**
  * ListConfigRequest filters and pages the configuration entries.
@@ -782,7 +915,7 @@ export type ListConfigRequest = Message<"tradex.metadata.v1.ListConfigRequest"> 
  * Use `create(ListConfigRequestSchema)` to create a new message.
  */
 export const ListConfigRequestSchema: GenMessage<ListConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 20);
+  messageDesc(file_tradex_metadata_v1_metadata, 21);
 
 /**
  * ListConfigResponse carries one page of configuration entries.
@@ -810,7 +943,7 @@ export type ListConfigResponse = Message<"tradex.metadata.v1.ListConfigResponse"
  * Use `create(ListConfigResponseSchema)` to create a new message.
  */
 export const ListConfigResponseSchema: GenMessage<ListConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 21);
+  messageDesc(file_tradex_metadata_v1_metadata, 22);
 
 /**
  * WatchConfigRequest says which configuration keys to watch.
@@ -831,7 +964,7 @@ export type WatchConfigRequest = Message<"tradex.metadata.v1.WatchConfigRequest"
  * Use `create(WatchConfigRequestSchema)` to create a new message.
  */
 export const WatchConfigRequestSchema: GenMessage<WatchConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 22);
+  messageDesc(file_tradex_metadata_v1_metadata, 23);
 
 /**
  * WatchConfigResponse is one message of a configuration watch.
@@ -876,7 +1009,7 @@ export type WatchConfigResponse = Message<"tradex.metadata.v1.WatchConfigRespons
  * Use `create(WatchConfigResponseSchema)` to create a new message.
  */
 export const WatchConfigResponseSchema: GenMessage<WatchConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 23);
+  messageDesc(file_tradex_metadata_v1_metadata, 24);
 
 /**
  * InstrumentCreated is the payload of md.instrument.created.v1 (key: the symbol).
@@ -904,7 +1037,7 @@ export type InstrumentCreated = Message<"tradex.metadata.v1.InstrumentCreated"> 
  * Use `create(InstrumentCreatedSchema)` to create a new message.
  */
 export const InstrumentCreatedSchema: GenMessage<InstrumentCreated> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 24);
+  messageDesc(file_tradex_metadata_v1_metadata, 25);
 
 /**
  * InstrumentUpdated is the payload of md.instrument.updated.v1 (key: the symbol). It is
@@ -955,7 +1088,7 @@ export type InstrumentUpdated = Message<"tradex.metadata.v1.InstrumentUpdated"> 
  * Use `create(InstrumentUpdatedSchema)` to create a new message.
  */
 export const InstrumentUpdatedSchema: GenMessage<InstrumentUpdated> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 25);
+  messageDesc(file_tradex_metadata_v1_metadata, 26);
 
 /**
  * ConfigChanged is the payload of md.config.changed.v1 (key: the configuration key) and a
@@ -1012,7 +1145,7 @@ export type ConfigChanged = Message<"tradex.metadata.v1.ConfigChanged"> & {
  * Use `create(ConfigChangedSchema)` to create a new message.
  */
 export const ConfigChangedSchema: GenMessage<ConfigChanged> = /*@__PURE__*/
-  messageDesc(file_tradex_metadata_v1_metadata, 26);
+  messageDesc(file_tradex_metadata_v1_metadata, 27);
 
 /**
  * MetadataService owns instruments and configuration. Reads are cheap and cacheable;
