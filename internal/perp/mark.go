@@ -16,16 +16,18 @@ type Mark struct {
 	price int64
 }
 
+// MarkAt is a mark at price (0: none yet), as a snapshot restores it.
+func MarkAt(price int64) Mark { return Mark{price: max(price, 0)} }
+
 // Price is the mark price; ok is false before the first update with a
 // price.
 func (m Mark) Price() (price int64, ok bool) { return m.price, m.price > 0 }
 
 // Update folds the book's best bid, best ask and the last trade price (0
-// for one that is missing) into the mark and returns it. With three prices
-// the median counts, with two their mean, with one that one; with none the
-// mark stays.
+// for one that is missing) into the mark and returns it; see target for
+// what it moves toward. With no price at all the mark stays.
 func (m *Mark) Update(bid, ask, last int64) (price int64, ok bool) {
-	target, ok := median(bid, ask, last)
+	target, ok := target(bid, ask, last)
 	if !ok {
 		return m.Price()
 	}
@@ -42,25 +44,23 @@ func (m *Mark) Update(bid, ask, last int64) (price int64, ok bool) {
 	return m.price, true
 }
 
-// median is the median of the positive ones of a, b and c (the mean of
-// two, rounded down), ok false when none is.
-func median(a, b, c int64) (int64, bool) {
-	var vs [3]int64
-	n := 0
-	for _, v := range [...]int64{a, b, c} {
-		if v > 0 {
-			vs[n] = v
-			n++
-		}
-	}
-	switch n {
-	case 1:
-		return vs[0], true
-	case 2:
-		return vs[0]/2 + vs[1]/2 + (vs[0]%2+vs[1]%2)/2, true
-	case 3:
-		x, y, z := vs[0], vs[1], vs[2]
-		return max(min(x, y), min(max(x, y), z)), true
+// target is what the mark moves toward: the median of the three prices when
+// there are all three; the mid when the book has both sides but nothing
+// traded yet; the last trade when one side of the book is empty (a lone
+// order far away on the empty side moves nothing); a lone side's best price
+// when there is nothing else. ok is false when every price is 0.
+func target(bid, ask, last int64) (int64, bool) {
+	switch {
+	case bid > 0 && ask > 0 && last > 0:
+		return max(min(bid, ask), min(max(bid, ask), last)), true
+	case bid > 0 && ask > 0:
+		return bid/2 + ask/2 + (bid%2+ask%2)/2, true
+	case last > 0:
+		return last, true
+	case bid > 0:
+		return bid, true
+	case ask > 0:
+		return ask, true
 	}
 	return 0, false
 }

@@ -156,8 +156,10 @@ func TestMark(t *testing.T) {
 		{"nor does one quote", 1, 1100, 1100, 1100},
 		{"a moved market moves it a quarter of the way, rounded toward it", 2000, 2100, 2050, 1100 + 238},
 		{"and on", 2000, 2100, 2050, 1338 + 178},
-		{"two prices: their mean", 2000, 2101, 0, 1516 + 134},
+		{"both sides and no trade: the mid", 2000, 2101, 0, 1516 + 134},
 		{"it arrives", 2050, 2050, 2050, 1650 + 100},
+		{"a lone far ask on an empty side: the last trade counts", 0, 9000, 2050, 1750 + 75},
+		{"a lone far bid likewise", 1, 0, 2050, 1825 + 57},
 	}
 	for _, s := range steps {
 		got, _ := m.Update(s.bid, s.ask, s.last)
@@ -166,7 +168,7 @@ func TestMark(t *testing.T) {
 		}
 	}
 	for range 40 {
-		m.Update(2050, 2050, 2050)
+		m.Update(0, 0, 2050)
 	}
 	if got, ok := m.Price(); !ok || got != 2050 {
 		t.Fatalf("mark after a steady market: %d, %t; want 2050", got, ok)

@@ -11,6 +11,7 @@ import (
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
+	"github.com/tradex-mesh/tradex/internal/perp"
 	"github.com/tradex-mesh/tradex/services/matching/book"
 )
 
@@ -36,6 +37,10 @@ type instrument struct {
 	sinceSnapshot int
 	// executed remembers the submit command ids applied (memory.go).
 	executed commandMemory
+	// mark is the mark price (at the price scale) and lastTrade the price of
+	// the last trade (0: none yet).
+	mark      perp.Mark
+	lastTrade int64
 
 	buf []book.Event
 }
@@ -77,6 +82,7 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		reject = duplicate(sub)
 	}
 	if reject != nil {
+		st.buf = st.buf[:0] // nothing happened on the book
 		emit(reject)
 	} else {
 		if scales != nil && st.book.Len() == 0 {
@@ -91,10 +97,34 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 			}
 		}
 	}
+	if mark, ok := st.updateMark(); ok {
+		out[len(out)-1].MarkPrice = decimal.Format(mark, st.priceScale)
+	}
 	st.lastInput = in.sequence
 	st.sequence += uint64(len(out))
 	st.sinceSnapshot++
 	return out
+}
+
+// updateMark folds the book's best prices and the last trade of the command
+// just applied (in st.buf) into the mark price.
+func (st *instrument) updateMark() (int64, bool) {
+	if !st.scaled {
+		return 0, false
+	}
+	for i := range st.buf {
+		if st.buf[i].Kind == book.EventTrade {
+			st.lastTrade = st.buf[i].Price
+		}
+	}
+	var bid, ask int64
+	if l, ok := st.book.BestBid(); ok {
+		bid = l.Price
+	}
+	if l, ok := st.book.BestAsk(); ok {
+		ask = l.Price
+	}
+	return st.mark.Update(bid, ask, st.lastTrade)
 }
 
 // eventID is "<instrument>:<input sequence>:<index>".

@@ -91,3 +91,40 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+// The last event of every command carries the mark price: the median of the
+// best bid, the best ask and the last trade, moved a quarter of the way
+// toward it per command (internal/perp.Mark).
+func TestMarkPriceOnTheLastEventOfACommand(t *testing.T) {
+	t.Parallel()
+	st := newInstrument("BTCUSDT")
+	steps := []struct {
+		cmd  *enginev1.OrderCommand
+		want string
+	}{
+		{submit("BTCUSDT", "a1", "alice", sell, limit, gtc, "101", "1"), "101.00"}, // the ask alone
+		{submit("BTCUSDT", "b1", "bob", buy, limit, gtc, "99", "1"), "100.75"},     // the mid, 100: a quarter of the way
+		{submit("BTCUSDT", "b2", "bob", buy, limit, ioc, "101", "1"), "100.82"},    // takes the ask: no ask, so the last trade, 101
+		{cancelCmd("BTCUSDT", "c1", "b1", "bob"), "100.87"},                        // an empty book: the last trade
+		{submit("BTCUSDT", "x", "bob", buy, limit, gtc, "1.001", "1"), "100.91"},   // rejected: the mark still moves
+		{submit("BTCUSDT", "a2", "alice", sell, limit, gtc, "500", "1"), "100.94"}, // a lone far ask moves nothing
+		{submit("BTCUSDT", "b3", "bob", buy, limit, gtc, "99", "1"), "100.96"},     // median(99, 500, 101)
+	}
+	for i, s := range steps {
+		evs := st.apply(input{sequence: uint64(i + 1), cmd: s.cmd})
+		for j, e := range evs[:len(evs)-1] {
+			if e.GetMarkPrice() != "" {
+				t.Fatalf("command %d: event %d of %d carries a mark", i, j, len(evs))
+			}
+		}
+		if got := evs[len(evs)-1].GetMarkPrice(); got != s.want {
+			t.Fatalf("command %d (%s): mark %q, want %q", i, s.cmd.GetCommandId(), got, s.want)
+		}
+	}
+	if m, _ := st.mark.Price(); m != 10096 || st.lastTrade != 10100 {
+		t.Fatalf("state: mark %d, last trade %d", m, st.lastTrade)
+	}
+	if evs := newInstrument("BTCUSDT").apply(input{sequence: 1, cmd: cancelCmd("BTCUSDT", "c", "o", "a")}); evs[0].GetMarkPrice() != "" {
+		t.Fatalf("a mark before any price: %v", evs[0])
+	}
+}

@@ -240,6 +240,9 @@ func TestRecoverFromSnapshot(t *testing.T) {
 			t.Errorf("from %s: input %d sequence %d scales %d/%d", name, st.lastInput, st.sequence, st.priceScale, st.quantityScale)
 		}
 	}
+	if fromSnap.mark != fromStart.mark || fromSnap.lastTrade != fromStart.lastTrade || fromSnap.lastTrade == 0 {
+		t.Errorf("mark and last trade from the snapshot %v/%d, from the start %v/%d", fromSnap.mark, fromSnap.lastTrade, fromStart.mark, fromStart.lastTrade)
+	}
 	a, _ := fromSnap.book.Snapshot().MarshalBinary()
 	b, _ := fromStart.book.Snapshot().MarshalBinary()
 	if !bytes.Equal(a, b) {

@@ -5,14 +5,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
+	"github.com/tradex-mesh/tradex/internal/perp"
 	"github.com/tradex-mesh/tradex/services/matching/book"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// snapshotVersion is the first byte of an encoded snapshot: 2 holds the
-// command memory; 1 (read still) does not.
-const snapshotVersion = 2
+// snapshotVersion is the first byte of an encoded snapshot: 3 holds the
+// mark price and the last trade price; 2 (read still) the command memory
+// without them, so the mark starts afresh; 1 neither.
+const snapshotVersion = 3
 
 // snapshotBucket is what the snapshots need of their KV bucket; *streams.KV is one.
 type snapshotBucket interface {
@@ -64,8 +67,8 @@ func (s *snapshots) save(ctx context.Context, st *instrument) error {
 }
 
 // encodeSnapshot writes: version, last input sequence, output sequence, price scale,
-// quantity scale, scaled flag (uvarints), the command memory, then the book's binary
-// snapshot.
+// quantity scale, scaled flag (uvarints), the command memory, the mark price and the
+// last trade price (uvarints), then the book's binary snapshot.
 func encodeSnapshot(st *instrument) ([]byte, error) {
 	b := []byte{snapshotVersion}
 	b = binary.AppendUvarint(b, st.lastInput)
@@ -78,6 +81,9 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 	}
 	b = binary.AppendUvarint(b, scaled)
 	b = st.executed.appendBinary(b)
+	mark, _ := st.mark.Price()
+	b = binary.AppendUvarint(b, uint64(mark))         //nolint:gosec // a price is not negative
+	b = binary.AppendUvarint(b, uint64(st.lastTrade)) //nolint:gosec // a price is not negative
 	out, err := st.book.Snapshot().AppendBinary(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot of %s: %w", st.id, err)
@@ -87,7 +93,7 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 
 // decodeSnapshot reads what encodeSnapshot wrote.
 func decodeSnapshot(inst string, data []byte) (*instrument, error) {
-	if len(data) == 0 || data[0] != 1 && data[0] != snapshotVersion {
+	if len(data) == 0 || data[0] < 1 || data[0] > snapshotVersion {
 		return nil, fmt.Errorf("%w: %s: unknown version", ErrBadSnapshot, inst)
 	}
 	rest := data[1:]
@@ -109,6 +115,16 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
 		}
 	}
+	var prices [2]uint64 // mark, last trade
+	if data[0] >= 3 {
+		for i := range prices {
+			v, n := binary.Uvarint(rest)
+			if n <= 0 || v > math.MaxInt64 {
+				return nil, fmt.Errorf("%w: %s: bad mark or last trade price", ErrBadSnapshot, inst)
+			}
+			prices[i], rest = v, rest[n:]
+		}
+	}
 	var snap book.Snapshot
 	if err := snap.UnmarshalBinary(rest); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
@@ -120,6 +136,6 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 	return &instrument{
 		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
 		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
-		executed: executed,
+		executed: executed, mark: perp.MarkAt(int64(prices[0])), lastTrade: int64(prices[1]), //nolint:gosec // checked above
 	}, nil
 }

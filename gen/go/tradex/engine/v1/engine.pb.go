@@ -394,7 +394,14 @@ type EngineEvent struct {
 	//	*EngineEvent_Cancelled
 	//	*EngineEvent_Expired
 	//	*EngineEvent_CancelRejected
-	Event         isEngineEvent_Event `protobuf_oneof:"event"`
+	Event isEngineEvent_Event `protobuf_oneof:"event"`
+	// On the last event of every command: the instrument's mark price after it, at the
+	// price scale; empty until the instrument has had a quote or a trade. The median of
+	// the best bid, the best ask and the last trade price, moved a quarter of the way
+	// toward it at every command (docs/perpetuals.md), so that replaying the commands
+	// gives the same marks. Margins, funding and liquidations of a perpetual are measured
+	// at it; for spot instruments it is informational.
+	MarkPrice     string `protobuf:"bytes,15,opt,name=mark_price,json=markPrice,proto3" json:"mark_price,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,6 +551,13 @@ func (x *EngineEvent) GetCancelRejected() *CancelRejected {
 		}
 	}
 	return nil
+}
+
+func (x *EngineEvent) GetMarkPrice() string {
+	if x != nil {
+		return x.MarkPrice
+	}
+	return ""
 }
 
 type isEngineEvent_Event interface {
@@ -1253,7 +1267,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x126\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xd6\x05\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xf5\x05\n" +
 	"\vEngineEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12#\n" +
 	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12%\n" +
@@ -1272,7 +1286,9 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\x05trade\x18\v \x01(\v2\x17.tradex.engine.v1.TradeH\x00R\x05trade\x12@\n" +
 	"\tcancelled\x18\f \x01(\v2 .tradex.engine.v1.OrderCancelledH\x00R\tcancelled\x12:\n" +
 	"\aexpired\x18\r \x01(\v2\x1e.tradex.engine.v1.OrderExpiredH\x00R\aexpired\x12K\n" +
-	"\x0fcancel_rejected\x18\x0e \x01(\v2 .tradex.engine.v1.CancelRejectedH\x00R\x0ecancelRejectedB\a\n" +
+	"\x0fcancel_rejected\x18\x0e \x01(\v2 .tradex.engine.v1.CancelRejectedH\x00R\x0ecancelRejected\x12\x1d\n" +
+	"\n" +
+	"mark_price\x18\x0f \x01(\tR\tmarkPriceB\a\n" +
 	"\x05event\"o\n" +
 	"\x0fBookLevelChange\x12*\n" +
 	"\x04side\x18\x01 \x01(\x0e2\x16.tradex.common.v1.SideR\x04side\x12\x14\n" +

@@ -1,0 +1,72 @@
+package matching
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// A snapshot keeps the instrument's state, its mark price and last trade
+// among it; a version 2 snapshot (before marks) still reads, its mark
+// starting afresh.
+func TestSnapshotEncoding(t *testing.T) {
+	t.Parallel()
+	st := newInstrument("BTCUSDT")
+	for i, cmd := range []struct{ side, price string }{{"sell", "101"}, {"buy", "101"}, {"buy", "99"}} {
+		side := buy
+		if cmd.side == "sell" {
+			side = sell
+		}
+		st.apply(input{sequence: uint64(10 + i), cmd: submit("BTCUSDT", cmd.side+cmd.price+string(rune('a'+i)), "acc"+string(rune('a'+i)), side, limit, gtc, cmd.price, "1")})
+	}
+	mark, ok := st.mark.Price()
+	if !ok || st.lastTrade != 10100 {
+		t.Fatalf("before: mark %d (%t), last trade %d", mark, ok, st.lastTrade)
+	}
+	data, err := encodeSnapshot(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnapshot("BTCUSDT", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.mark != st.mark || got.lastTrade != st.lastTrade || got.lastInput != 12 || got.sequence != st.sequence ||
+		got.priceScale != 2 || got.quantityScale != 5 || got.book.Len() != 1 {
+		t.Fatalf("decoded %+v, want the state encoded", got)
+	}
+
+	// By hand: a version, the header, the memory, the prices (from version
+	// 3), the book.
+	encode := func(version byte, prices ...uint64) []byte {
+		b := []byte{version}
+		for _, v := range []uint64{12, st.sequence, 2, 5, 1} {
+			b = binary.AppendUvarint(b, v)
+		}
+		b = st.executed.appendBinary(b)
+		for _, p := range prices {
+			b = binary.AppendUvarint(b, p)
+		}
+		b, err := st.book.Snapshot().AppendBinary(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	old, err := decodeSnapshot("BTCUSDT", encode(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := old.mark.Price(); ok || old.lastTrade != 0 || old.book.Len() != 1 || old.lastInput != 12 {
+		t.Fatalf("version 2 decoded %+v, want no mark and the book", old)
+	}
+	for name, bad := range map[string][]byte{
+		"unknown version":   encode(4, 1, 1),
+		"a mark past int64": encode(3, 1<<63, 1),
+		"no prices":         encode(3),
+	} {
+		if _, err := decodeSnapshot("BTCUSDT", bad); !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("%s: %v, want ErrBadSnapshot", name, err)
+		}
+	}
+}
