@@ -15,6 +15,7 @@ import (
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/gateway/wsfeed"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 )
 
 // TestRESTOrdersShowOnTheWebSocket: two crossing orders placed through
@@ -191,6 +192,7 @@ func TestWebSocketCapCountsTheForwardedClient(t *testing.T) {
 	}
 	url := "ws" + strings.TrimPrefix(serve(t, gw), "http") + "/ws"
 	var statuses []int
+	admitted := 0
 	for _, client := range []string{"203.0.113.1", "203.0.113.1", "203.0.113.2"} {
 		ws, resp, err := websocket.DefaultDialer.DialContext(t.Context(), url, http.Header{"X-Forwarded-For": {client}})
 		if resp != nil {
@@ -199,6 +201,11 @@ func TestWebSocketCapCountsTheForwardedClient(t *testing.T) {
 		}
 		if err == nil {
 			t.Cleanup(func() { _ = ws.Close() })
+			// A connection counts once its goroutine registered it, just
+			// after the upgrade (one upgraded meanwhile is closed with 1013
+			// rather than refused with 429): wait for that.
+			admitted++
+			polltest.True(t, "the connection counted", func() bool { return feed.Stats().Connections == admitted })
 		}
 	}
 	if !slices.Equal(statuses, []int{101, 429, 101}) {

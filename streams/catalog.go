@@ -94,6 +94,7 @@ const (
 	TopicUserEvent         = "auth.user.v1"
 	TopicTrade             = "md.trade.v1"
 	TopicBook              = "md.book.v1"
+	TopicMark              = "md.mark.v1"
 )
 
 // DefaultCatalog is the TradeX topic catalog of DESIGN.md, with the
@@ -125,6 +126,8 @@ func defaultTopics() *Catalog {
 		Topic{Name: TopicTrade, Payload: &marketdatav1.Trade{}, Key: "instrument",
 			Producers: []string{"marketdata"}, Consumers: []string{"gateway", "any"}, Profile: MarketData},
 		Topic{Name: TopicBook, Payload: &marketdatav1.BookDelta{}, Key: "instrument",
+			Producers: []string{"marketdata"}, Consumers: []string{"gateway", "any"}, Profile: MarketData},
+		Topic{Name: TopicMark, Payload: &marketdatav1.MarkPrice{}, Key: "instrument",
 			Producers: []string{"marketdata"}, Consumers: []string{"gateway", "any"}, Profile: MarketData},
 	)
 }

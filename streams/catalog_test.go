@@ -27,9 +27,10 @@ func TestDefaultCatalogIsValid(t *testing.T) {
 		"auth.user.v1":              "tradex.auth.v1.UserEvent",
 		"md.trade.v1":               "tradex.marketdata.v1.Trade",
 		"md.book.v1":                "tradex.marketdata.v1.BookDelta",
+		"md.mark.v1":                "tradex.marketdata.v1.MarkPrice", // not in DESIGN.md's list: issue 15 asks for it
 	}
 	if got := len(c.Topics()); got != len(want) {
-		t.Errorf("catalog has %d topics, DESIGN.md lists %d", got, len(want))
+		t.Errorf("catalog has %d topics, DESIGN.md lists %d and issue 15 one more", got, len(want)-1)
 	}
 	for name, msg := range want {
 		topic, err := c.Topic(name)

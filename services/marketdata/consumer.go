@@ -151,7 +151,7 @@ func (s *Service) apply(ctx context.Context, data []byte) (update, error) {
 	me, err := toEvent(&ev, scales)
 	if err == nil {
 		var u update
-		u, err = s.st.apply(sym, scales, me, s.now())
+		u, err = s.st.apply(sym, scales, me, ev.GetMarkPrice(), s.now())
 		switch {
 		case err == nil:
 			return u, nil
@@ -163,10 +163,11 @@ func (s *Service) apply(ctx context.Context, data []byte) (update, error) {
 	// skip its content but keep the sequence going (else every later
 	// event of the instrument would be a gap), and say so.
 	s.log.ErrorContext(ctx, "engine event cannot be applied, skipped", "event_id", ev.GetEventId(), "err", err)
-	return s.st.apply(sym, scales, market.Event{Seq: ev.GetSequence(), Time: ev.GetEngineTime().AsTime()}, s.now())
+	return s.st.apply(sym, scales, market.Event{Seq: ev.GetSequence(), Time: ev.GetEngineTime().AsTime()}, "", s.now())
 }
 
-// publish sends what an event changed to md.book.v1 and md.trade.v1,
+// publish sends what an event changed to md.book.v1, md.trade.v1 and
+// md.mark.v1,
 // without waiting for the broker: the topics are disposable, and a reader
 // that misses a delta sees it in the seq/prev_seq chain and resyncs with
 // GetBook. The message id is the instrument and engine sequence, so a
@@ -193,6 +194,9 @@ func (s *Service) publish(ctx context.Context, u update) {
 	if u.trade != nil {
 		send(streams.TopicTrade, u.trade.GetSeq(), u.trade)
 	}
+	if u.mark != nil {
+		send(streams.TopicMark, u.mark.GetSeq(), u.mark)
+	}
 }
 
 // scalesOf returns the instrument's scales, waiting out a metadata service
@@ -204,7 +208,8 @@ func (s *Service) scalesOf(ctx context.Context, sym string) (scales, error) {
 	for attempt := 0; ; attempt++ {
 		in, err := s.insts.Get(ctx, sym)
 		if err == nil {
-			return scales{price: in.GetPriceScale(), quantity: in.GetQuantityScale()}, nil
+			return scales{price: in.GetPriceScale(), quantity: in.GetQuantityScale(),
+				perpetual: in.GetKind() == commonv1.InstrumentKind_INSTRUMENT_KIND_PERPETUAL}, nil
 		}
 		delay := streams.Backoff(attempt)
 		s.log.WarnContext(ctx, "instrument lookup failed", "instrument", sym, "err", err, "retry_in", delay)
@@ -214,8 +219,12 @@ func (s *Service) scalesOf(ctx context.Context, sym string) (scales, error) {
 	}
 }
 
-// scales are an instrument's fixed-point scales.
-type scales struct{ price, quantity int32 }
+// scales are an instrument's fixed-point scales, and whether it is a
+// perpetual (whose mark price is published).
+type scales struct {
+	price, quantity int32
+	perpetual       bool
+}
 
 // toEvent converts an engine event to the market's terms.
 func toEvent(ev *enginev1.EngineEvent, sc scales) (market.Event, error) {

@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	"github.com/tradex-mesh/tradex/services/marketdata/market"
 )
@@ -305,4 +306,82 @@ func (h *handler) pump(ctx context.Context, sub *subscriber, send func(update) e
 			}
 		}
 	}
+}
+
+// GetMarkPrice returns a perpetual's mark price.
+func (h *handler) GetMarkPrice(ctx context.Context, req *marketdatav1.GetMarkPriceRequest) (*marketdatav1.GetMarkPriceResponse, error) {
+	sym := req.GetInstrumentId()
+	var mark *marketdatav1.MarkPrice
+	perpetual := false
+	err := h.find(ctx, sym, func(in *instrument) { mark, perpetual = in.mark, in.sc.perpetual })
+	if errors.Is(err, errEmpty) {
+		perpetual, err = h.perpetual(ctx, sym)
+	}
+	switch {
+	case err != nil:
+	case !perpetual:
+		err = fmt.Errorf("%w: %s is not a perpetual (only perpetuals have one)", ErrNoMarkPrice, sym)
+	case mark == nil:
+		err = fmt.Errorf("%w for %s yet: it comes with the first quote or trade", ErrNoMarkPrice, sym)
+	}
+	if err != nil {
+		return nil, h.fail(ctx, err)
+	}
+	return &marketdatav1.GetMarkPriceResponse{MarkPrice: mark}, nil
+}
+
+// StreamMarkPrices streams the mark prices of the named perpetuals (none:
+// every perpetual): the current ones first, then every new one.
+func (h *handler) StreamMarkPrices(ctx context.Context, req *marketdatav1.StreamMarkPricesRequest, stream *connect.ServerStream[marketdatav1.StreamMarkPricesResponse]) error {
+	syms := req.GetInstrumentIds()
+	for _, sym := range syms {
+		perpetual, err := h.perpetual(ctx, sym)
+		if err == nil && !perpetual {
+			err = invalid("instrument_ids", sym+" is not a perpetual: only perpetuals have a mark price")
+		}
+		if err != nil {
+			return h.fail(ctx, err)
+		}
+	}
+	var current []*marketdatav1.MarkPrice
+	sub, cancel, err := h.subscribeWith(ctx, syms, false, func(all map[string]*instrument) {
+		for _, sym := range slices.Sorted(maps.Keys(all)) {
+			if m := all[sym].mark; m != nil && (len(syms) == 0 || slices.Contains(syms, sym)) {
+				current = append(current, m)
+			}
+		}
+	})
+	if err != nil {
+		return h.fail(ctx, err)
+	}
+	defer cancel()
+	if err := stream.Send(nil); err != nil { // the headers now, before the first mark
+		return err
+	}
+	for _, m := range current {
+		if err := stream.Send(&marketdatav1.StreamMarkPricesResponse{MarkPrice: m}); err != nil {
+			return err
+		}
+	}
+	return h.pump(ctx, sub, func(u update) error {
+		if u.mark == nil {
+			return nil
+		}
+		return stream.Send(&marketdatav1.StreamMarkPricesResponse{MarkPrice: u.mark})
+	})
+}
+
+// perpetual reports whether sym is a perpetual, from the instrument cache.
+func (h *handler) perpetual(ctx context.Context, sym string) (bool, error) {
+	if err := h.s.checkReady(); err != nil {
+		return false, err
+	}
+	if sym == "" {
+		return false, invalid("instrument_id", "is required")
+	}
+	in, err := h.s.insts.Get(ctx, sym)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s", ErrInstrumentNotFound, sym)
+	}
+	return in.GetKind() == commonv1.InstrumentKind_INSTRUMENT_KIND_PERPETUAL, nil
 }

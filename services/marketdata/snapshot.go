@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	"github.com/tradex-mesh/tradex/services/marketdata/market"
 	"github.com/tradex-mesh/tradex/streams"
 )
@@ -13,8 +17,10 @@ import (
 // snapshotName is the object holding the state snapshot.
 const snapshotName = "state"
 
-// snapshotVersion is the format of a snapshot; another is ignored.
-const snapshotVersion = 1
+// snapshotVersion is the format of a snapshot; another is ignored (the
+// state is then rebuilt from the first event). 2 has perpetuals and their
+// mark prices.
+const snapshotVersion = 2
 
 // snapshotDoc is every instrument's state at one position of
 // engine.event.v1: the start reads the events after Stream.
@@ -25,10 +31,36 @@ type snapshotDoc struct {
 }
 
 type snapInstrument struct {
-	Symbol        string       `json:"symbol"`
-	PriceScale    int32        `json:"price_scale"`
-	QuantityScale int32        `json:"quantity_scale"`
-	State         market.State `json:"state"`
+	Symbol        string `json:"symbol"`
+	PriceScale    int32  `json:"price_scale"`
+	QuantityScale int32  `json:"quantity_scale"`
+	Perpetual     bool   `json:"perpetual,omitempty"`
+	// Mark is a perpetual's last mark price.
+	Mark  *snapMark    `json:"mark,omitempty"`
+	State market.State `json:"state"`
+}
+
+// snapMark is a mark price in a snapshot.
+type snapMark struct {
+	Price string    `json:"price"`
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+}
+
+// snapMarkOf is m for a snapshot; nil for nil.
+func snapMarkOf(m *marketdatav1.MarkPrice) *snapMark {
+	if m == nil {
+		return nil
+	}
+	return &snapMark{Price: m.GetMarkPrice(), Seq: m.GetSeq(), Time: m.GetTime().AsTime()}
+}
+
+// markPrice is sm of instrument sym; nil for nil.
+func (sm *snapMark) markPrice(sym string) *marketdatav1.MarkPrice {
+	if sm == nil {
+		return nil
+	}
+	return &marketdatav1.MarkPrice{InstrumentId: sym, MarkPrice: sm.Price, Seq: sm.Seq, Time: timestamppb.New(sm.Time)}
 }
 
 // snapshotStore keeps the snapshot; *streams.Objects is one.

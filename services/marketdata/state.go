@@ -20,6 +20,8 @@ type instrument struct {
 	symbol string
 	sc     scales
 	m      *market.Market
+	// mark is a perpetual's latest mark price (nil: none yet).
+	mark *marketdatav1.MarkPrice
 }
 
 // update is what one engine event changed, in the API's terms, for the
@@ -29,6 +31,7 @@ type update struct {
 	delta      *marketdatav1.BookDelta
 	trade      *marketdatav1.Trade
 	ticker     *marketdatav1.Ticker
+	mark       *marketdatav1.MarkPrice
 }
 
 // subscriber is an open server stream.
@@ -81,9 +84,11 @@ func (st *state) scales(sym string) (scales, bool) {
 	return in.sc, true
 }
 
-// apply applies ev to the instrument and hands what changed to the streams
-// that want it; a stream that is StreamBuffer updates behind is ended.
-func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) (update, error) {
+// apply applies ev, and a perpetual's mark price (at the price scale; ""
+// when the event has none), to the instrument and hands what changed to
+// the streams that want it; a stream that is StreamBuffer updates behind
+// is ended.
+func (st *state) apply(sym string, sc scales, ev market.Event, mark string, now time.Time) (update, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	in := st.ins[sym]
@@ -93,10 +98,20 @@ func (st *state) apply(sym string, sc scales, ev market.Event, now time.Time) (u
 	}
 	prevBookSeq := in.m.BookSeq()
 	changed, err := in.m.Apply(ev)
-	if err != nil || (!changed && ev.Trade == nil) {
+	if err != nil {
 		return update{}, err
 	}
 	u := update{instrument: sym}
+	if mark != "" && in.sc.perpetual {
+		if _, err := decimal.ParseNonNegative(mark, in.sc.price); err != nil {
+			return update{}, fmt.Errorf("mark price: %w", err)
+		}
+		in.mark = &marketdatav1.MarkPrice{InstrumentId: sym, MarkPrice: mark, Seq: ev.Seq, Time: timestamppb.New(ev.Time)}
+		u.mark = in.mark
+	}
+	if !changed && ev.Trade == nil && u.mark == nil {
+		return update{}, nil
+	}
 	if changed {
 		u.delta = in.delta(ev, prevBookSeq)
 	}
@@ -235,7 +250,8 @@ func (st *state) snapshot(stream uint64) snapshotDoc {
 	for _, sym := range slices.Sorted(maps.Keys(st.ins)) {
 		in := st.ins[sym]
 		doc.Instruments = append(doc.Instruments, snapInstrument{
-			Symbol: sym, PriceScale: in.sc.price, QuantityScale: in.sc.quantity, State: in.m.State()})
+			Symbol: sym, PriceScale: in.sc.price, QuantityScale: in.sc.quantity, Perpetual: in.sc.perpetual,
+			Mark: snapMarkOf(in.mark), State: in.m.State()})
 	}
 	return doc
 }
@@ -248,7 +264,8 @@ func (st *state) restore(cfg market.Config, doc snapshotDoc) error {
 		if err != nil {
 			return fmt.Errorf("instrument %s: %w", si.Symbol, err)
 		}
-		ins[si.Symbol] = &instrument{symbol: si.Symbol, sc: scales{price: si.PriceScale, quantity: si.QuantityScale}, m: m}
+		ins[si.Symbol] = &instrument{symbol: si.Symbol, m: m, mark: si.Mark.markPrice(si.Symbol),
+			sc: scales{price: si.PriceScale, quantity: si.QuantityScale, perpetual: si.Perpetual}}
 	}
 	st.reset()
 	st.mu.Lock()

@@ -439,6 +439,82 @@ func (x *Trade) GetSeq() uint64 {
 	return 0
 }
 
+// MarkPrice is a perpetual's mark price, the payload of md.mark.v1 (key: the instrument):
+// what margins, funding and liquidations are measured at (docs/perpetuals.md). The
+// matching engine computes it after every command; a new one comes with every command on
+// the instrument, changed or not.
+type MarkPrice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instrument's symbol.
+	InstrumentId string `protobuf:"bytes,1,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	// The mark price, a decimal string at the instrument's price scale.
+	MarkPrice string `protobuf:"bytes,2,opt,name=mark_price,json=markPrice,proto3" json:"mark_price,omitempty"`
+	// The engine event's output sequence of the instrument; orders mark prices.
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// When (engine time).
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkPrice) Reset() {
+	*x = MarkPrice{}
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkPrice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkPrice) ProtoMessage() {}
+
+func (x *MarkPrice) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkPrice.ProtoReflect.Descriptor instead.
+func (*MarkPrice) Descriptor() ([]byte, []int) {
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MarkPrice) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+func (x *MarkPrice) GetMarkPrice() string {
+	if x != nil {
+		return x.MarkPrice
+	}
+	return ""
+}
+
+func (x *MarkPrice) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *MarkPrice) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // Ticker summarizes an instrument over the last 24 hours. Prices and volumes are decimal
 // strings; they are empty when there was no trade in the window.
 type Ticker struct {
@@ -481,7 +557,7 @@ type Ticker struct {
 
 func (x *Ticker) Reset() {
 	*x = Ticker{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[4]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +569,7 @@ func (x *Ticker) String() string {
 func (*Ticker) ProtoMessage() {}
 
 func (x *Ticker) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[4]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +582,7 @@ func (x *Ticker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ticker.ProtoReflect.Descriptor instead.
 func (*Ticker) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{4}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Ticker) GetInstrumentId() string {
@@ -654,7 +730,7 @@ type Candle struct {
 
 func (x *Candle) Reset() {
 	*x = Candle{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[5]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +742,7 @@ func (x *Candle) String() string {
 func (*Candle) ProtoMessage() {}
 
 func (x *Candle) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[5]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +755,7 @@ func (x *Candle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candle.ProtoReflect.Descriptor instead.
 func (*Candle) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{5}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Candle) GetInstrumentId() string {
@@ -779,7 +855,7 @@ type GetBookRequest struct {
 
 func (x *GetBookRequest) Reset() {
 	*x = GetBookRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[6]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +867,7 @@ func (x *GetBookRequest) String() string {
 func (*GetBookRequest) ProtoMessage() {}
 
 func (x *GetBookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[6]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +880,7 @@ func (x *GetBookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBookRequest.ProtoReflect.Descriptor instead.
 func (*GetBookRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{6}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetBookRequest) GetInstrumentId() string {
@@ -832,7 +908,7 @@ type GetBookResponse struct {
 
 func (x *GetBookResponse) Reset() {
 	*x = GetBookResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[7]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +920,7 @@ func (x *GetBookResponse) String() string {
 func (*GetBookResponse) ProtoMessage() {}
 
 func (x *GetBookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[7]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +933,7 @@ func (x *GetBookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBookResponse.ProtoReflect.Descriptor instead.
 func (*GetBookResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{7}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetBookResponse) GetBook() *BookSnapshot {
@@ -882,7 +958,7 @@ type ListTradesRequest struct {
 
 func (x *ListTradesRequest) Reset() {
 	*x = ListTradesRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[8]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +970,7 @@ func (x *ListTradesRequest) String() string {
 func (*ListTradesRequest) ProtoMessage() {}
 
 func (x *ListTradesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[8]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +983,7 @@ func (x *ListTradesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTradesRequest.ProtoReflect.Descriptor instead.
 func (*ListTradesRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{8}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTradesRequest) GetInstrumentId() string {
@@ -942,7 +1018,7 @@ type ListTradesResponse struct {
 
 func (x *ListTradesResponse) Reset() {
 	*x = ListTradesResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[9]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1030,7 @@ func (x *ListTradesResponse) String() string {
 func (*ListTradesResponse) ProtoMessage() {}
 
 func (x *ListTradesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[9]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1043,7 @@ func (x *ListTradesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTradesResponse.ProtoReflect.Descriptor instead.
 func (*ListTradesResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{9}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTradesResponse) GetTrades() []*Trade {
@@ -988,7 +1064,7 @@ type GetTickerRequest struct {
 
 func (x *GetTickerRequest) Reset() {
 	*x = GetTickerRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[10]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1076,7 @@ func (x *GetTickerRequest) String() string {
 func (*GetTickerRequest) ProtoMessage() {}
 
 func (x *GetTickerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[10]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1089,7 @@ func (x *GetTickerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTickerRequest.ProtoReflect.Descriptor instead.
 func (*GetTickerRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{10}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTickerRequest) GetInstrumentId() string {
@@ -1034,7 +1110,7 @@ type GetTickerResponse struct {
 
 func (x *GetTickerResponse) Reset() {
 	*x = GetTickerResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[11]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1122,7 @@ func (x *GetTickerResponse) String() string {
 func (*GetTickerResponse) ProtoMessage() {}
 
 func (x *GetTickerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[11]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1135,7 @@ func (x *GetTickerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTickerResponse.ProtoReflect.Descriptor instead.
 func (*GetTickerResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{11}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTickerResponse) GetTicker() *Ticker {
@@ -1080,7 +1156,7 @@ type ListTickersRequest struct {
 
 func (x *ListTickersRequest) Reset() {
 	*x = ListTickersRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[12]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1168,7 @@ func (x *ListTickersRequest) String() string {
 func (*ListTickersRequest) ProtoMessage() {}
 
 func (x *ListTickersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[12]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1181,7 @@ func (x *ListTickersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTickersRequest.ProtoReflect.Descriptor instead.
 func (*ListTickersRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{12}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListTickersRequest) GetInstrumentIds() []string {
@@ -1126,7 +1202,7 @@ type ListTickersResponse struct {
 
 func (x *ListTickersResponse) Reset() {
 	*x = ListTickersResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[13]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1214,7 @@ func (x *ListTickersResponse) String() string {
 func (*ListTickersResponse) ProtoMessage() {}
 
 func (x *ListTickersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[13]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1227,7 @@ func (x *ListTickersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTickersResponse.ProtoReflect.Descriptor instead.
 func (*ListTickersResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{13}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListTickersResponse) GetTickers() []*Ticker {
@@ -1181,7 +1257,7 @@ type ListCandlesRequest struct {
 
 func (x *ListCandlesRequest) Reset() {
 	*x = ListCandlesRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[14]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1269,7 @@ func (x *ListCandlesRequest) String() string {
 func (*ListCandlesRequest) ProtoMessage() {}
 
 func (x *ListCandlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[14]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1282,7 @@ func (x *ListCandlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCandlesRequest.ProtoReflect.Descriptor instead.
 func (*ListCandlesRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{14}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListCandlesRequest) GetInstrumentId() string {
@@ -1255,7 +1331,7 @@ type ListCandlesResponse struct {
 
 func (x *ListCandlesResponse) Reset() {
 	*x = ListCandlesResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[15]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1343,7 @@ func (x *ListCandlesResponse) String() string {
 func (*ListCandlesResponse) ProtoMessage() {}
 
 func (x *ListCandlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[15]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1356,7 @@ func (x *ListCandlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCandlesResponse.ProtoReflect.Descriptor instead.
 func (*ListCandlesResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{15}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListCandlesResponse) GetCandles() []*Candle {
@@ -1304,7 +1380,7 @@ type StreamBookRequest struct {
 
 func (x *StreamBookRequest) Reset() {
 	*x = StreamBookRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[16]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1392,7 @@ func (x *StreamBookRequest) String() string {
 func (*StreamBookRequest) ProtoMessage() {}
 
 func (x *StreamBookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[16]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1405,7 @@ func (x *StreamBookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBookRequest.ProtoReflect.Descriptor instead.
 func (*StreamBookRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{16}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StreamBookRequest) GetInstrumentId() string {
@@ -1362,7 +1438,7 @@ type StreamBookResponse struct {
 
 func (x *StreamBookResponse) Reset() {
 	*x = StreamBookResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[17]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1450,7 @@ func (x *StreamBookResponse) String() string {
 func (*StreamBookResponse) ProtoMessage() {}
 
 func (x *StreamBookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[17]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1463,7 @@ func (x *StreamBookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBookResponse.ProtoReflect.Descriptor instead.
 func (*StreamBookResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{17}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamBookResponse) GetEvent() isStreamBookResponse_Event {
@@ -1444,7 +1520,7 @@ type StreamTradesRequest struct {
 
 func (x *StreamTradesRequest) Reset() {
 	*x = StreamTradesRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[18]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1532,7 @@ func (x *StreamTradesRequest) String() string {
 func (*StreamTradesRequest) ProtoMessage() {}
 
 func (x *StreamTradesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[18]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1545,7 @@ func (x *StreamTradesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTradesRequest.ProtoReflect.Descriptor instead.
 func (*StreamTradesRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{18}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamTradesRequest) GetInstrumentIds() []string {
@@ -1490,7 +1566,7 @@ type StreamTradesResponse struct {
 
 func (x *StreamTradesResponse) Reset() {
 	*x = StreamTradesResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[19]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1578,7 @@ func (x *StreamTradesResponse) String() string {
 func (*StreamTradesResponse) ProtoMessage() {}
 
 func (x *StreamTradesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[19]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1591,7 @@ func (x *StreamTradesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTradesResponse.ProtoReflect.Descriptor instead.
 func (*StreamTradesResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{19}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamTradesResponse) GetTrade() *Trade {
@@ -1536,7 +1612,7 @@ type StreamTickerRequest struct {
 
 func (x *StreamTickerRequest) Reset() {
 	*x = StreamTickerRequest{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[20]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1624,7 @@ func (x *StreamTickerRequest) String() string {
 func (*StreamTickerRequest) ProtoMessage() {}
 
 func (x *StreamTickerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[20]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1637,7 @@ func (x *StreamTickerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTickerRequest.ProtoReflect.Descriptor instead.
 func (*StreamTickerRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{20}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamTickerRequest) GetInstrumentIds() []string {
@@ -1582,7 +1658,7 @@ type StreamTickerResponse struct {
 
 func (x *StreamTickerResponse) Reset() {
 	*x = StreamTickerResponse{}
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[21]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1670,7 @@ func (x *StreamTickerResponse) String() string {
 func (*StreamTickerResponse) ProtoMessage() {}
 
 func (x *StreamTickerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[21]
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,12 +1683,196 @@ func (x *StreamTickerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTickerResponse.ProtoReflect.Descriptor instead.
 func (*StreamTickerResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{21}
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamTickerResponse) GetTicker() *Ticker {
 	if x != nil {
 		return x.Ticker
+	}
+	return nil
+}
+
+// GetMarkPriceRequest names the perpetual.
+type GetMarkPriceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instrument's symbol.
+	InstrumentId  string `protobuf:"bytes,1,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMarkPriceRequest) Reset() {
+	*x = GetMarkPriceRequest{}
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMarkPriceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMarkPriceRequest) ProtoMessage() {}
+
+func (x *GetMarkPriceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMarkPriceRequest.ProtoReflect.Descriptor instead.
+func (*GetMarkPriceRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetMarkPriceRequest) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+// GetMarkPriceResponse carries the mark price.
+type GetMarkPriceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mark price.
+	MarkPrice     *MarkPrice `protobuf:"bytes,1,opt,name=mark_price,json=markPrice,proto3" json:"mark_price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMarkPriceResponse) Reset() {
+	*x = GetMarkPriceResponse{}
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMarkPriceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMarkPriceResponse) ProtoMessage() {}
+
+func (x *GetMarkPriceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMarkPriceResponse.ProtoReflect.Descriptor instead.
+func (*GetMarkPriceResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetMarkPriceResponse) GetMarkPrice() *MarkPrice {
+	if x != nil {
+		return x.MarkPrice
+	}
+	return nil
+}
+
+// StreamMarkPricesRequest names the perpetuals to stream.
+type StreamMarkPricesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instruments' symbols; empty for every perpetual.
+	InstrumentIds []string `protobuf:"bytes,1,rep,name=instrument_ids,json=instrumentIds,proto3" json:"instrument_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamMarkPricesRequest) Reset() {
+	*x = StreamMarkPricesRequest{}
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamMarkPricesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamMarkPricesRequest) ProtoMessage() {}
+
+func (x *StreamMarkPricesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamMarkPricesRequest.ProtoReflect.Descriptor instead.
+func (*StreamMarkPricesRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *StreamMarkPricesRequest) GetInstrumentIds() []string {
+	if x != nil {
+		return x.InstrumentIds
+	}
+	return nil
+}
+
+// StreamMarkPricesResponse is one mark price.
+type StreamMarkPricesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mark price.
+	MarkPrice     *MarkPrice `protobuf:"bytes,1,opt,name=mark_price,json=markPrice,proto3" json:"mark_price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamMarkPricesResponse) Reset() {
+	*x = StreamMarkPricesResponse{}
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamMarkPricesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamMarkPricesResponse) ProtoMessage() {}
+
+func (x *StreamMarkPricesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_marketdata_v1_marketdata_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamMarkPricesResponse.ProtoReflect.Descriptor instead.
+func (*StreamMarkPricesResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *StreamMarkPricesResponse) GetMarkPrice() *MarkPrice {
+	if x != nil {
+		return x.MarkPrice
 	}
 	return nil
 }
@@ -1647,7 +1907,13 @@ const file_tradex_marketdata_v1_marketdata_proto_rawDesc = "" +
 	"\n" +
 	"taker_side\x18\x06 \x01(\x0e2\x16.tradex.common.v1.SideR\ttakerSide\x12.\n" +
 	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x10\n" +
-	"\x03seq\x18\b \x01(\x04R\x03seq\"\xb4\x04\n" +
+	"\x03seq\x18\b \x01(\x04R\x03seq\"\x91\x01\n" +
+	"\tMarkPrice\x12#\n" +
+	"\rinstrument_id\x18\x01 \x01(\tR\finstrumentId\x12\x1d\n" +
+	"\n" +
+	"mark_price\x18\x02 \x01(\tR\tmarkPrice\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb4\x04\n" +
 	"\x06Ticker\x12#\n" +
 	"\rinstrument_id\x18\x01 \x01(\tR\finstrumentId\x12\x12\n" +
 	"\x04open\x18\x02 \x01(\tR\x04open\x12\x12\n" +
@@ -1727,7 +1993,17 @@ const file_tradex_marketdata_v1_marketdata_proto_rawDesc = "" +
 	"\x13StreamTickerRequest\x12%\n" +
 	"\x0einstrument_ids\x18\x01 \x03(\tR\rinstrumentIds\"L\n" +
 	"\x14StreamTickerResponse\x124\n" +
-	"\x06ticker\x18\x01 \x01(\v2\x1c.tradex.marketdata.v1.TickerR\x06ticker*\x91\x02\n" +
+	"\x06ticker\x18\x01 \x01(\v2\x1c.tradex.marketdata.v1.TickerR\x06ticker\":\n" +
+	"\x13GetMarkPriceRequest\x12#\n" +
+	"\rinstrument_id\x18\x01 \x01(\tR\finstrumentId\"V\n" +
+	"\x14GetMarkPriceResponse\x12>\n" +
+	"\n" +
+	"mark_price\x18\x01 \x01(\v2\x1f.tradex.marketdata.v1.MarkPriceR\tmarkPrice\"@\n" +
+	"\x17StreamMarkPricesRequest\x12%\n" +
+	"\x0einstrument_ids\x18\x01 \x03(\tR\rinstrumentIds\"Z\n" +
+	"\x18StreamMarkPricesResponse\x12>\n" +
+	"\n" +
+	"mark_price\x18\x01 \x01(\v2\x1f.tradex.marketdata.v1.MarkPriceR\tmarkPrice*\x91\x02\n" +
 	"\x0eCandleInterval\x12\x1f\n" +
 	"\x1bCANDLE_INTERVAL_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCANDLE_INTERVAL_ONE_MINUTE\x10\x01\x12 \n" +
@@ -1736,7 +2012,7 @@ const file_tradex_marketdata_v1_marketdata_proto_rawDesc = "" +
 	"\x18CANDLE_INTERVAL_ONE_HOUR\x10\x04\x12\x1e\n" +
 	"\x1aCANDLE_INTERVAL_FOUR_HOURS\x10\x05\x12\x1b\n" +
 	"\x17CANDLE_INTERVAL_ONE_DAY\x10\x06\x12\x1c\n" +
-	"\x18CANDLE_INTERVAL_ONE_WEEK\x10\a2\xc0\x06\n" +
+	"\x18CANDLE_INTERVAL_ONE_WEEK\x10\a2\xa1\b\n" +
 	"\x11MarketDataService\x12[\n" +
 	"\aGetBook\x12$.tradex.marketdata.v1.GetBookRequest\x1a%.tradex.marketdata.v1.GetBookResponse\"\x03\x90\x02\x01\x12d\n" +
 	"\n" +
@@ -1747,7 +2023,9 @@ const file_tradex_marketdata_v1_marketdata_proto_rawDesc = "" +
 	"\n" +
 	"StreamBook\x12'.tradex.marketdata.v1.StreamBookRequest\x1a(.tradex.marketdata.v1.StreamBookResponse0\x01\x12g\n" +
 	"\fStreamTrades\x12).tradex.marketdata.v1.StreamTradesRequest\x1a*.tradex.marketdata.v1.StreamTradesResponse0\x01\x12g\n" +
-	"\fStreamTicker\x12).tradex.marketdata.v1.StreamTickerRequest\x1a*.tradex.marketdata.v1.StreamTickerResponse0\x01B\xe5\x01\n" +
+	"\fStreamTicker\x12).tradex.marketdata.v1.StreamTickerRequest\x1a*.tradex.marketdata.v1.StreamTickerResponse0\x01\x12j\n" +
+	"\fGetMarkPrice\x12).tradex.marketdata.v1.GetMarkPriceRequest\x1a*.tradex.marketdata.v1.GetMarkPriceResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x10StreamMarkPrices\x12-.tradex.marketdata.v1.StreamMarkPricesRequest\x1a..tradex.marketdata.v1.StreamMarkPricesResponse0\x01B\xe5\x01\n" +
 	"\x18com.tradex.marketdata.v1B\x0fMarketdataProtoP\x01ZFgithub.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1;marketdatav1\xa2\x02\x03TMX\xaa\x02\x14Tradex.Marketdata.V1\xca\x02\x14Tradex\\Marketdata\\V1\xe2\x02 Tradex\\Marketdata\\V1\\GPBMetadata\xea\x02\x16Tradex::Marketdata::V1b\x06proto3"
 
 var (
@@ -1763,81 +2041,93 @@ func file_tradex_marketdata_v1_marketdata_proto_rawDescGZIP() []byte {
 }
 
 var file_tradex_marketdata_v1_marketdata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tradex_marketdata_v1_marketdata_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tradex_marketdata_v1_marketdata_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_tradex_marketdata_v1_marketdata_proto_goTypes = []any{
-	(CandleInterval)(0),           // 0: tradex.marketdata.v1.CandleInterval
-	(*BookLevel)(nil),             // 1: tradex.marketdata.v1.BookLevel
-	(*BookSnapshot)(nil),          // 2: tradex.marketdata.v1.BookSnapshot
-	(*BookDelta)(nil),             // 3: tradex.marketdata.v1.BookDelta
-	(*Trade)(nil),                 // 4: tradex.marketdata.v1.Trade
-	(*Ticker)(nil),                // 5: tradex.marketdata.v1.Ticker
-	(*Candle)(nil),                // 6: tradex.marketdata.v1.Candle
-	(*GetBookRequest)(nil),        // 7: tradex.marketdata.v1.GetBookRequest
-	(*GetBookResponse)(nil),       // 8: tradex.marketdata.v1.GetBookResponse
-	(*ListTradesRequest)(nil),     // 9: tradex.marketdata.v1.ListTradesRequest
-	(*ListTradesResponse)(nil),    // 10: tradex.marketdata.v1.ListTradesResponse
-	(*GetTickerRequest)(nil),      // 11: tradex.marketdata.v1.GetTickerRequest
-	(*GetTickerResponse)(nil),     // 12: tradex.marketdata.v1.GetTickerResponse
-	(*ListTickersRequest)(nil),    // 13: tradex.marketdata.v1.ListTickersRequest
-	(*ListTickersResponse)(nil),   // 14: tradex.marketdata.v1.ListTickersResponse
-	(*ListCandlesRequest)(nil),    // 15: tradex.marketdata.v1.ListCandlesRequest
-	(*ListCandlesResponse)(nil),   // 16: tradex.marketdata.v1.ListCandlesResponse
-	(*StreamBookRequest)(nil),     // 17: tradex.marketdata.v1.StreamBookRequest
-	(*StreamBookResponse)(nil),    // 18: tradex.marketdata.v1.StreamBookResponse
-	(*StreamTradesRequest)(nil),   // 19: tradex.marketdata.v1.StreamTradesRequest
-	(*StreamTradesResponse)(nil),  // 20: tradex.marketdata.v1.StreamTradesResponse
-	(*StreamTickerRequest)(nil),   // 21: tradex.marketdata.v1.StreamTickerRequest
-	(*StreamTickerResponse)(nil),  // 22: tradex.marketdata.v1.StreamTickerResponse
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(v1.Side)(0),                  // 24: tradex.common.v1.Side
+	(CandleInterval)(0),              // 0: tradex.marketdata.v1.CandleInterval
+	(*BookLevel)(nil),                // 1: tradex.marketdata.v1.BookLevel
+	(*BookSnapshot)(nil),             // 2: tradex.marketdata.v1.BookSnapshot
+	(*BookDelta)(nil),                // 3: tradex.marketdata.v1.BookDelta
+	(*Trade)(nil),                    // 4: tradex.marketdata.v1.Trade
+	(*MarkPrice)(nil),                // 5: tradex.marketdata.v1.MarkPrice
+	(*Ticker)(nil),                   // 6: tradex.marketdata.v1.Ticker
+	(*Candle)(nil),                   // 7: tradex.marketdata.v1.Candle
+	(*GetBookRequest)(nil),           // 8: tradex.marketdata.v1.GetBookRequest
+	(*GetBookResponse)(nil),          // 9: tradex.marketdata.v1.GetBookResponse
+	(*ListTradesRequest)(nil),        // 10: tradex.marketdata.v1.ListTradesRequest
+	(*ListTradesResponse)(nil),       // 11: tradex.marketdata.v1.ListTradesResponse
+	(*GetTickerRequest)(nil),         // 12: tradex.marketdata.v1.GetTickerRequest
+	(*GetTickerResponse)(nil),        // 13: tradex.marketdata.v1.GetTickerResponse
+	(*ListTickersRequest)(nil),       // 14: tradex.marketdata.v1.ListTickersRequest
+	(*ListTickersResponse)(nil),      // 15: tradex.marketdata.v1.ListTickersResponse
+	(*ListCandlesRequest)(nil),       // 16: tradex.marketdata.v1.ListCandlesRequest
+	(*ListCandlesResponse)(nil),      // 17: tradex.marketdata.v1.ListCandlesResponse
+	(*StreamBookRequest)(nil),        // 18: tradex.marketdata.v1.StreamBookRequest
+	(*StreamBookResponse)(nil),       // 19: tradex.marketdata.v1.StreamBookResponse
+	(*StreamTradesRequest)(nil),      // 20: tradex.marketdata.v1.StreamTradesRequest
+	(*StreamTradesResponse)(nil),     // 21: tradex.marketdata.v1.StreamTradesResponse
+	(*StreamTickerRequest)(nil),      // 22: tradex.marketdata.v1.StreamTickerRequest
+	(*StreamTickerResponse)(nil),     // 23: tradex.marketdata.v1.StreamTickerResponse
+	(*GetMarkPriceRequest)(nil),      // 24: tradex.marketdata.v1.GetMarkPriceRequest
+	(*GetMarkPriceResponse)(nil),     // 25: tradex.marketdata.v1.GetMarkPriceResponse
+	(*StreamMarkPricesRequest)(nil),  // 26: tradex.marketdata.v1.StreamMarkPricesRequest
+	(*StreamMarkPricesResponse)(nil), // 27: tradex.marketdata.v1.StreamMarkPricesResponse
+	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
+	(v1.Side)(0),                     // 29: tradex.common.v1.Side
 }
 var file_tradex_marketdata_v1_marketdata_proto_depIdxs = []int32{
 	1,  // 0: tradex.marketdata.v1.BookSnapshot.bids:type_name -> tradex.marketdata.v1.BookLevel
 	1,  // 1: tradex.marketdata.v1.BookSnapshot.asks:type_name -> tradex.marketdata.v1.BookLevel
-	23, // 2: tradex.marketdata.v1.BookSnapshot.time:type_name -> google.protobuf.Timestamp
+	28, // 2: tradex.marketdata.v1.BookSnapshot.time:type_name -> google.protobuf.Timestamp
 	1,  // 3: tradex.marketdata.v1.BookDelta.bids:type_name -> tradex.marketdata.v1.BookLevel
 	1,  // 4: tradex.marketdata.v1.BookDelta.asks:type_name -> tradex.marketdata.v1.BookLevel
-	23, // 5: tradex.marketdata.v1.BookDelta.time:type_name -> google.protobuf.Timestamp
-	24, // 6: tradex.marketdata.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
-	23, // 7: tradex.marketdata.v1.Trade.time:type_name -> google.protobuf.Timestamp
-	23, // 8: tradex.marketdata.v1.Ticker.window_start:type_name -> google.protobuf.Timestamp
-	23, // 9: tradex.marketdata.v1.Ticker.window_end:type_name -> google.protobuf.Timestamp
-	0,  // 10: tradex.marketdata.v1.Candle.interval:type_name -> tradex.marketdata.v1.CandleInterval
-	23, // 11: tradex.marketdata.v1.Candle.open_time:type_name -> google.protobuf.Timestamp
-	23, // 12: tradex.marketdata.v1.Candle.close_time:type_name -> google.protobuf.Timestamp
-	2,  // 13: tradex.marketdata.v1.GetBookResponse.book:type_name -> tradex.marketdata.v1.BookSnapshot
-	4,  // 14: tradex.marketdata.v1.ListTradesResponse.trades:type_name -> tradex.marketdata.v1.Trade
-	5,  // 15: tradex.marketdata.v1.GetTickerResponse.ticker:type_name -> tradex.marketdata.v1.Ticker
-	5,  // 16: tradex.marketdata.v1.ListTickersResponse.tickers:type_name -> tradex.marketdata.v1.Ticker
-	0,  // 17: tradex.marketdata.v1.ListCandlesRequest.interval:type_name -> tradex.marketdata.v1.CandleInterval
-	23, // 18: tradex.marketdata.v1.ListCandlesRequest.start_time:type_name -> google.protobuf.Timestamp
-	23, // 19: tradex.marketdata.v1.ListCandlesRequest.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 20: tradex.marketdata.v1.ListCandlesResponse.candles:type_name -> tradex.marketdata.v1.Candle
-	2,  // 21: tradex.marketdata.v1.StreamBookResponse.snapshot:type_name -> tradex.marketdata.v1.BookSnapshot
-	3,  // 22: tradex.marketdata.v1.StreamBookResponse.delta:type_name -> tradex.marketdata.v1.BookDelta
-	4,  // 23: tradex.marketdata.v1.StreamTradesResponse.trade:type_name -> tradex.marketdata.v1.Trade
-	5,  // 24: tradex.marketdata.v1.StreamTickerResponse.ticker:type_name -> tradex.marketdata.v1.Ticker
-	7,  // 25: tradex.marketdata.v1.MarketDataService.GetBook:input_type -> tradex.marketdata.v1.GetBookRequest
-	9,  // 26: tradex.marketdata.v1.MarketDataService.ListTrades:input_type -> tradex.marketdata.v1.ListTradesRequest
-	11, // 27: tradex.marketdata.v1.MarketDataService.GetTicker:input_type -> tradex.marketdata.v1.GetTickerRequest
-	13, // 28: tradex.marketdata.v1.MarketDataService.ListTickers:input_type -> tradex.marketdata.v1.ListTickersRequest
-	15, // 29: tradex.marketdata.v1.MarketDataService.ListCandles:input_type -> tradex.marketdata.v1.ListCandlesRequest
-	17, // 30: tradex.marketdata.v1.MarketDataService.StreamBook:input_type -> tradex.marketdata.v1.StreamBookRequest
-	19, // 31: tradex.marketdata.v1.MarketDataService.StreamTrades:input_type -> tradex.marketdata.v1.StreamTradesRequest
-	21, // 32: tradex.marketdata.v1.MarketDataService.StreamTicker:input_type -> tradex.marketdata.v1.StreamTickerRequest
-	8,  // 33: tradex.marketdata.v1.MarketDataService.GetBook:output_type -> tradex.marketdata.v1.GetBookResponse
-	10, // 34: tradex.marketdata.v1.MarketDataService.ListTrades:output_type -> tradex.marketdata.v1.ListTradesResponse
-	12, // 35: tradex.marketdata.v1.MarketDataService.GetTicker:output_type -> tradex.marketdata.v1.GetTickerResponse
-	14, // 36: tradex.marketdata.v1.MarketDataService.ListTickers:output_type -> tradex.marketdata.v1.ListTickersResponse
-	16, // 37: tradex.marketdata.v1.MarketDataService.ListCandles:output_type -> tradex.marketdata.v1.ListCandlesResponse
-	18, // 38: tradex.marketdata.v1.MarketDataService.StreamBook:output_type -> tradex.marketdata.v1.StreamBookResponse
-	20, // 39: tradex.marketdata.v1.MarketDataService.StreamTrades:output_type -> tradex.marketdata.v1.StreamTradesResponse
-	22, // 40: tradex.marketdata.v1.MarketDataService.StreamTicker:output_type -> tradex.marketdata.v1.StreamTickerResponse
-	33, // [33:41] is the sub-list for method output_type
-	25, // [25:33] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	28, // 5: tradex.marketdata.v1.BookDelta.time:type_name -> google.protobuf.Timestamp
+	29, // 6: tradex.marketdata.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
+	28, // 7: tradex.marketdata.v1.Trade.time:type_name -> google.protobuf.Timestamp
+	28, // 8: tradex.marketdata.v1.MarkPrice.time:type_name -> google.protobuf.Timestamp
+	28, // 9: tradex.marketdata.v1.Ticker.window_start:type_name -> google.protobuf.Timestamp
+	28, // 10: tradex.marketdata.v1.Ticker.window_end:type_name -> google.protobuf.Timestamp
+	0,  // 11: tradex.marketdata.v1.Candle.interval:type_name -> tradex.marketdata.v1.CandleInterval
+	28, // 12: tradex.marketdata.v1.Candle.open_time:type_name -> google.protobuf.Timestamp
+	28, // 13: tradex.marketdata.v1.Candle.close_time:type_name -> google.protobuf.Timestamp
+	2,  // 14: tradex.marketdata.v1.GetBookResponse.book:type_name -> tradex.marketdata.v1.BookSnapshot
+	4,  // 15: tradex.marketdata.v1.ListTradesResponse.trades:type_name -> tradex.marketdata.v1.Trade
+	6,  // 16: tradex.marketdata.v1.GetTickerResponse.ticker:type_name -> tradex.marketdata.v1.Ticker
+	6,  // 17: tradex.marketdata.v1.ListTickersResponse.tickers:type_name -> tradex.marketdata.v1.Ticker
+	0,  // 18: tradex.marketdata.v1.ListCandlesRequest.interval:type_name -> tradex.marketdata.v1.CandleInterval
+	28, // 19: tradex.marketdata.v1.ListCandlesRequest.start_time:type_name -> google.protobuf.Timestamp
+	28, // 20: tradex.marketdata.v1.ListCandlesRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 21: tradex.marketdata.v1.ListCandlesResponse.candles:type_name -> tradex.marketdata.v1.Candle
+	2,  // 22: tradex.marketdata.v1.StreamBookResponse.snapshot:type_name -> tradex.marketdata.v1.BookSnapshot
+	3,  // 23: tradex.marketdata.v1.StreamBookResponse.delta:type_name -> tradex.marketdata.v1.BookDelta
+	4,  // 24: tradex.marketdata.v1.StreamTradesResponse.trade:type_name -> tradex.marketdata.v1.Trade
+	6,  // 25: tradex.marketdata.v1.StreamTickerResponse.ticker:type_name -> tradex.marketdata.v1.Ticker
+	5,  // 26: tradex.marketdata.v1.GetMarkPriceResponse.mark_price:type_name -> tradex.marketdata.v1.MarkPrice
+	5,  // 27: tradex.marketdata.v1.StreamMarkPricesResponse.mark_price:type_name -> tradex.marketdata.v1.MarkPrice
+	8,  // 28: tradex.marketdata.v1.MarketDataService.GetBook:input_type -> tradex.marketdata.v1.GetBookRequest
+	10, // 29: tradex.marketdata.v1.MarketDataService.ListTrades:input_type -> tradex.marketdata.v1.ListTradesRequest
+	12, // 30: tradex.marketdata.v1.MarketDataService.GetTicker:input_type -> tradex.marketdata.v1.GetTickerRequest
+	14, // 31: tradex.marketdata.v1.MarketDataService.ListTickers:input_type -> tradex.marketdata.v1.ListTickersRequest
+	16, // 32: tradex.marketdata.v1.MarketDataService.ListCandles:input_type -> tradex.marketdata.v1.ListCandlesRequest
+	18, // 33: tradex.marketdata.v1.MarketDataService.StreamBook:input_type -> tradex.marketdata.v1.StreamBookRequest
+	20, // 34: tradex.marketdata.v1.MarketDataService.StreamTrades:input_type -> tradex.marketdata.v1.StreamTradesRequest
+	22, // 35: tradex.marketdata.v1.MarketDataService.StreamTicker:input_type -> tradex.marketdata.v1.StreamTickerRequest
+	24, // 36: tradex.marketdata.v1.MarketDataService.GetMarkPrice:input_type -> tradex.marketdata.v1.GetMarkPriceRequest
+	26, // 37: tradex.marketdata.v1.MarketDataService.StreamMarkPrices:input_type -> tradex.marketdata.v1.StreamMarkPricesRequest
+	9,  // 38: tradex.marketdata.v1.MarketDataService.GetBook:output_type -> tradex.marketdata.v1.GetBookResponse
+	11, // 39: tradex.marketdata.v1.MarketDataService.ListTrades:output_type -> tradex.marketdata.v1.ListTradesResponse
+	13, // 40: tradex.marketdata.v1.MarketDataService.GetTicker:output_type -> tradex.marketdata.v1.GetTickerResponse
+	15, // 41: tradex.marketdata.v1.MarketDataService.ListTickers:output_type -> tradex.marketdata.v1.ListTickersResponse
+	17, // 42: tradex.marketdata.v1.MarketDataService.ListCandles:output_type -> tradex.marketdata.v1.ListCandlesResponse
+	19, // 43: tradex.marketdata.v1.MarketDataService.StreamBook:output_type -> tradex.marketdata.v1.StreamBookResponse
+	21, // 44: tradex.marketdata.v1.MarketDataService.StreamTrades:output_type -> tradex.marketdata.v1.StreamTradesResponse
+	23, // 45: tradex.marketdata.v1.MarketDataService.StreamTicker:output_type -> tradex.marketdata.v1.StreamTickerResponse
+	25, // 46: tradex.marketdata.v1.MarketDataService.GetMarkPrice:output_type -> tradex.marketdata.v1.GetMarkPriceResponse
+	27, // 47: tradex.marketdata.v1.MarketDataService.StreamMarkPrices:output_type -> tradex.marketdata.v1.StreamMarkPricesResponse
+	38, // [38:48] is the sub-list for method output_type
+	28, // [28:38] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_tradex_marketdata_v1_marketdata_proto_init() }
@@ -1845,7 +2135,7 @@ func file_tradex_marketdata_v1_marketdata_proto_init() {
 	if File_tradex_marketdata_v1_marketdata_proto != nil {
 		return
 	}
-	file_tradex_marketdata_v1_marketdata_proto_msgTypes[17].OneofWrappers = []any{
+	file_tradex_marketdata_v1_marketdata_proto_msgTypes[18].OneofWrappers = []any{
 		(*StreamBookResponse_Snapshot)(nil),
 		(*StreamBookResponse_Delta)(nil),
 	}
@@ -1855,7 +2145,7 @@ func file_tradex_marketdata_v1_marketdata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_marketdata_v1_marketdata_proto_rawDesc), len(file_tradex_marketdata_v1_marketdata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

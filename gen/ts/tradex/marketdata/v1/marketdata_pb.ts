@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/marketdata/v1/marketdata.proto.
  */
 export const file_tradex_marketdata_v1_marketdata: GenFile = /*@__PURE__*/
-  fileDesc("CiV0cmFkZXgvbWFya2V0ZGF0YS92MS9tYXJrZXRkYXRhLnByb3RvEhR0cmFkZXgubWFya2V0ZGF0YS52MSIsCglCb29rTGV2ZWwSDQoFcHJpY2UYASABKAkSEAoIcXVhbnRpdHkYAiABKAkiugEKDEJvb2tTbmFwc2hvdBIVCg1pbnN0cnVtZW50X2lkGAEgASgJEi0KBGJpZHMYAiADKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5Cb29rTGV2ZWwSLQoEYXNrcxgDIAMoCzIfLnRyYWRleC5tYXJrZXRkYXRhLnYxLkJvb2tMZXZlbBILCgNzZXEYBCABKAQSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiyQEKCUJvb2tEZWx0YRIVCg1pbnN0cnVtZW50X2lkGAEgASgJEgsKA3NlcRgCIAEoBBIQCghwcmV2X3NlcRgDIAEoBBItCgRiaWRzGAQgAygLMh8udHJhZGV4Lm1hcmtldGRhdGEudjEuQm9va0xldmVsEi0KBGFza3MYBSADKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5Cb29rTGV2ZWwSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizAEKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkSDQoFcHJpY2UYAyABKAkSEAoIcXVhbnRpdHkYBCABKAkSFgoOcXVvdGVfcXVhbnRpdHkYBSABKAkSKgoKdGFrZXJfc2lkZRgGIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIoCgR0aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNzZXEYCCABKAQigQMKBlRpY2tlchIVCg1pbnN0cnVtZW50X2lkGAEgASgJEgwKBG9wZW4YAiABKAkSDAoEaGlnaBgDIAEoCRILCgNsb3cYBCABKAkSDAoEbGFzdBgFIAEoCRIOCgZ2b2x1bWUYBiABKAkSFAoMcXVvdGVfdm9sdW1lGAcgASgJEhQKDHByaWNlX2NoYW5nZRgIIAEoCRIcChRwcmljZV9jaGFuZ2VfcGVyY2VudBgJIAEoCRITCgt0cmFkZV9jb3VudBgKIAEoBBIQCghiZXN0X2JpZBgLIAEoCRIZChFiZXN0X2JpZF9xdWFudGl0eRgMIAEoCRIQCghiZXN0X2FzaxgNIAEoCRIZChFiZXN0X2Fza19xdWFudGl0eRgOIAEoCRIwCgx3aW5kb3dfc3RhcnQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrkCCgZDYW5kbGUSFQoNaW5zdHJ1bWVudF9pZBgBIAEoCRI2CghpbnRlcnZhbBgCIAEoDjIkLnRyYWRleC5tYXJrZXRkYXRhLnYxLkNhbmRsZUludGVydmFsEi0KCW9wZW5fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xvc2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEb3BlbhgFIAEoCRIMCgRoaWdoGAYgASgJEgsKA2xvdxgHIAEoCRINCgVjbG9zZRgIIAEoCRIOCgZ2b2x1bWUYCSABKAkSFAoMcXVvdGVfdm9sdW1lGAogASgJEhMKC3RyYWRlX2NvdW50GAsgASgEEg4KBmNsb3NlZBgMIAEoCCI2Cg5HZXRCb29rUmVxdWVzdBIVCg1pbnN0cnVtZW50X2lkGAEgASgJEg0KBWRlcHRoGAIgASgFIkMKD0dldEJvb2tSZXNwb25zZRIwCgRib29rGAEgASgLMiIudHJhZGV4Lm1hcmtldGRhdGEudjEuQm9va1NuYXBzaG90Ik0KEUxpc3RUcmFkZXNSZXF1ZXN0EhUKDWluc3RydW1lbnRfaWQYASABKAkSDQoFbGltaXQYAiABKAUSEgoKYmVmb3JlX3NlcRgDIAEoBCJBChJMaXN0VHJhZGVzUmVzcG9uc2USKwoGdHJhZGVzGAEgAygLMhsudHJhZGV4Lm1hcmtldGRhdGEudjEuVHJhZGUiKQoQR2V0VGlja2VyUmVxdWVzdBIVCg1pbnN0cnVtZW50X2lkGAEgASgJIkEKEUdldFRpY2tlclJlc3BvbnNlEiwKBnRpY2tlchgBIAEoCzIcLnRyYWRleC5tYXJrZXRkYXRhLnYxLlRpY2tlciIsChJMaXN0VGlja2Vyc1JlcXVlc3QSFgoOaW5zdHJ1bWVudF9pZHMYASADKAkiRAoTTGlzdFRpY2tlcnNSZXNwb25zZRItCgd0aWNrZXJzGAEgAygLMhwudHJhZGV4Lm1hcmtldGRhdGEudjEuVGlja2VyItABChJMaXN0Q2FuZGxlc1JlcXVlc3QSFQoNaW5zdHJ1bWVudF9pZBgBIAEoCRI2CghpbnRlcnZhbBgCIAEoDjIkLnRyYWRleC5tYXJrZXRkYXRhLnYxLkNhbmRsZUludGVydmFsEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoBSJEChNMaXN0Q2FuZGxlc1Jlc3BvbnNlEi0KB2NhbmRsZXMYASADKAsyHC50cmFkZXgubWFya2V0ZGF0YS52MS5DYW5kbGUiOQoRU3RyZWFtQm9va1JlcXVlc3QSFQoNaW5zdHJ1bWVudF9pZBgBIAEoCRINCgVkZXB0aBgCIAEoBSKHAQoSU3RyZWFtQm9va1Jlc3BvbnNlEjYKCHNuYXBzaG90GAEgASgLMiIudHJhZGV4Lm1hcmtldGRhdGEudjEuQm9va1NuYXBzaG90SAASMAoFZGVsdGEYAiABKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5Cb29rRGVsdGFIAEIHCgVldmVudCItChNTdHJlYW1UcmFkZXNSZXF1ZXN0EhYKDmluc3RydW1lbnRfaWRzGAEgAygJIkIKFFN0cmVhbVRyYWRlc1Jlc3BvbnNlEioKBXRyYWRlGAEgASgLMhsudHJhZGV4Lm1hcmtldGRhdGEudjEuVHJhZGUiLQoTU3RyZWFtVGlja2VyUmVxdWVzdBIWCg5pbnN0cnVtZW50X2lkcxgBIAMoCSJEChRTdHJlYW1UaWNrZXJSZXNwb25zZRIsCgZ0aWNrZXIYASABKAsyHC50cmFkZXgubWFya2V0ZGF0YS52MS5UaWNrZXIqkQIKDkNhbmRsZUludGVydmFsEh8KG0NBTkRMRV9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh4KGkNBTkRMRV9JTlRFUlZBTF9PTkVfTUlOVVRFEAESIAocQ0FORExFX0lOVEVSVkFMX0ZJVkVfTUlOVVRFUxACEiMKH0NBTkRMRV9JTlRFUlZBTF9GSUZURUVOX01JTlVURVMQAxIcChhDQU5ETEVfSU5URVJWQUxfT05FX0hPVVIQBBIeChpDQU5ETEVfSU5URVJWQUxfRk9VUl9IT1VSUxAFEhsKF0NBTkRMRV9JTlRFUlZBTF9PTkVfREFZEAYSHAoYQ0FORExFX0lOVEVSVkFMX09ORV9XRUVLEAcywAYKEU1hcmtldERhdGFTZXJ2aWNlElsKB0dldEJvb2sSJC50cmFkZXgubWFya2V0ZGF0YS52MS5HZXRCb29rUmVxdWVzdBolLnRyYWRleC5tYXJrZXRkYXRhLnYxLkdldEJvb2tSZXNwb25zZSIDkAIBEmQKCkxpc3RUcmFkZXMSJy50cmFkZXgubWFya2V0ZGF0YS52MS5MaXN0VHJhZGVzUmVxdWVzdBooLnRyYWRleC5tYXJrZXRkYXRhLnYxLkxpc3RUcmFkZXNSZXNwb25zZSIDkAIBEmEKCUdldFRpY2tlchImLnRyYWRleC5tYXJrZXRkYXRhLnYxLkdldFRpY2tlclJlcXVlc3QaJy50cmFkZXgubWFya2V0ZGF0YS52MS5HZXRUaWNrZXJSZXNwb25zZSIDkAIBEmcKC0xpc3RUaWNrZXJzEigudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdFRpY2tlcnNSZXF1ZXN0GikudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdFRpY2tlcnNSZXNwb25zZSIDkAIBEmcKC0xpc3RDYW5kbGVzEigudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdENhbmRsZXNSZXF1ZXN0GikudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdENhbmRsZXNSZXNwb25zZSIDkAIBEmEKClN0cmVhbUJvb2sSJy50cmFkZXgubWFya2V0ZGF0YS52MS5TdHJlYW1Cb29rUmVxdWVzdBooLnRyYWRleC5tYXJrZXRkYXRhLnYxLlN0cmVhbUJvb2tSZXNwb25zZTABEmcKDFN0cmVhbVRyYWRlcxIpLnRyYWRleC5tYXJrZXRkYXRhLnYxLlN0cmVhbVRyYWRlc1JlcXVlc3QaKi50cmFkZXgubWFya2V0ZGF0YS52MS5TdHJlYW1UcmFkZXNSZXNwb25zZTABEmcKDFN0cmVhbVRpY2tlchIpLnRyYWRleC5tYXJrZXRkYXRhLnYxLlN0cmVhbVRpY2tlclJlcXVlc3QaKi50cmFkZXgubWFya2V0ZGF0YS52MS5TdHJlYW1UaWNrZXJSZXNwb25zZTABQuUBChhjb20udHJhZGV4Lm1hcmtldGRhdGEudjFCD01hcmtldGRhdGFQcm90b1ABWkZnaXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L21hcmtldGRhdGEvdjE7bWFya2V0ZGF0YXYxogIDVE1YqgIUVHJhZGV4Lk1hcmtldGRhdGEuVjHKAhRUcmFkZXhcTWFya2V0ZGF0YVxWMeICIFRyYWRleFxNYXJrZXRkYXRhXFYxXEdQQk1ldGFkYXRh6gIWVHJhZGV4OjpNYXJrZXRkYXRhOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("CiV0cmFkZXgvbWFya2V0ZGF0YS92MS9tYXJrZXRkYXRhLnByb3RvEhR0cmFkZXgubWFya2V0ZGF0YS52MSIsCglCb29rTGV2ZWwSDQoFcHJpY2UYASABKAkSEAoIcXVhbnRpdHkYAiABKAkiugEKDEJvb2tTbmFwc2hvdBIVCg1pbnN0cnVtZW50X2lkGAEgASgJEi0KBGJpZHMYAiADKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5Cb29rTGV2ZWwSLQoEYXNrcxgDIAMoCzIfLnRyYWRleC5tYXJrZXRkYXRhLnYxLkJvb2tMZXZlbBILCgNzZXEYBCABKAQSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiyQEKCUJvb2tEZWx0YRIVCg1pbnN0cnVtZW50X2lkGAEgASgJEgsKA3NlcRgCIAEoBBIQCghwcmV2X3NlcRgDIAEoBBItCgRiaWRzGAQgAygLMh8udHJhZGV4Lm1hcmtldGRhdGEudjEuQm9va0xldmVsEi0KBGFza3MYBSADKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5Cb29rTGV2ZWwSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizAEKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkSDQoFcHJpY2UYAyABKAkSEAoIcXVhbnRpdHkYBCABKAkSFgoOcXVvdGVfcXVhbnRpdHkYBSABKAkSKgoKdGFrZXJfc2lkZRgGIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIoCgR0aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNzZXEYCCABKAQibQoJTWFya1ByaWNlEhUKDWluc3RydW1lbnRfaWQYASABKAkSEgoKbWFya19wcmljZRgCIAEoCRILCgNzZXEYAyABKAQSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigQMKBlRpY2tlchIVCg1pbnN0cnVtZW50X2lkGAEgASgJEgwKBG9wZW4YAiABKAkSDAoEaGlnaBgDIAEoCRILCgNsb3cYBCABKAkSDAoEbGFzdBgFIAEoCRIOCgZ2b2x1bWUYBiABKAkSFAoMcXVvdGVfdm9sdW1lGAcgASgJEhQKDHByaWNlX2NoYW5nZRgIIAEoCRIcChRwcmljZV9jaGFuZ2VfcGVyY2VudBgJIAEoCRITCgt0cmFkZV9jb3VudBgKIAEoBBIQCghiZXN0X2JpZBgLIAEoCRIZChFiZXN0X2JpZF9xdWFudGl0eRgMIAEoCRIQCghiZXN0X2FzaxgNIAEoCRIZChFiZXN0X2Fza19xdWFudGl0eRgOIAEoCRIwCgx3aW5kb3dfc3RhcnQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrkCCgZDYW5kbGUSFQoNaW5zdHJ1bWVudF9pZBgBIAEoCRI2CghpbnRlcnZhbBgCIAEoDjIkLnRyYWRleC5tYXJrZXRkYXRhLnYxLkNhbmRsZUludGVydmFsEi0KCW9wZW5fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY2xvc2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEb3BlbhgFIAEoCRIMCgRoaWdoGAYgASgJEgsKA2xvdxgHIAEoCRINCgVjbG9zZRgIIAEoCRIOCgZ2b2x1bWUYCSABKAkSFAoMcXVvdGVfdm9sdW1lGAogASgJEhMKC3RyYWRlX2NvdW50GAsgASgEEg4KBmNsb3NlZBgMIAEoCCI2Cg5HZXRCb29rUmVxdWVzdBIVCg1pbnN0cnVtZW50X2lkGAEgASgJEg0KBWRlcHRoGAIgASgFIkMKD0dldEJvb2tSZXNwb25zZRIwCgRib29rGAEgASgLMiIudHJhZGV4Lm1hcmtldGRhdGEudjEuQm9va1NuYXBzaG90Ik0KEUxpc3RUcmFkZXNSZXF1ZXN0EhUKDWluc3RydW1lbnRfaWQYASABKAkSDQoFbGltaXQYAiABKAUSEgoKYmVmb3JlX3NlcRgDIAEoBCJBChJMaXN0VHJhZGVzUmVzcG9uc2USKwoGdHJhZGVzGAEgAygLMhsudHJhZGV4Lm1hcmtldGRhdGEudjEuVHJhZGUiKQoQR2V0VGlja2VyUmVxdWVzdBIVCg1pbnN0cnVtZW50X2lkGAEgASgJIkEKEUdldFRpY2tlclJlc3BvbnNlEiwKBnRpY2tlchgBIAEoCzIcLnRyYWRleC5tYXJrZXRkYXRhLnYxLlRpY2tlciIsChJMaXN0VGlja2Vyc1JlcXVlc3QSFgoOaW5zdHJ1bWVudF9pZHMYASADKAkiRAoTTGlzdFRpY2tlcnNSZXNwb25zZRItCgd0aWNrZXJzGAEgAygLMhwudHJhZGV4Lm1hcmtldGRhdGEudjEuVGlja2VyItABChJMaXN0Q2FuZGxlc1JlcXVlc3QSFQoNaW5zdHJ1bWVudF9pZBgBIAEoCRI2CghpbnRlcnZhbBgCIAEoDjIkLnRyYWRleC5tYXJrZXRkYXRhLnYxLkNhbmRsZUludGVydmFsEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoBSJEChNMaXN0Q2FuZGxlc1Jlc3BvbnNlEi0KB2NhbmRsZXMYASADKAsyHC50cmFkZXgubWFya2V0ZGF0YS52MS5DYW5kbGUiOQoRU3RyZWFtQm9va1JlcXVlc3QSFQoNaW5zdHJ1bWVudF9pZBgBIAEoCRINCgVkZXB0aBgCIAEoBSKHAQoSU3RyZWFtQm9va1Jlc3BvbnNlEjYKCHNuYXBzaG90GAEgASgLMiIudHJhZGV4Lm1hcmtldGRhdGEudjEuQm9va1NuYXBzaG90SAASMAoFZGVsdGEYAiABKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5Cb29rRGVsdGFIAEIHCgVldmVudCItChNTdHJlYW1UcmFkZXNSZXF1ZXN0EhYKDmluc3RydW1lbnRfaWRzGAEgAygJIkIKFFN0cmVhbVRyYWRlc1Jlc3BvbnNlEioKBXRyYWRlGAEgASgLMhsudHJhZGV4Lm1hcmtldGRhdGEudjEuVHJhZGUiLQoTU3RyZWFtVGlja2VyUmVxdWVzdBIWCg5pbnN0cnVtZW50X2lkcxgBIAMoCSJEChRTdHJlYW1UaWNrZXJSZXNwb25zZRIsCgZ0aWNrZXIYASABKAsyHC50cmFkZXgubWFya2V0ZGF0YS52MS5UaWNrZXIiLAoTR2V0TWFya1ByaWNlUmVxdWVzdBIVCg1pbnN0cnVtZW50X2lkGAEgASgJIksKFEdldE1hcmtQcmljZVJlc3BvbnNlEjMKCm1hcmtfcHJpY2UYASABKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5NYXJrUHJpY2UiMQoXU3RyZWFtTWFya1ByaWNlc1JlcXVlc3QSFgoOaW5zdHJ1bWVudF9pZHMYASADKAkiTwoYU3RyZWFtTWFya1ByaWNlc1Jlc3BvbnNlEjMKCm1hcmtfcHJpY2UYASABKAsyHy50cmFkZXgubWFya2V0ZGF0YS52MS5NYXJrUHJpY2UqkQIKDkNhbmRsZUludGVydmFsEh8KG0NBTkRMRV9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh4KGkNBTkRMRV9JTlRFUlZBTF9PTkVfTUlOVVRFEAESIAocQ0FORExFX0lOVEVSVkFMX0ZJVkVfTUlOVVRFUxACEiMKH0NBTkRMRV9JTlRFUlZBTF9GSUZURUVOX01JTlVURVMQAxIcChhDQU5ETEVfSU5URVJWQUxfT05FX0hPVVIQBBIeChpDQU5ETEVfSU5URVJWQUxfRk9VUl9IT1VSUxAFEhsKF0NBTkRMRV9JTlRFUlZBTF9PTkVfREFZEAYSHAoYQ0FORExFX0lOVEVSVkFMX09ORV9XRUVLEAcyoQgKEU1hcmtldERhdGFTZXJ2aWNlElsKB0dldEJvb2sSJC50cmFkZXgubWFya2V0ZGF0YS52MS5HZXRCb29rUmVxdWVzdBolLnRyYWRleC5tYXJrZXRkYXRhLnYxLkdldEJvb2tSZXNwb25zZSIDkAIBEmQKCkxpc3RUcmFkZXMSJy50cmFkZXgubWFya2V0ZGF0YS52MS5MaXN0VHJhZGVzUmVxdWVzdBooLnRyYWRleC5tYXJrZXRkYXRhLnYxLkxpc3RUcmFkZXNSZXNwb25zZSIDkAIBEmEKCUdldFRpY2tlchImLnRyYWRleC5tYXJrZXRkYXRhLnYxLkdldFRpY2tlclJlcXVlc3QaJy50cmFkZXgubWFya2V0ZGF0YS52MS5HZXRUaWNrZXJSZXNwb25zZSIDkAIBEmcKC0xpc3RUaWNrZXJzEigudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdFRpY2tlcnNSZXF1ZXN0GikudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdFRpY2tlcnNSZXNwb25zZSIDkAIBEmcKC0xpc3RDYW5kbGVzEigudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdENhbmRsZXNSZXF1ZXN0GikudHJhZGV4Lm1hcmtldGRhdGEudjEuTGlzdENhbmRsZXNSZXNwb25zZSIDkAIBEmEKClN0cmVhbUJvb2sSJy50cmFkZXgubWFya2V0ZGF0YS52MS5TdHJlYW1Cb29rUmVxdWVzdBooLnRyYWRleC5tYXJrZXRkYXRhLnYxLlN0cmVhbUJvb2tSZXNwb25zZTABEmcKDFN0cmVhbVRyYWRlcxIpLnRyYWRleC5tYXJrZXRkYXRhLnYxLlN0cmVhbVRyYWRlc1JlcXVlc3QaKi50cmFkZXgubWFya2V0ZGF0YS52MS5TdHJlYW1UcmFkZXNSZXNwb25zZTABEmcKDFN0cmVhbVRpY2tlchIpLnRyYWRleC5tYXJrZXRkYXRhLnYxLlN0cmVhbVRpY2tlclJlcXVlc3QaKi50cmFkZXgubWFya2V0ZGF0YS52MS5TdHJlYW1UaWNrZXJSZXNwb25zZTABEmoKDEdldE1hcmtQcmljZRIpLnRyYWRleC5tYXJrZXRkYXRhLnYxLkdldE1hcmtQcmljZVJlcXVlc3QaKi50cmFkZXgubWFya2V0ZGF0YS52MS5HZXRNYXJrUHJpY2VSZXNwb25zZSIDkAIBEnMKEFN0cmVhbU1hcmtQcmljZXMSLS50cmFkZXgubWFya2V0ZGF0YS52MS5TdHJlYW1NYXJrUHJpY2VzUmVxdWVzdBouLnRyYWRleC5tYXJrZXRkYXRhLnYxLlN0cmVhbU1hcmtQcmljZXNSZXNwb25zZTABQuUBChhjb20udHJhZGV4Lm1hcmtldGRhdGEudjFCD01hcmtldGRhdGFQcm90b1ABWkZnaXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L21hcmtldGRhdGEvdjE7bWFya2V0ZGF0YXYxogIDVE1YqgIUVHJhZGV4Lk1hcmtldGRhdGEuVjHKAhRUcmFkZXhcTWFya2V0ZGF0YVxWMeICIFRyYWRleFxNYXJrZXRkYXRhXFYxXEdQQk1ldGFkYXRh6gIWVHJhZGV4OjpNYXJrZXRkYXRhOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * BookLevel is the total resting quantity at one price.
@@ -226,6 +226,51 @@ export const TradeSchema: GenMessage<Trade> = /*@__PURE__*/
   messageDesc(file_tradex_marketdata_v1_marketdata, 3);
 
 /**
+ * MarkPrice is a perpetual's mark price, the payload of md.mark.v1 (key: the instrument):
+ * what margins, funding and liquidations are measured at (docs/perpetuals.md). The
+ * matching engine computes it after every command; a new one comes with every command on
+ * the instrument, changed or not.
+ *
+ * @generated from message tradex.marketdata.v1.MarkPrice
+ */
+export type MarkPrice = Message<"tradex.marketdata.v1.MarkPrice"> & {
+  /**
+   * The instrument's symbol.
+   *
+   * @generated from field: string instrument_id = 1;
+   */
+  instrumentId: string;
+
+  /**
+   * The mark price, a decimal string at the instrument's price scale.
+   *
+   * @generated from field: string mark_price = 2;
+   */
+  markPrice: string;
+
+  /**
+   * The engine event's output sequence of the instrument; orders mark prices.
+   *
+   * @generated from field: uint64 seq = 3;
+   */
+  seq: bigint;
+
+  /**
+   * When (engine time).
+   *
+   * @generated from field: google.protobuf.Timestamp time = 4;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tradex.marketdata.v1.MarkPrice.
+ * Use `create(MarkPriceSchema)` to create a new message.
+ */
+export const MarkPriceSchema: GenMessage<MarkPrice> = /*@__PURE__*/
+  messageDesc(file_tradex_marketdata_v1_marketdata, 4);
+
+/**
  * Ticker summarizes an instrument over the last 24 hours. Prices and volumes are decimal
  * strings; they are empty when there was no trade in the window.
  *
@@ -350,7 +395,7 @@ export type Ticker = Message<"tradex.marketdata.v1.Ticker"> & {
  * Use `create(TickerSchema)` to create a new message.
  */
 export const TickerSchema: GenMessage<Ticker> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 4);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 5);
 
 /**
  * Candle is the OHLCV summary of one interval (a "kline").
@@ -448,7 +493,7 @@ export type Candle = Message<"tradex.marketdata.v1.Candle"> & {
  * Use `create(CandleSchema)` to create a new message.
  */
 export const CandleSchema: GenMessage<Candle> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 5);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 6);
 
 /**
  * GetBookRequest names the book to read.
@@ -476,7 +521,7 @@ export type GetBookRequest = Message<"tradex.marketdata.v1.GetBookRequest"> & {
  * Use `create(GetBookRequestSchema)` to create a new message.
  */
 export const GetBookRequestSchema: GenMessage<GetBookRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 6);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 7);
 
 /**
  * GetBookResponse carries the book.
@@ -497,7 +542,7 @@ export type GetBookResponse = Message<"tradex.marketdata.v1.GetBookResponse"> & 
  * Use `create(GetBookResponseSchema)` to create a new message.
  */
 export const GetBookResponseSchema: GenMessage<GetBookResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 7);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 8);
 
 /**
  * ListTradesRequest names the trades to read.
@@ -532,7 +577,7 @@ export type ListTradesRequest = Message<"tradex.marketdata.v1.ListTradesRequest"
  * Use `create(ListTradesRequestSchema)` to create a new message.
  */
 export const ListTradesRequestSchema: GenMessage<ListTradesRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 8);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 9);
 
 /**
  * ListTradesResponse carries trades.
@@ -553,7 +598,7 @@ export type ListTradesResponse = Message<"tradex.marketdata.v1.ListTradesRespons
  * Use `create(ListTradesResponseSchema)` to create a new message.
  */
 export const ListTradesResponseSchema: GenMessage<ListTradesResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 9);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 10);
 
 /**
  * GetTickerRequest names the ticker to read.
@@ -574,7 +619,7 @@ export type GetTickerRequest = Message<"tradex.marketdata.v1.GetTickerRequest"> 
  * Use `create(GetTickerRequestSchema)` to create a new message.
  */
 export const GetTickerRequestSchema: GenMessage<GetTickerRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 10);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 11);
 
 /**
  * GetTickerResponse carries the ticker.
@@ -595,7 +640,7 @@ export type GetTickerResponse = Message<"tradex.marketdata.v1.GetTickerResponse"
  * Use `create(GetTickerResponseSchema)` to create a new message.
  */
 export const GetTickerResponseSchema: GenMessage<GetTickerResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 11);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 12);
 
 /**
  * ListTickersRequest names the tickers to read.
@@ -616,7 +661,7 @@ export type ListTickersRequest = Message<"tradex.marketdata.v1.ListTickersReques
  * Use `create(ListTickersRequestSchema)` to create a new message.
  */
 export const ListTickersRequestSchema: GenMessage<ListTickersRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 12);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 13);
 
 /**
  * ListTickersResponse carries tickers.
@@ -637,7 +682,7 @@ export type ListTickersResponse = Message<"tradex.marketdata.v1.ListTickersRespo
  * Use `create(ListTickersResponseSchema)` to create a new message.
  */
 export const ListTickersResponseSchema: GenMessage<ListTickersResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 13);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 14);
 
 /**
  * ListCandlesRequest names the candles to read.
@@ -687,7 +732,7 @@ export type ListCandlesRequest = Message<"tradex.marketdata.v1.ListCandlesReques
  * Use `create(ListCandlesRequestSchema)` to create a new message.
  */
 export const ListCandlesRequestSchema: GenMessage<ListCandlesRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 14);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 15);
 
 /**
  * ListCandlesResponse carries candles.
@@ -708,7 +753,7 @@ export type ListCandlesResponse = Message<"tradex.marketdata.v1.ListCandlesRespo
  * Use `create(ListCandlesResponseSchema)` to create a new message.
  */
 export const ListCandlesResponseSchema: GenMessage<ListCandlesResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 15);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 16);
 
 /**
  * StreamBookRequest names the book to stream.
@@ -737,7 +782,7 @@ export type StreamBookRequest = Message<"tradex.marketdata.v1.StreamBookRequest"
  * Use `create(StreamBookRequestSchema)` to create a new message.
  */
 export const StreamBookRequestSchema: GenMessage<StreamBookRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 16);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 17);
 
 /**
  * StreamBookResponse is one message of a book stream.
@@ -774,7 +819,7 @@ export type StreamBookResponse = Message<"tradex.marketdata.v1.StreamBookRespons
  * Use `create(StreamBookResponseSchema)` to create a new message.
  */
 export const StreamBookResponseSchema: GenMessage<StreamBookResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 17);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 18);
 
 /**
  * StreamTradesRequest names the trades to stream.
@@ -795,7 +840,7 @@ export type StreamTradesRequest = Message<"tradex.marketdata.v1.StreamTradesRequ
  * Use `create(StreamTradesRequestSchema)` to create a new message.
  */
 export const StreamTradesRequestSchema: GenMessage<StreamTradesRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 18);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 19);
 
 /**
  * StreamTradesResponse is one trade.
@@ -816,7 +861,7 @@ export type StreamTradesResponse = Message<"tradex.marketdata.v1.StreamTradesRes
  * Use `create(StreamTradesResponseSchema)` to create a new message.
  */
 export const StreamTradesResponseSchema: GenMessage<StreamTradesResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 19);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 20);
 
 /**
  * StreamTickerRequest names the tickers to stream.
@@ -837,7 +882,7 @@ export type StreamTickerRequest = Message<"tradex.marketdata.v1.StreamTickerRequ
  * Use `create(StreamTickerRequestSchema)` to create a new message.
  */
 export const StreamTickerRequestSchema: GenMessage<StreamTickerRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 20);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 21);
 
 /**
  * StreamTickerResponse is one ticker.
@@ -858,7 +903,91 @@ export type StreamTickerResponse = Message<"tradex.marketdata.v1.StreamTickerRes
  * Use `create(StreamTickerResponseSchema)` to create a new message.
  */
 export const StreamTickerResponseSchema: GenMessage<StreamTickerResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_marketdata_v1_marketdata, 21);
+  messageDesc(file_tradex_marketdata_v1_marketdata, 22);
+
+/**
+ * GetMarkPriceRequest names the perpetual.
+ *
+ * @generated from message tradex.marketdata.v1.GetMarkPriceRequest
+ */
+export type GetMarkPriceRequest = Message<"tradex.marketdata.v1.GetMarkPriceRequest"> & {
+  /**
+   * The instrument's symbol.
+   *
+   * @generated from field: string instrument_id = 1;
+   */
+  instrumentId: string;
+};
+
+/**
+ * Describes the message tradex.marketdata.v1.GetMarkPriceRequest.
+ * Use `create(GetMarkPriceRequestSchema)` to create a new message.
+ */
+export const GetMarkPriceRequestSchema: GenMessage<GetMarkPriceRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_marketdata_v1_marketdata, 23);
+
+/**
+ * GetMarkPriceResponse carries the mark price.
+ *
+ * @generated from message tradex.marketdata.v1.GetMarkPriceResponse
+ */
+export type GetMarkPriceResponse = Message<"tradex.marketdata.v1.GetMarkPriceResponse"> & {
+  /**
+   * The mark price.
+   *
+   * @generated from field: tradex.marketdata.v1.MarkPrice mark_price = 1;
+   */
+  markPrice?: MarkPrice | undefined;
+};
+
+/**
+ * Describes the message tradex.marketdata.v1.GetMarkPriceResponse.
+ * Use `create(GetMarkPriceResponseSchema)` to create a new message.
+ */
+export const GetMarkPriceResponseSchema: GenMessage<GetMarkPriceResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_marketdata_v1_marketdata, 24);
+
+/**
+ * StreamMarkPricesRequest names the perpetuals to stream.
+ *
+ * @generated from message tradex.marketdata.v1.StreamMarkPricesRequest
+ */
+export type StreamMarkPricesRequest = Message<"tradex.marketdata.v1.StreamMarkPricesRequest"> & {
+  /**
+   * The instruments' symbols; empty for every perpetual.
+   *
+   * @generated from field: repeated string instrument_ids = 1;
+   */
+  instrumentIds: string[];
+};
+
+/**
+ * Describes the message tradex.marketdata.v1.StreamMarkPricesRequest.
+ * Use `create(StreamMarkPricesRequestSchema)` to create a new message.
+ */
+export const StreamMarkPricesRequestSchema: GenMessage<StreamMarkPricesRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_marketdata_v1_marketdata, 25);
+
+/**
+ * StreamMarkPricesResponse is one mark price.
+ *
+ * @generated from message tradex.marketdata.v1.StreamMarkPricesResponse
+ */
+export type StreamMarkPricesResponse = Message<"tradex.marketdata.v1.StreamMarkPricesResponse"> & {
+  /**
+   * The mark price.
+   *
+   * @generated from field: tradex.marketdata.v1.MarkPrice mark_price = 1;
+   */
+  markPrice?: MarkPrice | undefined;
+};
+
+/**
+ * Describes the message tradex.marketdata.v1.StreamMarkPricesResponse.
+ * Use `create(StreamMarkPricesResponseSchema)` to create a new message.
+ */
+export const StreamMarkPricesResponseSchema: GenMessage<StreamMarkPricesResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_marketdata_v1_marketdata, 26);
 
 /**
  * CandleInterval is the length of a candle.
@@ -931,7 +1060,8 @@ export const CandleIntervalSchema: GenEnum<CandleInterval> = /*@__PURE__*/
 
 /**
  * MarketDataService serves public market data. Its state is rebuilt from engine.event.v1;
- * it publishes Trade on md.trade.v1 and BookDelta on md.book.v1 (key: the instrument).
+ * it publishes Trade on md.trade.v1, BookDelta on md.book.v1 and a perpetual's MarkPrice
+ * on md.mark.v1 (key: the instrument).
  *
  * @generated from service tradex.marketdata.v1.MarketDataService
  */
@@ -1018,6 +1148,28 @@ export const MarketDataService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamTickerRequestSchema;
     output: typeof StreamTickerResponseSchema;
+  },
+  /**
+   * GetMarkPrice returns a perpetual's mark price. NotFound for an unknown instrument, a
+   * spot instrument, or a perpetual without a mark yet (no quote or trade so far).
+   *
+   * @generated from rpc tradex.marketdata.v1.MarketDataService.GetMarkPrice
+   */
+  getMarkPrice: {
+    methodKind: "unary";
+    input: typeof GetMarkPriceRequestSchema;
+    output: typeof GetMarkPriceResponseSchema;
+  },
+  /**
+   * StreamMarkPrices streams the mark prices of perpetuals: the current ones first, then
+   * each new one.
+   *
+   * @generated from rpc tradex.marketdata.v1.MarketDataService.StreamMarkPrices
+   */
+  streamMarkPrices: {
+    methodKind: "server_streaming";
+    input: typeof StreamMarkPricesRequestSchema;
+    output: typeof StreamMarkPricesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tradex_marketdata_v1_marketdata, 0);

@@ -60,6 +60,12 @@ const (
 	// MarketDataServiceStreamTickerProcedure is the fully-qualified name of the MarketDataService's
 	// StreamTicker RPC.
 	MarketDataServiceStreamTickerProcedure = "/tradex.marketdata.v1.MarketDataService/StreamTicker"
+	// MarketDataServiceGetMarkPriceProcedure is the fully-qualified name of the MarketDataService's
+	// GetMarkPrice RPC.
+	MarketDataServiceGetMarkPriceProcedure = "/tradex.marketdata.v1.MarketDataService/GetMarkPrice"
+	// MarketDataServiceStreamMarkPricesProcedure is the fully-qualified name of the MarketDataService's
+	// StreamMarkPrices RPC.
+	MarketDataServiceStreamMarkPricesProcedure = "/tradex.marketdata.v1.MarketDataService/StreamMarkPrices"
 )
 
 // MarketDataServiceClient is a client for the tradex.marketdata.v1.MarketDataService service.
@@ -83,6 +89,12 @@ type MarketDataServiceClient interface {
 	// StreamTicker streams the tickers of instruments: the current ones first, then each
 	// ticker whenever it changes (at most a few times per second per instrument).
 	StreamTicker(context.Context, *v1.StreamTickerRequest) (*connect.ServerStreamForClient[v1.StreamTickerResponse], error)
+	// GetMarkPrice returns a perpetual's mark price. NotFound for an unknown instrument, a
+	// spot instrument, or a perpetual without a mark yet (no quote or trade so far).
+	GetMarkPrice(context.Context, *v1.GetMarkPriceRequest) (*v1.GetMarkPriceResponse, error)
+	// StreamMarkPrices streams the mark prices of perpetuals: the current ones first, then
+	// each new one.
+	StreamMarkPrices(context.Context, *v1.StreamMarkPricesRequest) (*connect.ServerStreamForClient[v1.StreamMarkPricesResponse], error)
 }
 
 // NewMarketDataServiceClient constructs a client for the tradex.marketdata.v1.MarketDataService
@@ -149,19 +161,34 @@ func NewMarketDataServiceClient(httpClient connect.HTTPClient, baseURL string, o
 			connect.WithSchema(marketDataServiceMethods.ByName("StreamTicker")),
 			connect.WithClientOptions(opts...),
 		),
+		getMarkPrice: connect.NewClient[v1.GetMarkPriceRequest, v1.GetMarkPriceResponse](
+			httpClient,
+			baseURL+MarketDataServiceGetMarkPriceProcedure,
+			connect.WithSchema(marketDataServiceMethods.ByName("GetMarkPrice")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		streamMarkPrices: connect.NewClient[v1.StreamMarkPricesRequest, v1.StreamMarkPricesResponse](
+			httpClient,
+			baseURL+MarketDataServiceStreamMarkPricesProcedure,
+			connect.WithSchema(marketDataServiceMethods.ByName("StreamMarkPrices")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // marketDataServiceClient implements MarketDataServiceClient.
 type marketDataServiceClient struct {
-	getBook      *connect.Client[v1.GetBookRequest, v1.GetBookResponse]
-	listTrades   *connect.Client[v1.ListTradesRequest, v1.ListTradesResponse]
-	getTicker    *connect.Client[v1.GetTickerRequest, v1.GetTickerResponse]
-	listTickers  *connect.Client[v1.ListTickersRequest, v1.ListTickersResponse]
-	listCandles  *connect.Client[v1.ListCandlesRequest, v1.ListCandlesResponse]
-	streamBook   *connect.Client[v1.StreamBookRequest, v1.StreamBookResponse]
-	streamTrades *connect.Client[v1.StreamTradesRequest, v1.StreamTradesResponse]
-	streamTicker *connect.Client[v1.StreamTickerRequest, v1.StreamTickerResponse]
+	getBook          *connect.Client[v1.GetBookRequest, v1.GetBookResponse]
+	listTrades       *connect.Client[v1.ListTradesRequest, v1.ListTradesResponse]
+	getTicker        *connect.Client[v1.GetTickerRequest, v1.GetTickerResponse]
+	listTickers      *connect.Client[v1.ListTickersRequest, v1.ListTickersResponse]
+	listCandles      *connect.Client[v1.ListCandlesRequest, v1.ListCandlesResponse]
+	streamBook       *connect.Client[v1.StreamBookRequest, v1.StreamBookResponse]
+	streamTrades     *connect.Client[v1.StreamTradesRequest, v1.StreamTradesResponse]
+	streamTicker     *connect.Client[v1.StreamTickerRequest, v1.StreamTickerResponse]
+	getMarkPrice     *connect.Client[v1.GetMarkPriceRequest, v1.GetMarkPriceResponse]
+	streamMarkPrices *connect.Client[v1.StreamMarkPricesRequest, v1.StreamMarkPricesResponse]
 }
 
 // GetBook calls tradex.marketdata.v1.MarketDataService.GetBook.
@@ -224,6 +251,20 @@ func (c *marketDataServiceClient) StreamTicker(ctx context.Context, req *v1.Stre
 	return c.streamTicker.CallServerStream(ctx, connect.NewRequest(req))
 }
 
+// GetMarkPrice calls tradex.marketdata.v1.MarketDataService.GetMarkPrice.
+func (c *marketDataServiceClient) GetMarkPrice(ctx context.Context, req *v1.GetMarkPriceRequest) (*v1.GetMarkPriceResponse, error) {
+	response, err := c.getMarkPrice.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// StreamMarkPrices calls tradex.marketdata.v1.MarketDataService.StreamMarkPrices.
+func (c *marketDataServiceClient) StreamMarkPrices(ctx context.Context, req *v1.StreamMarkPricesRequest) (*connect.ServerStreamForClient[v1.StreamMarkPricesResponse], error) {
+	return c.streamMarkPrices.CallServerStream(ctx, connect.NewRequest(req))
+}
+
 // MarketDataServiceHandler is an implementation of the tradex.marketdata.v1.MarketDataService
 // service.
 type MarketDataServiceHandler interface {
@@ -246,6 +287,12 @@ type MarketDataServiceHandler interface {
 	// StreamTicker streams the tickers of instruments: the current ones first, then each
 	// ticker whenever it changes (at most a few times per second per instrument).
 	StreamTicker(context.Context, *v1.StreamTickerRequest, *connect.ServerStream[v1.StreamTickerResponse]) error
+	// GetMarkPrice returns a perpetual's mark price. NotFound for an unknown instrument, a
+	// spot instrument, or a perpetual without a mark yet (no quote or trade so far).
+	GetMarkPrice(context.Context, *v1.GetMarkPriceRequest) (*v1.GetMarkPriceResponse, error)
+	// StreamMarkPrices streams the mark prices of perpetuals: the current ones first, then
+	// each new one.
+	StreamMarkPrices(context.Context, *v1.StreamMarkPricesRequest, *connect.ServerStream[v1.StreamMarkPricesResponse]) error
 }
 
 // NewMarketDataServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -308,6 +355,19 @@ func NewMarketDataServiceHandler(svc MarketDataServiceHandler, opts ...connect.H
 		connect.WithSchema(marketDataServiceMethods.ByName("StreamTicker")),
 		connect.WithHandlerOptions(opts...),
 	)
+	marketDataServiceGetMarkPriceHandler := connect.NewUnaryHandlerSimple(
+		MarketDataServiceGetMarkPriceProcedure,
+		svc.GetMarkPrice,
+		connect.WithSchema(marketDataServiceMethods.ByName("GetMarkPrice")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	marketDataServiceStreamMarkPricesHandler := connect.NewServerStreamHandlerSimple(
+		MarketDataServiceStreamMarkPricesProcedure,
+		svc.StreamMarkPrices,
+		connect.WithSchema(marketDataServiceMethods.ByName("StreamMarkPrices")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tradex.marketdata.v1.MarketDataService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case MarketDataServiceGetBookProcedure:
@@ -326,6 +386,10 @@ func NewMarketDataServiceHandler(svc MarketDataServiceHandler, opts ...connect.H
 			marketDataServiceStreamTradesHandler.ServeHTTP(w, r)
 		case MarketDataServiceStreamTickerProcedure:
 			marketDataServiceStreamTickerHandler.ServeHTTP(w, r)
+		case MarketDataServiceGetMarkPriceProcedure:
+			marketDataServiceGetMarkPriceHandler.ServeHTTP(w, r)
+		case MarketDataServiceStreamMarkPricesProcedure:
+			marketDataServiceStreamMarkPricesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -365,4 +429,12 @@ func (UnimplementedMarketDataServiceHandler) StreamTrades(context.Context, *v1.S
 
 func (UnimplementedMarketDataServiceHandler) StreamTicker(context.Context, *v1.StreamTickerRequest, *connect.ServerStream[v1.StreamTickerResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("tradex.marketdata.v1.MarketDataService.StreamTicker is not implemented"))
+}
+
+func (UnimplementedMarketDataServiceHandler) GetMarkPrice(context.Context, *v1.GetMarkPriceRequest) (*v1.GetMarkPriceResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.marketdata.v1.MarketDataService.GetMarkPrice is not implemented"))
+}
+
+func (UnimplementedMarketDataServiceHandler) StreamMarkPrices(context.Context, *v1.StreamMarkPricesRequest, *connect.ServerStream[v1.StreamMarkPricesResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("tradex.marketdata.v1.MarketDataService.StreamMarkPrices is not implemented"))
 }
