@@ -59,15 +59,7 @@ func newAuthEnvAt(t *testing.T, now func() time.Time) *authEnv {
 		_ = p.Core().FollowUsers(ctx, v.UserChanged)
 	}()
 	t.Cleanup(func() { cancel(); <-followed })
-	feed, err := wsfeed.New(wsfeed.Default(), wsfeed.Deps{MarketData: p.MarketData, Orders: p.Orders, Wallet: p.Wallet, Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
-		defer cancel()
-		_ = feed.Shutdown(ctx)
-	})
+	feed := newFeed(t, wsfeed.Default(), wsfeed.Deps{MarketData: p.MarketData, Orders: p.Orders, Wallet: p.Wallet, Verifier: v})
 	cfg := gateway.Default()
 	cfg.RateLimit = gateway.RateLimit{}
 	gw, err := gateway.New(cfg, gateway.Deps{Services: p.Core().Gateway(), Verifier: v, Connect: p.ConnectServices(), WebSocket: feed.Handler()})

@@ -72,14 +72,16 @@ var procedureAccess = map[string]access{
 	orderv1connect.OrderServiceListOrdersProcedure:      userRead,
 	orderv1connect.OrderServiceWatchOrdersProcedure:     userRead,
 
-	marketdatav1connect.MarketDataServiceGetBookProcedure:      public,
-	marketdatav1connect.MarketDataServiceListTradesProcedure:   public,
-	marketdatav1connect.MarketDataServiceGetTickerProcedure:    public,
-	marketdatav1connect.MarketDataServiceListTickersProcedure:  public,
-	marketdatav1connect.MarketDataServiceListCandlesProcedure:  public,
-	marketdatav1connect.MarketDataServiceStreamBookProcedure:   public,
-	marketdatav1connect.MarketDataServiceStreamTradesProcedure: public,
-	marketdatav1connect.MarketDataServiceStreamTickerProcedure: public,
+	marketdatav1connect.MarketDataServiceGetBookProcedure:          public,
+	marketdatav1connect.MarketDataServiceListTradesProcedure:       public,
+	marketdatav1connect.MarketDataServiceGetTickerProcedure:        public,
+	marketdatav1connect.MarketDataServiceListTickersProcedure:      public,
+	marketdatav1connect.MarketDataServiceListCandlesProcedure:      public,
+	marketdatav1connect.MarketDataServiceStreamBookProcedure:       public,
+	marketdatav1connect.MarketDataServiceStreamTradesProcedure:     public,
+	marketdatav1connect.MarketDataServiceStreamTickerProcedure:     public,
+	marketdatav1connect.MarketDataServiceGetMarkPriceProcedure:     public,
+	marketdatav1connect.MarketDataServiceStreamMarkPricesProcedure: public,
 }
 
 // serveConnect mounts each Connect service under its path, so browsers

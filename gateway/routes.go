@@ -71,6 +71,7 @@ type MarketData interface {
 	GetBook(context.Context, *marketdatav1.GetBookRequest) (*marketdatav1.GetBookResponse, error)
 	ListTrades(context.Context, *marketdatav1.ListTradesRequest) (*marketdatav1.ListTradesResponse, error)
 	GetTicker(context.Context, *marketdatav1.GetTickerRequest) (*marketdatav1.GetTickerResponse, error)
+	GetMarkPrice(context.Context, *marketdatav1.GetMarkPriceRequest) (*marketdatav1.GetMarkPriceResponse, error)
 	ListTickers(context.Context, *marketdatav1.ListTickersRequest) (*marketdatav1.ListTickersResponse, error)
 	ListCandles(context.Context, *marketdatav1.ListCandlesRequest) (*marketdatav1.ListCandlesResponse, error)
 }
@@ -161,6 +162,8 @@ func (g *Gateway) restRoutes() []route {
 			endpoint: unary(s.MarketData.ListTrades)},
 		{method: http.MethodGet, path: "/v1/instruments/:symbol/ticker", summary: "Get the 24-hour ticker", access: public,
 			params: map[string]string{"symbol": "instrumentId"}, endpoint: unary(s.MarketData.GetTicker)},
+		{method: http.MethodGet, path: "/v1/instruments/:symbol/mark", summary: "Get a perpetual's mark price", access: public,
+			params: map[string]string{"symbol": "instrumentId"}, endpoint: unary(s.MarketData.GetMarkPrice)},
 		{method: http.MethodGet, path: "/v1/instruments/:symbol/candles", summary: "List candles, oldest first", access: public,
 			params:  map[string]string{"symbol": "instrumentId"},
 			query:   map[string]string{"interval": "interval", "startTime": "startTime", "endTime": "endTime", "limit": "limit"},

@@ -135,15 +135,7 @@ func TestRESTOrdersShowOnTheWebSocket(t *testing.T) {
 func TestWebSocketConnectionsAreRateLimited(t *testing.T) {
 	t.Parallel()
 	p := platformtest.New(t)
-	feed, err := wsfeed.New(wsfeed.Default(), wsfeed.Deps{MarketData: p.MarketData})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
-		defer cancel()
-		_ = feed.Shutdown(ctx)
-	})
+	feed := newFeed(t, wsfeed.Default(), wsfeed.Deps{MarketData: p.MarketData})
 	cfg := gateway.Default()
 	cfg.RateLimit = gateway.RateLimit{PerSecond: 0.001, Burst: 2}
 	gw, err := gateway.New(cfg, gateway.Deps{WebSocket: feed.Handler()})
@@ -175,15 +167,7 @@ func TestWebSocketCapCountsTheForwardedClient(t *testing.T) {
 	p := platformtest.New(t)
 	feedCfg := wsfeed.Default()
 	feedCfg.MaxConnectionsPerAddress = 1
-	feed, err := wsfeed.New(feedCfg, wsfeed.Deps{MarketData: p.MarketData})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
-		defer cancel()
-		_ = feed.Shutdown(ctx)
-	})
+	feed := newFeed(t, feedCfg, wsfeed.Deps{MarketData: p.MarketData})
 	cfg := gateway.Default()
 	cfg.TrustedProxies = []string{"127.0.0.1"}
 	gw, err := gateway.New(cfg, gateway.Deps{WebSocket: feed.Handler()})
@@ -211,4 +195,20 @@ func TestWebSocketCapCountsTheForwardedClient(t *testing.T) {
 	if !slices.Equal(statuses, []int{101, 429, 101}) {
 		t.Errorf("upgrade statuses %v, want 101 429 101", statuses)
 	}
+}
+
+// newFeed is a WebSocket feed with cfg over deps, shut down when the test
+// ends.
+func newFeed(t *testing.T, cfg wsfeed.Config, deps wsfeed.Deps) *wsfeed.Feed {
+	t.Helper()
+	feed, err := wsfeed.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer cancel()
+		_ = feed.Shutdown(ctx)
+	})
+	return feed
 }

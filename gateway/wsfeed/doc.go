@@ -24,7 +24,8 @@
 // (req_id optional, a string of at most 64 bytes or an integer, echoed in
 // the answer). Channels: book (optional "depth": snapshot levels a side,
 // 0 or absent for all), trades, ticker, candles (optional "interval":
-// 1m, 5m, 15m, 1h, 4h, 1d or 1w; default 1m), and after auth orders and
+// 1m, 5m, 15m, 1h, 4h, 1d or 1w; default 1m), mark (a perpetual's mark
+// price), and after auth orders and
 // balances (no symbols: the principal's account). The server answers
 // {"op":"subscribed"|"unsubscribed","channels":[...]},
 // {"op":"authenticated","account":...}, {"op":"pong","time":...}, or
@@ -34,7 +35,7 @@
 // unavailable). Data frames are
 //
 //	{"op":"book","type":"snapshot"|"delta","symbol":"BTCUSDT","data":{...}}
-//	{"op":"trades"|"ticker","type":"update","symbol":...,"data":{...}}
+//	{"op":"trades"|"ticker"|"mark","type":"update","symbol":...,"data":{...}}
 //	{"op":"candles","type":"update","symbol":...,"interval":"1m","data":{...}}
 //	{"op":"orders"|"balances","type":"snapshot","data":[...]} then "type":"update"
 //

@@ -24,10 +24,11 @@ const (
 	chCandles
 	chOrders
 	chBalances
+	chMark
 )
 
 var channelNames = [...]string{chBook: "book", chTrades: "trades", chTicker: "ticker", chCandles: "candles",
-	chOrders: "orders", chBalances: "balances"}
+	chOrders: "orders", chBalances: "balances", chMark: "mark"}
 
 func (c channel) String() string { return channelNames[c] }
 
@@ -224,7 +225,7 @@ func wants(specs []channelSpec, account string, authed, subscribe bool) ([]wante
 	for i, s := range specs {
 		ch, ok := parseChannel(s.Name)
 		if !ok {
-			return nil, errorf(connect.CodeInvalidArgument, "unknown channel %q: want book, trades, ticker, candles, orders or balances", s.Name)
+			return nil, errorf(connect.CodeInvalidArgument, "unknown channel %q: want book, trades, ticker, candles, mark, orders or balances", s.Name)
 		}
 		if ch.private() {
 			switch {

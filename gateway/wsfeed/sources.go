@@ -27,6 +27,8 @@ type MarketData interface {
 	ListTrades(ctx context.Context, req *marketdatav1.ListTradesRequest) (*marketdatav1.ListTradesResponse, error)
 	GetTicker(ctx context.Context, req *marketdatav1.GetTickerRequest) (*marketdatav1.GetTickerResponse, error)
 	ListCandles(ctx context.Context, req *marketdatav1.ListCandlesRequest) (*marketdatav1.ListCandlesResponse, error)
+	StreamMarkPrices(ctx context.Context, req *marketdatav1.StreamMarkPricesRequest) (*connect.ServerStreamForClient[marketdatav1.StreamMarkPricesResponse], error)
+	GetMarkPrice(ctx context.Context, req *marketdatav1.GetMarkPriceRequest) (*marketdatav1.GetMarkPriceResponse, error)
 }
 
 // Orders is what the feed reads from the order service;
@@ -53,6 +55,8 @@ func (h *hub) source(k key) (source, error) {
 		return &tradeSource{md: h.deps.MarketData, key: k}, nil
 	case chTicker:
 		return &tickerSource{md: h.deps.MarketData, key: k}, nil
+	case chMark:
+		return &markSource{md: h.deps.MarketData, key: k}, nil
 	case chCandles:
 		return &candleSource{h: h, key: k, poke: make(chan struct{}, 1), sent: map[int64]*marketdatav1.Candle{}}, nil
 	case chOrders:
@@ -214,6 +218,45 @@ func (s *tickerSource) session(ctx context.Context, t *topic) error {
 }
 
 func (s *tickerSource) greet(int) []*frame {
+	if s.current == nil {
+		return nil
+	}
+	return []*frame{s.current}
+}
+
+// markSource relays a perpetual's mark price; a new subscriber gets the
+// latest one at once.
+type markSource struct {
+	md      MarketData
+	key     key
+	current *frame // under t.mu; nil before the first mark
+}
+
+func (s *markSource) session(ctx context.Context, t *topic) error {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := s.md.StreamMarkPrices(ctx, &marketdatav1.StreamMarkPricesRequest{InstrumentIds: []string{s.key.name}})
+	if err == nil { // the stream reports a spot or unknown symbol only when it ends: look it up
+		if _, err = s.md.GetMarkPrice(ctx, &marketdatav1.GetMarkPriceRequest{InstrumentId: s.key.name}); err != nil {
+			cancel()
+			_ = stream.Close()
+		}
+	}
+	if err != nil {
+		cancel()
+		return fmt.Errorf("stream mark prices %s: %w", s.key.name, err)
+	}
+	t.live(func() {}) // the stream's first message is the current mark, if there is one
+	err = receive(stream, cancel, func(m *marketdatav1.StreamMarkPricesResponse) error {
+		if m.GetMarkPrice() == nil {
+			return nil
+		}
+		f := dataFrame(s.key, typeUpdate, m.GetMarkPrice())
+		return t.fanout(f, func() error { s.current = f; return nil })
+	})
+	return fmt.Errorf("mark %s: %w", s.key.name, err)
+}
+
+func (s *markSource) greet(int) []*frame {
 	if s.current == nil {
 		return nil
 	}

@@ -19,9 +19,6 @@ var (
 	ErrInstrumentNotFound = errors.New("instrument not found")
 	// ErrNotReady: the service has not read the engine events yet.
 	ErrNotReady = errors.New("market data not ready")
-	// ErrNoMarkPrice: the instrument has no mark price (it is not a
-	// perpetual, or has had no quote or trade yet).
-	ErrNoMarkPrice = errors.New("no mark price")
 )
 
 // invalidField is an ErrInvalidArgument naming the field at fault.
@@ -40,7 +37,7 @@ func errorCodes() rpcerr.Map {
 		Service: "market data",
 		Rules: []rpcerr.Rule{
 			{Code: connect.CodeInvalidArgument, Errors: []error{ErrInvalidArgument}},
-			{Code: connect.CodeNotFound, Errors: []error{ErrInstrumentNotFound, ErrNoMarkPrice}},
+			{Code: connect.CodeNotFound, Errors: []error{ErrInstrumentNotFound}},
 		},
 		Unavailable: []error{ErrNotReady},
 	}

@@ -308,25 +308,24 @@ func (h *handler) pump(ctx context.Context, sub *subscriber, send func(update) e
 	}
 }
 
-// GetMarkPrice returns a perpetual's mark price.
+// GetMarkPrice returns a perpetual's mark price; one without a quote or a
+// trade yet has an empty one (as an instrument without market data has an
+// empty ticker).
 func (h *handler) GetMarkPrice(ctx context.Context, req *marketdatav1.GetMarkPriceRequest) (*marketdatav1.GetMarkPriceResponse, error) {
 	sym := req.GetInstrumentId()
-	var mark *marketdatav1.MarkPrice
-	perpetual := false
-	err := h.find(ctx, sym, func(in *instrument) { mark, perpetual = in.mark, in.sc.perpetual })
-	if errors.Is(err, errEmpty) {
-		perpetual, err = h.perpetual(ctx, sym)
-	}
-	switch {
-	case err != nil:
-	case !perpetual:
-		err = fmt.Errorf("%w: %s is not a perpetual (only perpetuals have one)", ErrNoMarkPrice, sym)
-	case mark == nil:
-		err = fmt.Errorf("%w for %s yet: it comes with the first quote or trade", ErrNoMarkPrice, sym)
+	perpetual, err := h.perpetual(ctx, sym)
+	if err == nil && !perpetual {
+		err = invalid("instrument_id", sym+" is not a perpetual: only perpetuals have a mark price")
 	}
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
+	mark := &marketdatav1.MarkPrice{InstrumentId: sym}
+	h.s.st.read(sym, func(in *instrument) {
+		if in != nil && in.mark != nil {
+			mark = in.mark
+		}
+	})
 	return &marketdatav1.GetMarkPriceResponse{MarkPrice: mark}, nil
 }
 

@@ -31,10 +31,12 @@ func TestMarkPrices(t *testing.T) {
 	md := p.MarketData
 	const perp = "BTCUSDT-PERP"
 
-	_, err := md.GetMarkPrice(t.Context(), &marketdatav1.GetMarkPriceRequest{InstrumentId: perp})
-	codeIs(t, err, connect.CodeNotFound, "no mark price for BTCUSDT-PERP yet")
+	none, err := md.GetMarkPrice(t.Context(), &marketdatav1.GetMarkPriceRequest{InstrumentId: perp})
+	if err != nil || none.GetMarkPrice().GetInstrumentId() != perp || none.GetMarkPrice().GetMarkPrice() != "" {
+		t.Fatalf("a perpetual without a quote or trade: %v, %v; want an empty mark", none, err)
+	}
 	_, err = md.GetMarkPrice(t.Context(), &marketdatav1.GetMarkPriceRequest{InstrumentId: "ETHUSDT"})
-	codeIs(t, err, connect.CodeNotFound, "ETHUSDT is not a perpetual")
+	codeIs(t, err, connect.CodeInvalidArgument, "instrument_id: ETHUSDT is not a perpetual")
 	_, err = md.GetMarkPrice(t.Context(), &marketdatav1.GetMarkPriceRequest{InstrumentId: "NOPE-PERP"})
 	codeIs(t, err, connect.CodeNotFound, "instrument not found")
 	spot, err := md.StreamMarkPrices(t.Context(), &marketdatav1.StreamMarkPricesRequest{InstrumentIds: []string{"ETHUSDT"}})

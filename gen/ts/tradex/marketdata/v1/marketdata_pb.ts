@@ -1150,8 +1150,8 @@ export const MarketDataService: GenService<{
     output: typeof StreamTickerResponseSchema;
   },
   /**
-   * GetMarkPrice returns a perpetual's mark price. NotFound for an unknown instrument, a
-   * spot instrument, or a perpetual without a mark yet (no quote or trade so far).
+   * GetMarkPrice returns a perpetual's mark price; empty while the perpetual has had no
+   * quote or trade. NotFound for an unknown instrument, InvalidArgument for a spot one.
    *
    * @generated from rpc tradex.marketdata.v1.MarketDataService.GetMarkPrice
    */

@@ -89,8 +89,8 @@ type MarketDataServiceClient interface {
 	// StreamTicker streams the tickers of instruments: the current ones first, then each
 	// ticker whenever it changes (at most a few times per second per instrument).
 	StreamTicker(context.Context, *v1.StreamTickerRequest) (*connect.ServerStreamForClient[v1.StreamTickerResponse], error)
-	// GetMarkPrice returns a perpetual's mark price. NotFound for an unknown instrument, a
-	// spot instrument, or a perpetual without a mark yet (no quote or trade so far).
+	// GetMarkPrice returns a perpetual's mark price; empty while the perpetual has had no
+	// quote or trade. NotFound for an unknown instrument, InvalidArgument for a spot one.
 	GetMarkPrice(context.Context, *v1.GetMarkPriceRequest) (*v1.GetMarkPriceResponse, error)
 	// StreamMarkPrices streams the mark prices of perpetuals: the current ones first, then
 	// each new one.
@@ -287,8 +287,8 @@ type MarketDataServiceHandler interface {
 	// StreamTicker streams the tickers of instruments: the current ones first, then each
 	// ticker whenever it changes (at most a few times per second per instrument).
 	StreamTicker(context.Context, *v1.StreamTickerRequest, *connect.ServerStream[v1.StreamTickerResponse]) error
-	// GetMarkPrice returns a perpetual's mark price. NotFound for an unknown instrument, a
-	// spot instrument, or a perpetual without a mark yet (no quote or trade so far).
+	// GetMarkPrice returns a perpetual's mark price; empty while the perpetual has had no
+	// quote or trade. NotFound for an unknown instrument, InvalidArgument for a spot one.
 	GetMarkPrice(context.Context, *v1.GetMarkPriceRequest) (*v1.GetMarkPriceResponse, error)
 	// StreamMarkPrices streams the mark prices of perpetuals: the current ones first, then
 	// each new one.
