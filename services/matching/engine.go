@@ -41,13 +41,16 @@ type instrument struct {
 	// the last trade (0: none yet).
 	mark      perp.Mark
 	lastTrade int64
+	// fees are the fee rates of the resting orders that have any, by
+	// order id: a trade with one as maker charges its maker rate.
+	fees map[string]feeRates
 
 	buf []book.Event
 }
 
 // newInstrument returns the state of an instrument with an empty book.
 func newInstrument(id string) *instrument {
-	return &instrument{id: id, book: book.New()}
+	return &instrument{id: id, book: book.New(), fees: map[string]feeRates{}}
 }
 
 // input is one command as read from engine.order.v1.
@@ -78,6 +81,10 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		out = append(out, e)
 	}
 	cmd, scales, reject := st.decode(in.cmd)
+	var fees feeRates
+	if reject == nil && in.cmd.GetSubmit() != nil {
+		fees, reject = feesOf(in.cmd)
+	}
 	if sub := in.cmd.GetSubmit(); sub != nil && st.executed.seen(in.cmd.GetCommandId(), in.time) {
 		reject = duplicate(sub)
 	}
@@ -90,11 +97,14 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		}
 		st.buf = st.book.Apply(cmd, st.buf[:0])
 		for i := range st.buf {
-			e := st.translate(&st.buf[i])
+			e := st.translate(&st.buf[i], fees)
 			emit(e)
 			if tr := e.GetTrade(); tr != nil {
 				tr.TradeId = e.GetEventId()
 			}
+		}
+		if _, rests := st.book.Order(cmd.OrderID); cmd.Kind == book.Submit && rests && fees != (feeRates{}) {
+			st.fees[cmd.OrderID] = fees // its trades as maker need its rate
 		}
 	}
 	if mark, ok := st.updateMark(); ok {
@@ -232,8 +242,47 @@ func cancelInvalid(cl *enginev1.CancelOrder, msg string) *enginev1.EngineEvent {
 	}}}
 }
 
-// translate turns a book event into an EngineEvent without its ids.
-func (st *instrument) translate(e *book.Event) *enginev1.EngineEvent {
+// feeRates are an order's fee rates, in millionths.
+type feeRates struct {
+	maker, taker int64
+}
+
+// feesOf reads a submit's fee rates; a rate that is not a fraction with at
+// most 6 digits from 0 to 1 rejects the command.
+func feesOf(c *enginev1.OrderCommand) (feeRates, *enginev1.EngineEvent) {
+	s := c.GetSubmit()
+	var out feeRates
+	for _, r := range []struct {
+		name, text string
+		dst        *int64
+	}{{"maker_fee_rate", s.GetMakerFeeRate(), &out.maker}, {"taker_fee_rate", s.GetTakerFeeRate(), &out.taker}} {
+		if r.text == "" {
+			continue
+		}
+		v, err := decimal.ParseNonNegative(r.text, 6)
+		if err != nil || v > perp.RateUnit {
+			return feeRates{}, invalid(c, fmt.Sprintf("%s %q: want a fraction from 0 to 1 with at most 6 digits", r.name, r.text))
+		}
+		*r.dst = v
+	}
+	return out, nil
+}
+
+// fee is price*qty*rate (millionths) at scale price_scale+quantity_scale,
+// rounded up, exact for any int64s.
+func (st *instrument) fee(price, qty, rate int64) string {
+	n := new(big.Int).Mul(big.NewInt(price), big.NewInt(qty))
+	n.Mul(n, big.NewInt(rate))
+	q, r := n.QuoRem(n, big.NewInt(perp.RateUnit), new(big.Int))
+	if r.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return st.scaled128(q)
+}
+
+// translate turns a book event into an EngineEvent without its ids; taker
+// is the fee rates of the command's order.
+func (st *instrument) translate(e *book.Event, taker feeRates) *enginev1.EngineEvent {
 	out := &enginev1.EngineEvent{}
 	for _, ch := range e.BookChanges() {
 		out.BookChanges = append(out.BookChanges, &enginev1.BookLevelChange{
@@ -254,14 +303,20 @@ func (st *instrument) translate(e *book.Event) *enginev1.EngineEvent {
 			Reason: commonv1.RejectReason(e.RejectReason), Message: e.Message,
 		}}
 	case book.EventTrade:
+		maker := st.fees[e.MakerOrderID]
+		if e.MakerRemaining == 0 {
+			delete(st.fees, e.MakerOrderID)
+		}
 		out.Event = &enginev1.EngineEvent_Trade{Trade: &enginev1.Trade{
 			Price: st.price(e.Price), Quantity: st.qty(e.Quantity), QuoteQuantity: st.quote(e.Price, e.Quantity),
 			TakerOrderId: e.OrderID, TakerAccountId: e.Account, TakerSide: side,
 			TakerRemainingQuantity: st.qty(e.Remaining),
 			MakerOrderId:           e.MakerOrderID, MakerAccountId: e.MakerAccount,
 			MakerSide: commonv1.Side(e.Side.Opposite()), MakerRemainingQuantity: st.qty(e.MakerRemaining),
+			TakerFee: st.fee(e.Price, e.Quantity, taker.taker), MakerFee: st.fee(e.Price, e.Quantity, maker.maker),
 		}}
 	case book.EventCancelled:
+		delete(st.fees, e.OrderID) // a resting order leaves the book
 		out.Event = &enginev1.EngineEvent_Cancelled{Cancelled: &enginev1.OrderCancelled{
 			OrderId: e.OrderID, AccountId: e.Account, Side: side, Price: st.limitPrice(e),
 			RemainingQuantity: st.qty(e.Quantity), Reason: commonv1.CancelReason(e.CancelReason),
@@ -294,7 +349,11 @@ func (st *instrument) qty(v int64) string { return decimal.Format(v, st.quantity
 
 // quote is price*qty at scale price_scale+quantity_scale, exact for any int64s.
 func (st *instrument) quote(price, qty int64) string {
-	p := new(big.Int).Mul(big.NewInt(price), big.NewInt(qty))
+	return st.scaled128(new(big.Int).Mul(big.NewInt(price), big.NewInt(qty)))
+}
+
+// scaled128 writes p at scale price_scale+quantity_scale.
+func (st *instrument) scaled128(p *big.Int) string {
 	digits := p.String()
 	scale := int(st.priceScale + st.quantityScale)
 	if scale == 0 {

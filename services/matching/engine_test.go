@@ -1,6 +1,7 @@
 package matching
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ func TestScalesFixedWhileOrdersRest(t *testing.T) {
 
 func TestQuote(t *testing.T) {
 	t.Parallel()
-	st := &instrument{priceScale: 2, quantityScale: 5}
+	st := &instrument{priceScale: 2, quantityScale: 5, fees: map[string]feeRates{}}
 	for _, c := range []struct {
 		p, q int64
 		want string
@@ -126,5 +127,57 @@ func TestMarkPriceOnTheLastEventOfACommand(t *testing.T) {
 	}
 	if evs := newInstrument("BTCUSDT").apply(input{sequence: 1, cmd: cancelCmd("BTCUSDT", "c", "o", "a")}); evs[0].GetMarkPrice() != "" {
 		t.Fatalf("a mark before any price: %v", evs[0])
+	}
+}
+
+// A trade charges the taker order's taker rate and the maker order's maker
+// rate on its value, rounded up; a resting order keeps its rates until it
+// leaves the book; a rate that is no fraction rejects the order.
+func TestFees(t *testing.T) {
+	t.Parallel()
+	st := newInstrument("BTCUSDT")
+	withFees := func(c *enginev1.OrderCommand, maker, taker string) *enginev1.OrderCommand {
+		c.GetSubmit().MakerFeeRate, c.GetSubmit().TakerFeeRate = maker, taker
+		return c
+	}
+	apply := func(seq uint64, c *enginev1.OrderCommand) []*enginev1.EngineEvent {
+		return st.apply(input{sequence: seq, cmd: c})
+	}
+	apply(1, withFees(submit("BTCUSDT", "m1", "alice", sell, limit, gtc, "50000", "0.3"), "0.0002", "0.0005"))
+	apply(2, withFees(submit("BTCUSDT", "m2", "carol", sell, limit, gtc, "50001", "1"), "0.0001", "0.0004"))
+	apply(3, submit("BTCUSDT", "m3", "dave", sell, limit, gtc, "50002", "1")) // no fees: not remembered
+	if len(st.fees) != 2 {
+		t.Fatalf("resting orders' rates %v, want m1's and m2's", st.fees)
+	}
+	evs := apply(4, withFees(submit("BTCUSDT", "t1", "bob", buy, limit, ioc, "50001", "0.50001"), "0.0002", "0.0005"))
+	var fees []string
+	for _, e := range evs {
+		if tr := e.GetTrade(); tr != nil {
+			fees = append(fees, tr.GetMakerOrderId()+" "+tr.GetQuoteQuantity()+" taker "+tr.GetTakerFee()+" maker "+tr.GetMakerFee())
+		}
+	}
+	want := []string{
+		"m1 15000.0000000 taker 7.5000000 maker 3.0000000", // 15000 x 0.05%, x 0.02%
+		"m2 10000.7000100 taker 5.0003501 maker 1.0000701", // 5.000350005 and 1.000070001, rounded up
+	}
+	if strings.Join(fees, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("fees:\n %s\nwant\n %s", strings.Join(fees, "\n "), strings.Join(want, "\n "))
+	}
+	if _, ok := st.fees["m1"]; ok || len(st.fees) != 1 {
+		t.Fatalf("after m1 filled: rates %v, want m2's only", st.fees)
+	}
+	apply(5, cancelCmd("BTCUSDT", "c2", "m2", "carol"))
+	if len(st.fees) != 0 {
+		t.Fatalf("after m2 cancelled: rates %v", st.fees)
+	}
+	evs = apply(6, withFees(submit("BTCUSDT", "t2", "bob", buy, limit, ioc, "50002", "1"), "", "0.0005"))
+	if tr := evs[1].GetTrade(); tr.GetMakerFee() != "0.0000000" || tr.GetTakerFee() != "25.0010000" {
+		t.Fatalf("trade with a maker without fees: %v", tr)
+	}
+	for i, bad := range []string{"-0.0001", "1.5", "0.0000001", "x"} {
+		evs := apply(uint64(7+i), withFees(submit("BTCUSDT", "bad"+bad, "bob", buy, limit, gtc, "1", "1"), bad, ""))
+		if r := evs[0].GetRejected(); r.GetReason() != commonv1.RejectReason_REJECT_REASON_INVALID_ORDER || !strings.Contains(r.GetMessage(), "maker_fee_rate") {
+			t.Errorf("maker rate %q: %v, want an invalid-order rejection naming it", bad, evs[0])
+		}
 	}
 }

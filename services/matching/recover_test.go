@@ -51,6 +51,10 @@ func commands(seed uint64, n int) []*enginev1.OrderCommand {
 		default:
 			out = append(out, submit(inst, id, account, side, limit, gtc, price, qty))
 		}
+		if i%3 == 0 { // some orders pay fees: their rates must survive a restart while they rest
+			s := out[len(out)-1].GetSubmit()
+			s.MakerFeeRate, s.TakerFeeRate = "0.0002", "0.0005"
+		}
 		ids = append(ids, id)
 	}
 	return out

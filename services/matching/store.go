@@ -5,17 +5,20 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/tradex-mesh/tradex/internal/perp"
 	"github.com/tradex-mesh/tradex/services/matching/book"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// snapshotVersion is the first byte of an encoded snapshot: 3 holds the
-// mark price and the last trade price; 2 (read still) the command memory
-// without them, so the mark starts afresh; 1 neither.
-const snapshotVersion = 3
+// snapshotVersion is the first byte of an encoded snapshot: 4 holds the
+// resting orders' fee rates; 3 (read still) the mark price and the last
+// trade price without them (no resting order charges a fee); 2 the command
+// memory without the prices (the mark starts afresh); 1 no memory.
+const snapshotVersion = 4
 
 // snapshotBucket is what the snapshots need of their KV bucket; *streams.KV is one.
 type snapshotBucket interface {
@@ -84,6 +87,14 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 	mark, _ := st.mark.Price()
 	b = binary.AppendUvarint(b, uint64(mark))         //nolint:gosec // a price is not negative
 	b = binary.AppendUvarint(b, uint64(st.lastTrade)) //nolint:gosec // a price is not negative
+	b = binary.AppendUvarint(b, uint64(len(st.fees)))
+	for _, id := range slices.Sorted(maps.Keys(st.fees)) {
+		r := st.fees[id]
+		b = binary.AppendUvarint(b, uint64(len(id)))
+		b = append(b, id...)
+		b = binary.AppendUvarint(b, uint64(r.maker)) //nolint:gosec // rates are 0 to RateUnit
+		b = binary.AppendUvarint(b, uint64(r.taker)) //nolint:gosec // rates are 0 to RateUnit
+	}
 	out, err := st.book.Snapshot().AppendBinary(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot of %s: %w", st.id, err)
@@ -125,6 +136,13 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 			prices[i], rest = v, rest[n:]
 		}
 	}
+	fees := map[string]feeRates{}
+	if data[0] >= 4 {
+		var err error
+		if rest, err = readFees(rest, fees); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
+		}
+	}
 	var snap book.Snapshot
 	if err := snap.UnmarshalBinary(rest); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
@@ -137,5 +155,42 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
 		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
 		executed: executed, mark: perp.MarkAt(int64(prices[0])), lastTrade: int64(prices[1]), //nolint:gosec // checked above
+		fees: fees,
 	}, nil
+}
+
+// readFees reads what encodeSnapshot wrote of the fee rates into fees and
+// returns the rest.
+func readFees(b []byte, fees map[string]feeRates) ([]byte, error) {
+	next := func() (uint64, error) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, errors.New("truncated fee rates")
+		}
+		b = b[n:]
+		return v, nil
+	}
+	count, err := next()
+	if err != nil {
+		return nil, err
+	}
+	for range count {
+		size, err := next()
+		if err != nil || size > uint64(len(b)) {
+			return nil, errors.Join(err, errors.New("bad fee rates"))
+		}
+		id := string(b[:size])
+		b = b[size:]
+		var r [2]uint64
+		for i := range r {
+			if r[i], err = next(); err != nil {
+				return nil, err
+			}
+			if r[i] > perp.RateUnit {
+				return nil, fmt.Errorf("fee rate %d of order %s out of range", r[i], id)
+			}
+		}
+		fees[id] = feeRates{maker: int64(r[0]), taker: int64(r[1])} //nolint:gosec // checked above
+	}
+	return b, nil
 }

@@ -3,6 +3,7 @@ package matching
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"testing"
 )
 
@@ -19,6 +20,7 @@ func TestSnapshotEncoding(t *testing.T) {
 		}
 		st.apply(input{sequence: uint64(10 + i), cmd: submit("BTCUSDT", cmd.side+cmd.price+string(rune('a'+i)), "acc"+string(rune('a'+i)), side, limit, gtc, cmd.price, "1")})
 	}
+	st.fees["resting-a"], st.fees["resting-b"] = feeRates{maker: 200, taker: 500}, feeRates{taker: 1}
 	mark, ok := st.mark.Price()
 	if !ok || st.lastTrade != 10100 {
 		t.Fatalf("before: mark %d (%t), last trade %d", mark, ok, st.lastTrade)
@@ -32,6 +34,7 @@ func TestSnapshotEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.mark != st.mark || got.lastTrade != st.lastTrade || got.lastInput != 12 || got.sequence != st.sequence ||
+		!maps.Equal(got.fees, st.fees) ||
 		got.priceScale != 2 || got.quantityScale != 5 || got.book.Len() != 1 {
 		t.Fatalf("decoded %+v, want the state encoded", got)
 	}
@@ -53,6 +56,9 @@ func TestSnapshotEncoding(t *testing.T) {
 		}
 		return b
 	}
+	if v3, err := decodeSnapshot("BTCUSDT", encode(3, 10094, 10100)); err != nil || len(v3.fees) != 0 || v3.fees == nil || v3.lastTrade != 10100 {
+		t.Fatalf("version 3: %+v, %v; want no fee rates and the prices", v3, err)
+	}
 	old, err := decodeSnapshot("BTCUSDT", encode(2))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +67,7 @@ func TestSnapshotEncoding(t *testing.T) {
 		t.Fatalf("version 2 decoded %+v, want no mark and the book", old)
 	}
 	for name, bad := range map[string][]byte{
-		"unknown version":   encode(4, 1, 1),
+		"unknown version":   encode(snapshotVersion+1, 1, 1),
 		"a mark past int64": encode(3, 1<<63, 1),
 		"no prices":         encode(3),
 	} {

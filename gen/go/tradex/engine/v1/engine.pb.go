@@ -180,8 +180,13 @@ type SubmitOrder struct {
 	// What to do if the order would trade with the same account's resting order;
 	// UNSPECIFIED means CANCEL_TAKER.
 	SelfTradePrevention v1.SelfTradePrevention `protobuf:"varint,11,opt,name=self_trade_prevention,json=selfTradePrevention,proto3,enum=tradex.common.v1.SelfTradePrevention" json:"self_trade_prevention,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The fee rate of the order's trades as maker, a fraction of a trade's value with at most
+	// 6 digits (e.g. "0.0002"); empty is "0". The order service copies the instrument's.
+	MakerFeeRate string `protobuf:"bytes,12,opt,name=maker_fee_rate,json=makerFeeRate,proto3" json:"maker_fee_rate,omitempty"`
+	// The fee rate of the order's trades as taker, like maker_fee_rate.
+	TakerFeeRate  string `protobuf:"bytes,13,opt,name=taker_fee_rate,json=takerFeeRate,proto3" json:"taker_fee_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubmitOrder) Reset() {
@@ -289,6 +294,20 @@ func (x *SubmitOrder) GetSelfTradePrevention() v1.SelfTradePrevention {
 		return x.SelfTradePrevention
 	}
 	return v1.SelfTradePrevention(0)
+}
+
+func (x *SubmitOrder) GetMakerFeeRate() string {
+	if x != nil {
+		return x.MakerFeeRate
+	}
+	return ""
+}
+
+func (x *SubmitOrder) GetTakerFeeRate() string {
+	if x != nil {
+		return x.TakerFeeRate
+	}
+	return ""
 }
 
 // CancelOrder removes a working order from the book.
@@ -880,8 +899,13 @@ type Trade struct {
 	MakerSide v1.Side `protobuf:"varint,11,opt,name=maker_side,json=makerSide,proto3,enum=tradex.common.v1.Side" json:"maker_side,omitempty"`
 	// What is left of the resting order after this trade; "0" when it is filled.
 	MakerRemainingQuantity string `protobuf:"bytes,12,opt,name=maker_remaining_quantity,json=makerRemainingQuantity,proto3" json:"maker_remaining_quantity,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The taker's fee: quote_quantity x the taker order's taker_fee_rate, rounded up, in the
+	// quote asset at quote_quantity's scale.
+	TakerFee string `protobuf:"bytes,13,opt,name=taker_fee,json=takerFee,proto3" json:"taker_fee,omitempty"`
+	// The maker's fee: quote_quantity x the maker order's maker_fee_rate, rounded up.
+	MakerFee      string `protobuf:"bytes,14,opt,name=maker_fee,json=makerFee,proto3" json:"maker_fee,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Trade) Reset() {
@@ -994,6 +1018,20 @@ func (x *Trade) GetMakerSide() v1.Side {
 func (x *Trade) GetMakerRemainingQuantity() string {
 	if x != nil {
 		return x.MakerRemainingQuantity
+	}
+	return ""
+}
+
+func (x *Trade) GetTakerFee() string {
+	if x != nil {
+		return x.TakerFee
+	}
+	return ""
+}
+
+func (x *Trade) GetMakerFee() string {
+	if x != nil {
+		return x.MakerFee
 	}
 	return ""
 }
@@ -1247,7 +1285,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\asent_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x127\n" +
 	"\x06submit\x18\x04 \x01(\v2\x1d.tradex.engine.v1.SubmitOrderH\x00R\x06submit\x127\n" +
 	"\x06cancel\x18\x05 \x01(\v2\x1d.tradex.engine.v1.CancelOrderH\x00R\x06cancelB\t\n" +
-	"\acommand\"\xd9\x03\n" +
+	"\acommand\"\xa5\x04\n" +
 	"\vSubmitOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1262,7 +1300,9 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"priceScale\x12%\n" +
 	"\x0equantity_scale\x18\n" +
 	" \x01(\x05R\rquantityScale\x12Y\n" +
-	"\x15self_trade_prevention\x18\v \x01(\x0e2%.tradex.common.v1.SelfTradePreventionR\x13selfTradePrevention\"\x7f\n" +
+	"\x15self_trade_prevention\x18\v \x01(\x0e2%.tradex.common.v1.SelfTradePreventionR\x13selfTradePrevention\x12$\n" +
+	"\x0emaker_fee_rate\x18\f \x01(\tR\fmakerFeeRate\x12$\n" +
+	"\x0etaker_fee_rate\x18\r \x01(\tR\ftakerFeeRate\"\x7f\n" +
 	"\vCancelOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1309,7 +1349,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x126\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.RejectReasonR\x06reason\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\xfd\x03\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xb7\x04\n" +
 	"\x05Trade\x12\x19\n" +
 	"\btrade_id\x18\x01 \x01(\tR\atradeId\x12\x14\n" +
 	"\x05price\x18\x02 \x01(\tR\x05price\x12\x1a\n" +
@@ -1325,7 +1365,9 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	" \x01(\tR\x0emakerAccountId\x125\n" +
 	"\n" +
 	"maker_side\x18\v \x01(\x0e2\x16.tradex.common.v1.SideR\tmakerSide\x128\n" +
-	"\x18maker_remaining_quantity\x18\f \x01(\tR\x16makerRemainingQuantity\"\xf3\x01\n" +
+	"\x18maker_remaining_quantity\x18\f \x01(\tR\x16makerRemainingQuantity\x12\x1b\n" +
+	"\ttaker_fee\x18\r \x01(\tR\btakerFee\x12\x1b\n" +
+	"\tmaker_fee\x18\x0e \x01(\tR\bmakerFee\"\xf3\x01\n" +
 	"\x0eOrderCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
