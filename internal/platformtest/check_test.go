@@ -79,6 +79,10 @@ func check(t *testing.T, p *platformtest.Platform, out *outcome) finalState {
 		}
 	}
 
+	for _, m := range readAll(t, js, streams.DLQTopic(streams.TopicEngineEvent)) { // a settlement that failed for good
+		t.Errorf("dead-lettered engine event %s: %s (%s)", m.Header.Get(streams.HeaderDLQOriginalMsgID),
+			m.Header.Get(streams.HeaderDLQReason), m.Header.Get(streams.HeaderDLQHandler))
+	}
 	engine, trades, deltas, refused := replayEngine(t, js, byID)
 	state := finalState{orders: map[string]string{}, balances: map[string]string{}, trades: trades, commands: effectiveCommands(t, js, byID, refused)}
 	for id, o := range byID {
@@ -146,6 +150,22 @@ func check(t *testing.T, p *platformtest.Platform, out *outcome) finalState {
 			want[asset].Add(want[asset], moved)
 			state.balances[key] = b.GetAvailable() + " " + b.GetHeld()
 		}
+	}
+	for _, m := range markets { // the fee accounts: what the trades paid them
+		key := feeAccount(m.symbol) + " " + m.quote
+		res, err := p.Wallet.GetBalance(t.Context(), &walletv1.GetBalanceRequest{AccountId: feeAccount(m.symbol), Asset: m.quote})
+		if err != nil {
+			t.Fatalf("balance %s: %v", key, err)
+		}
+		got := mustParse(t, res.GetBalance().GetAvailable()) + mustParse(t, res.GetBalance().GetHeld())
+		if expect := deltas[key]; expect == nil || big.NewInt(got).Cmp(expect) != 0 {
+			t.Errorf("fee account %s holds %d, the trades paid it %v", key, got, expect)
+		}
+		if got == 0 {
+			t.Errorf("fee account %s received nothing: do the scenario's trades pay no fee?", key)
+		}
+		totals[m.quote].Add(totals[m.quote], big.NewInt(got))
+		state.balances[key] = res.GetBalance().GetAvailable() + " " + res.GetBalance().GetHeld()
 	}
 	for asset, total := range totals {
 		if total.Cmp(want[asset]) != 0 {
@@ -235,13 +255,16 @@ func replayEngine(t *testing.T, js jetstream.JetStream, byID map[string]*orderv1
 			base, quote := strings.TrimSuffix(inst, "USDT"), "USDT"
 			notional := mustParse(t, tr.GetQuoteQuantity())
 			buyer, seller := tr.GetTakerAccountId(), tr.GetMakerAccountId()
+			buyFee, sellFee := mustParse(t, tr.GetTakerFee()), mustParse(t, tr.GetMakerFee())
 			if tr.GetTakerSide() == commonv1.Side_SIDE_SELL {
 				buyer, seller = seller, buyer
+				buyFee, sellFee = sellFee, buyFee
 			}
 			add(buyer, base, qty)
-			add(buyer, quote, -notional)
+			add(buyer, quote, -notional-buyFee)
 			add(seller, base, -qty)
-			add(seller, quote, notional)
+			add(seller, quote, notional-sellFee)
+			add(feeAccount(inst), quote, buyFee+sellFee)
 			trades[inst] = append(trades[inst], fmt.Sprintf("%s %s %s %s", cid(tr.GetTakerOrderId()), cid(tr.GetMakerOrderId()), tr.GetPrice(), tr.GetQuantity()))
 		case *enginev1.EngineEvent_Cancelled:
 			orders[e.Cancelled.GetOrderId()].status = commonv1.OrderStatus_ORDER_STATUS_CANCELLED
@@ -371,3 +394,6 @@ func effectiveCommands(t *testing.T, js jetstream.JetStream, byID map[string]*or
 	}
 	return commands
 }
+
+// feeAccount is the wallet's fee account of an instrument (wallet.Config.FeeAccountPrefix).
+func feeAccount(inst string) string { return "fees-" + inst }

@@ -44,6 +44,7 @@ import (
 	"github.com/tradex-mesh/tradex/services/auth/password"
 	"github.com/tradex-mesh/tradex/services/marketdata"
 	"github.com/tradex-mesh/tradex/services/matching"
+	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/order"
 	"github.com/tradex-mesh/tradex/services/wallet"
 	"github.com/tradex-mesh/tradex/streams"
@@ -63,6 +64,7 @@ type config struct {
 	order      order.Config
 	matching   matching.Config
 	marketData marketdata.Config
+	metadata   metadata.Config
 }
 
 // WithSync sets the embedded server's fsync policy (default
@@ -85,6 +87,10 @@ func WithOrderConfig(f func(*order.Config)) Option { return func(c *config) { f(
 func WithMarketDataConfig(f func(*marketdata.Config)) Option {
 	return func(c *config) { f(&c.marketData) }
 }
+
+// WithMetadataConfig changes the metadata service's configuration (its
+// seed instruments, for one).
+func WithMetadataConfig(f func(*metadata.Config)) Option { return func(c *config) { f(&c.metadata) } }
 
 // WithMatchingConfig changes the matching engine's configuration (default
 // matching.Default()); it applies to every start.
@@ -122,6 +128,7 @@ func New(t testing.TB, opts ...Option) *Platform {
 		order:      order.Default(),
 		matching:   matching.Default(),
 		marketData: marketdata.Default(),
+		metadata:   metadata.Default(),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -134,6 +141,7 @@ func New(t testing.TB, opts ...Option) *Platform {
 	s := embeddedtest.New(t, embeddedtest.WithSync(cfg.sync), embeddedtest.WithUsers(users...))
 	pcfg := platform.Default()
 	pcfg.Wallet, pcfg.Order, pcfg.Matching, pcfg.MarketData = cfg.wallet, cfg.order, cfg.matching, cfg.marketData
+	pcfg.Metadata = cfg.metadata
 	pcfg.Auth.MasterKey = make([]byte, 32)
 	_, _ = rand.Read(pcfg.Auth.MasterKey)                                 // crypto/rand.Read never fails
 	pcfg.Auth.Password = password.Params{Memory: 64, Time: 1, Threads: 1} // fast; the password package checks the real costs

@@ -11,6 +11,7 @@ import (
 	"github.com/tradex-mesh/tradex/embedded"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
 	"github.com/tradex-mesh/tradex/services/matching"
+	"github.com/tradex-mesh/tradex/services/metadata"
 	"github.com/tradex-mesh/tradex/services/order"
 	"github.com/tradex-mesh/tradex/services/wallet"
 )
@@ -34,6 +35,11 @@ func newPlatform(t *testing.T) *platformtest.Platform {
 		platformtest.WithMatchingConfig(func(c *matching.Config) {
 			c.SnapshotInterval = 300
 			c.AckWait = 2 * time.Second
+		}),
+		platformtest.WithMetadataConfig(func(c *metadata.Config) { // trades pay fees
+			for i := range c.Seed {
+				c.Seed[i].MakerFeeRate, c.Seed[i].TakerFeeRate = "0.0002", "0.0005"
+			}
 		}),
 	)
 }

@@ -41,16 +41,17 @@ type instrument struct {
 	// the last trade (0: none yet).
 	mark      perp.Mark
 	lastTrade int64
-	// fees are the fee rates of the resting orders that have any, by
-	// order id: a trade with one as maker charges its maker rate.
-	fees map[string]feeRates
+	// fees are the fee rates and fees so far of the resting orders that
+	// have rates, by order id: a trade with one as maker charges its maker
+	// rate.
+	fees map[string]*orderFees
 
 	buf []book.Event
 }
 
 // newInstrument returns the state of an instrument with an empty book.
 func newInstrument(id string) *instrument {
-	return &instrument{id: id, book: book.New(), fees: map[string]feeRates{}}
+	return &instrument{id: id, book: book.New(), fees: map[string]*orderFees{}}
 }
 
 // input is one command as read from engine.order.v1.
@@ -81,7 +82,7 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		out = append(out, e)
 	}
 	cmd, scales, reject := st.decode(in.cmd)
-	var fees feeRates
+	fees := &orderFees{}
 	if reject == nil && in.cmd.GetSubmit() != nil {
 		fees, reject = feesOf(in.cmd)
 	}
@@ -103,7 +104,7 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 				tr.TradeId = e.GetEventId()
 			}
 		}
-		if _, rests := st.book.Order(cmd.OrderID); cmd.Kind == book.Submit && rests && fees != (feeRates{}) {
+		if _, rests := st.book.Order(cmd.OrderID); cmd.Kind == book.Submit && rests && fees.charges() {
 			st.fees[cmd.OrderID] = fees // its trades as maker need its rate
 		}
 	}
@@ -242,16 +243,38 @@ func cancelInvalid(cl *enginev1.CancelOrder, msg string) *enginev1.EngineEvent {
 	}}}
 }
 
-// feeRates are an order's fee rates, in millionths.
-type feeRates struct {
-	maker, taker int64
+// orderFees are an order's fee rates (millionths) and what its trades owe
+// so far: owed is the sum of their values times their rates (at the
+// notional scale and 6 more digits), charged what the fees charged add up
+// to (at the notional scale). Each trade charges the rounded-up total less
+// what was charged before, so that an order's fees add up to its total
+// rounded up once, never more than the fee the order service held for.
+type orderFees struct {
+	maker, taker  int64
+	owed, charged big.Int
+}
+
+// charges reports whether the order has a fee rate.
+func (f *orderFees) charges() bool { return f.maker != 0 || f.taker != 0 }
+
+// charge adds a trade of price x qty at rate and returns its fee.
+func (f *orderFees) charge(price, qty, rate int64) *big.Int {
+	n := new(big.Int).Mul(big.NewInt(price), big.NewInt(qty))
+	f.owed.Add(&f.owed, n.Mul(n, big.NewInt(rate)))
+	total, rest := new(big.Int).QuoRem(&f.owed, big.NewInt(perp.RateUnit), new(big.Int))
+	if rest.Sign() > 0 {
+		total.Add(total, big.NewInt(1))
+	}
+	fee := new(big.Int).Sub(total, &f.charged)
+	f.charged.Set(total)
+	return fee
 }
 
 // feesOf reads a submit's fee rates; a rate that is not a fraction with at
 // most 6 digits from 0 to 1 rejects the command.
-func feesOf(c *enginev1.OrderCommand) (feeRates, *enginev1.EngineEvent) {
+func feesOf(c *enginev1.OrderCommand) (*orderFees, *enginev1.EngineEvent) {
 	s := c.GetSubmit()
-	var out feeRates
+	out := &orderFees{}
 	for _, r := range []struct {
 		name, text string
 		dst        *int64
@@ -261,28 +284,16 @@ func feesOf(c *enginev1.OrderCommand) (feeRates, *enginev1.EngineEvent) {
 		}
 		v, err := decimal.ParseNonNegative(r.text, 6)
 		if err != nil || v > perp.RateUnit {
-			return feeRates{}, invalid(c, fmt.Sprintf("%s %q: want a fraction from 0 to 1 with at most 6 digits", r.name, r.text))
+			return &orderFees{}, invalid(c, fmt.Sprintf("%s %q: want a fraction from 0 to 1 with at most 6 digits", r.name, r.text))
 		}
 		*r.dst = v
 	}
 	return out, nil
 }
 
-// fee is price*qty*rate (millionths) at scale price_scale+quantity_scale,
-// rounded up, exact for any int64s.
-func (st *instrument) fee(price, qty, rate int64) string {
-	n := new(big.Int).Mul(big.NewInt(price), big.NewInt(qty))
-	n.Mul(n, big.NewInt(rate))
-	q, r := n.QuoRem(n, big.NewInt(perp.RateUnit), new(big.Int))
-	if r.Sign() > 0 {
-		q.Add(q, big.NewInt(1))
-	}
-	return st.scaled128(q)
-}
-
 // translate turns a book event into an EngineEvent without its ids; taker
 // is the fee rates of the command's order.
-func (st *instrument) translate(e *book.Event, taker feeRates) *enginev1.EngineEvent {
+func (st *instrument) translate(e *book.Event, taker *orderFees) *enginev1.EngineEvent {
 	out := &enginev1.EngineEvent{}
 	for _, ch := range e.BookChanges() {
 		out.BookChanges = append(out.BookChanges, &enginev1.BookLevelChange{
@@ -304,6 +315,9 @@ func (st *instrument) translate(e *book.Event, taker feeRates) *enginev1.EngineE
 		}}
 	case book.EventTrade:
 		maker := st.fees[e.MakerOrderID]
+		if maker == nil {
+			maker = &orderFees{}
+		}
 		if e.MakerRemaining == 0 {
 			delete(st.fees, e.MakerOrderID)
 		}
@@ -313,7 +327,8 @@ func (st *instrument) translate(e *book.Event, taker feeRates) *enginev1.EngineE
 			TakerRemainingQuantity: st.qty(e.Remaining),
 			MakerOrderId:           e.MakerOrderID, MakerAccountId: e.MakerAccount,
 			MakerSide: commonv1.Side(e.Side.Opposite()), MakerRemainingQuantity: st.qty(e.MakerRemaining),
-			TakerFee: st.fee(e.Price, e.Quantity, taker.taker), MakerFee: st.fee(e.Price, e.Quantity, maker.maker),
+			TakerFee: st.scaled128(taker.charge(e.Price, e.Quantity, taker.taker)),
+			MakerFee: st.scaled128(maker.charge(e.Price, e.Quantity, maker.maker)),
 		}}
 	case book.EventCancelled:
 		delete(st.fees, e.OrderID) // a resting order leaves the book

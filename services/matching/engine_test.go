@@ -78,7 +78,7 @@ func TestScalesFixedWhileOrdersRest(t *testing.T) {
 
 func TestQuote(t *testing.T) {
 	t.Parallel()
-	st := &instrument{priceScale: 2, quantityScale: 5, fees: map[string]feeRates{}}
+	st := &instrument{priceScale: 2, quantityScale: 5, fees: map[string]*orderFees{}}
 	for _, c := range []struct {
 		p, q int64
 		want string
@@ -173,6 +173,19 @@ func TestFees(t *testing.T) {
 	evs = apply(6, withFees(submit("BTCUSDT", "t2", "bob", buy, limit, ioc, "50002", "1"), "", "0.0005"))
 	if tr := evs[1].GetTrade(); tr.GetMakerFee() != "0.0000000" || tr.GetTakerFee() != "25.0010000" {
 		t.Fatalf("trade with a maker without fees: %v", tr)
+	}
+	// Many small fills of one order pay its total rounded up once, not
+	// each rounded up: at most what the order service held for.
+	small := newInstrument("ETHUSDT")
+	small.apply(input{sequence: 1, cmd: withFees(submit("ETHUSDT", "big", "alice", sell, limit, gtc, "1.01", "1"), "0.0003", "")})
+	var paid []string
+	for i := range 7 {
+		evs := small.apply(input{sequence: uint64(2 + i), cmd: submit("ETHUSDT", "s"+string(rune('a'+i)), "bob", buy, limit, ioc, "1.01", "0.00001")})
+		paid = append(paid, evs[1].GetTrade().GetMakerFee())
+	}
+	// 7 x 0.0000101 x 0.03% = 0.00000002121: one unit, charged by the first fill
+	if strings.Join(paid, " ") != "0.0000001 0.0000000 0.0000000 0.0000000 0.0000000 0.0000000 0.0000000" {
+		t.Fatalf("maker fees of seven small fills: %v", paid)
 	}
 	for i, bad := range []string{"-0.0001", "1.5", "0.0000001", "x"} {
 		evs := apply(uint64(7+i), withFees(submit("BTCUSDT", "bad"+bad, "bob", buy, limit, gtc, "1", "1"), bad, ""))

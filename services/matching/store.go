@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/big"
 	"slices"
 
 	"github.com/tradex-mesh/tradex/internal/perp"
@@ -89,11 +90,12 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(st.lastTrade)) //nolint:gosec // a price is not negative
 	b = binary.AppendUvarint(b, uint64(len(st.fees)))
 	for _, id := range slices.Sorted(maps.Keys(st.fees)) {
-		r := st.fees[id]
-		b = binary.AppendUvarint(b, uint64(len(id)))
-		b = append(b, id...)
-		b = binary.AppendUvarint(b, uint64(r.maker)) //nolint:gosec // rates are 0 to RateUnit
-		b = binary.AppendUvarint(b, uint64(r.taker)) //nolint:gosec // rates are 0 to RateUnit
+		f := st.fees[id]
+		b = appendText(b, id)
+		b = binary.AppendUvarint(b, uint64(f.maker)) //nolint:gosec // rates are 0 to RateUnit
+		b = binary.AppendUvarint(b, uint64(f.taker)) //nolint:gosec // rates are 0 to RateUnit
+		b = appendText(b, f.owed.String())
+		b = appendText(b, f.charged.String())
 	}
 	out, err := st.book.Snapshot().AppendBinary(b)
 	if err != nil {
@@ -136,7 +138,7 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 			prices[i], rest = v, rest[n:]
 		}
 	}
-	fees := map[string]feeRates{}
+	fees := map[string]*orderFees{}
 	if data[0] >= 4 {
 		var err error
 		if rest, err = readFees(rest, fees); err != nil {
@@ -159,38 +161,62 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 	}, nil
 }
 
-// readFees reads what encodeSnapshot wrote of the fee rates into fees and
-// returns the rest.
-func readFees(b []byte, fees map[string]feeRates) ([]byte, error) {
+// appendText appends s, its length first.
+func appendText(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// readFees reads what encodeSnapshot wrote of the orders' fees into fees
+// and returns the rest.
+func readFees(b []byte, fees map[string]*orderFees) ([]byte, error) {
 	next := func() (uint64, error) {
 		v, n := binary.Uvarint(b)
 		if n <= 0 {
-			return 0, errors.New("truncated fee rates")
+			return 0, errors.New("truncated fees")
 		}
 		b = b[n:]
 		return v, nil
+	}
+	text := func() (string, error) {
+		size, err := next()
+		if err != nil || size > uint64(len(b)) {
+			return "", errors.Join(err, errors.New("bad fees"))
+		}
+		s := string(b[:size])
+		b = b[size:]
+		return s, nil
 	}
 	count, err := next()
 	if err != nil {
 		return nil, err
 	}
 	for range count {
-		size, err := next()
-		if err != nil || size > uint64(len(b)) {
-			return nil, errors.Join(err, errors.New("bad fee rates"))
+		id, err := text()
+		if err != nil {
+			return nil, err
 		}
-		id := string(b[:size])
-		b = b[size:]
-		var r [2]uint64
-		for i := range r {
-			if r[i], err = next(); err != nil {
+		f := &orderFees{}
+		for _, r := range []*int64{&f.maker, &f.taker} {
+			v, err := next()
+			if err != nil {
 				return nil, err
 			}
-			if r[i] > perp.RateUnit {
-				return nil, fmt.Errorf("fee rate %d of order %s out of range", r[i], id)
+			if v > perp.RateUnit {
+				return nil, fmt.Errorf("fee rate %d of order %s out of range", v, id)
+			}
+			*r = int64(v)
+		}
+		for _, n := range []*big.Int{&f.owed, &f.charged} {
+			s, err := text()
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := n.SetString(s, 10); !ok || n.Sign() < 0 {
+				return nil, fmt.Errorf("fees of order %s: %q is no amount", id, s)
 			}
 		}
-		fees[id] = feeRates{maker: int64(r[0]), taker: int64(r[1])} //nolint:gosec // checked above
+		fees[id] = f
 	}
 	return b, nil
 }

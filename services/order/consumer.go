@@ -182,8 +182,13 @@ func fromSubmit(cmd *enginev1.OrderCommand, clientID string) (Order, error) {
 			return Order{}, fmt.Errorf("submit %s price: %w", sub.GetOrderId(), err)
 		}
 	}
+	maker, taker, err := feeRates(sub.GetMakerFeeRate(), sub.GetTakerFeeRate())
+	if err != nil {
+		return Order{}, fmt.Errorf("submit %s: %w", sub.GetOrderId(), err)
+	}
 	at := cmd.GetSentAt().AsTime()
 	return Order{
+		MakerFeeRate: maker, TakerFeeRate: taker,
 		ID: sub.GetOrderId(), ClientOrderID: clientID, Account: sub.GetAccountId(), Instrument: cmd.GetInstrumentId(),
 		Side: Side(sub.GetSide()), Type: Type(sub.GetType()), TimeInForce: TimeInForce(sub.GetTimeInForce()),
 		PostOnly: sub.GetPostOnly(), SelfTradePrevention: int32(sub.GetSelfTradePrevention()),

@@ -32,6 +32,12 @@ func submitCommand(o Order) *enginev1.OrderCommand {
 	if o.Price != 0 {
 		s.Price = decimal.Format(o.Price, o.PriceScale)
 	}
+	if o.MakerFeeRate != 0 {
+		s.MakerFeeRate = decimal.FormatTrim(o.MakerFeeRate, feeScale)
+	}
+	if o.TakerFeeRate != 0 {
+		s.TakerFeeRate = decimal.FormatTrim(o.TakerFeeRate, feeScale)
+	}
 	return &enginev1.OrderCommand{
 		CommandId: o.ID, InstrumentId: o.Instrument, SentAt: timestamppb.New(o.CreatedAt),
 		Command: &enginev1.OrderCommand_Submit{Submit: s},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"connectrpc.com/connect"
@@ -204,7 +205,29 @@ func (h *handler) intent(ctx context.Context, req *orderv1.PlaceOrderRequest) (O
 	if err := checkAmounts(&o, rules, req.GetQuantity(), req.GetPrice()); err != nil {
 		return Order{}, err
 	}
+	if o.MakerFeeRate, o.TakerFeeRate, err = feeRates(in.GetMakerFeeRate(), in.GetTakerFeeRate()); err != nil {
+		return Order{}, fmt.Errorf("instrument %s: %w", sym, err)
+	}
 	return o, setHold(&o, rules, in.GetBaseAsset(), in.GetQuoteAsset())
+}
+
+// feeScale is the scale of fee rates (millionths).
+const feeScale = 6
+
+// feeRates parses an instrument's fee rates ("" is 0).
+func feeRates(maker, taker string) (int64, int64, error) {
+	var out [2]int64
+	for i, text := range []string{maker, taker} {
+		if text == "" {
+			continue
+		}
+		v, err := decimal.ParseNonNegative(text, feeScale)
+		if err != nil {
+			return 0, 0, fmt.Errorf("fee rate: %w", err)
+		}
+		out[i] = v
+	}
+	return out[0], out[1], nil
 }
 
 func validClientOrderID(s string) bool {
@@ -293,7 +316,13 @@ func setHold(o *Order, r instruments.Rules, base, quote string) error {
 	if err != nil {
 		return invalid("quantity", fmt.Sprintf("order value: %v", err))
 	}
-	o.HoldAsset, o.HoldAmount, o.HoldScale = quote, n, r.NotionalScale()
+	// A buy pays the fee on top, in the quote asset, as maker or as taker:
+	// hold the larger (a sell's comes out of what it receives).
+	fee, err := decimal.MulRound(n, r.NotionalScale(), max(o.MakerFeeRate, o.TakerFeeRate), feeScale, r.NotionalScale(), decimal.RoundUp)
+	if err != nil || n > math.MaxInt64-fee {
+		return invalid("quantity", "order value and fee out of range")
+	}
+	o.HoldAsset, o.HoldAmount, o.HoldScale = quote, n+fee, r.NotionalScale()
 	return nil
 }
 

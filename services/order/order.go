@@ -78,11 +78,15 @@ type Order struct {
 	Message        string `json:"message,omitempty"`
 	// HoldAsset and HoldAmount are the funds held in the wallet for the
 	// order (hold id = order id), HoldAmount at HoldScale.
-	HoldAsset  string    `json:"hold_asset"`
-	HoldAmount int64     `json:"hold_amount"`
-	HoldScale  int32     `json:"hold_scale"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	HoldAsset  string `json:"hold_asset"`
+	HoldAmount int64  `json:"hold_amount"`
+	HoldScale  int32  `json:"hold_scale"`
+	// MakerFeeRate and TakerFeeRate are the instrument's fee rates when
+	// the order was placed, in millionths; the engine charges them.
+	MakerFeeRate int64     `json:"maker_fee_rate,omitempty"`
+	TakerFeeRate int64     `json:"taker_fee_rate,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 	// Revision grows with every change.
 	Revision uint64 `json:"revision"`
 	// EngineSequence is the instrument's engine event sequence last applied

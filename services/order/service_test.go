@@ -52,6 +52,7 @@ type metadatav1connectHandler interface {
 	GetInstrument(context.Context, *metadatav1.GetInstrumentRequest) (*metadatav1.GetInstrumentResponse, error)
 	ListInstruments(context.Context, *metadatav1.ListInstrumentsRequest) (*metadatav1.ListInstrumentsResponse, error)
 	HaltInstrument(context.Context, *metadatav1.HaltInstrumentRequest) (*metadatav1.HaltInstrumentResponse, error)
+	UpdateInstrument(context.Context, *metadatav1.UpdateInstrumentRequest) (*metadatav1.UpdateInstrumentResponse, error)
 }
 
 // runUntilReady runs run until the test ends and waits for ready.
@@ -868,4 +869,44 @@ func TestAnotherInstanceFindsAnUnrecordedOrder(t *testing.T) {
 	madeUp := fmt.Sprintf("%016x%s", time.Now().UnixNano(), "MADEUPMADEUPMADEUPMADE")
 	_, err = b.client.GetOrder(t.Context(), &orderv1.GetOrderRequest{AccountId: "grace", OrderId: madeUp})
 	codeOf(t, err, connect.CodeNotFound, "order not found")
+}
+
+// An instrument's fee rates travel with the order to the engine, and a buy
+// holds the larger fee it may pay on top of its value (a sell's comes out
+// of what it receives).
+func TestOrdersCarryFeeRates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	svc := e.start()
+	maker, taker := "0.0002", "0.001"
+	if _, err := e.metadata.UpdateInstrument(t.Context(), &metadatav1.UpdateInstrumentRequest{
+		Symbol: "BTCUSDT", MakerFeeRate: &maker, TakerFeeRate: &taker}); err != nil {
+		t.Fatal(err)
+	}
+	polltest.Until(t, "the cache to see the fee rates", func() error {
+		in, err := e.cache.Get(t.Context(), "BTCUSDT")
+		if err != nil {
+			return err
+		}
+		if in.GetTakerFeeRate() != taker {
+			return fmt.Errorf("instrument %v", in)
+		}
+		return nil
+	})
+	e.deposit("alice", "USDT", "1000")
+	e.deposit("bob", "BTC", "1")
+	buyOrder := svc.place(t, limit("alice", "", "BTCUSDT", buy, "0.01", "50000")).GetOrder()
+	if got := e.balance("alice", "USDT"); got != "499.5/500.5" { // 500 and 0.1% of it
+		t.Fatalf("alice USDT %s, want 499.5/500.5 held", got)
+	}
+	sellOrder := svc.place(t, limit("bob", "", "BTCUSDT", sell, "0.2", "60000")).GetOrder()
+	if got := e.balance("bob", "BTC"); got != "0.8/0.2" {
+		t.Fatalf("bob BTC %s, want 0.8/0.2 (no fee held in BTC)", got)
+	}
+	cmds := e.commands()
+	for _, id := range []string{buyOrder.GetOrderId(), sellOrder.GetOrderId()} {
+		if sub := cmds[id].GetSubmit(); sub.GetMakerFeeRate() != maker || sub.GetTakerFeeRate() != taker {
+			t.Fatalf("submit %v, want the instrument's rates", sub)
+		}
+	}
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // maxSettleBatch keeps a settlement's journal write within an atomic
-// batch (1,000 messages): a trade makes at most six entries.
-const maxSettleBatch = 160
+// batch (1,000 messages): a trade makes at most nine entries (six, and
+// three for fees).
+const maxSettleBatch = 110
 
 // Config configures the wallet service.
 type Config struct {
@@ -51,6 +52,10 @@ type Config struct {
 	// WriteTimeout bounds one journal write (it does not end with the
 	// caller's context: a started write is finished).
 	WriteTimeout time.Duration
+	// FeeAccountPrefix names the accounts that receive trade fees, one per
+	// instrument: the prefix and the instrument ("fees-BTCUSDT"), so that
+	// the settlements of different instruments do not write one account.
+	FeeAccountPrefix string
 }
 
 // Default is the configuration of a single node: scale 8 for every asset,
@@ -67,6 +72,8 @@ func Default() Config {
 		AckWait:        30 * time.Second,
 		WriteAttempts:  10,
 		WriteTimeout:   10 * time.Second,
+
+		FeeAccountPrefix: "fees-",
 	}
 }
 
@@ -92,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConsumerName == "" {
 		errs = append(errs, errors.New("wallet: ConsumerName is required"))
+	}
+	if c.FeeAccountPrefix == "" || streams.ValidateKey(c.FeeAccountPrefix+"X") != nil {
+		errs = append(errs, fmt.Errorf("wallet: FeeAccountPrefix %q: want the start of an account id", c.FeeAccountPrefix))
 	}
 	return errors.Join(errs...)
 }

@@ -141,7 +141,11 @@ func (s *Service) settlement(ctx context.Context, ev *enginev1.EngineEvent, seq 
 		if err != nil {
 			return settlement{}, err
 		}
-		return settlement{seq: seq, plan: func(tx *Tx) error { return tx.Settle(tr) }, accounts: []string{tr.BuyAccount, tr.SellAccount}}, nil
+		accounts := []string{tr.BuyAccount, tr.SellAccount}
+		if tr.BuyFee > 0 || tr.SellFee > 0 {
+			accounts = append(accounts, tr.FeeAccount) // written too: locked with the others
+		}
+		return settlement{seq: seq, plan: func(tx *Tx) error { return tx.Settle(tr) }, accounts: accounts}, nil
 	case *enginev1.EngineEvent_Cancelled:
 		return release(e.Cancelled.GetAccountId(), e.Cancelled.GetOrderId())
 	case *enginev1.EngineEvent_Rejected:
@@ -224,17 +228,34 @@ func (s *Service) trade(ctx context.Context, ev *enginev1.EngineEvent, t *engine
 	if err != nil {
 		return Trade{}, bad("trade.maker_remaining_quantity", err)
 	}
+	var fees [2]int64 // taker's, maker's
+	for i, f := range []struct{ field, text string }{{"trade.taker_fee", t.GetTakerFee()}, {"trade.maker_fee", t.GetMakerFee()}} {
+		if f.text == "" {
+			continue
+		}
+		v, err := decimal.ParseNonNegative(f.text, ps+qs)
+		if err == nil {
+			v, err = decimal.Rescale(v, ps+qs, s.cfg.scale(quote))
+		}
+		if err != nil {
+			return Trade{}, bad(f.field, err)
+		}
+		fees[i] = v
+	}
 	tr := Trade{
 		EventID: ev.GetEventId(), Instrument: ev.GetInstrumentId(), EngineSequence: seq,
 		TradeID: t.GetTradeId(), BaseAsset: base, QuoteAsset: quote, Base: baseAmt, Quote: quoteAmt,
+		FeeAccount: s.cfg.FeeAccountPrefix + ev.GetInstrumentId(),
 	}
 	taker := [2]string{t.GetTakerAccountId(), t.GetTakerOrderId()}
 	maker := [2]string{t.GetMakerAccountId(), t.GetMakerOrderId()}
 	buy, sell, buyDone, sellDone := taker, maker, takerDone, makerDone
+	tr.BuyFee, tr.SellFee = fees[0], fees[1]
 	switch t.GetTakerSide() {
 	case commonv1.Side_SIDE_BUY:
 	case commonv1.Side_SIDE_SELL:
 		buy, sell, buyDone, sellDone = maker, taker, makerDone, takerDone
+		tr.BuyFee, tr.SellFee = fees[1], fees[0]
 	default:
 		return Trade{}, bad("trade.taker_side", errors.New("must be buy or sell"))
 	}

@@ -26,6 +26,7 @@ var reasonToProto = map[Reason]walletv1.BalanceChangeReason{
 	ReasonHold:       walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_HOLD,
 	ReasonRelease:    walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_RELEASE,
 	ReasonSettlement: walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_TRADE_SETTLEMENT,
+	ReasonFee:        walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_FEE,
 }
 
 // entryProto converts a journal entry to its payload.

@@ -18,6 +18,10 @@ const (
 	ReasonHold
 	ReasonRelease
 	ReasonSettlement
+	// ReasonFee is a trade's fee: paid by its buyer (from the order's hold)
+	// or its seller (from what it received), and received by the fee
+	// account.
+	ReasonFee
 )
 
 // HoldReason says what a hold reserves funds for.
@@ -286,7 +290,7 @@ func (b *Book) applyRecords(e Entry, after Balance) {
 			ID: e.HoldID, Account: e.Account, Asset: e.Asset, Amount: e.HeldDelta, Remaining: e.HeldDelta,
 			Reason: e.HoldReason, CreatedAt: e.Time, UpdatedAt: e.Time, Balance: after,
 		}
-	case ReasonRelease, ReasonSettlement:
+	case ReasonRelease, ReasonSettlement, ReasonFee: // a buyer's fee comes out of its order's hold
 		if h := b.holds[key(e.Account, e.HoldID)]; h != nil && e.HeldDelta != 0 {
 			h.Remaining += e.HeldDelta
 			h.UpdatedAt = e.Time
@@ -484,6 +488,10 @@ type Trade struct {
 	BuyAccount, BuyOrder   string
 	SellAccount, SellOrder string
 	BuyFilled, SellFilled  bool
+	// BuyFee and SellFee are the buyer's and the seller's fees in the quote
+	// asset; FeeAccount receives them.
+	BuyFee, SellFee int64
+	FeeAccount      string
 }
 
 // Settle applies a trade: both sides in one transaction.
@@ -504,6 +512,9 @@ func (t *Tx) Settle(tr Trade) error {
 	if err := t.credit(tr.SellAccount, tr.SellOrder, tr.QuoteAsset, tr.Quote, cause, "sell-receive"); err != nil {
 		return err
 	}
+	if err := t.fees(tr, cause); err != nil {
+		return err
+	}
 	rel := Entry{Instrument: tr.Instrument, EngineEventID: tr.EventID, EngineSequence: tr.EngineSequence}
 	if tr.BuyFilled {
 		rel.EventID = tr.EventID + "-buy-leftover"
@@ -520,6 +531,38 @@ func (t *Tx) Settle(tr Trade) error {
 	return nil
 }
 
+// fees charges a trade's fees: the buyer's from its order's hold, the
+// seller's from what it received, both to the fee account.
+func (t *Tx) fees(tr Trade, cause Entry) error {
+	if tr.BuyFee < 0 || tr.SellFee < 0 {
+		return invalid("trade.fee", "must not be negative")
+	}
+	total, err := add(tr.BuyFee, tr.SellFee)
+	if err != nil || total == 0 {
+		return err
+	}
+	if tr.FeeAccount == "" {
+		return invalid("trade.fee", "a fee with no fee account")
+	}
+	cause.Reason = ReasonFee
+	if tr.BuyFee > 0 {
+		if err := t.payFromHold(tr.BuyAccount, tr.BuyOrder, tr.QuoteAsset, tr.BuyFee, cause, "buy-fee"); err != nil {
+			return err
+		}
+	}
+	if tr.SellFee > 0 {
+		e := cause
+		e.EventID, e.Account, e.Asset, e.OrderID = cause.EngineEventID+"-sell-fee", tr.SellAccount, tr.QuoteAsset, tr.SellOrder
+		if _, err := t.change(e, -tr.SellFee, 0); err != nil {
+			return err
+		}
+	}
+	e := cause
+	e.EventID, e.Account, e.Asset = cause.EngineEventID+"-fee", tr.FeeAccount, tr.QuoteAsset
+	_, err = t.change(e, total, 0)
+	return err
+}
+
 func (t *Tx) payFromHold(acct, order, asset string, amount int64, cause Entry, role string) error {
 	h, ok := t.hold(acct, order)
 	switch {
@@ -531,7 +574,10 @@ func (t *Tx) payFromHold(acct, order, asset string, amount int64, cause Entry, r
 		return fmt.Errorf("%w: hold %s has %d, the trade pays %d", ErrInsufficientFunds, order, h.Remaining, amount)
 	}
 	cause.EventID, cause.Account, cause.Asset = cause.EngineEventID+"-"+role, acct, asset
-	cause.Reason, cause.HoldID, cause.OrderID = ReasonSettlement, order, order
+	cause.HoldID, cause.OrderID = order, order
+	if cause.Reason == 0 {
+		cause.Reason = ReasonSettlement
+	}
 	if _, err := t.change(cause, 0, -amount); err != nil {
 		return err
 	}
