@@ -71,6 +71,8 @@ var procedureAccess = map[string]access{
 	orderv1connect.OrderServiceGetOrderProcedure:        userRead,
 	orderv1connect.OrderServiceListOrdersProcedure:      userRead,
 	orderv1connect.OrderServiceWatchOrdersProcedure:     userRead,
+	orderv1connect.OrderServiceSetLeverageProcedure:     userTrade,
+	orderv1connect.OrderServiceGetLeverageProcedure:     userRead,
 
 	marketdatav1connect.MarketDataServiceGetBookProcedure:          public,
 	marketdatav1connect.MarketDataServiceListTradesProcedure:       public,

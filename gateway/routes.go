@@ -25,6 +25,8 @@ type Orders interface {
 	CancelOrder(context.Context, *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error)
 	GetOrder(context.Context, *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error)
 	ListOrders(context.Context, *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error)
+	SetLeverage(context.Context, *orderv1.SetLeverageRequest) (*orderv1.SetLeverageResponse, error)
+	GetLeverage(context.Context, *orderv1.GetLeverageRequest) (*orderv1.GetLeverageResponse, error)
 }
 
 // Wallet is what REST uses of the wallet service.
@@ -141,6 +143,12 @@ func (g *Gateway) restRoutes() []route {
 		{method: http.MethodDelete, path: "/v1/orders/:orderId", summary: "Cancel an order", access: userTrade, account: "accountId",
 			params: map[string]string{"orderId": "orderId"}, query: map[string]string{"accountId": "accountId"},
 			endpoint: unary(s.Orders.CancelOrder)},
+		// Leverage on perpetuals.
+		{method: http.MethodGet, path: "/v1/leverage/:symbol", summary: "Get your leverage on a perpetual", access: userRead, account: "accountId",
+			params: map[string]string{"symbol": "instrumentId"}, query: map[string]string{"accountId": "accountId"},
+			endpoint: unary(s.Orders.GetLeverage)},
+		{method: http.MethodPut, path: "/v1/leverage/:symbol", summary: "Set your leverage on a perpetual", access: userTrade, body: true,
+			account: "accountId", params: map[string]string{"symbol": "instrumentId"}, endpoint: unary(s.Orders.SetLeverage)},
 		// Balances.
 		{method: http.MethodGet, path: "/v1/balances", summary: "List balances", access: userRead, account: "accountId",
 			query:    withPage(map[string]string{"accountId": "accountId", "asset": "assets", "includeZero": "includeZero"}),

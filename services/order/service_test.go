@@ -910,3 +910,41 @@ func TestOrdersCarryFeeRates(t *testing.T) {
 		}
 	}
 }
+
+// An account's leverage on a perpetual: the default until set, then what
+// was set, within 1 to the instrument's maximum; no leverage on spot.
+func TestLeverage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	svc := e.start()
+	got, err := svc.client.GetLeverage(t.Context(), &orderv1.GetLeverageRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP"})
+	if err != nil || got.GetLeverage().GetLeverage() != 10 || got.GetLeverage().GetUpdatedAt() != nil {
+		t.Fatalf("default leverage: %v, %v; want 10, never set", got, err)
+	}
+	set, err := svc.client.SetLeverage(t.Context(), &orderv1.SetLeverageRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Leverage: 50})
+	if err != nil || set.GetLeverage().GetLeverage() != 50 || set.GetLeverage().GetUpdatedAt() == nil {
+		t.Fatalf("SetLeverage 50: %v, %v", set, err)
+	}
+	got, err = svc.client.GetLeverage(t.Context(), &orderv1.GetLeverageRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP"})
+	if err != nil || got.GetLeverage().GetLeverage() != 50 {
+		t.Fatalf("leverage after set: %v, %v", got, err)
+	}
+	other, err := svc.client.GetLeverage(t.Context(), &orderv1.GetLeverageRequest{AccountId: "bob", InstrumentId: "BTCUSDT-PERP"})
+	if err != nil || other.GetLeverage().GetLeverage() != 10 {
+		t.Fatalf("another account's leverage: %v, %v", other, err)
+	}
+	for _, tc := range []struct {
+		req        *orderv1.SetLeverageRequest
+		code       connect.Code
+		mentioning string
+	}{
+		{&orderv1.SetLeverageRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Leverage: 51}, connect.CodeInvalidArgument, "leverage: must be 1 to BTCUSDT-PERP's max_leverage 50"},
+		{&orderv1.SetLeverageRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Leverage: 0}, connect.CodeInvalidArgument, "leverage"},
+		{&orderv1.SetLeverageRequest{AccountId: "alice", InstrumentId: "BTCUSDT", Leverage: 5}, connect.CodeInvalidArgument, "instrument_id: BTCUSDT is not a perpetual"},
+		{&orderv1.SetLeverageRequest{AccountId: "alice", InstrumentId: "NOPE-PERP", Leverage: 5}, connect.CodeNotFound, "NOPE-PERP"},
+		{&orderv1.SetLeverageRequest{InstrumentId: "BTCUSDT-PERP", Leverage: 5}, connect.CodeInvalidArgument, "account_id"},
+	} {
+		_, err := svc.client.SetLeverage(t.Context(), tc.req)
+		codeOf(t, err, tc.code, tc.mentioning)
+	}
+}

@@ -27,6 +27,290 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Leverage is an account's leverage on a perpetual.
+type Leverage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The perpetual's symbol.
+	InstrumentId string `protobuf:"bytes,2,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	// The leverage, 1 to the instrument's max_leverage.
+	Leverage int32 `protobuf:"varint,3,opt,name=leverage,proto3" json:"leverage,omitempty"`
+	// When it was set; absent for the default.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Leverage) Reset() {
+	*x = Leverage{}
+	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Leverage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Leverage) ProtoMessage() {}
+
+func (x *Leverage) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Leverage.ProtoReflect.Descriptor instead.
+func (*Leverage) Descriptor() ([]byte, []int) {
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Leverage) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Leverage) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+func (x *Leverage) GetLeverage() int32 {
+	if x != nil {
+		return x.Leverage
+	}
+	return 0
+}
+
+func (x *Leverage) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// SetLeverageRequest sets an account's leverage on a perpetual.
+type SetLeverageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The perpetual's symbol.
+	InstrumentId string `protobuf:"bytes,2,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	// The leverage, 1 to the instrument's max_leverage.
+	Leverage      int32 `protobuf:"varint,3,opt,name=leverage,proto3" json:"leverage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLeverageRequest) Reset() {
+	*x = SetLeverageRequest{}
+	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLeverageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLeverageRequest) ProtoMessage() {}
+
+func (x *SetLeverageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLeverageRequest.ProtoReflect.Descriptor instead.
+func (*SetLeverageRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetLeverageRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SetLeverageRequest) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+func (x *SetLeverageRequest) GetLeverage() int32 {
+	if x != nil {
+		return x.Leverage
+	}
+	return 0
+}
+
+// SetLeverageResponse carries the leverage set.
+type SetLeverageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leverage now.
+	Leverage      *Leverage `protobuf:"bytes,1,opt,name=leverage,proto3" json:"leverage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLeverageResponse) Reset() {
+	*x = SetLeverageResponse{}
+	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLeverageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLeverageResponse) ProtoMessage() {}
+
+func (x *SetLeverageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLeverageResponse.ProtoReflect.Descriptor instead.
+func (*SetLeverageResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SetLeverageResponse) GetLeverage() *Leverage {
+	if x != nil {
+		return x.Leverage
+	}
+	return nil
+}
+
+// GetLeverageRequest names the account and the perpetual.
+type GetLeverageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The perpetual's symbol.
+	InstrumentId  string `protobuf:"bytes,2,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLeverageRequest) Reset() {
+	*x = GetLeverageRequest{}
+	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLeverageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLeverageRequest) ProtoMessage() {}
+
+func (x *GetLeverageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLeverageRequest.ProtoReflect.Descriptor instead.
+func (*GetLeverageRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetLeverageRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *GetLeverageRequest) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+// GetLeverageResponse carries the leverage.
+type GetLeverageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leverage.
+	Leverage      *Leverage `protobuf:"bytes,1,opt,name=leverage,proto3" json:"leverage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLeverageResponse) Reset() {
+	*x = GetLeverageResponse{}
+	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLeverageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLeverageResponse) ProtoMessage() {}
+
+func (x *GetLeverageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLeverageResponse.ProtoReflect.Descriptor instead.
+func (*GetLeverageResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetLeverageResponse) GetLeverage() *Leverage {
+	if x != nil {
+		return x.Leverage
+	}
+	return nil
+}
+
 // Order is an order and its current state. Prices and quantities are decimal strings.
 type Order struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -81,7 +365,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -93,7 +377,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -106,7 +390,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{0}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Order) GetOrderId() string {
@@ -298,7 +582,7 @@ type PlaceOrderRequest struct {
 
 func (x *PlaceOrderRequest) Reset() {
 	*x = PlaceOrderRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +594,7 @@ func (x *PlaceOrderRequest) String() string {
 func (*PlaceOrderRequest) ProtoMessage() {}
 
 func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +607,7 @@ func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*PlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{1}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PlaceOrderRequest) GetAccountId() string {
@@ -409,7 +693,7 @@ type PlaceOrderResponse struct {
 
 func (x *PlaceOrderResponse) Reset() {
 	*x = PlaceOrderResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +705,7 @@ func (x *PlaceOrderResponse) String() string {
 func (*PlaceOrderResponse) ProtoMessage() {}
 
 func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +718,7 @@ func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderResponse.ProtoReflect.Descriptor instead.
 func (*PlaceOrderResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{2}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PlaceOrderResponse) GetOrder() *Order {
@@ -466,7 +750,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +762,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +775,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{3}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CancelOrderRequest) GetAccountId() string {
@@ -526,7 +810,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +822,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +835,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{4}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CancelOrderResponse) GetOrder() *Order {
@@ -578,7 +862,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +874,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +887,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{5}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetOrderRequest) GetAccountId() string {
@@ -638,7 +922,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +934,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +947,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{6}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -690,7 +974,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +986,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +999,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{7}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListOrdersRequest) GetAccountId() string {
@@ -759,7 +1043,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +1055,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +1068,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{8}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -814,7 +1098,7 @@ type WatchOrdersRequest struct {
 
 func (x *WatchOrdersRequest) Reset() {
 	*x = WatchOrdersRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +1110,7 @@ func (x *WatchOrdersRequest) String() string {
 func (*WatchOrdersRequest) ProtoMessage() {}
 
 func (x *WatchOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +1123,7 @@ func (x *WatchOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrdersRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{9}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchOrdersRequest) GetAccountId() string {
@@ -873,7 +1157,7 @@ type WatchOrdersResponse struct {
 
 func (x *WatchOrdersResponse) Reset() {
 	*x = WatchOrdersResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1169,7 @@ func (x *WatchOrdersResponse) String() string {
 func (*WatchOrdersResponse) ProtoMessage() {}
 
 func (x *WatchOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1182,7 @@ func (x *WatchOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrdersResponse.ProtoReflect.Descriptor instead.
 func (*WatchOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{10}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchOrdersResponse) GetEvent() isWatchOrdersResponse_Event {
@@ -964,7 +1248,27 @@ var File_tradex_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1btradex/order/v1/order.proto\x12\x0ftradex.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\x94\b\n" +
+	"\x1btradex/order/v1/order.proto\x12\x0ftradex.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\xa5\x01\n" +
+	"\bLeverage\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
+	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12\x1a\n" +
+	"\bleverage\x18\x03 \x01(\x05R\bleverage\x129\n" +
+	"\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"t\n" +
+	"\x12SetLeverageRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
+	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12\x1a\n" +
+	"\bleverage\x18\x03 \x01(\x05R\bleverage\"L\n" +
+	"\x13SetLeverageResponse\x125\n" +
+	"\bleverage\x18\x01 \x01(\v2\x19.tradex.order.v1.LeverageR\bleverage\"X\n" +
+	"\x12GetLeverageRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
+	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\"L\n" +
+	"\x13GetLeverageResponse\x125\n" +
+	"\bleverage\x18\x01 \x01(\v2\x19.tradex.order.v1.LeverageR\bleverage\"\x94\b\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12&\n" +
 	"\x0fclient_order_id\x18\x02 \x01(\tR\rclientOrderId\x12\x1d\n" +
@@ -1039,7 +1343,7 @@ const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"\acurrent\x18\x01 \x01(\v2\x16.tradex.order.v1.OrderH\x00R\acurrent\x12B\n" +
 	"\fsnapshot_end\x18\x02 \x01(\v2\x1d.tradex.common.v1.SnapshotEndH\x00R\vsnapshotEnd\x122\n" +
 	"\aupdated\x18\x03 \x01(\v2\x16.tradex.order.v1.OrderH\x00R\aupdatedB\a\n" +
-	"\x05event2\xcd\x03\n" +
+	"\x05event2\x8b\x05\n" +
 	"\fOrderService\x12U\n" +
 	"\n" +
 	"PlaceOrder\x12\".tradex.order.v1.PlaceOrderRequest\x1a#.tradex.order.v1.PlaceOrderResponse\x12X\n" +
@@ -1047,7 +1351,9 @@ const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"\bGetOrder\x12 .tradex.order.v1.GetOrderRequest\x1a!.tradex.order.v1.GetOrderResponse\"\x03\x90\x02\x01\x12Z\n" +
 	"\n" +
 	"ListOrders\x12\".tradex.order.v1.ListOrdersRequest\x1a#.tradex.order.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12Z\n" +
-	"\vWatchOrders\x12#.tradex.order.v1.WatchOrdersRequest\x1a$.tradex.order.v1.WatchOrdersResponse0\x01B\xbd\x01\n" +
+	"\vWatchOrders\x12#.tradex.order.v1.WatchOrdersRequest\x1a$.tradex.order.v1.WatchOrdersResponse0\x01\x12]\n" +
+	"\vSetLeverage\x12#.tradex.order.v1.SetLeverageRequest\x1a$.tradex.order.v1.SetLeverageResponse\"\x03\x90\x02\x02\x12]\n" +
+	"\vGetLeverage\x12#.tradex.order.v1.GetLeverageRequest\x1a$.tradex.order.v1.GetLeverageResponse\"\x03\x90\x02\x01B\xbd\x01\n" +
 	"\x13com.tradex.order.v1B\n" +
 	"OrderProtoP\x01Z<github.com/tradex-mesh/tradex/gen/go/tradex/order/v1;orderv1\xa2\x02\x03TOX\xaa\x02\x0fTradex.Order.V1\xca\x02\x0fTradex\\Order\\V1\xe2\x02\x1bTradex\\Order\\V1\\GPBMetadata\xea\x02\x11Tradex::Order::V1b\x06proto3"
 
@@ -1063,72 +1369,84 @@ func file_tradex_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_tradex_order_v1_order_proto_rawDescData
 }
 
-var file_tradex_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_tradex_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_tradex_order_v1_order_proto_goTypes = []any{
-	(*Order)(nil),                 // 0: tradex.order.v1.Order
-	(*PlaceOrderRequest)(nil),     // 1: tradex.order.v1.PlaceOrderRequest
-	(*PlaceOrderResponse)(nil),    // 2: tradex.order.v1.PlaceOrderResponse
-	(*CancelOrderRequest)(nil),    // 3: tradex.order.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),   // 4: tradex.order.v1.CancelOrderResponse
-	(*GetOrderRequest)(nil),       // 5: tradex.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),      // 6: tradex.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),     // 7: tradex.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),    // 8: tradex.order.v1.ListOrdersResponse
-	(*WatchOrdersRequest)(nil),    // 9: tradex.order.v1.WatchOrdersRequest
-	(*WatchOrdersResponse)(nil),   // 10: tradex.order.v1.WatchOrdersResponse
-	(v1.Side)(0),                  // 11: tradex.common.v1.Side
-	(v1.OrderType)(0),             // 12: tradex.common.v1.OrderType
-	(v1.TimeInForce)(0),           // 13: tradex.common.v1.TimeInForce
-	(v1.OrderStatus)(0),           // 14: tradex.common.v1.OrderStatus
-	(v1.RejectReason)(0),          // 15: tradex.common.v1.RejectReason
-	(v1.CancelReason)(0),          // 16: tradex.common.v1.CancelReason
-	(v1.ExpireReason)(0),          // 17: tradex.common.v1.ExpireReason
-	(v1.SelfTradePrevention)(0),   // 18: tradex.common.v1.SelfTradePrevention
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),        // 20: tradex.common.v1.PageRequest
-	(*v1.PageResponse)(nil),       // 21: tradex.common.v1.PageResponse
-	(*v1.SnapshotEnd)(nil),        // 22: tradex.common.v1.SnapshotEnd
+	(*Leverage)(nil),              // 0: tradex.order.v1.Leverage
+	(*SetLeverageRequest)(nil),    // 1: tradex.order.v1.SetLeverageRequest
+	(*SetLeverageResponse)(nil),   // 2: tradex.order.v1.SetLeverageResponse
+	(*GetLeverageRequest)(nil),    // 3: tradex.order.v1.GetLeverageRequest
+	(*GetLeverageResponse)(nil),   // 4: tradex.order.v1.GetLeverageResponse
+	(*Order)(nil),                 // 5: tradex.order.v1.Order
+	(*PlaceOrderRequest)(nil),     // 6: tradex.order.v1.PlaceOrderRequest
+	(*PlaceOrderResponse)(nil),    // 7: tradex.order.v1.PlaceOrderResponse
+	(*CancelOrderRequest)(nil),    // 8: tradex.order.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),   // 9: tradex.order.v1.CancelOrderResponse
+	(*GetOrderRequest)(nil),       // 10: tradex.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),      // 11: tradex.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),     // 12: tradex.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),    // 13: tradex.order.v1.ListOrdersResponse
+	(*WatchOrdersRequest)(nil),    // 14: tradex.order.v1.WatchOrdersRequest
+	(*WatchOrdersResponse)(nil),   // 15: tradex.order.v1.WatchOrdersResponse
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(v1.Side)(0),                  // 17: tradex.common.v1.Side
+	(v1.OrderType)(0),             // 18: tradex.common.v1.OrderType
+	(v1.TimeInForce)(0),           // 19: tradex.common.v1.TimeInForce
+	(v1.OrderStatus)(0),           // 20: tradex.common.v1.OrderStatus
+	(v1.RejectReason)(0),          // 21: tradex.common.v1.RejectReason
+	(v1.CancelReason)(0),          // 22: tradex.common.v1.CancelReason
+	(v1.ExpireReason)(0),          // 23: tradex.common.v1.ExpireReason
+	(v1.SelfTradePrevention)(0),   // 24: tradex.common.v1.SelfTradePrevention
+	(*v1.PageRequest)(nil),        // 25: tradex.common.v1.PageRequest
+	(*v1.PageResponse)(nil),       // 26: tradex.common.v1.PageResponse
+	(*v1.SnapshotEnd)(nil),        // 27: tradex.common.v1.SnapshotEnd
 }
 var file_tradex_order_v1_order_proto_depIdxs = []int32{
-	11, // 0: tradex.order.v1.Order.side:type_name -> tradex.common.v1.Side
-	12, // 1: tradex.order.v1.Order.type:type_name -> tradex.common.v1.OrderType
-	13, // 2: tradex.order.v1.Order.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	14, // 3: tradex.order.v1.Order.status:type_name -> tradex.common.v1.OrderStatus
-	15, // 4: tradex.order.v1.Order.reject_reason:type_name -> tradex.common.v1.RejectReason
-	16, // 5: tradex.order.v1.Order.cancel_reason:type_name -> tradex.common.v1.CancelReason
-	17, // 6: tradex.order.v1.Order.expire_reason:type_name -> tradex.common.v1.ExpireReason
-	18, // 7: tradex.order.v1.Order.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	19, // 8: tradex.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	19, // 9: tradex.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 10: tradex.order.v1.PlaceOrderRequest.side:type_name -> tradex.common.v1.Side
-	12, // 11: tradex.order.v1.PlaceOrderRequest.type:type_name -> tradex.common.v1.OrderType
-	13, // 12: tradex.order.v1.PlaceOrderRequest.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	18, // 13: tradex.order.v1.PlaceOrderRequest.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	0,  // 14: tradex.order.v1.PlaceOrderResponse.order:type_name -> tradex.order.v1.Order
-	0,  // 15: tradex.order.v1.CancelOrderResponse.order:type_name -> tradex.order.v1.Order
-	0,  // 16: tradex.order.v1.GetOrderResponse.order:type_name -> tradex.order.v1.Order
-	14, // 17: tradex.order.v1.ListOrdersRequest.statuses:type_name -> tradex.common.v1.OrderStatus
-	20, // 18: tradex.order.v1.ListOrdersRequest.page:type_name -> tradex.common.v1.PageRequest
-	0,  // 19: tradex.order.v1.ListOrdersResponse.orders:type_name -> tradex.order.v1.Order
-	21, // 20: tradex.order.v1.ListOrdersResponse.page:type_name -> tradex.common.v1.PageResponse
-	0,  // 21: tradex.order.v1.WatchOrdersResponse.current:type_name -> tradex.order.v1.Order
-	22, // 22: tradex.order.v1.WatchOrdersResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
-	0,  // 23: tradex.order.v1.WatchOrdersResponse.updated:type_name -> tradex.order.v1.Order
-	1,  // 24: tradex.order.v1.OrderService.PlaceOrder:input_type -> tradex.order.v1.PlaceOrderRequest
-	3,  // 25: tradex.order.v1.OrderService.CancelOrder:input_type -> tradex.order.v1.CancelOrderRequest
-	5,  // 26: tradex.order.v1.OrderService.GetOrder:input_type -> tradex.order.v1.GetOrderRequest
-	7,  // 27: tradex.order.v1.OrderService.ListOrders:input_type -> tradex.order.v1.ListOrdersRequest
-	9,  // 28: tradex.order.v1.OrderService.WatchOrders:input_type -> tradex.order.v1.WatchOrdersRequest
-	2,  // 29: tradex.order.v1.OrderService.PlaceOrder:output_type -> tradex.order.v1.PlaceOrderResponse
-	4,  // 30: tradex.order.v1.OrderService.CancelOrder:output_type -> tradex.order.v1.CancelOrderResponse
-	6,  // 31: tradex.order.v1.OrderService.GetOrder:output_type -> tradex.order.v1.GetOrderResponse
-	8,  // 32: tradex.order.v1.OrderService.ListOrders:output_type -> tradex.order.v1.ListOrdersResponse
-	10, // 33: tradex.order.v1.OrderService.WatchOrders:output_type -> tradex.order.v1.WatchOrdersResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	16, // 0: tradex.order.v1.Leverage.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 1: tradex.order.v1.SetLeverageResponse.leverage:type_name -> tradex.order.v1.Leverage
+	0,  // 2: tradex.order.v1.GetLeverageResponse.leverage:type_name -> tradex.order.v1.Leverage
+	17, // 3: tradex.order.v1.Order.side:type_name -> tradex.common.v1.Side
+	18, // 4: tradex.order.v1.Order.type:type_name -> tradex.common.v1.OrderType
+	19, // 5: tradex.order.v1.Order.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	20, // 6: tradex.order.v1.Order.status:type_name -> tradex.common.v1.OrderStatus
+	21, // 7: tradex.order.v1.Order.reject_reason:type_name -> tradex.common.v1.RejectReason
+	22, // 8: tradex.order.v1.Order.cancel_reason:type_name -> tradex.common.v1.CancelReason
+	23, // 9: tradex.order.v1.Order.expire_reason:type_name -> tradex.common.v1.ExpireReason
+	24, // 10: tradex.order.v1.Order.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	16, // 11: tradex.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	16, // 12: tradex.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 13: tradex.order.v1.PlaceOrderRequest.side:type_name -> tradex.common.v1.Side
+	18, // 14: tradex.order.v1.PlaceOrderRequest.type:type_name -> tradex.common.v1.OrderType
+	19, // 15: tradex.order.v1.PlaceOrderRequest.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	24, // 16: tradex.order.v1.PlaceOrderRequest.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	5,  // 17: tradex.order.v1.PlaceOrderResponse.order:type_name -> tradex.order.v1.Order
+	5,  // 18: tradex.order.v1.CancelOrderResponse.order:type_name -> tradex.order.v1.Order
+	5,  // 19: tradex.order.v1.GetOrderResponse.order:type_name -> tradex.order.v1.Order
+	20, // 20: tradex.order.v1.ListOrdersRequest.statuses:type_name -> tradex.common.v1.OrderStatus
+	25, // 21: tradex.order.v1.ListOrdersRequest.page:type_name -> tradex.common.v1.PageRequest
+	5,  // 22: tradex.order.v1.ListOrdersResponse.orders:type_name -> tradex.order.v1.Order
+	26, // 23: tradex.order.v1.ListOrdersResponse.page:type_name -> tradex.common.v1.PageResponse
+	5,  // 24: tradex.order.v1.WatchOrdersResponse.current:type_name -> tradex.order.v1.Order
+	27, // 25: tradex.order.v1.WatchOrdersResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
+	5,  // 26: tradex.order.v1.WatchOrdersResponse.updated:type_name -> tradex.order.v1.Order
+	6,  // 27: tradex.order.v1.OrderService.PlaceOrder:input_type -> tradex.order.v1.PlaceOrderRequest
+	8,  // 28: tradex.order.v1.OrderService.CancelOrder:input_type -> tradex.order.v1.CancelOrderRequest
+	10, // 29: tradex.order.v1.OrderService.GetOrder:input_type -> tradex.order.v1.GetOrderRequest
+	12, // 30: tradex.order.v1.OrderService.ListOrders:input_type -> tradex.order.v1.ListOrdersRequest
+	14, // 31: tradex.order.v1.OrderService.WatchOrders:input_type -> tradex.order.v1.WatchOrdersRequest
+	1,  // 32: tradex.order.v1.OrderService.SetLeverage:input_type -> tradex.order.v1.SetLeverageRequest
+	3,  // 33: tradex.order.v1.OrderService.GetLeverage:input_type -> tradex.order.v1.GetLeverageRequest
+	7,  // 34: tradex.order.v1.OrderService.PlaceOrder:output_type -> tradex.order.v1.PlaceOrderResponse
+	9,  // 35: tradex.order.v1.OrderService.CancelOrder:output_type -> tradex.order.v1.CancelOrderResponse
+	11, // 36: tradex.order.v1.OrderService.GetOrder:output_type -> tradex.order.v1.GetOrderResponse
+	13, // 37: tradex.order.v1.OrderService.ListOrders:output_type -> tradex.order.v1.ListOrdersResponse
+	15, // 38: tradex.order.v1.OrderService.WatchOrders:output_type -> tradex.order.v1.WatchOrdersResponse
+	2,  // 39: tradex.order.v1.OrderService.SetLeverage:output_type -> tradex.order.v1.SetLeverageResponse
+	4,  // 40: tradex.order.v1.OrderService.GetLeverage:output_type -> tradex.order.v1.GetLeverageResponse
+	34, // [34:41] is the sub-list for method output_type
+	27, // [27:34] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_tradex_order_v1_order_proto_init() }
@@ -1136,7 +1454,7 @@ func file_tradex_order_v1_order_proto_init() {
 	if File_tradex_order_v1_order_proto != nil {
 		return
 	}
-	file_tradex_order_v1_order_proto_msgTypes[10].OneofWrappers = []any{
+	file_tradex_order_v1_order_proto_msgTypes[15].OneofWrappers = []any{
 		(*WatchOrdersResponse_Current)(nil),
 		(*WatchOrdersResponse_SnapshotEnd)(nil),
 		(*WatchOrdersResponse_Updated)(nil),
@@ -1147,7 +1465,7 @@ func file_tradex_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_order_v1_order_proto_rawDesc), len(file_tradex_order_v1_order_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -18,7 +18,154 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/order/v1/order.proto.
  */
 export const file_tradex_order_v1_order: GenFile = /*@__PURE__*/
-  fileDesc("Cht0cmFkZXgvb3JkZXIvdjEvb3JkZXIucHJvdG8SD3RyYWRleC5vcmRlci52MSKIBgoFT3JkZXISEAoIb3JkZXJfaWQYASABKAkSFwoPY2xpZW50X29yZGVyX2lkGAIgASgJEhIKCmFjY291bnRfaWQYAyABKAkSFQoNaW5zdHJ1bWVudF9pZBgEIAEoCRIkCgRzaWRlGAUgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBiABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRI0Cg10aW1lX2luX2ZvcmNlGAcgASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYCCABKAgSDQoFcHJpY2UYCSABKAkSEAoIcXVhbnRpdHkYCiABKAkSFwoPZmlsbGVkX3F1YW50aXR5GAsgASgJEhoKEnJlbWFpbmluZ19xdWFudGl0eRgMIAEoCRIVCg1hdmVyYWdlX3ByaWNlGA0gASgJEi0KBnN0YXR1cxgOIAEoDjIdLnRyYWRleC5jb21tb24udjEuT3JkZXJTdGF0dXMSNQoNcmVqZWN0X3JlYXNvbhgPIAEoDjIeLnRyYWRleC5jb21tb24udjEuUmVqZWN0UmVhc29uEjUKDWNhbmNlbF9yZWFzb24YECABKA4yHi50cmFkZXguY29tbW9uLnYxLkNhbmNlbFJlYXNvbhI1Cg1leHBpcmVfcmVhc29uGBEgASgOMh4udHJhZGV4LmNvbW1vbi52MS5FeHBpcmVSZWFzb24SFgoOc3RhdHVzX21lc3NhZ2UYEiABKAkSRAoVc2VsZl90cmFkZV9wcmV2ZW50aW9uGBMgASgOMiUudHJhZGV4LmNvbW1vbi52MS5TZWxmVHJhZGVQcmV2ZW50aW9uEi4KCmNyZWF0ZWRfYXQYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGBYgASgEItgCChFQbGFjZU9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgCIAEoCRIVCg1pbnN0cnVtZW50X2lkGAMgASgJEiQKBHNpZGUYBCABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSKQoEdHlwZRgFIAEoDjIbLnRyYWRleC5jb21tb24udjEuT3JkZXJUeXBlEhAKCHF1YW50aXR5GAYgASgJEg0KBXByaWNlGAcgASgJEjQKDXRpbWVfaW5fZm9yY2UYCCABKA4yHS50cmFkZXguY29tbW9uLnYxLlRpbWVJbkZvcmNlEhEKCXBvc3Rfb25seRgJIAEoCBJEChVzZWxmX3RyYWRlX3ByZXZlbnRpb24YCiABKA4yJS50cmFkZXguY29tbW9uLnYxLlNlbGZUcmFkZVByZXZlbnRpb24iTQoSUGxhY2VPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyEhAKCHJlcGxheWVkGAIgASgIIlMKEkNhbmNlbE9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgDIAEoCSI8ChNDYW5jZWxPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyIlAKD0dldE9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgDIAEoCSI5ChBHZXRPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyIpwBChFMaXN0T3JkZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkSLwoIc3RhdHVzZXMYAyADKA4yHS50cmFkZXguY29tbW9uLnYxLk9yZGVyU3RhdHVzEisKBHBhZ2UYBCABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0ImoKEkxpc3RPcmRlcnNSZXNwb25zZRImCgZvcmRlcnMYASADKAsyFi50cmFkZXgub3JkZXIudjEuT3JkZXISLAoEcGFnZRgCIAEoCzIeLnRyYWRleC5jb21tb24udjEuUGFnZVJlc3BvbnNlIj8KEldhdGNoT3JkZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkiqwEKE1dhdGNoT3JkZXJzUmVzcG9uc2USKQoHY3VycmVudBgBIAEoCzIWLnRyYWRleC5vcmRlci52MS5PcmRlckgAEjUKDHNuYXBzaG90X2VuZBgCIAEoCzIdLnRyYWRleC5jb21tb24udjEuU25hcHNob3RFbmRIABIpCgd1cGRhdGVkGAMgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVySABCBwoFZXZlbnQyzQMKDE9yZGVyU2VydmljZRJVCgpQbGFjZU9yZGVyEiIudHJhZGV4Lm9yZGVyLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiMudHJhZGV4Lm9yZGVyLnYxLlBsYWNlT3JkZXJSZXNwb25zZRJYCgtDYW5jZWxPcmRlchIjLnRyYWRleC5vcmRlci52MS5DYW5jZWxPcmRlclJlcXVlc3QaJC50cmFkZXgub3JkZXIudjEuQ2FuY2VsT3JkZXJSZXNwb25zZRJUCghHZXRPcmRlchIgLnRyYWRleC5vcmRlci52MS5HZXRPcmRlclJlcXVlc3QaIS50cmFkZXgub3JkZXIudjEuR2V0T3JkZXJSZXNwb25zZSIDkAIBEloKCkxpc3RPcmRlcnMSIi50cmFkZXgub3JkZXIudjEuTGlzdE9yZGVyc1JlcXVlc3QaIy50cmFkZXgub3JkZXIudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIgOQAgESWgoLV2F0Y2hPcmRlcnMSIy50cmFkZXgub3JkZXIudjEuV2F0Y2hPcmRlcnNSZXF1ZXN0GiQudHJhZGV4Lm9yZGVyLnYxLldhdGNoT3JkZXJzUmVzcG9uc2UwAUK9AQoTY29tLnRyYWRleC5vcmRlci52MUIKT3JkZXJQcm90b1ABWjxnaXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L29yZGVyL3YxO29yZGVydjGiAgNUT1iqAg9UcmFkZXguT3JkZXIuVjHKAg9UcmFkZXhcT3JkZXJcVjHiAhtUcmFkZXhcT3JkZXJcVjFcR1BCTWV0YWRhdGHqAhFUcmFkZXg6Ok9yZGVyOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Cht0cmFkZXgvb3JkZXIvdjEvb3JkZXIucHJvdG8SD3RyYWRleC5vcmRlci52MSJ3CghMZXZlcmFnZRISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkSEAoIbGV2ZXJhZ2UYAyABKAUSLgoKdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUQoSU2V0TGV2ZXJhZ2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIQCghsZXZlcmFnZRgDIAEoBSJCChNTZXRMZXZlcmFnZVJlc3BvbnNlEisKCGxldmVyYWdlGAEgASgLMhkudHJhZGV4Lm9yZGVyLnYxLkxldmVyYWdlIj8KEkdldExldmVyYWdlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkiQgoTR2V0TGV2ZXJhZ2VSZXNwb25zZRIrCghsZXZlcmFnZRgBIAEoCzIZLnRyYWRleC5vcmRlci52MS5MZXZlcmFnZSKIBgoFT3JkZXISEAoIb3JkZXJfaWQYASABKAkSFwoPY2xpZW50X29yZGVyX2lkGAIgASgJEhIKCmFjY291bnRfaWQYAyABKAkSFQoNaW5zdHJ1bWVudF9pZBgEIAEoCRIkCgRzaWRlGAUgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBiABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRI0Cg10aW1lX2luX2ZvcmNlGAcgASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYCCABKAgSDQoFcHJpY2UYCSABKAkSEAoIcXVhbnRpdHkYCiABKAkSFwoPZmlsbGVkX3F1YW50aXR5GAsgASgJEhoKEnJlbWFpbmluZ19xdWFudGl0eRgMIAEoCRIVCg1hdmVyYWdlX3ByaWNlGA0gASgJEi0KBnN0YXR1cxgOIAEoDjIdLnRyYWRleC5jb21tb24udjEuT3JkZXJTdGF0dXMSNQoNcmVqZWN0X3JlYXNvbhgPIAEoDjIeLnRyYWRleC5jb21tb24udjEuUmVqZWN0UmVhc29uEjUKDWNhbmNlbF9yZWFzb24YECABKA4yHi50cmFkZXguY29tbW9uLnYxLkNhbmNlbFJlYXNvbhI1Cg1leHBpcmVfcmVhc29uGBEgASgOMh4udHJhZGV4LmNvbW1vbi52MS5FeHBpcmVSZWFzb24SFgoOc3RhdHVzX21lc3NhZ2UYEiABKAkSRAoVc2VsZl90cmFkZV9wcmV2ZW50aW9uGBMgASgOMiUudHJhZGV4LmNvbW1vbi52MS5TZWxmVHJhZGVQcmV2ZW50aW9uEi4KCmNyZWF0ZWRfYXQYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGBYgASgEItgCChFQbGFjZU9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgCIAEoCRIVCg1pbnN0cnVtZW50X2lkGAMgASgJEiQKBHNpZGUYBCABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSKQoEdHlwZRgFIAEoDjIbLnRyYWRleC5jb21tb24udjEuT3JkZXJUeXBlEhAKCHF1YW50aXR5GAYgASgJEg0KBXByaWNlGAcgASgJEjQKDXRpbWVfaW5fZm9yY2UYCCABKA4yHS50cmFkZXguY29tbW9uLnYxLlRpbWVJbkZvcmNlEhEKCXBvc3Rfb25seRgJIAEoCBJEChVzZWxmX3RyYWRlX3ByZXZlbnRpb24YCiABKA4yJS50cmFkZXguY29tbW9uLnYxLlNlbGZUcmFkZVByZXZlbnRpb24iTQoSUGxhY2VPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyEhAKCHJlcGxheWVkGAIgASgIIlMKEkNhbmNlbE9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgDIAEoCSI8ChNDYW5jZWxPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyIlAKD0dldE9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgDIAEoCSI5ChBHZXRPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyIpwBChFMaXN0T3JkZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkSLwoIc3RhdHVzZXMYAyADKA4yHS50cmFkZXguY29tbW9uLnYxLk9yZGVyU3RhdHVzEisKBHBhZ2UYBCABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0ImoKEkxpc3RPcmRlcnNSZXNwb25zZRImCgZvcmRlcnMYASADKAsyFi50cmFkZXgub3JkZXIudjEuT3JkZXISLAoEcGFnZRgCIAEoCzIeLnRyYWRleC5jb21tb24udjEuUGFnZVJlc3BvbnNlIj8KEldhdGNoT3JkZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkiqwEKE1dhdGNoT3JkZXJzUmVzcG9uc2USKQoHY3VycmVudBgBIAEoCzIWLnRyYWRleC5vcmRlci52MS5PcmRlckgAEjUKDHNuYXBzaG90X2VuZBgCIAEoCzIdLnRyYWRleC5jb21tb24udjEuU25hcHNob3RFbmRIABIpCgd1cGRhdGVkGAMgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVySABCBwoFZXZlbnQyiwUKDE9yZGVyU2VydmljZRJVCgpQbGFjZU9yZGVyEiIudHJhZGV4Lm9yZGVyLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiMudHJhZGV4Lm9yZGVyLnYxLlBsYWNlT3JkZXJSZXNwb25zZRJYCgtDYW5jZWxPcmRlchIjLnRyYWRleC5vcmRlci52MS5DYW5jZWxPcmRlclJlcXVlc3QaJC50cmFkZXgub3JkZXIudjEuQ2FuY2VsT3JkZXJSZXNwb25zZRJUCghHZXRPcmRlchIgLnRyYWRleC5vcmRlci52MS5HZXRPcmRlclJlcXVlc3QaIS50cmFkZXgub3JkZXIudjEuR2V0T3JkZXJSZXNwb25zZSIDkAIBEloKCkxpc3RPcmRlcnMSIi50cmFkZXgub3JkZXIudjEuTGlzdE9yZGVyc1JlcXVlc3QaIy50cmFkZXgub3JkZXIudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIgOQAgESWgoLV2F0Y2hPcmRlcnMSIy50cmFkZXgub3JkZXIudjEuV2F0Y2hPcmRlcnNSZXF1ZXN0GiQudHJhZGV4Lm9yZGVyLnYxLldhdGNoT3JkZXJzUmVzcG9uc2UwARJdCgtTZXRMZXZlcmFnZRIjLnRyYWRleC5vcmRlci52MS5TZXRMZXZlcmFnZVJlcXVlc3QaJC50cmFkZXgub3JkZXIudjEuU2V0TGV2ZXJhZ2VSZXNwb25zZSIDkAICEl0KC0dldExldmVyYWdlEiMudHJhZGV4Lm9yZGVyLnYxLkdldExldmVyYWdlUmVxdWVzdBokLnRyYWRleC5vcmRlci52MS5HZXRMZXZlcmFnZVJlc3BvbnNlIgOQAgFCvQEKE2NvbS50cmFkZXgub3JkZXIudjFCCk9yZGVyUHJvdG9QAVo8Z2l0aHViLmNvbS90cmFkZXgtbWVzaC90cmFkZXgvZ2VuL2dvL3RyYWRleC9vcmRlci92MTtvcmRlcnYxogIDVE9YqgIPVHJhZGV4Lk9yZGVyLlYxygIPVHJhZGV4XE9yZGVyXFYx4gIbVHJhZGV4XE9yZGVyXFYxXEdQQk1ldGFkYXRh6gIRVHJhZGV4OjpPcmRlcjo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+
+/**
+ * Leverage is an account's leverage on a perpetual.
+ *
+ * @generated from message tradex.order.v1.Leverage
+ */
+export type Leverage = Message<"tradex.order.v1.Leverage"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The perpetual's symbol.
+   *
+   * @generated from field: string instrument_id = 2;
+   */
+  instrumentId: string;
+
+  /**
+   * The leverage, 1 to the instrument's max_leverage.
+   *
+   * @generated from field: int32 leverage = 3;
+   */
+  leverage: number;
+
+  /**
+   * When it was set; absent for the default.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 4;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tradex.order.v1.Leverage.
+ * Use `create(LeverageSchema)` to create a new message.
+ */
+export const LeverageSchema: GenMessage<Leverage> = /*@__PURE__*/
+  messageDesc(file_tradex_order_v1_order, 0);
+
+/**
+ * SetLeverageRequest sets an account's leverage on a perpetual.
+ *
+ * @generated from message tradex.order.v1.SetLeverageRequest
+ */
+export type SetLeverageRequest = Message<"tradex.order.v1.SetLeverageRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The perpetual's symbol.
+   *
+   * @generated from field: string instrument_id = 2;
+   */
+  instrumentId: string;
+
+  /**
+   * The leverage, 1 to the instrument's max_leverage.
+   *
+   * @generated from field: int32 leverage = 3;
+   */
+  leverage: number;
+};
+
+/**
+ * Describes the message tradex.order.v1.SetLeverageRequest.
+ * Use `create(SetLeverageRequestSchema)` to create a new message.
+ */
+export const SetLeverageRequestSchema: GenMessage<SetLeverageRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_order_v1_order, 1);
+
+/**
+ * SetLeverageResponse carries the leverage set.
+ *
+ * @generated from message tradex.order.v1.SetLeverageResponse
+ */
+export type SetLeverageResponse = Message<"tradex.order.v1.SetLeverageResponse"> & {
+  /**
+   * The leverage now.
+   *
+   * @generated from field: tradex.order.v1.Leverage leverage = 1;
+   */
+  leverage?: Leverage | undefined;
+};
+
+/**
+ * Describes the message tradex.order.v1.SetLeverageResponse.
+ * Use `create(SetLeverageResponseSchema)` to create a new message.
+ */
+export const SetLeverageResponseSchema: GenMessage<SetLeverageResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_order_v1_order, 2);
+
+/**
+ * GetLeverageRequest names the account and the perpetual.
+ *
+ * @generated from message tradex.order.v1.GetLeverageRequest
+ */
+export type GetLeverageRequest = Message<"tradex.order.v1.GetLeverageRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The perpetual's symbol.
+   *
+   * @generated from field: string instrument_id = 2;
+   */
+  instrumentId: string;
+};
+
+/**
+ * Describes the message tradex.order.v1.GetLeverageRequest.
+ * Use `create(GetLeverageRequestSchema)` to create a new message.
+ */
+export const GetLeverageRequestSchema: GenMessage<GetLeverageRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_order_v1_order, 3);
+
+/**
+ * GetLeverageResponse carries the leverage.
+ *
+ * @generated from message tradex.order.v1.GetLeverageResponse
+ */
+export type GetLeverageResponse = Message<"tradex.order.v1.GetLeverageResponse"> & {
+  /**
+   * The leverage.
+   *
+   * @generated from field: tradex.order.v1.Leverage leverage = 1;
+   */
+  leverage?: Leverage | undefined;
+};
+
+/**
+ * Describes the message tradex.order.v1.GetLeverageResponse.
+ * Use `create(GetLeverageResponseSchema)` to create a new message.
+ */
+export const GetLeverageResponseSchema: GenMessage<GetLeverageResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_order_v1_order, 4);
 
 /**
  * Order is an order and its current state. Prices and quantities are decimal strings.
@@ -187,7 +334,7 @@ export type Order = Message<"tradex.order.v1.Order"> & {
  * Use `create(OrderSchema)` to create a new message.
  */
 export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 0);
+  messageDesc(file_tradex_order_v1_order, 5);
 
 /**
  * PlaceOrderRequest is a new order. The REST body of POST /v1/orders maps onto it
@@ -277,7 +424,7 @@ export type PlaceOrderRequest = Message<"tradex.order.v1.PlaceOrderRequest"> & {
  * Use `create(PlaceOrderRequestSchema)` to create a new message.
  */
 export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 1);
+  messageDesc(file_tradex_order_v1_order, 6);
 
 /**
  * PlaceOrderResponse carries the placed order.
@@ -305,7 +452,7 @@ export type PlaceOrderResponse = Message<"tradex.order.v1.PlaceOrderResponse"> &
  * Use `create(PlaceOrderResponseSchema)` to create a new message.
  */
 export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 2);
+  messageDesc(file_tradex_order_v1_order, 7);
 
 /**
  * CancelOrderRequest names the order to cancel: set order_id or client_order_id.
@@ -340,7 +487,7 @@ export type CancelOrderRequest = Message<"tradex.order.v1.CancelOrderRequest"> &
  * Use `create(CancelOrderRequestSchema)` to create a new message.
  */
 export const CancelOrderRequestSchema: GenMessage<CancelOrderRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 3);
+  messageDesc(file_tradex_order_v1_order, 8);
 
 /**
  * CancelOrderResponse carries the order as known when the cancel was sent.
@@ -361,7 +508,7 @@ export type CancelOrderResponse = Message<"tradex.order.v1.CancelOrderResponse">
  * Use `create(CancelOrderResponseSchema)` to create a new message.
  */
 export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 4);
+  messageDesc(file_tradex_order_v1_order, 9);
 
 /**
  * GetOrderRequest names the order to read: set order_id, or account_id and
@@ -398,7 +545,7 @@ export type GetOrderRequest = Message<"tradex.order.v1.GetOrderRequest"> & {
  * Use `create(GetOrderRequestSchema)` to create a new message.
  */
 export const GetOrderRequestSchema: GenMessage<GetOrderRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 5);
+  messageDesc(file_tradex_order_v1_order, 10);
 
 /**
  * GetOrderResponse carries the order read.
@@ -419,7 +566,7 @@ export type GetOrderResponse = Message<"tradex.order.v1.GetOrderResponse"> & {
  * Use `create(GetOrderResponseSchema)` to create a new message.
  */
 export const GetOrderResponseSchema: GenMessage<GetOrderResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 6);
+  messageDesc(file_tradex_order_v1_order, 11);
 
 /**
  * ListOrdersRequest filters and pages orders.
@@ -461,7 +608,7 @@ export type ListOrdersRequest = Message<"tradex.order.v1.ListOrdersRequest"> & {
  * Use `create(ListOrdersRequestSchema)` to create a new message.
  */
 export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 7);
+  messageDesc(file_tradex_order_v1_order, 12);
 
 /**
  * ListOrdersResponse carries one page of orders.
@@ -489,7 +636,7 @@ export type ListOrdersResponse = Message<"tradex.order.v1.ListOrdersResponse"> &
  * Use `create(ListOrdersResponseSchema)` to create a new message.
  */
 export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 8);
+  messageDesc(file_tradex_order_v1_order, 13);
 
 /**
  * WatchOrdersRequest says which orders to watch.
@@ -517,7 +664,7 @@ export type WatchOrdersRequest = Message<"tradex.order.v1.WatchOrdersRequest"> &
  * Use `create(WatchOrdersRequestSchema)` to create a new message.
  */
 export const WatchOrdersRequestSchema: GenMessage<WatchOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 9);
+  messageDesc(file_tradex_order_v1_order, 14);
 
 /**
  * WatchOrdersResponse is one message of an order watch.
@@ -562,7 +709,7 @@ export type WatchOrdersResponse = Message<"tradex.order.v1.WatchOrdersResponse">
  * Use `create(WatchOrdersResponseSchema)` to create a new message.
  */
 export const WatchOrdersResponseSchema: GenMessage<WatchOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 10);
+  messageDesc(file_tradex_order_v1_order, 15);
 
 /**
  * OrderService is the entry point for trading. PlaceOrder checks the instrument's rules
@@ -629,6 +776,29 @@ export const OrderService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchOrdersRequestSchema;
     output: typeof WatchOrdersResponseSchema;
+  },
+  /**
+   * SetLeverage sets an account's leverage on a perpetual, 1 to the instrument's
+   * max_leverage: the account's later orders on it hold their initial margin at it
+   * (docs/perpetuals.md). InvalidArgument for a spot instrument or a leverage out of range.
+   *
+   * @generated from rpc tradex.order.v1.OrderService.SetLeverage
+   */
+  setLeverage: {
+    methodKind: "unary";
+    input: typeof SetLeverageRequestSchema;
+    output: typeof SetLeverageResponseSchema;
+  },
+  /**
+   * GetLeverage returns an account's leverage on a perpetual: the default (10, or the
+   * instrument's maximum if lower) until it is set.
+   *
+   * @generated from rpc tradex.order.v1.OrderService.GetLeverage
+   */
+  getLeverage: {
+    methodKind: "unary";
+    input: typeof GetLeverageRequestSchema;
+    output: typeof GetLeverageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tradex_order_v1_order, 0);

@@ -48,6 +48,12 @@ const (
 	// OrderServiceWatchOrdersProcedure is the fully-qualified name of the OrderService's WatchOrders
 	// RPC.
 	OrderServiceWatchOrdersProcedure = "/tradex.order.v1.OrderService/WatchOrders"
+	// OrderServiceSetLeverageProcedure is the fully-qualified name of the OrderService's SetLeverage
+	// RPC.
+	OrderServiceSetLeverageProcedure = "/tradex.order.v1.OrderService/SetLeverage"
+	// OrderServiceGetLeverageProcedure is the fully-qualified name of the OrderService's GetLeverage
+	// RPC.
+	OrderServiceGetLeverageProcedure = "/tradex.order.v1.OrderService/GetLeverage"
 )
 
 // OrderServiceClient is a client for the tradex.order.v1.OrderService service.
@@ -70,6 +76,13 @@ type OrderServiceClient interface {
 	// WatchOrders streams orders: first every working order (as `current`), then one
 	// `snapshot_end`, then the order after every change (as `updated`).
 	WatchOrders(context.Context, *v1.WatchOrdersRequest) (*connect.ServerStreamForClient[v1.WatchOrdersResponse], error)
+	// SetLeverage sets an account's leverage on a perpetual, 1 to the instrument's
+	// max_leverage: the account's later orders on it hold their initial margin at it
+	// (docs/perpetuals.md). InvalidArgument for a spot instrument or a leverage out of range.
+	SetLeverage(context.Context, *v1.SetLeverageRequest) (*v1.SetLeverageResponse, error)
+	// GetLeverage returns an account's leverage on a perpetual: the default (10, or the
+	// instrument's maximum if lower) until it is set.
+	GetLeverage(context.Context, *v1.GetLeverageRequest) (*v1.GetLeverageResponse, error)
 }
 
 // NewOrderServiceClient constructs a client for the tradex.order.v1.OrderService service. By
@@ -115,6 +128,20 @@ func NewOrderServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(orderServiceMethods.ByName("WatchOrders")),
 			connect.WithClientOptions(opts...),
 		),
+		setLeverage: connect.NewClient[v1.SetLeverageRequest, v1.SetLeverageResponse](
+			httpClient,
+			baseURL+OrderServiceSetLeverageProcedure,
+			connect.WithSchema(orderServiceMethods.ByName("SetLeverage")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		getLeverage: connect.NewClient[v1.GetLeverageRequest, v1.GetLeverageResponse](
+			httpClient,
+			baseURL+OrderServiceGetLeverageProcedure,
+			connect.WithSchema(orderServiceMethods.ByName("GetLeverage")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -125,6 +152,8 @@ type orderServiceClient struct {
 	getOrder    *connect.Client[v1.GetOrderRequest, v1.GetOrderResponse]
 	listOrders  *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
 	watchOrders *connect.Client[v1.WatchOrdersRequest, v1.WatchOrdersResponse]
+	setLeverage *connect.Client[v1.SetLeverageRequest, v1.SetLeverageResponse]
+	getLeverage *connect.Client[v1.GetLeverageRequest, v1.GetLeverageResponse]
 }
 
 // PlaceOrder calls tradex.order.v1.OrderService.PlaceOrder.
@@ -168,6 +197,24 @@ func (c *orderServiceClient) WatchOrders(ctx context.Context, req *v1.WatchOrder
 	return c.watchOrders.CallServerStream(ctx, connect.NewRequest(req))
 }
 
+// SetLeverage calls tradex.order.v1.OrderService.SetLeverage.
+func (c *orderServiceClient) SetLeverage(ctx context.Context, req *v1.SetLeverageRequest) (*v1.SetLeverageResponse, error) {
+	response, err := c.setLeverage.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// GetLeverage calls tradex.order.v1.OrderService.GetLeverage.
+func (c *orderServiceClient) GetLeverage(ctx context.Context, req *v1.GetLeverageRequest) (*v1.GetLeverageResponse, error) {
+	response, err := c.getLeverage.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // OrderServiceHandler is an implementation of the tradex.order.v1.OrderService service.
 type OrderServiceHandler interface {
 	// PlaceOrder validates, holds funds for, and submits an order. It answers once the order
@@ -188,6 +235,13 @@ type OrderServiceHandler interface {
 	// WatchOrders streams orders: first every working order (as `current`), then one
 	// `snapshot_end`, then the order after every change (as `updated`).
 	WatchOrders(context.Context, *v1.WatchOrdersRequest, *connect.ServerStream[v1.WatchOrdersResponse]) error
+	// SetLeverage sets an account's leverage on a perpetual, 1 to the instrument's
+	// max_leverage: the account's later orders on it hold their initial margin at it
+	// (docs/perpetuals.md). InvalidArgument for a spot instrument or a leverage out of range.
+	SetLeverage(context.Context, *v1.SetLeverageRequest) (*v1.SetLeverageResponse, error)
+	// GetLeverage returns an account's leverage on a perpetual: the default (10, or the
+	// instrument's maximum if lower) until it is set.
+	GetLeverage(context.Context, *v1.GetLeverageRequest) (*v1.GetLeverageResponse, error)
 }
 
 // NewOrderServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -229,6 +283,20 @@ func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(orderServiceMethods.ByName("WatchOrders")),
 		connect.WithHandlerOptions(opts...),
 	)
+	orderServiceSetLeverageHandler := connect.NewUnaryHandlerSimple(
+		OrderServiceSetLeverageProcedure,
+		svc.SetLeverage,
+		connect.WithSchema(orderServiceMethods.ByName("SetLeverage")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	orderServiceGetLeverageHandler := connect.NewUnaryHandlerSimple(
+		OrderServiceGetLeverageProcedure,
+		svc.GetLeverage,
+		connect.WithSchema(orderServiceMethods.ByName("GetLeverage")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tradex.order.v1.OrderService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case OrderServicePlaceOrderProcedure:
@@ -241,6 +309,10 @@ func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOpti
 			orderServiceListOrdersHandler.ServeHTTP(w, r)
 		case OrderServiceWatchOrdersProcedure:
 			orderServiceWatchOrdersHandler.ServeHTTP(w, r)
+		case OrderServiceSetLeverageProcedure:
+			orderServiceSetLeverageHandler.ServeHTTP(w, r)
+		case OrderServiceGetLeverageProcedure:
+			orderServiceGetLeverageHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -268,4 +340,12 @@ func (UnimplementedOrderServiceHandler) ListOrders(context.Context, *v1.ListOrde
 
 func (UnimplementedOrderServiceHandler) WatchOrders(context.Context, *v1.WatchOrdersRequest, *connect.ServerStream[v1.WatchOrdersResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("tradex.order.v1.OrderService.WatchOrders is not implemented"))
+}
+
+func (UnimplementedOrderServiceHandler) SetLeverage(context.Context, *v1.SetLeverageRequest) (*v1.SetLeverageResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.order.v1.OrderService.SetLeverage is not implemented"))
+}
+
+func (UnimplementedOrderServiceHandler) GetLeverage(context.Context, *v1.GetLeverageRequest) (*v1.GetLeverageResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.order.v1.OrderService.GetLeverage is not implemented"))
 }
