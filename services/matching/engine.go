@@ -45,13 +45,18 @@ type instrument struct {
 	// have rates, by order id: a trade with one as maker charges its maker
 	// rate.
 	fees map[string]*orderFees
+	// positions are a perpetual's positions by account, and perpOrders
+	// the margins of its resting orders by order id (positions.go).
+	positions  map[string]perp.Position
+	perpOrders map[string]*perpOrder
 
 	buf []book.Event
 }
 
 // newInstrument returns the state of an instrument with an empty book.
 func newInstrument(id string) *instrument {
-	return &instrument{id: id, book: book.New(), fees: map[string]*orderFees{}}
+	return &instrument{id: id, book: book.New(), fees: map[string]*orderFees{},
+		positions: map[string]perp.Position{}, perpOrders: map[string]*perpOrder{}}
 }
 
 // input is one command as read from engine.order.v1.
@@ -83,8 +88,12 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 	}
 	cmd, scales, reject := st.decode(in.cmd)
 	fees := &orderFees{}
+	var po *perpOrder // nil: not a perpetual order
 	if reject == nil && in.cmd.GetSubmit() != nil {
 		fees, reject = feesOf(in.cmd)
+	}
+	if reject == nil && in.cmd.GetSubmit() != nil {
+		po, reject = st.perpOf(in.cmd, cmd)
 	}
 	if sub := in.cmd.GetSubmit(); sub != nil && st.executed.seen(in.cmd.GetCommandId(), in.time) {
 		reject = duplicate(sub)
@@ -98,14 +107,19 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		}
 		st.buf = st.book.Apply(cmd, st.buf[:0])
 		for i := range st.buf {
-			e := st.translate(&st.buf[i], fees)
+			e := st.translate(&st.buf[i], fees, po)
 			emit(e)
 			if tr := e.GetTrade(); tr != nil {
 				tr.TradeId = e.GetEventId()
 			}
 		}
-		if _, rests := st.book.Order(cmd.OrderID); cmd.Kind == book.Submit && rests && fees.charges() {
-			st.fees[cmd.OrderID] = fees // its trades as maker need its rate
+		if _, rests := st.book.Order(cmd.OrderID); cmd.Kind == book.Submit && rests {
+			if fees.charges() {
+				st.fees[cmd.OrderID] = fees // its trades as maker need its rate
+			}
+			if po != nil {
+				st.perpOrders[cmd.OrderID] = po // and its margin
+			}
 		}
 	}
 	if mark, ok := st.updateMark(); ok {
@@ -293,7 +307,7 @@ func feesOf(c *enginev1.OrderCommand) (*orderFees, *enginev1.EngineEvent) {
 
 // translate turns a book event into an EngineEvent without its ids; taker
 // is the fee rates of the command's order.
-func (st *instrument) translate(e *book.Event, taker *orderFees) *enginev1.EngineEvent {
+func (st *instrument) translate(e *book.Event, taker *orderFees, takerPerp *perpOrder) *enginev1.EngineEvent {
 	out := &enginev1.EngineEvent{}
 	for _, ch := range e.BookChanges() {
 		out.BookChanges = append(out.BookChanges, &enginev1.BookLevelChange{
@@ -321,7 +335,7 @@ func (st *instrument) translate(e *book.Event, taker *orderFees) *enginev1.Engin
 		if e.MakerRemaining == 0 {
 			delete(st.fees, e.MakerOrderID)
 		}
-		out.Event = &enginev1.EngineEvent_Trade{Trade: &enginev1.Trade{
+		tr := &enginev1.Trade{
 			Price: st.price(e.Price), Quantity: st.qty(e.Quantity), QuoteQuantity: st.quote(e.Price, e.Quantity),
 			TakerOrderId: e.OrderID, TakerAccountId: e.Account, TakerSide: side,
 			TakerRemainingQuantity: st.qty(e.Remaining),
@@ -329,9 +343,12 @@ func (st *instrument) translate(e *book.Event, taker *orderFees) *enginev1.Engin
 			MakerSide: commonv1.Side(e.Side.Opposite()), MakerRemainingQuantity: st.qty(e.MakerRemaining),
 			TakerFee: st.scaled128(taker.charge(e.Price, e.Quantity, taker.taker)),
 			MakerFee: st.scaled128(maker.charge(e.Price, e.Quantity, maker.maker)),
-		}}
+		}
+		st.positionsOfTrade(e, takerPerp, tr)
+		out.Event = &enginev1.EngineEvent_Trade{Trade: tr}
 	case book.EventCancelled:
 		delete(st.fees, e.OrderID) // a resting order leaves the book
+		delete(st.perpOrders, e.OrderID)
 		out.Event = &enginev1.EngineEvent_Cancelled{Cancelled: &enginev1.OrderCancelled{
 			OrderId: e.OrderID, AccountId: e.Account, Side: side, Price: st.limitPrice(e),
 			RemainingQuantity: st.qty(e.Quantity), Reason: commonv1.CancelReason(e.CancelReason),

@@ -51,9 +51,12 @@ func commands(seed uint64, n int) []*enginev1.OrderCommand {
 		default:
 			out = append(out, submit(inst, id, account, side, limit, gtc, price, qty))
 		}
+		sub := out[len(out)-1].GetSubmit()
 		if i%3 == 0 { // some orders pay fees: their rates must survive a restart while they rest
-			s := out[len(out)-1].GetSubmit()
-			s.MakerFeeRate, s.TakerFeeRate = "0.0002", "0.0005"
+			sub.MakerFeeRate, sub.TakerFeeRate = "0.0002", "0.0005"
+		}
+		if inst == "ETHUSDT" { // a perpetual: positions and margins must survive a restart too
+			sub.Leverage, sub.Margin, sub.ReduceOnly = 10, fmt.Sprintf("%d.5", 10+rng.IntN(90)), rng.IntN(6) == 0
 		}
 		ids = append(ids, id)
 	}

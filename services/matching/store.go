@@ -15,11 +15,12 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// snapshotVersion is the first byte of an encoded snapshot: 4 holds the
-// resting orders' fee rates; 3 (read still) the mark price and the last
-// trade price without them (no resting order charges a fee); 2 the command
+// snapshotVersion is the first byte of an encoded snapshot: 5 holds a
+// perpetual's positions and its resting orders' margins; 4 (read still)
+// the resting orders' fees without them; 3 the mark price and the last
+// trade price without fees (no resting order charges one); 2 the command
 // memory without the prices (the mark starts afresh); 1 no memory.
-const snapshotVersion = 4
+const snapshotVersion = 5
 
 // snapshotBucket is what the snapshots need of their KV bucket; *streams.KV is one.
 type snapshotBucket interface {
@@ -97,6 +98,23 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 		b = appendText(b, f.owed.String())
 		b = appendText(b, f.charged.String())
 	}
+	b = binary.AppendUvarint(b, uint64(len(st.positions)))
+	for _, acct := range slices.Sorted(maps.Keys(st.positions)) {
+		p := st.positions[acct]
+		b = appendText(b, acct)
+		b = binary.AppendVarint(b, p.Size)
+		b = binary.AppendVarint(b, p.Value)
+		b = binary.AppendVarint(b, p.Margin)
+	}
+	b = binary.AppendUvarint(b, uint64(len(st.perpOrders)))
+	for _, id := range slices.Sorted(maps.Keys(st.perpOrders)) {
+		o := st.perpOrders[id]
+		b = appendText(b, id)
+		b = appendText(b, o.account)
+		for _, v := range []int64{int64(o.leverage), o.margin, o.quantity, o.filled, o.taken} {
+			b = binary.AppendVarint(b, v)
+		}
+	}
 	out, err := st.book.Snapshot().AppendBinary(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot of %s: %w", st.id, err)
@@ -145,6 +163,13 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
 		}
 	}
+	positions, perpOrders := map[string]perp.Position{}, map[string]*perpOrder{}
+	if data[0] >= 5 {
+		var err error
+		if rest, err = readPerp(rest, positions, perpOrders); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
+		}
+	}
 	var snap book.Snapshot
 	if err := snap.UnmarshalBinary(rest); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
@@ -157,8 +182,80 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
 		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
 		executed: executed, mark: perp.MarkAt(int64(prices[0])), lastTrade: int64(prices[1]), //nolint:gosec // checked above
-		fees: fees,
+		fees: fees, positions: positions, perpOrders: perpOrders,
 	}, nil
+}
+
+// reader reads what encodeSnapshot wrote, field by field.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("truncated")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("truncated")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) text() string {
+	size := r.uvarint()
+	if r.err != nil || size > uint64(len(r.b)) {
+		r.fail("bad text")
+		return ""
+	}
+	s := string(r.b[:size])
+	r.b = r.b[size:]
+	return s
+}
+
+func (r *reader) fail(why string) {
+	if r.err == nil {
+		r.err = errors.New(why)
+	}
+}
+
+// readPerp reads a perpetual's positions and resting orders' margins and
+// returns the rest.
+func readPerp(b []byte, positions map[string]perp.Position, orders map[string]*perpOrder) ([]byte, error) {
+	r := &reader{b: b}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		acct := r.text()
+		p := perp.Position{Size: r.varint(), Value: r.varint(), Margin: r.varint()}
+		if r.err == nil && (p.Margin < 0 || (p.Size == 0) != (p.Value == 0) || (p.Size > 0) != (p.Value > 0)) {
+			return nil, fmt.Errorf("position of %s is inconsistent: %+v", acct, p)
+		}
+		positions[acct] = p
+	}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		id, acct := r.text(), r.text()
+		o := &perpOrder{account: acct}
+		lev := r.varint()
+		o.margin, o.quantity, o.filled, o.taken = r.varint(), r.varint(), r.varint(), r.varint()
+		if r.err == nil && (lev < 1 || lev > 1<<31-1 || o.margin < 0 || o.quantity <= 0 || o.filled < 0 || o.taken < 0 || o.taken > o.margin) {
+			return nil, fmt.Errorf("margin of order %s is inconsistent", id)
+		}
+		o.leverage = int32(lev) //nolint:gosec // checked above
+		orders[id] = o
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("positions: %w", r.err)
+	}
+	return r.b, nil
 }
 
 // appendText appends s, its length first.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"testing"
+
+	"github.com/tradex-mesh/tradex/internal/perp"
 )
 
 // A snapshot keeps the instrument's state, its mark price and last trade
@@ -20,6 +22,8 @@ func TestSnapshotEncoding(t *testing.T) {
 		}
 		st.apply(input{sequence: uint64(10 + i), cmd: submit("BTCUSDT", cmd.side+cmd.price+string(rune('a'+i)), "acc"+string(rune('a'+i)), side, limit, gtc, cmd.price, "1")})
 	}
+	st.positions["alice"], st.positions["bob"] = perp.Position{Size: -3, Value: -30303, Margin: 101}, perp.Position{Size: 3, Value: 30303, Margin: 99}
+	st.perpOrders["resting-a"] = &perpOrder{account: "alice", leverage: 20, margin: 500, quantity: 7, filled: 2, taken: 142}
 	st.fees["resting-a"], st.fees["resting-b"] = &orderFees{maker: 200, taker: 500}, &orderFees{taker: 1}
 	st.fees["resting-a"].charge(10100, 3, 200)
 	mark, ok := st.mark.Price()
@@ -35,6 +39,8 @@ func TestSnapshotEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.mark != st.mark || got.lastTrade != st.lastTrade || got.lastInput != 12 || got.sequence != st.sequence ||
+		!maps.Equal(got.positions, st.positions) ||
+		!maps.EqualFunc(got.perpOrders, st.perpOrders, func(a, b *perpOrder) bool { return *a == *b }) ||
 		!maps.EqualFunc(got.fees, st.fees, func(a, b *orderFees) bool {
 			return a.maker == b.maker && a.taker == b.taker && a.owed.Cmp(&b.owed) == 0 && a.charged.Cmp(&b.charged) == 0
 		}) ||
@@ -70,9 +76,10 @@ func TestSnapshotEncoding(t *testing.T) {
 		t.Fatalf("version 2 decoded %+v, want no mark and the book", old)
 	}
 	for name, bad := range map[string][]byte{
-		"unknown version":   encode(snapshotVersion+1, 1, 1),
-		"a mark past int64": encode(3, 1<<63, 1),
-		"no prices":         encode(3),
+		"unknown version":         encode(snapshotVersion+1, 1, 1),
+		"v5 without its sections": encode(5, 1, 1),
+		"a mark past int64":       encode(3, 1<<63, 1),
+		"no prices":               encode(3),
 	} {
 		if _, err := decodeSnapshot("BTCUSDT", bad); !errors.Is(err, ErrBadSnapshot) {
 			t.Errorf("%s: %v, want ErrBadSnapshot", name, err)

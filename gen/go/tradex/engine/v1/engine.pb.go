@@ -184,7 +184,18 @@ type SubmitOrder struct {
 	// 6 digits (e.g. "0.0002"); empty is "0". The order service copies the instrument's.
 	MakerFeeRate string `protobuf:"bytes,12,opt,name=maker_fee_rate,json=makerFeeRate,proto3" json:"maker_fee_rate,omitempty"`
 	// The fee rate of the order's trades as taker, like maker_fee_rate.
-	TakerFeeRate  string `protobuf:"bytes,13,opt,name=taker_fee_rate,json=takerFeeRate,proto3" json:"taker_fee_rate,omitempty"`
+	TakerFeeRate string `protobuf:"bytes,13,opt,name=taker_fee_rate,json=takerFeeRate,proto3" json:"taker_fee_rate,omitempty"`
+	// A perpetual's order: the leverage its margin was held at (1 to the instrument's
+	// maximum); 0 for spot. An order with a leverage changes the account's position
+	// (docs/perpetuals.md).
+	Leverage int32 `protobuf:"varint,14,opt,name=leverage,proto3" json:"leverage,omitempty"`
+	// A perpetual's order: the initial margin the wallet holds for it (its value at the
+	// limit or protection price divided by the leverage, rounded up), an amount at the
+	// notional scale; its fills take it in proportion to their quantity.
+	Margin string `protobuf:"bytes,15,opt,name=margin,proto3" json:"margin,omitempty"`
+	// A perpetual's order that may only reduce the account's position: rejected when it
+	// would open or grow one.
+	ReduceOnly    bool `protobuf:"varint,16,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +319,27 @@ func (x *SubmitOrder) GetTakerFeeRate() string {
 		return x.TakerFeeRate
 	}
 	return ""
+}
+
+func (x *SubmitOrder) GetLeverage() int32 {
+	if x != nil {
+		return x.Leverage
+	}
+	return 0
+}
+
+func (x *SubmitOrder) GetMargin() string {
+	if x != nil {
+		return x.Margin
+	}
+	return ""
+}
+
+func (x *SubmitOrder) GetReduceOnly() bool {
+	if x != nil {
+		return x.ReduceOnly
+	}
+	return false
 }
 
 // CancelOrder removes a working order from the book.
@@ -903,7 +935,11 @@ type Trade struct {
 	// quote asset at quote_quantity's scale.
 	TakerFee string `protobuf:"bytes,13,opt,name=taker_fee,json=takerFee,proto3" json:"taker_fee,omitempty"`
 	// The maker's fee: quote_quantity x the maker order's maker_fee_rate, rounded up.
-	MakerFee      string `protobuf:"bytes,14,opt,name=maker_fee,json=makerFee,proto3" json:"maker_fee,omitempty"`
+	MakerFee string `protobuf:"bytes,14,opt,name=maker_fee,json=makerFee,proto3" json:"maker_fee,omitempty"`
+	// A perpetual's trade: what it did to the taker's position.
+	TakerPosition *PositionChange `protobuf:"bytes,15,opt,name=taker_position,json=takerPosition,proto3" json:"taker_position,omitempty"`
+	// A perpetual's trade: what it did to the maker's position.
+	MakerPosition *PositionChange `protobuf:"bytes,16,opt,name=maker_position,json=makerPosition,proto3" json:"maker_position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1036,6 +1072,133 @@ func (x *Trade) GetMakerFee() string {
 	return ""
 }
 
+func (x *Trade) GetTakerPosition() *PositionChange {
+	if x != nil {
+		return x.TakerPosition
+	}
+	return nil
+}
+
+func (x *Trade) GetMakerPosition() *PositionChange {
+	if x != nil {
+		return x.MakerPosition
+	}
+	return nil
+}
+
+// PositionChange is what one fill did to an account's position in a perpetual
+// (internal/perp.Position.Trade). Amounts are decimal strings in the quote asset at the
+// notional scale (price_scale + quantity_scale).
+type PositionChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The position's signed size after the fill (above zero long), at the quantity scale.
+	Size string `protobuf:"bytes,1,opt,name=size,proto3" json:"size,omitempty"`
+	// Its entry value after the fill: the signed value of the open part.
+	EntryValue string `protobuf:"bytes,2,opt,name=entry_value,json=entryValue,proto3" json:"entry_value,omitempty"`
+	// Its isolated margin after the fill.
+	Margin string `protobuf:"bytes,3,opt,name=margin,proto3" json:"margin,omitempty"`
+	// The order's margin this fill took (its share of the order's margin).
+	MarginFromOrder string `protobuf:"bytes,4,opt,name=margin_from_order,json=marginFromOrder,proto3" json:"margin_from_order,omitempty"`
+	// The PnL of the part the fill closed.
+	RealizedPnl string `protobuf:"bytes,5,opt,name=realized_pnl,json=realizedPnl,proto3" json:"realized_pnl,omitempty"`
+	// The margin the closed part released.
+	ReleasedMargin string `protobuf:"bytes,6,opt,name=released_margin,json=releasedMargin,proto3" json:"released_margin,omitempty"`
+	// What goes to the account's balance: released margin and realized PnL (and margin
+	// brought for nothing that opened).
+	Payout string `protobuf:"bytes,7,opt,name=payout,proto3" json:"payout,omitempty"`
+	// The loss neither the released nor the remaining margin covered: the insurance fund
+	// pays it.
+	Shortfall     string `protobuf:"bytes,8,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PositionChange) Reset() {
+	*x = PositionChange{}
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PositionChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PositionChange) ProtoMessage() {}
+
+func (x *PositionChange) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PositionChange.ProtoReflect.Descriptor instead.
+func (*PositionChange) Descriptor() ([]byte, []int) {
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PositionChange) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+func (x *PositionChange) GetEntryValue() string {
+	if x != nil {
+		return x.EntryValue
+	}
+	return ""
+}
+
+func (x *PositionChange) GetMargin() string {
+	if x != nil {
+		return x.Margin
+	}
+	return ""
+}
+
+func (x *PositionChange) GetMarginFromOrder() string {
+	if x != nil {
+		return x.MarginFromOrder
+	}
+	return ""
+}
+
+func (x *PositionChange) GetRealizedPnl() string {
+	if x != nil {
+		return x.RealizedPnl
+	}
+	return ""
+}
+
+func (x *PositionChange) GetReleasedMargin() string {
+	if x != nil {
+		return x.ReleasedMargin
+	}
+	return ""
+}
+
+func (x *PositionChange) GetPayout() string {
+	if x != nil {
+		return x.Payout
+	}
+	return ""
+}
+
+func (x *PositionChange) GetShortfall() string {
+	if x != nil {
+		return x.Shortfall
+	}
+	return ""
+}
+
 // OrderCancelled says an order, or what was left of it, was cancelled.
 type OrderCancelled struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1057,7 +1220,7 @@ type OrderCancelled struct {
 
 func (x *OrderCancelled) Reset() {
 	*x = OrderCancelled{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1232,7 @@ func (x *OrderCancelled) String() string {
 func (*OrderCancelled) ProtoMessage() {}
 
 func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1245,7 @@ func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCancelled.ProtoReflect.Descriptor instead.
 func (*OrderCancelled) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{8}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OrderCancelled) GetOrderId() string {
@@ -1144,7 +1307,7 @@ type OrderExpired struct {
 
 func (x *OrderExpired) Reset() {
 	*x = OrderExpired{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1319,7 @@ func (x *OrderExpired) String() string {
 func (*OrderExpired) ProtoMessage() {}
 
 func (x *OrderExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1332,7 @@ func (x *OrderExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderExpired.ProtoReflect.Descriptor instead.
 func (*OrderExpired) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{9}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OrderExpired) GetOrderId() string {
@@ -1217,7 +1380,7 @@ type CancelRejected struct {
 
 func (x *CancelRejected) Reset() {
 	*x = CancelRejected{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1392,7 @@ func (x *CancelRejected) String() string {
 func (*CancelRejected) ProtoMessage() {}
 
 func (x *CancelRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1405,7 @@ func (x *CancelRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRejected.ProtoReflect.Descriptor instead.
 func (*CancelRejected) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{10}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelRejected) GetOrderId() string {
@@ -1285,7 +1448,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\asent_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x127\n" +
 	"\x06submit\x18\x04 \x01(\v2\x1d.tradex.engine.v1.SubmitOrderH\x00R\x06submit\x127\n" +
 	"\x06cancel\x18\x05 \x01(\v2\x1d.tradex.engine.v1.CancelOrderH\x00R\x06cancelB\t\n" +
-	"\acommand\"\xa5\x04\n" +
+	"\acommand\"\xfa\x04\n" +
 	"\vSubmitOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1302,7 +1465,11 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	" \x01(\x05R\rquantityScale\x12Y\n" +
 	"\x15self_trade_prevention\x18\v \x01(\x0e2%.tradex.common.v1.SelfTradePreventionR\x13selfTradePrevention\x12$\n" +
 	"\x0emaker_fee_rate\x18\f \x01(\tR\fmakerFeeRate\x12$\n" +
-	"\x0etaker_fee_rate\x18\r \x01(\tR\ftakerFeeRate\"\x7f\n" +
+	"\x0etaker_fee_rate\x18\r \x01(\tR\ftakerFeeRate\x12\x1a\n" +
+	"\bleverage\x18\x0e \x01(\x05R\bleverage\x12\x16\n" +
+	"\x06margin\x18\x0f \x01(\tR\x06margin\x12\x1f\n" +
+	"\vreduce_only\x18\x10 \x01(\bR\n" +
+	"reduceOnly\"\x7f\n" +
 	"\vCancelOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1349,7 +1516,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x126\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.RejectReasonR\x06reason\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\xb7\x04\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xc9\x05\n" +
 	"\x05Trade\x12\x19\n" +
 	"\btrade_id\x18\x01 \x01(\tR\atradeId\x12\x14\n" +
 	"\x05price\x18\x02 \x01(\tR\x05price\x12\x1a\n" +
@@ -1367,7 +1534,19 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"maker_side\x18\v \x01(\x0e2\x16.tradex.common.v1.SideR\tmakerSide\x128\n" +
 	"\x18maker_remaining_quantity\x18\f \x01(\tR\x16makerRemainingQuantity\x12\x1b\n" +
 	"\ttaker_fee\x18\r \x01(\tR\btakerFee\x12\x1b\n" +
-	"\tmaker_fee\x18\x0e \x01(\tR\bmakerFee\"\xf3\x01\n" +
+	"\tmaker_fee\x18\x0e \x01(\tR\bmakerFee\x12G\n" +
+	"\x0etaker_position\x18\x0f \x01(\v2 .tradex.engine.v1.PositionChangeR\rtakerPosition\x12G\n" +
+	"\x0emaker_position\x18\x10 \x01(\v2 .tradex.engine.v1.PositionChangeR\rmakerPosition\"\x8b\x02\n" +
+	"\x0ePositionChange\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\tR\x04size\x12\x1f\n" +
+	"\ventry_value\x18\x02 \x01(\tR\n" +
+	"entryValue\x12\x16\n" +
+	"\x06margin\x18\x03 \x01(\tR\x06margin\x12*\n" +
+	"\x11margin_from_order\x18\x04 \x01(\tR\x0fmarginFromOrder\x12!\n" +
+	"\frealized_pnl\x18\x05 \x01(\tR\vrealizedPnl\x12'\n" +
+	"\x0freleased_margin\x18\x06 \x01(\tR\x0ereleasedMargin\x12\x16\n" +
+	"\x06payout\x18\a \x01(\tR\x06payout\x12\x1c\n" +
+	"\tshortfall\x18\b \x01(\tR\tshortfall\"\xf3\x01\n" +
 	"\x0eOrderCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1402,7 +1581,7 @@ func file_tradex_engine_v1_engine_proto_rawDescGZIP() []byte {
 	return file_tradex_engine_v1_engine_proto_rawDescData
 }
 
-var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tradex_engine_v1_engine_proto_goTypes = []any{
 	(*OrderCommand)(nil),          // 0: tradex.engine.v1.OrderCommand
 	(*SubmitOrder)(nil),           // 1: tradex.engine.v1.SubmitOrder
@@ -1412,51 +1591,54 @@ var file_tradex_engine_v1_engine_proto_goTypes = []any{
 	(*OrderAccepted)(nil),         // 5: tradex.engine.v1.OrderAccepted
 	(*OrderRejected)(nil),         // 6: tradex.engine.v1.OrderRejected
 	(*Trade)(nil),                 // 7: tradex.engine.v1.Trade
-	(*OrderCancelled)(nil),        // 8: tradex.engine.v1.OrderCancelled
-	(*OrderExpired)(nil),          // 9: tradex.engine.v1.OrderExpired
-	(*CancelRejected)(nil),        // 10: tradex.engine.v1.CancelRejected
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(v1.Side)(0),                  // 12: tradex.common.v1.Side
-	(v1.OrderType)(0),             // 13: tradex.common.v1.OrderType
-	(v1.TimeInForce)(0),           // 14: tradex.common.v1.TimeInForce
-	(v1.SelfTradePrevention)(0),   // 15: tradex.common.v1.SelfTradePrevention
-	(v1.CancelReason)(0),          // 16: tradex.common.v1.CancelReason
-	(v1.RejectReason)(0),          // 17: tradex.common.v1.RejectReason
-	(v1.ExpireReason)(0),          // 18: tradex.common.v1.ExpireReason
+	(*PositionChange)(nil),        // 8: tradex.engine.v1.PositionChange
+	(*OrderCancelled)(nil),        // 9: tradex.engine.v1.OrderCancelled
+	(*OrderExpired)(nil),          // 10: tradex.engine.v1.OrderExpired
+	(*CancelRejected)(nil),        // 11: tradex.engine.v1.CancelRejected
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(v1.Side)(0),                  // 13: tradex.common.v1.Side
+	(v1.OrderType)(0),             // 14: tradex.common.v1.OrderType
+	(v1.TimeInForce)(0),           // 15: tradex.common.v1.TimeInForce
+	(v1.SelfTradePrevention)(0),   // 16: tradex.common.v1.SelfTradePrevention
+	(v1.CancelReason)(0),          // 17: tradex.common.v1.CancelReason
+	(v1.RejectReason)(0),          // 18: tradex.common.v1.RejectReason
+	(v1.ExpireReason)(0),          // 19: tradex.common.v1.ExpireReason
 }
 var file_tradex_engine_v1_engine_proto_depIdxs = []int32{
-	11, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
+	12, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: tradex.engine.v1.OrderCommand.submit:type_name -> tradex.engine.v1.SubmitOrder
 	2,  // 2: tradex.engine.v1.OrderCommand.cancel:type_name -> tradex.engine.v1.CancelOrder
-	12, // 3: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
-	13, // 4: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
-	14, // 5: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	15, // 6: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	16, // 7: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
-	11, // 8: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
+	13, // 3: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
+	14, // 4: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
+	15, // 5: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	16, // 6: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	17, // 7: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
+	12, // 8: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
 	4,  // 9: tradex.engine.v1.EngineEvent.book_changes:type_name -> tradex.engine.v1.BookLevelChange
 	5,  // 10: tradex.engine.v1.EngineEvent.accepted:type_name -> tradex.engine.v1.OrderAccepted
 	6,  // 11: tradex.engine.v1.EngineEvent.rejected:type_name -> tradex.engine.v1.OrderRejected
 	7,  // 12: tradex.engine.v1.EngineEvent.trade:type_name -> tradex.engine.v1.Trade
-	8,  // 13: tradex.engine.v1.EngineEvent.cancelled:type_name -> tradex.engine.v1.OrderCancelled
-	9,  // 14: tradex.engine.v1.EngineEvent.expired:type_name -> tradex.engine.v1.OrderExpired
-	10, // 15: tradex.engine.v1.EngineEvent.cancel_rejected:type_name -> tradex.engine.v1.CancelRejected
-	12, // 16: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
-	12, // 17: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
-	13, // 18: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
-	14, // 19: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	17, // 20: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
-	12, // 21: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
-	12, // 22: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
-	12, // 23: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
-	16, // 24: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
-	18, // 25: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
-	17, // 26: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	9,  // 13: tradex.engine.v1.EngineEvent.cancelled:type_name -> tradex.engine.v1.OrderCancelled
+	10, // 14: tradex.engine.v1.EngineEvent.expired:type_name -> tradex.engine.v1.OrderExpired
+	11, // 15: tradex.engine.v1.EngineEvent.cancel_rejected:type_name -> tradex.engine.v1.CancelRejected
+	13, // 16: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
+	13, // 17: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
+	14, // 18: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
+	15, // 19: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	18, // 20: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
+	13, // 21: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
+	13, // 22: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
+	8,  // 23: tradex.engine.v1.Trade.taker_position:type_name -> tradex.engine.v1.PositionChange
+	8,  // 24: tradex.engine.v1.Trade.maker_position:type_name -> tradex.engine.v1.PositionChange
+	13, // 25: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
+	17, // 26: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
+	19, // 27: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
+	18, // 28: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_tradex_engine_v1_engine_proto_init() }
@@ -1482,7 +1664,7 @@ func file_tradex_engine_v1_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_engine_v1_engine_proto_rawDesc), len(file_tradex_engine_v1_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/engine/v1/engine.proto.
  */
 export const file_tradex_engine_v1_engine: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFkZXgvZW5naW5lL3YxL2VuZ2luZS5wcm90bxIQdHJhZGV4LmVuZ2luZS52MSLTAQoMT3JkZXJDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZzdWJtaXQYBCABKAsyHS50cmFkZXguZW5naW5lLnYxLlN1Ym1pdE9yZGVySAASLwoGY2FuY2VsGAUgASgLMh0udHJhZGV4LmVuZ2luZS52MS5DYW5jZWxPcmRlckgAQgkKB2NvbW1hbmQikQMKC1N1Ym1pdE9yZGVyEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIpCgR0eXBlGAQgASgOMhsudHJhZGV4LmNvbW1vbi52MS5PcmRlclR5cGUSNAoNdGltZV9pbl9mb3JjZRgFIAEoDjIdLnRyYWRleC5jb21tb24udjEuVGltZUluRm9yY2USEQoJcG9zdF9vbmx5GAYgASgIEg0KBXByaWNlGAcgASgJEhAKCHF1YW50aXR5GAggASgJEhMKC3ByaWNlX3NjYWxlGAkgASgFEhYKDnF1YW50aXR5X3NjYWxlGAogASgFEkQKFXNlbGZfdHJhZGVfcHJldmVudGlvbhgLIAEoDjIlLnRyYWRleC5jb21tb24udjEuU2VsZlRyYWRlUHJldmVudGlvbhIWCg5tYWtlcl9mZWVfcmF0ZRgMIAEoCRIWCg50YWtlcl9mZWVfcmF0ZRgNIAEoCSJjCgtDYW5jZWxPcmRlchIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uIssECgtFbmdpbmVFdmVudBIQCghldmVudF9pZBgBIAEoCRIVCg1pbnN0cnVtZW50X2lkGAIgASgJEhYKDmlucHV0X3NlcXVlbmNlGAMgASgEEhMKC2lucHV0X2luZGV4GAQgASgNEhAKCHNlcXVlbmNlGAUgASgEEi8KC2VuZ2luZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjb21tYW5kX2lkGAcgASgJEjcKDGJvb2tfY2hhbmdlcxgIIAMoCzIhLnRyYWRleC5lbmdpbmUudjEuQm9va0xldmVsQ2hhbmdlEjMKCGFjY2VwdGVkGAkgASgLMh8udHJhZGV4LmVuZ2luZS52MS5PcmRlckFjY2VwdGVkSAASMwoIcmVqZWN0ZWQYCiABKAsyHy50cmFkZXguZW5naW5lLnYxLk9yZGVyUmVqZWN0ZWRIABIoCgV0cmFkZRgLIAEoCzIXLnRyYWRleC5lbmdpbmUudjEuVHJhZGVIABI1CgljYW5jZWxsZWQYDCABKAsyIC50cmFkZXguZW5naW5lLnYxLk9yZGVyQ2FuY2VsbGVkSAASMQoHZXhwaXJlZBgNIAEoCzIeLnRyYWRleC5lbmdpbmUudjEuT3JkZXJFeHBpcmVkSAASOwoPY2FuY2VsX3JlamVjdGVkGA4gASgLMiAudHJhZGV4LmVuZ2luZS52MS5DYW5jZWxSZWplY3RlZEgAEhIKCm1hcmtfcHJpY2UYDyABKAlCBwoFZXZlbnQiWAoPQm9va0xldmVsQ2hhbmdlEiQKBHNpZGUYASABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSDQoFcHJpY2UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAki8AEKDU9yZGVyQWNjZXB0ZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIkCgRzaWRlGAMgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBCABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRI0Cg10aW1lX2luX2ZvcmNlGAUgASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYBiABKAgSDQoFcHJpY2UYByABKAkSEAoIcXVhbnRpdHkYCCABKAkidgoNT3JkZXJSZWplY3RlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuUmVqZWN0UmVhc29uEg8KB21lc3NhZ2UYBCABKAki+AIKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEg0KBXByaWNlGAIgASgJEhAKCHF1YW50aXR5GAMgASgJEhYKDnF1b3RlX3F1YW50aXR5GAQgASgJEhYKDnRha2VyX29yZGVyX2lkGAUgASgJEhgKEHRha2VyX2FjY291bnRfaWQYBiABKAkSKgoKdGFrZXJfc2lkZRgHIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIgChh0YWtlcl9yZW1haW5pbmdfcXVhbnRpdHkYCCABKAkSFgoObWFrZXJfb3JkZXJfaWQYCSABKAkSGAoQbWFrZXJfYWNjb3VudF9pZBgKIAEoCRIqCgptYWtlcl9zaWRlGAsgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEiAKGG1ha2VyX3JlbWFpbmluZ19xdWFudGl0eRgMIAEoCRIRCgl0YWtlcl9mZWUYDSABKAkSEQoJbWFrZXJfZmVlGA4gASgJIrcBCg5PcmRlckNhbmNlbGxlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiQKBHNpZGUYAyABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSDQoFcHJpY2UYBCABKAkSGgoScmVtYWluaW5nX3F1YW50aXR5GAUgASgJEi4KBnJlYXNvbhgGIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uIoABCgxPcmRlckV4cGlyZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIaChJyZW1haW5pbmdfcXVhbnRpdHkYAyABKAkSLgoGcmVhc29uGAQgASgOMh4udHJhZGV4LmNvbW1vbi52MS5FeHBpcmVSZWFzb24idwoOQ2FuY2VsUmVqZWN0ZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLlJlamVjdFJlYXNvbhIPCgdtZXNzYWdlGAQgASgJQsUBChRjb20udHJhZGV4LmVuZ2luZS52MUILRW5naW5lUHJvdG9QAVo+Z2l0aHViLmNvbS90cmFkZXgtbWVzaC90cmFkZXgvZ2VuL2dvL3RyYWRleC9lbmdpbmUvdjE7ZW5naW5ldjGiAgNURViqAhBUcmFkZXguRW5naW5lLlYxygIQVHJhZGV4XEVuZ2luZVxWMeICHFRyYWRleFxFbmdpbmVcVjFcR1BCTWV0YWRhdGHqAhJUcmFkZXg6OkVuZ2luZTo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Ch10cmFkZXgvZW5naW5lL3YxL2VuZ2luZS5wcm90bxIQdHJhZGV4LmVuZ2luZS52MSLTAQoMT3JkZXJDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZzdWJtaXQYBCABKAsyHS50cmFkZXguZW5naW5lLnYxLlN1Ym1pdE9yZGVySAASLwoGY2FuY2VsGAUgASgLMh0udHJhZGV4LmVuZ2luZS52MS5DYW5jZWxPcmRlckgAQgkKB2NvbW1hbmQiyAMKC1N1Ym1pdE9yZGVyEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIpCgR0eXBlGAQgASgOMhsudHJhZGV4LmNvbW1vbi52MS5PcmRlclR5cGUSNAoNdGltZV9pbl9mb3JjZRgFIAEoDjIdLnRyYWRleC5jb21tb24udjEuVGltZUluRm9yY2USEQoJcG9zdF9vbmx5GAYgASgIEg0KBXByaWNlGAcgASgJEhAKCHF1YW50aXR5GAggASgJEhMKC3ByaWNlX3NjYWxlGAkgASgFEhYKDnF1YW50aXR5X3NjYWxlGAogASgFEkQKFXNlbGZfdHJhZGVfcHJldmVudGlvbhgLIAEoDjIlLnRyYWRleC5jb21tb24udjEuU2VsZlRyYWRlUHJldmVudGlvbhIWCg5tYWtlcl9mZWVfcmF0ZRgMIAEoCRIWCg50YWtlcl9mZWVfcmF0ZRgNIAEoCRIQCghsZXZlcmFnZRgOIAEoBRIOCgZtYXJnaW4YDyABKAkSEwoLcmVkdWNlX29ubHkYECABKAgiYwoLQ2FuY2VsT3JkZXISEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLkNhbmNlbFJlYXNvbiLLBAoLRW5naW5lRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIWCg5pbnB1dF9zZXF1ZW5jZRgDIAEoBBITCgtpbnB1dF9pbmRleBgEIAEoDRIQCghzZXF1ZW5jZRgFIAEoBBIvCgtlbmdpbmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY29tbWFuZF9pZBgHIAEoCRI3Cgxib29rX2NoYW5nZXMYCCADKAsyIS50cmFkZXguZW5naW5lLnYxLkJvb2tMZXZlbENoYW5nZRIzCghhY2NlcHRlZBgJIAEoCzIfLnRyYWRleC5lbmdpbmUudjEuT3JkZXJBY2NlcHRlZEgAEjMKCHJlamVjdGVkGAogASgLMh8udHJhZGV4LmVuZ2luZS52MS5PcmRlclJlamVjdGVkSAASKAoFdHJhZGUYCyABKAsyFy50cmFkZXguZW5naW5lLnYxLlRyYWRlSAASNQoJY2FuY2VsbGVkGAwgASgLMiAudHJhZGV4LmVuZ2luZS52MS5PcmRlckNhbmNlbGxlZEgAEjEKB2V4cGlyZWQYDSABKAsyHi50cmFkZXguZW5naW5lLnYxLk9yZGVyRXhwaXJlZEgAEjsKD2NhbmNlbF9yZWplY3RlZBgOIAEoCzIgLnRyYWRleC5lbmdpbmUudjEuQ2FuY2VsUmVqZWN0ZWRIABISCgptYXJrX3ByaWNlGA8gASgJQgcKBWV2ZW50IlgKD0Jvb2tMZXZlbENoYW5nZRIkCgRzaWRlGAEgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEg0KBXByaWNlGAIgASgJEhAKCHF1YW50aXR5GAMgASgJIvABCg1PcmRlckFjY2VwdGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIpCgR0eXBlGAQgASgOMhsudHJhZGV4LmNvbW1vbi52MS5PcmRlclR5cGUSNAoNdGltZV9pbl9mb3JjZRgFIAEoDjIdLnRyYWRleC5jb21tb24udjEuVGltZUluRm9yY2USEQoJcG9zdF9vbmx5GAYgASgIEg0KBXByaWNlGAcgASgJEhAKCHF1YW50aXR5GAggASgJInYKDU9yZGVyUmVqZWN0ZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLlJlamVjdFJlYXNvbhIPCgdtZXNzYWdlGAQgASgJIuwDCgVUcmFkZRIQCgh0cmFkZV9pZBgBIAEoCRINCgVwcmljZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoCRIWCg5xdW90ZV9xdWFudGl0eRgEIAEoCRIWCg50YWtlcl9vcmRlcl9pZBgFIAEoCRIYChB0YWtlcl9hY2NvdW50X2lkGAYgASgJEioKCnRha2VyX3NpZGUYByABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSIAoYdGFrZXJfcmVtYWluaW5nX3F1YW50aXR5GAggASgJEhYKDm1ha2VyX29yZGVyX2lkGAkgASgJEhgKEG1ha2VyX2FjY291bnRfaWQYCiABKAkSKgoKbWFrZXJfc2lkZRgLIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIgChhtYWtlcl9yZW1haW5pbmdfcXVhbnRpdHkYDCABKAkSEQoJdGFrZXJfZmVlGA0gASgJEhEKCW1ha2VyX2ZlZRgOIAEoCRI4Cg50YWtlcl9wb3NpdGlvbhgPIAEoCzIgLnRyYWRleC5lbmdpbmUudjEuUG9zaXRpb25DaGFuZ2USOAoObWFrZXJfcG9zaXRpb24YECABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlIrABCg5Qb3NpdGlvbkNoYW5nZRIMCgRzaXplGAEgASgJEhMKC2VudHJ5X3ZhbHVlGAIgASgJEg4KBm1hcmdpbhgDIAEoCRIZChFtYXJnaW5fZnJvbV9vcmRlchgEIAEoCRIUCgxyZWFsaXplZF9wbmwYBSABKAkSFwoPcmVsZWFzZWRfbWFyZ2luGAYgASgJEg4KBnBheW91dBgHIAEoCRIRCglzaG9ydGZhbGwYCCABKAkitwEKDk9yZGVyQ2FuY2VsbGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRINCgVwcmljZRgEIAEoCRIaChJyZW1haW5pbmdfcXVhbnRpdHkYBSABKAkSLgoGcmVhc29uGAYgASgOMh4udHJhZGV4LmNvbW1vbi52MS5DYW5jZWxSZWFzb24igAEKDE9yZGVyRXhwaXJlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhoKEnJlbWFpbmluZ19xdWFudGl0eRgDIAEoCRIuCgZyZWFzb24YBCABKA4yHi50cmFkZXguY29tbW9uLnYxLkV4cGlyZVJlYXNvbiJ3Cg5DYW5jZWxSZWplY3RlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuUmVqZWN0UmVhc29uEg8KB21lc3NhZ2UYBCABKAlCxQEKFGNvbS50cmFkZXguZW5naW5lLnYxQgtFbmdpbmVQcm90b1ABWj5naXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L2VuZ2luZS92MTtlbmdpbmV2MaICA1RFWKoCEFRyYWRleC5FbmdpbmUuVjHKAhBUcmFkZXhcRW5naW5lXFYx4gIcVHJhZGV4XEVuZ2luZVxWMVxHUEJNZXRhZGF0YeoCElRyYWRleDo6RW5naW5lOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * OrderCommand is the payload of engine.order.v1 (key: the instrument): an instruction to
@@ -189,6 +189,32 @@ export type SubmitOrder = Message<"tradex.engine.v1.SubmitOrder"> & {
    * @generated from field: string taker_fee_rate = 13;
    */
   takerFeeRate: string;
+
+  /**
+   * A perpetual's order: the leverage its margin was held at (1 to the instrument's
+   * maximum); 0 for spot. An order with a leverage changes the account's position
+   * (docs/perpetuals.md).
+   *
+   * @generated from field: int32 leverage = 14;
+   */
+  leverage: number;
+
+  /**
+   * A perpetual's order: the initial margin the wallet holds for it (its value at the
+   * limit or protection price divided by the leverage, rounded up), an amount at the
+   * notional scale; its fills take it in proportion to their quantity.
+   *
+   * @generated from field: string margin = 15;
+   */
+  margin: string;
+
+  /**
+   * A perpetual's order that may only reduce the account's position: rejected when it
+   * would open or grow one.
+   *
+   * @generated from field: bool reduce_only = 16;
+   */
+  reduceOnly: boolean;
 };
 
 /**
@@ -632,6 +658,20 @@ export type Trade = Message<"tradex.engine.v1.Trade"> & {
    * @generated from field: string maker_fee = 14;
    */
   makerFee: string;
+
+  /**
+   * A perpetual's trade: what it did to the taker's position.
+   *
+   * @generated from field: tradex.engine.v1.PositionChange taker_position = 15;
+   */
+  takerPosition?: PositionChange | undefined;
+
+  /**
+   * A perpetual's trade: what it did to the maker's position.
+   *
+   * @generated from field: tradex.engine.v1.PositionChange maker_position = 16;
+   */
+  makerPosition?: PositionChange | undefined;
 };
 
 /**
@@ -640,6 +680,80 @@ export type Trade = Message<"tradex.engine.v1.Trade"> & {
  */
 export const TradeSchema: GenMessage<Trade> = /*@__PURE__*/
   messageDesc(file_tradex_engine_v1_engine, 7);
+
+/**
+ * PositionChange is what one fill did to an account's position in a perpetual
+ * (internal/perp.Position.Trade). Amounts are decimal strings in the quote asset at the
+ * notional scale (price_scale + quantity_scale).
+ *
+ * @generated from message tradex.engine.v1.PositionChange
+ */
+export type PositionChange = Message<"tradex.engine.v1.PositionChange"> & {
+  /**
+   * The position's signed size after the fill (above zero long), at the quantity scale.
+   *
+   * @generated from field: string size = 1;
+   */
+  size: string;
+
+  /**
+   * Its entry value after the fill: the signed value of the open part.
+   *
+   * @generated from field: string entry_value = 2;
+   */
+  entryValue: string;
+
+  /**
+   * Its isolated margin after the fill.
+   *
+   * @generated from field: string margin = 3;
+   */
+  margin: string;
+
+  /**
+   * The order's margin this fill took (its share of the order's margin).
+   *
+   * @generated from field: string margin_from_order = 4;
+   */
+  marginFromOrder: string;
+
+  /**
+   * The PnL of the part the fill closed.
+   *
+   * @generated from field: string realized_pnl = 5;
+   */
+  realizedPnl: string;
+
+  /**
+   * The margin the closed part released.
+   *
+   * @generated from field: string released_margin = 6;
+   */
+  releasedMargin: string;
+
+  /**
+   * What goes to the account's balance: released margin and realized PnL (and margin
+   * brought for nothing that opened).
+   *
+   * @generated from field: string payout = 7;
+   */
+  payout: string;
+
+  /**
+   * The loss neither the released nor the remaining margin covered: the insurance fund
+   * pays it.
+   *
+   * @generated from field: string shortfall = 8;
+   */
+  shortfall: string;
+};
+
+/**
+ * Describes the message tradex.engine.v1.PositionChange.
+ * Use `create(PositionChangeSchema)` to create a new message.
+ */
+export const PositionChangeSchema: GenMessage<PositionChange> = /*@__PURE__*/
+  messageDesc(file_tradex_engine_v1_engine, 8);
 
 /**
  * OrderCancelled says an order, or what was left of it, was cancelled.
@@ -695,7 +809,7 @@ export type OrderCancelled = Message<"tradex.engine.v1.OrderCancelled"> & {
  * Use `create(OrderCancelledSchema)` to create a new message.
  */
 export const OrderCancelledSchema: GenMessage<OrderCancelled> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 8);
+  messageDesc(file_tradex_engine_v1_engine, 9);
 
 /**
  * OrderExpired says an order ended under its time in force without filling.
@@ -737,7 +851,7 @@ export type OrderExpired = Message<"tradex.engine.v1.OrderExpired"> & {
  * Use `create(OrderExpiredSchema)` to create a new message.
  */
 export const OrderExpiredSchema: GenMessage<OrderExpired> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 9);
+  messageDesc(file_tradex_engine_v1_engine, 10);
 
 /**
  * CancelRejected says a cancel command changed nothing.
@@ -779,5 +893,5 @@ export type CancelRejected = Message<"tradex.engine.v1.CancelRejected"> & {
  * Use `create(CancelRejectedSchema)` to create a new message.
  */
 export const CancelRejectedSchema: GenMessage<CancelRejected> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 10);
+  messageDesc(file_tradex_engine_v1_engine, 11);
 
