@@ -98,10 +98,14 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 	if sub := in.cmd.GetSubmit(); sub != nil && st.executed.seen(in.cmd.GetCommandId(), in.time) {
 		reject = duplicate(sub)
 	}
-	if reject != nil {
+	switch {
+	case in.cmd.GetFunding() != nil && in.cmd.GetInstrumentId() == st.id:
+		st.buf = st.buf[:0] // nothing happens on the book
+		emit(st.settleFunding(in.cmd))
+	case reject != nil:
 		st.buf = st.buf[:0] // nothing happened on the book
 		emit(reject)
-	} else {
+	default:
 		if scales != nil && st.book.Len() == 0 {
 			st.priceScale, st.quantityScale, st.scaled = scales[0], scales[1], true
 		}

@@ -254,3 +254,53 @@ func TestPositions(t *testing.T) {
 		t.Fatalf("a spot trade with positions: %v", tr)
 	}
 }
+
+// A funding tick settles every open position at the mark: longs pay shorts
+// when the impact mid is above the index, the rate clamped; the payments
+// come out of and go into the positions' margins.
+func TestFunding(t *testing.T) {
+	t.Parallel()
+	st := newInstrument("BTCUSDT-PERP")
+	seq := uint64(0)
+	apply := func(c *enginev1.OrderCommand) []*enginev1.EngineEvent {
+		seq++
+		return st.apply(input{sequence: seq, cmd: c})
+	}
+	order := func(id, acct string, side commonv1.Side, tif commonv1.TimeInForce, price, qty, margin string) *enginev1.OrderCommand {
+		c := submit("BTCUSDT-PERP", id, acct, side, limit, tif, price, qty)
+		c.GetSubmit().Leverage, c.GetSubmit().Margin = 10, margin
+		return c
+	}
+	tick := func(index, clamp string) *enginev1.OrderCommand {
+		return &enginev1.OrderCommand{CommandId: fmt.Sprintf("funding:%d", seq), InstrumentId: "BTCUSDT-PERP",
+			Command: &enginev1.OrderCommand_Funding{Funding: &enginev1.FundingTick{IndexPrice: index, RateClamp: clamp, ImpactNotional: "10000"}}}
+	}
+	if f := apply(tick("", "0.00075"))[0].GetFunding(); f == nil || f.GetRate() != "0" || len(f.GetPayments()) != 0 {
+		t.Fatalf("a tick before any mark: %v", f)
+	}
+	apply(order("a1", "alice", sell, gtc, "50000", "2", "10000"))
+	apply(order("b1", "bob", buy, gtc, "50000", "1.5", "7500"))
+	apply(order("c1", "carol", buy, ioc, "50010", "0.5", "2500"))
+	apply(order("d1", "dave", buy, gtc, "49990", "1", "5000"))  // the impact bid
+	apply(order("e1", "erin", sell, gtc, "50030", "1", "5000")) // the impact ask
+	evs := apply(tick("49950.00", "0.00075"))
+	f := evs[0].GetFunding()
+	if f.GetRate() != "0.00075" || f.GetMarkPrice() != "50000.00" || f.GetImpactBid() != "49990.00" || f.GetImpactAsk() != "50030.00" ||
+		f.GetIndexPrice() != "49950.00" || f.GetInsurance() != "0.0000000" {
+		t.Fatalf("funding %v; want the premium (50010 - 49950) / 49950 clamped to 0.075%%", f)
+	}
+	var got []string
+	for _, p := range f.GetPayments() {
+		got = append(got, p.GetAccountId()+" "+p.GetAmount()+" margin "+p.GetMargin())
+	}
+	want := "alice -75.0000000 margin 10075.0000000, bob 56.2500000 margin 7443.7500000, carol 18.7500000 margin 2481.2500000"
+	if strings.Join(got, ", ") != want {
+		t.Fatalf("payments:\n %s\nwant\n %s", strings.Join(got, ", "), want)
+	}
+	if st.positions["bob"].Margin != 74437500000 {
+		t.Fatalf("bob's margin %d after funding", st.positions["bob"].Margin)
+	}
+	if r := apply(tick("49950.00", "2"))[0].GetRejected(); !strings.Contains(r.GetMessage(), "rate_clamp") {
+		t.Fatalf("a tick with a clamp over 1: %v", r)
+	}
+}

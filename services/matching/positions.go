@@ -1,6 +1,11 @@
 package matching
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+
+	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
 	"github.com/tradex-mesh/tradex/internal/perp"
@@ -108,4 +113,84 @@ func (st *instrument) positionsOfTrade(e *book.Event, taker *perpOrder, tr *engi
 			delete(st.perpOrders, e.MakerOrderID)
 		}
 	}
+}
+
+// impactDepth bounds the levels a side's impact price is taken from.
+const impactDepth = 1000
+
+// settleFunding settles a funding tick: every open position pays size x
+// mark x rate from its margin (or receives it into it), in account order.
+// A tick the engine cannot read is rejected; without a mark yet (no quote
+// or trade) nothing is paid.
+func (st *instrument) settleFunding(c *enginev1.OrderCommand) *enginev1.EngineEvent {
+	f := c.GetFunding()
+	ns := st.priceScale + st.quantityScale
+	reject := func(msg string) *enginev1.EngineEvent {
+		return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+			OrderId: c.GetCommandId(), Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: "funding tick: " + msg,
+		}}}
+	}
+	clamp, err := decimal.ParseNonNegative(f.GetRateClamp(), 6)
+	if err != nil || clamp > perp.RateUnit {
+		return reject(fmt.Sprintf("rate_clamp %q: want a fraction with at most 6 digits", f.GetRateClamp()))
+	}
+	out := &enginev1.FundingSettled{IntervalEnd: f.GetIntervalEnd(), Rate: "0"}
+	event := &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Funding{Funding: out}}
+	mark, ok := st.mark.Price()
+	if !ok || !st.scaled {
+		return event
+	}
+	notional, err := decimal.ParseNonNegative(f.GetImpactNotional(), ns)
+	if err != nil || notional == 0 {
+		return reject(fmt.Sprintf("impact_notional %q: want a positive amount at scale %d", f.GetImpactNotional(), ns))
+	}
+	index := mark
+	if f.GetIndexPrice() != "" {
+		if index, err = decimal.ParseNonNegative(f.GetIndexPrice(), st.priceScale); err != nil || index == 0 {
+			return reject(fmt.Sprintf("index_price %q: want a positive price at scale %d", f.GetIndexPrice(), st.priceScale))
+		}
+	}
+	impact := func(side book.Side) int64 {
+		levels := st.book.Depth(side, impactDepth, nil)
+		pl := make([]perp.Level, len(levels))
+		for i, l := range levels {
+			pl[i] = perp.Level{Price: l.Price, Quantity: l.Quantity}
+		}
+		if p, ok, err := perp.ImpactPrice(pl, notional); err == nil && ok {
+			return p
+		}
+		return mark // a book too thin for the impact notional
+	}
+	bid, ask := impact(book.Buy), impact(book.Sell)
+	rate, err := perp.FundingRate(bid, ask, index, clamp)
+	if err != nil {
+		return reject(err.Error())
+	}
+	price := func(v int64) string { return decimal.Format(v, st.priceScale) }
+	amount := func(v int64) string { return decimal.Format(v, ns) }
+	out.Rate, out.MarkPrice, out.IndexPrice, out.ImpactBid, out.ImpactAsk = decimal.FormatTrim(rate, 6), price(mark), price(index), price(bid), price(ask)
+	var insurance int64
+	for _, acct := range slices.Sorted(maps.Keys(st.positions)) {
+		pos := st.positions[acct]
+		owed, err := pos.Funding(mark, rate)
+		if err != nil || pos.Size == 0 || owed == 0 {
+			continue
+		}
+		p := &enginev1.FundingPayment{AccountId: acct, Amount: amount(owed)}
+		if owed > 0 {
+			taken := min(owed, pos.Margin)
+			pos.Margin -= taken
+			insurance += taken
+			p.Shortfall = amount(owed - taken)
+		} else {
+			pos.Margin -= owed
+			insurance += owed
+			p.Shortfall = amount(0)
+		}
+		p.Margin = amount(pos.Margin)
+		st.positions[acct] = pos
+		out.Payments = append(out.Payments, p)
+	}
+	out.Insurance = amount(insurance)
+	return event
 }

@@ -28,6 +28,11 @@ func commands(seed uint64, n int) []*enginev1.OrderCommand {
 	var out []*enginev1.OrderCommand
 	var ids []string
 	for i := range n {
+		if i%40 == 39 { // ETHUSDT is a perpetual: funding ticks now and then
+			out = append(out, &enginev1.OrderCommand{CommandId: fmt.Sprintf("funding:ETHUSDT:%d", i), InstrumentId: "ETHUSDT",
+				Command: &enginev1.OrderCommand_Funding{Funding: &enginev1.FundingTick{
+					IndexPrice: fmt.Sprintf("10%d.%02d", rng.IntN(3), rng.IntN(100)), RateClamp: "0.0075", ImpactNotional: "100"}}})
+		}
 		inst := crashInstruments[rng.IntN(len(crashInstruments))]
 		id := fmt.Sprintf("%s-o%d", inst, i)
 		account := fmt.Sprintf("acc%d", rng.IntN(4))

@@ -52,6 +52,7 @@ type OrderCommand struct {
 	//
 	//	*OrderCommand_Submit
 	//	*OrderCommand_Cancel
+	//	*OrderCommand_Funding
 	Command       isOrderCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -133,6 +134,15 @@ func (x *OrderCommand) GetCancel() *CancelOrder {
 	return nil
 }
 
+func (x *OrderCommand) GetFunding() *FundingTick {
+	if x != nil {
+		if x, ok := x.Command.(*OrderCommand_Funding); ok {
+			return x.Funding
+		}
+	}
+	return nil
+}
+
 type isOrderCommand_Command interface {
 	isOrderCommand_Command()
 }
@@ -147,9 +157,93 @@ type OrderCommand_Cancel struct {
 	Cancel *CancelOrder `protobuf:"bytes,5,opt,name=cancel,proto3,oneof"`
 }
 
+type OrderCommand_Funding struct {
+	// Settle a perpetual's funding for one interval.
+	Funding *FundingTick `protobuf:"bytes,6,opt,name=funding,proto3,oneof"`
+}
+
 func (*OrderCommand_Submit) isOrderCommand_Command() {}
 
 func (*OrderCommand_Cancel) isOrderCommand_Command() {}
+
+func (*OrderCommand_Funding) isOrderCommand_Command() {}
+
+// FundingTick settles a perpetual's funding for the interval that ends at interval_end
+// (docs/perpetuals.md). It is published once per interval (message id
+// "funding:<instrument>:<interval_end>") and carries what the engine cannot know itself,
+// as of the tick, so that a replay settles the same.
+type FundingTick struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The end of the interval.
+	IntervalEnd *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=interval_end,json=intervalEnd,proto3" json:"interval_end,omitempty"`
+	// The index price (the spot instrument's mid) at the instrument's price scale; empty
+	// when there is none: the mark price serves, and only the book's premium over it counts.
+	IndexPrice string `protobuf:"bytes,2,opt,name=index_price,json=indexPrice,proto3" json:"index_price,omitempty"`
+	// The instrument's funding_rate_clamp, a fraction with at most 6 digits.
+	RateClamp string `protobuf:"bytes,3,opt,name=rate_clamp,json=rateClamp,proto3" json:"rate_clamp,omitempty"`
+	// The instrument's impact_notional, at the notional scale.
+	ImpactNotional string `protobuf:"bytes,4,opt,name=impact_notional,json=impactNotional,proto3" json:"impact_notional,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FundingTick) Reset() {
+	*x = FundingTick{}
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FundingTick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FundingTick) ProtoMessage() {}
+
+func (x *FundingTick) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FundingTick.ProtoReflect.Descriptor instead.
+func (*FundingTick) Descriptor() ([]byte, []int) {
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FundingTick) GetIntervalEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IntervalEnd
+	}
+	return nil
+}
+
+func (x *FundingTick) GetIndexPrice() string {
+	if x != nil {
+		return x.IndexPrice
+	}
+	return ""
+}
+
+func (x *FundingTick) GetRateClamp() string {
+	if x != nil {
+		return x.RateClamp
+	}
+	return ""
+}
+
+func (x *FundingTick) GetImpactNotional() string {
+	if x != nil {
+		return x.ImpactNotional
+	}
+	return ""
+}
 
 // SubmitOrder adds an order to the book of OrderCommand.instrument_id, after the order
 // service validated it and the wallet holds its funds.
@@ -202,7 +296,7 @@ type SubmitOrder struct {
 
 func (x *SubmitOrder) Reset() {
 	*x = SubmitOrder{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -214,7 +308,7 @@ func (x *SubmitOrder) String() string {
 func (*SubmitOrder) ProtoMessage() {}
 
 func (x *SubmitOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -227,7 +321,7 @@ func (x *SubmitOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitOrder.ProtoReflect.Descriptor instead.
 func (*SubmitOrder) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{1}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SubmitOrder) GetOrderId() string {
@@ -358,7 +452,7 @@ type CancelOrder struct {
 
 func (x *CancelOrder) Reset() {
 	*x = CancelOrder{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +464,7 @@ func (x *CancelOrder) String() string {
 func (*CancelOrder) ProtoMessage() {}
 
 func (x *CancelOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +477,7 @@ func (x *CancelOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrder.ProtoReflect.Descriptor instead.
 func (*CancelOrder) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{2}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CancelOrder) GetOrderId() string {
@@ -445,6 +539,7 @@ type EngineEvent struct {
 	//	*EngineEvent_Cancelled
 	//	*EngineEvent_Expired
 	//	*EngineEvent_CancelRejected
+	//	*EngineEvent_Funding
 	Event isEngineEvent_Event `protobuf_oneof:"event"`
 	// On the last event of every command: the instrument's mark price after it, at the
 	// price scale; empty until the instrument has had a quote or a trade. The median of
@@ -459,7 +554,7 @@ type EngineEvent struct {
 
 func (x *EngineEvent) Reset() {
 	*x = EngineEvent{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +566,7 @@ func (x *EngineEvent) String() string {
 func (*EngineEvent) ProtoMessage() {}
 
 func (x *EngineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +579,7 @@ func (x *EngineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineEvent.ProtoReflect.Descriptor instead.
 func (*EngineEvent) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{3}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EngineEvent) GetEventId() string {
@@ -604,6 +699,15 @@ func (x *EngineEvent) GetCancelRejected() *CancelRejected {
 	return nil
 }
 
+func (x *EngineEvent) GetFunding() *FundingSettled {
+	if x != nil {
+		if x, ok := x.Event.(*EngineEvent_Funding); ok {
+			return x.Funding
+		}
+	}
+	return nil
+}
+
 func (x *EngineEvent) GetMarkPrice() string {
 	if x != nil {
 		return x.MarkPrice
@@ -645,6 +749,11 @@ type EngineEvent_CancelRejected struct {
 	CancelRejected *CancelRejected `protobuf:"bytes,14,opt,name=cancel_rejected,json=cancelRejected,proto3,oneof"`
 }
 
+type EngineEvent_Funding struct {
+	// A perpetual's funding was settled.
+	Funding *FundingSettled `protobuf:"bytes,16,opt,name=funding,proto3,oneof"`
+}
+
 func (*EngineEvent_Accepted) isEngineEvent_Event() {}
 
 func (*EngineEvent_Rejected) isEngineEvent_Event() {}
@@ -656,6 +765,8 @@ func (*EngineEvent_Cancelled) isEngineEvent_Event() {}
 func (*EngineEvent_Expired) isEngineEvent_Event() {}
 
 func (*EngineEvent_CancelRejected) isEngineEvent_Event() {}
+
+func (*EngineEvent_Funding) isEngineEvent_Event() {}
 
 // BookLevelChange is the new total of one price level of the book.
 type BookLevelChange struct {
@@ -672,7 +783,7 @@ type BookLevelChange struct {
 
 func (x *BookLevelChange) Reset() {
 	*x = BookLevelChange{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +795,7 @@ func (x *BookLevelChange) String() string {
 func (*BookLevelChange) ProtoMessage() {}
 
 func (x *BookLevelChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +808,7 @@ func (x *BookLevelChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookLevelChange.ProtoReflect.Descriptor instead.
 func (*BookLevelChange) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{4}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BookLevelChange) GetSide() v1.Side {
@@ -746,7 +857,7 @@ type OrderAccepted struct {
 
 func (x *OrderAccepted) Reset() {
 	*x = OrderAccepted{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +869,7 @@ func (x *OrderAccepted) String() string {
 func (*OrderAccepted) ProtoMessage() {}
 
 func (x *OrderAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +882,7 @@ func (x *OrderAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderAccepted.ProtoReflect.Descriptor instead.
 func (*OrderAccepted) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{5}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *OrderAccepted) GetOrderId() string {
@@ -847,7 +958,7 @@ type OrderRejected struct {
 
 func (x *OrderRejected) Reset() {
 	*x = OrderRejected{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +970,7 @@ func (x *OrderRejected) String() string {
 func (*OrderRejected) ProtoMessage() {}
 
 func (x *OrderRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +983,7 @@ func (x *OrderRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderRejected.ProtoReflect.Descriptor instead.
 func (*OrderRejected) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{6}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OrderRejected) GetOrderId() string {
@@ -946,7 +1057,7 @@ type Trade struct {
 
 func (x *Trade) Reset() {
 	*x = Trade{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1069,7 @@ func (x *Trade) String() string {
 func (*Trade) ProtoMessage() {}
 
 func (x *Trade) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1082,7 @@ func (x *Trade) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trade.ProtoReflect.Descriptor instead.
 func (*Trade) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{7}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Trade) GetTradeId() string {
@@ -1115,7 +1226,7 @@ type PositionChange struct {
 
 func (x *PositionChange) Reset() {
 	*x = PositionChange{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1238,7 @@ func (x *PositionChange) String() string {
 func (*PositionChange) ProtoMessage() {}
 
 func (x *PositionChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1251,7 @@ func (x *PositionChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionChange.ProtoReflect.Descriptor instead.
 func (*PositionChange) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{8}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PositionChange) GetSize() string {
@@ -1220,7 +1331,7 @@ type OrderCancelled struct {
 
 func (x *OrderCancelled) Reset() {
 	*x = OrderCancelled{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1343,7 @@ func (x *OrderCancelled) String() string {
 func (*OrderCancelled) ProtoMessage() {}
 
 func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1356,7 @@ func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCancelled.ProtoReflect.Descriptor instead.
 func (*OrderCancelled) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{9}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OrderCancelled) GetOrderId() string {
@@ -1307,7 +1418,7 @@ type OrderExpired struct {
 
 func (x *OrderExpired) Reset() {
 	*x = OrderExpired{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1430,7 @@ func (x *OrderExpired) String() string {
 func (*OrderExpired) ProtoMessage() {}
 
 func (x *OrderExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1443,7 @@ func (x *OrderExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderExpired.ProtoReflect.Descriptor instead.
 func (*OrderExpired) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{10}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OrderExpired) GetOrderId() string {
@@ -1380,7 +1491,7 @@ type CancelRejected struct {
 
 func (x *CancelRejected) Reset() {
 	*x = CancelRejected{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1503,7 @@ func (x *CancelRejected) String() string {
 func (*CancelRejected) ProtoMessage() {}
 
 func (x *CancelRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1516,7 @@ func (x *CancelRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRejected.ProtoReflect.Descriptor instead.
 func (*CancelRejected) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{11}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelRejected) GetOrderId() string {
@@ -1436,19 +1547,214 @@ func (x *CancelRejected) GetMessage() string {
 	return ""
 }
 
+// FundingSettled is a perpetual's funding of one interval: every open position paid
+// size x mark x rate (or received it when negative) from or into its margin. Amounts are
+// at the notional scale.
+type FundingSettled struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The end of the interval (the tick's).
+	IntervalEnd *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=interval_end,json=intervalEnd,proto3" json:"interval_end,omitempty"`
+	// The rate, a fraction with at most 6 digits: the impact mid's premium over the index,
+	// clamped. Above zero longs pay shorts.
+	Rate string `protobuf:"bytes,2,opt,name=rate,proto3" json:"rate,omitempty"`
+	// The mark price the payments were measured at.
+	MarkPrice string `protobuf:"bytes,3,opt,name=mark_price,json=markPrice,proto3" json:"mark_price,omitempty"`
+	// The index price, impact bid and impact ask the rate came from (the mark for one the
+	// book or the tick could not give).
+	IndexPrice string `protobuf:"bytes,4,opt,name=index_price,json=indexPrice,proto3" json:"index_price,omitempty"`
+	// The average price of selling impact_notional into the bids.
+	ImpactBid string `protobuf:"bytes,5,opt,name=impact_bid,json=impactBid,proto3" json:"impact_bid,omitempty"`
+	// The average price of buying impact_notional from the asks.
+	ImpactAsk string `protobuf:"bytes,6,opt,name=impact_ask,json=impactAsk,proto3" json:"impact_ask,omitempty"`
+	// Each position's payment, by account.
+	Payments []*FundingPayment `protobuf:"bytes,7,rep,name=payments,proto3" json:"payments,omitempty"`
+	// What the insurance fund gets (the payers' rounding up) less what it pays (shortfalls
+	// of margins that could not pay); negative when it pays more.
+	Insurance     string `protobuf:"bytes,8,opt,name=insurance,proto3" json:"insurance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FundingSettled) Reset() {
+	*x = FundingSettled{}
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FundingSettled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FundingSettled) ProtoMessage() {}
+
+func (x *FundingSettled) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FundingSettled.ProtoReflect.Descriptor instead.
+func (*FundingSettled) Descriptor() ([]byte, []int) {
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FundingSettled) GetIntervalEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IntervalEnd
+	}
+	return nil
+}
+
+func (x *FundingSettled) GetRate() string {
+	if x != nil {
+		return x.Rate
+	}
+	return ""
+}
+
+func (x *FundingSettled) GetMarkPrice() string {
+	if x != nil {
+		return x.MarkPrice
+	}
+	return ""
+}
+
+func (x *FundingSettled) GetIndexPrice() string {
+	if x != nil {
+		return x.IndexPrice
+	}
+	return ""
+}
+
+func (x *FundingSettled) GetImpactBid() string {
+	if x != nil {
+		return x.ImpactBid
+	}
+	return ""
+}
+
+func (x *FundingSettled) GetImpactAsk() string {
+	if x != nil {
+		return x.ImpactAsk
+	}
+	return ""
+}
+
+func (x *FundingSettled) GetPayments() []*FundingPayment {
+	if x != nil {
+		return x.Payments
+	}
+	return nil
+}
+
+func (x *FundingSettled) GetInsurance() string {
+	if x != nil {
+		return x.Insurance
+	}
+	return ""
+}
+
+// FundingPayment is one position's funding.
+type FundingPayment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// What the position paid, taken from its margin (negative: what it received into it).
+	Amount string `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Its margin after.
+	Margin string `protobuf:"bytes,3,opt,name=margin,proto3" json:"margin,omitempty"`
+	// What its margin could not pay (the insurance fund pays it).
+	Shortfall     string `protobuf:"bytes,4,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FundingPayment) Reset() {
+	*x = FundingPayment{}
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FundingPayment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FundingPayment) ProtoMessage() {}
+
+func (x *FundingPayment) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FundingPayment.ProtoReflect.Descriptor instead.
+func (*FundingPayment) Descriptor() ([]byte, []int) {
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FundingPayment) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *FundingPayment) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *FundingPayment) GetMargin() string {
+	if x != nil {
+		return x.Margin
+	}
+	return ""
+}
+
+func (x *FundingPayment) GetShortfall() string {
+	if x != nil {
+		return x.Shortfall
+	}
+	return ""
+}
+
 var File_tradex_engine_v1_engine_proto protoreflect.FileDescriptor
 
 const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtradex/engine/v1/engine.proto\x12\x10tradex.engine.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\x84\x02\n" +
+	"\x1dtradex/engine/v1/engine.proto\x12\x10tradex.engine.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\xbf\x02\n" +
 	"\fOrderCommand\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12#\n" +
 	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x123\n" +
 	"\asent_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x127\n" +
 	"\x06submit\x18\x04 \x01(\v2\x1d.tradex.engine.v1.SubmitOrderH\x00R\x06submit\x127\n" +
-	"\x06cancel\x18\x05 \x01(\v2\x1d.tradex.engine.v1.CancelOrderH\x00R\x06cancelB\t\n" +
-	"\acommand\"\xfa\x04\n" +
+	"\x06cancel\x18\x05 \x01(\v2\x1d.tradex.engine.v1.CancelOrderH\x00R\x06cancel\x129\n" +
+	"\afunding\x18\x06 \x01(\v2\x1d.tradex.engine.v1.FundingTickH\x00R\afundingB\t\n" +
+	"\acommand\"\xb5\x01\n" +
+	"\vFundingTick\x12=\n" +
+	"\finterval_end\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vintervalEnd\x12\x1f\n" +
+	"\vindex_price\x18\x02 \x01(\tR\n" +
+	"indexPrice\x12\x1d\n" +
+	"\n" +
+	"rate_clamp\x18\x03 \x01(\tR\trateClamp\x12'\n" +
+	"\x0fimpact_notional\x18\x04 \x01(\tR\x0eimpactNotional\"\xfa\x04\n" +
 	"\vSubmitOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1474,7 +1780,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x126\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xf5\x05\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xb3\x06\n" +
 	"\vEngineEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12#\n" +
 	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12%\n" +
@@ -1493,7 +1799,8 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\x05trade\x18\v \x01(\v2\x17.tradex.engine.v1.TradeH\x00R\x05trade\x12@\n" +
 	"\tcancelled\x18\f \x01(\v2 .tradex.engine.v1.OrderCancelledH\x00R\tcancelled\x12:\n" +
 	"\aexpired\x18\r \x01(\v2\x1e.tradex.engine.v1.OrderExpiredH\x00R\aexpired\x12K\n" +
-	"\x0fcancel_rejected\x18\x0e \x01(\v2 .tradex.engine.v1.CancelRejectedH\x00R\x0ecancelRejected\x12\x1d\n" +
+	"\x0fcancel_rejected\x18\x0e \x01(\v2 .tradex.engine.v1.CancelRejectedH\x00R\x0ecancelRejected\x12<\n" +
+	"\afunding\x18\x10 \x01(\v2 .tradex.engine.v1.FundingSettledH\x00R\afunding\x12\x1d\n" +
 	"\n" +
 	"mark_price\x18\x0f \x01(\tR\tmarkPriceB\a\n" +
 	"\x05event\"o\n" +
@@ -1566,7 +1873,26 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x126\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.RejectReasonR\x06reason\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessageB\xc5\x01\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xbd\x02\n" +
+	"\x0eFundingSettled\x12=\n" +
+	"\finterval_end\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vintervalEnd\x12\x12\n" +
+	"\x04rate\x18\x02 \x01(\tR\x04rate\x12\x1d\n" +
+	"\n" +
+	"mark_price\x18\x03 \x01(\tR\tmarkPrice\x12\x1f\n" +
+	"\vindex_price\x18\x04 \x01(\tR\n" +
+	"indexPrice\x12\x1d\n" +
+	"\n" +
+	"impact_bid\x18\x05 \x01(\tR\timpactBid\x12\x1d\n" +
+	"\n" +
+	"impact_ask\x18\x06 \x01(\tR\timpactAsk\x12<\n" +
+	"\bpayments\x18\a \x03(\v2 .tradex.engine.v1.FundingPaymentR\bpayments\x12\x1c\n" +
+	"\tinsurance\x18\b \x01(\tR\tinsurance\"}\n" +
+	"\x0eFundingPayment\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\tR\x06amount\x12\x16\n" +
+	"\x06margin\x18\x03 \x01(\tR\x06margin\x12\x1c\n" +
+	"\tshortfall\x18\x04 \x01(\tR\tshortfallB\xc5\x01\n" +
 	"\x14com.tradex.engine.v1B\vEngineProtoP\x01Z>github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1;enginev1\xa2\x02\x03TEX\xaa\x02\x10Tradex.Engine.V1\xca\x02\x10Tradex\\Engine\\V1\xe2\x02\x1cTradex\\Engine\\V1\\GPBMetadata\xea\x02\x12Tradex::Engine::V1b\x06proto3"
 
 var (
@@ -1581,64 +1907,72 @@ func file_tradex_engine_v1_engine_proto_rawDescGZIP() []byte {
 	return file_tradex_engine_v1_engine_proto_rawDescData
 }
 
-var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tradex_engine_v1_engine_proto_goTypes = []any{
 	(*OrderCommand)(nil),          // 0: tradex.engine.v1.OrderCommand
-	(*SubmitOrder)(nil),           // 1: tradex.engine.v1.SubmitOrder
-	(*CancelOrder)(nil),           // 2: tradex.engine.v1.CancelOrder
-	(*EngineEvent)(nil),           // 3: tradex.engine.v1.EngineEvent
-	(*BookLevelChange)(nil),       // 4: tradex.engine.v1.BookLevelChange
-	(*OrderAccepted)(nil),         // 5: tradex.engine.v1.OrderAccepted
-	(*OrderRejected)(nil),         // 6: tradex.engine.v1.OrderRejected
-	(*Trade)(nil),                 // 7: tradex.engine.v1.Trade
-	(*PositionChange)(nil),        // 8: tradex.engine.v1.PositionChange
-	(*OrderCancelled)(nil),        // 9: tradex.engine.v1.OrderCancelled
-	(*OrderExpired)(nil),          // 10: tradex.engine.v1.OrderExpired
-	(*CancelRejected)(nil),        // 11: tradex.engine.v1.CancelRejected
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(v1.Side)(0),                  // 13: tradex.common.v1.Side
-	(v1.OrderType)(0),             // 14: tradex.common.v1.OrderType
-	(v1.TimeInForce)(0),           // 15: tradex.common.v1.TimeInForce
-	(v1.SelfTradePrevention)(0),   // 16: tradex.common.v1.SelfTradePrevention
-	(v1.CancelReason)(0),          // 17: tradex.common.v1.CancelReason
-	(v1.RejectReason)(0),          // 18: tradex.common.v1.RejectReason
-	(v1.ExpireReason)(0),          // 19: tradex.common.v1.ExpireReason
+	(*FundingTick)(nil),           // 1: tradex.engine.v1.FundingTick
+	(*SubmitOrder)(nil),           // 2: tradex.engine.v1.SubmitOrder
+	(*CancelOrder)(nil),           // 3: tradex.engine.v1.CancelOrder
+	(*EngineEvent)(nil),           // 4: tradex.engine.v1.EngineEvent
+	(*BookLevelChange)(nil),       // 5: tradex.engine.v1.BookLevelChange
+	(*OrderAccepted)(nil),         // 6: tradex.engine.v1.OrderAccepted
+	(*OrderRejected)(nil),         // 7: tradex.engine.v1.OrderRejected
+	(*Trade)(nil),                 // 8: tradex.engine.v1.Trade
+	(*PositionChange)(nil),        // 9: tradex.engine.v1.PositionChange
+	(*OrderCancelled)(nil),        // 10: tradex.engine.v1.OrderCancelled
+	(*OrderExpired)(nil),          // 11: tradex.engine.v1.OrderExpired
+	(*CancelRejected)(nil),        // 12: tradex.engine.v1.CancelRejected
+	(*FundingSettled)(nil),        // 13: tradex.engine.v1.FundingSettled
+	(*FundingPayment)(nil),        // 14: tradex.engine.v1.FundingPayment
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(v1.Side)(0),                  // 16: tradex.common.v1.Side
+	(v1.OrderType)(0),             // 17: tradex.common.v1.OrderType
+	(v1.TimeInForce)(0),           // 18: tradex.common.v1.TimeInForce
+	(v1.SelfTradePrevention)(0),   // 19: tradex.common.v1.SelfTradePrevention
+	(v1.CancelReason)(0),          // 20: tradex.common.v1.CancelReason
+	(v1.RejectReason)(0),          // 21: tradex.common.v1.RejectReason
+	(v1.ExpireReason)(0),          // 22: tradex.common.v1.ExpireReason
 }
 var file_tradex_engine_v1_engine_proto_depIdxs = []int32{
-	12, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
-	1,  // 1: tradex.engine.v1.OrderCommand.submit:type_name -> tradex.engine.v1.SubmitOrder
-	2,  // 2: tradex.engine.v1.OrderCommand.cancel:type_name -> tradex.engine.v1.CancelOrder
-	13, // 3: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
-	14, // 4: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
-	15, // 5: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	16, // 6: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	17, // 7: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
-	12, // 8: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
-	4,  // 9: tradex.engine.v1.EngineEvent.book_changes:type_name -> tradex.engine.v1.BookLevelChange
-	5,  // 10: tradex.engine.v1.EngineEvent.accepted:type_name -> tradex.engine.v1.OrderAccepted
-	6,  // 11: tradex.engine.v1.EngineEvent.rejected:type_name -> tradex.engine.v1.OrderRejected
-	7,  // 12: tradex.engine.v1.EngineEvent.trade:type_name -> tradex.engine.v1.Trade
-	9,  // 13: tradex.engine.v1.EngineEvent.cancelled:type_name -> tradex.engine.v1.OrderCancelled
-	10, // 14: tradex.engine.v1.EngineEvent.expired:type_name -> tradex.engine.v1.OrderExpired
-	11, // 15: tradex.engine.v1.EngineEvent.cancel_rejected:type_name -> tradex.engine.v1.CancelRejected
-	13, // 16: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
-	13, // 17: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
-	14, // 18: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
-	15, // 19: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	18, // 20: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
-	13, // 21: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
-	13, // 22: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
-	8,  // 23: tradex.engine.v1.Trade.taker_position:type_name -> tradex.engine.v1.PositionChange
-	8,  // 24: tradex.engine.v1.Trade.maker_position:type_name -> tradex.engine.v1.PositionChange
-	13, // 25: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
-	17, // 26: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
-	19, // 27: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
-	18, // 28: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	15, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
+	2,  // 1: tradex.engine.v1.OrderCommand.submit:type_name -> tradex.engine.v1.SubmitOrder
+	3,  // 2: tradex.engine.v1.OrderCommand.cancel:type_name -> tradex.engine.v1.CancelOrder
+	1,  // 3: tradex.engine.v1.OrderCommand.funding:type_name -> tradex.engine.v1.FundingTick
+	15, // 4: tradex.engine.v1.FundingTick.interval_end:type_name -> google.protobuf.Timestamp
+	16, // 5: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
+	17, // 6: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
+	18, // 7: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	19, // 8: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	20, // 9: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
+	15, // 10: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
+	5,  // 11: tradex.engine.v1.EngineEvent.book_changes:type_name -> tradex.engine.v1.BookLevelChange
+	6,  // 12: tradex.engine.v1.EngineEvent.accepted:type_name -> tradex.engine.v1.OrderAccepted
+	7,  // 13: tradex.engine.v1.EngineEvent.rejected:type_name -> tradex.engine.v1.OrderRejected
+	8,  // 14: tradex.engine.v1.EngineEvent.trade:type_name -> tradex.engine.v1.Trade
+	10, // 15: tradex.engine.v1.EngineEvent.cancelled:type_name -> tradex.engine.v1.OrderCancelled
+	11, // 16: tradex.engine.v1.EngineEvent.expired:type_name -> tradex.engine.v1.OrderExpired
+	12, // 17: tradex.engine.v1.EngineEvent.cancel_rejected:type_name -> tradex.engine.v1.CancelRejected
+	13, // 18: tradex.engine.v1.EngineEvent.funding:type_name -> tradex.engine.v1.FundingSettled
+	16, // 19: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
+	16, // 20: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
+	17, // 21: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
+	18, // 22: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	21, // 23: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
+	16, // 24: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
+	16, // 25: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
+	9,  // 26: tradex.engine.v1.Trade.taker_position:type_name -> tradex.engine.v1.PositionChange
+	9,  // 27: tradex.engine.v1.Trade.maker_position:type_name -> tradex.engine.v1.PositionChange
+	16, // 28: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
+	20, // 29: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
+	22, // 30: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
+	21, // 31: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
+	15, // 32: tradex.engine.v1.FundingSettled.interval_end:type_name -> google.protobuf.Timestamp
+	14, // 33: tradex.engine.v1.FundingSettled.payments:type_name -> tradex.engine.v1.FundingPayment
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_tradex_engine_v1_engine_proto_init() }
@@ -1649,14 +1983,16 @@ func file_tradex_engine_v1_engine_proto_init() {
 	file_tradex_engine_v1_engine_proto_msgTypes[0].OneofWrappers = []any{
 		(*OrderCommand_Submit)(nil),
 		(*OrderCommand_Cancel)(nil),
+		(*OrderCommand_Funding)(nil),
 	}
-	file_tradex_engine_v1_engine_proto_msgTypes[3].OneofWrappers = []any{
+	file_tradex_engine_v1_engine_proto_msgTypes[4].OneofWrappers = []any{
 		(*EngineEvent_Accepted)(nil),
 		(*EngineEvent_Rejected)(nil),
 		(*EngineEvent_Trade)(nil),
 		(*EngineEvent_Cancelled)(nil),
 		(*EngineEvent_Expired)(nil),
 		(*EngineEvent_CancelRejected)(nil),
+		(*EngineEvent_Funding)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1664,7 +2000,7 @@ func file_tradex_engine_v1_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_engine_v1_engine_proto_rawDesc), len(file_tradex_engine_v1_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/engine/v1/engine.proto.
  */
 export const file_tradex_engine_v1_engine: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFkZXgvZW5naW5lL3YxL2VuZ2luZS5wcm90bxIQdHJhZGV4LmVuZ2luZS52MSLTAQoMT3JkZXJDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZzdWJtaXQYBCABKAsyHS50cmFkZXguZW5naW5lLnYxLlN1Ym1pdE9yZGVySAASLwoGY2FuY2VsGAUgASgLMh0udHJhZGV4LmVuZ2luZS52MS5DYW5jZWxPcmRlckgAQgkKB2NvbW1hbmQiyAMKC1N1Ym1pdE9yZGVyEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIpCgR0eXBlGAQgASgOMhsudHJhZGV4LmNvbW1vbi52MS5PcmRlclR5cGUSNAoNdGltZV9pbl9mb3JjZRgFIAEoDjIdLnRyYWRleC5jb21tb24udjEuVGltZUluRm9yY2USEQoJcG9zdF9vbmx5GAYgASgIEg0KBXByaWNlGAcgASgJEhAKCHF1YW50aXR5GAggASgJEhMKC3ByaWNlX3NjYWxlGAkgASgFEhYKDnF1YW50aXR5X3NjYWxlGAogASgFEkQKFXNlbGZfdHJhZGVfcHJldmVudGlvbhgLIAEoDjIlLnRyYWRleC5jb21tb24udjEuU2VsZlRyYWRlUHJldmVudGlvbhIWCg5tYWtlcl9mZWVfcmF0ZRgMIAEoCRIWCg50YWtlcl9mZWVfcmF0ZRgNIAEoCRIQCghsZXZlcmFnZRgOIAEoBRIOCgZtYXJnaW4YDyABKAkSEwoLcmVkdWNlX29ubHkYECABKAgiYwoLQ2FuY2VsT3JkZXISEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLkNhbmNlbFJlYXNvbiLLBAoLRW5naW5lRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIWCg5pbnB1dF9zZXF1ZW5jZRgDIAEoBBITCgtpbnB1dF9pbmRleBgEIAEoDRIQCghzZXF1ZW5jZRgFIAEoBBIvCgtlbmdpbmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY29tbWFuZF9pZBgHIAEoCRI3Cgxib29rX2NoYW5nZXMYCCADKAsyIS50cmFkZXguZW5naW5lLnYxLkJvb2tMZXZlbENoYW5nZRIzCghhY2NlcHRlZBgJIAEoCzIfLnRyYWRleC5lbmdpbmUudjEuT3JkZXJBY2NlcHRlZEgAEjMKCHJlamVjdGVkGAogASgLMh8udHJhZGV4LmVuZ2luZS52MS5PcmRlclJlamVjdGVkSAASKAoFdHJhZGUYCyABKAsyFy50cmFkZXguZW5naW5lLnYxLlRyYWRlSAASNQoJY2FuY2VsbGVkGAwgASgLMiAudHJhZGV4LmVuZ2luZS52MS5PcmRlckNhbmNlbGxlZEgAEjEKB2V4cGlyZWQYDSABKAsyHi50cmFkZXguZW5naW5lLnYxLk9yZGVyRXhwaXJlZEgAEjsKD2NhbmNlbF9yZWplY3RlZBgOIAEoCzIgLnRyYWRleC5lbmdpbmUudjEuQ2FuY2VsUmVqZWN0ZWRIABISCgptYXJrX3ByaWNlGA8gASgJQgcKBWV2ZW50IlgKD0Jvb2tMZXZlbENoYW5nZRIkCgRzaWRlGAEgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEg0KBXByaWNlGAIgASgJEhAKCHF1YW50aXR5GAMgASgJIvABCg1PcmRlckFjY2VwdGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIpCgR0eXBlGAQgASgOMhsudHJhZGV4LmNvbW1vbi52MS5PcmRlclR5cGUSNAoNdGltZV9pbl9mb3JjZRgFIAEoDjIdLnRyYWRleC5jb21tb24udjEuVGltZUluRm9yY2USEQoJcG9zdF9vbmx5GAYgASgIEg0KBXByaWNlGAcgASgJEhAKCHF1YW50aXR5GAggASgJInYKDU9yZGVyUmVqZWN0ZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLlJlamVjdFJlYXNvbhIPCgdtZXNzYWdlGAQgASgJIuwDCgVUcmFkZRIQCgh0cmFkZV9pZBgBIAEoCRINCgVwcmljZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoCRIWCg5xdW90ZV9xdWFudGl0eRgEIAEoCRIWCg50YWtlcl9vcmRlcl9pZBgFIAEoCRIYChB0YWtlcl9hY2NvdW50X2lkGAYgASgJEioKCnRha2VyX3NpZGUYByABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSIAoYdGFrZXJfcmVtYWluaW5nX3F1YW50aXR5GAggASgJEhYKDm1ha2VyX29yZGVyX2lkGAkgASgJEhgKEG1ha2VyX2FjY291bnRfaWQYCiABKAkSKgoKbWFrZXJfc2lkZRgLIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIgChhtYWtlcl9yZW1haW5pbmdfcXVhbnRpdHkYDCABKAkSEQoJdGFrZXJfZmVlGA0gASgJEhEKCW1ha2VyX2ZlZRgOIAEoCRI4Cg50YWtlcl9wb3NpdGlvbhgPIAEoCzIgLnRyYWRleC5lbmdpbmUudjEuUG9zaXRpb25DaGFuZ2USOAoObWFrZXJfcG9zaXRpb24YECABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlIrABCg5Qb3NpdGlvbkNoYW5nZRIMCgRzaXplGAEgASgJEhMKC2VudHJ5X3ZhbHVlGAIgASgJEg4KBm1hcmdpbhgDIAEoCRIZChFtYXJnaW5fZnJvbV9vcmRlchgEIAEoCRIUCgxyZWFsaXplZF9wbmwYBSABKAkSFwoPcmVsZWFzZWRfbWFyZ2luGAYgASgJEg4KBnBheW91dBgHIAEoCRIRCglzaG9ydGZhbGwYCCABKAkitwEKDk9yZGVyQ2FuY2VsbGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRINCgVwcmljZRgEIAEoCRIaChJyZW1haW5pbmdfcXVhbnRpdHkYBSABKAkSLgoGcmVhc29uGAYgASgOMh4udHJhZGV4LmNvbW1vbi52MS5DYW5jZWxSZWFzb24igAEKDE9yZGVyRXhwaXJlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhoKEnJlbWFpbmluZ19xdWFudGl0eRgDIAEoCRIuCgZyZWFzb24YBCABKA4yHi50cmFkZXguY29tbW9uLnYxLkV4cGlyZVJlYXNvbiJ3Cg5DYW5jZWxSZWplY3RlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuUmVqZWN0UmVhc29uEg8KB21lc3NhZ2UYBCABKAlCxQEKFGNvbS50cmFkZXguZW5naW5lLnYxQgtFbmdpbmVQcm90b1ABWj5naXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L2VuZ2luZS92MTtlbmdpbmV2MaICA1RFWKoCEFRyYWRleC5FbmdpbmUuVjHKAhBUcmFkZXhcRW5naW5lXFYx4gIcVHJhZGV4XEVuZ2luZVxWMVxHUEJNZXRhZGF0YeoCElRyYWRleDo6RW5naW5lOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Ch10cmFkZXgvZW5naW5lL3YxL2VuZ2luZS5wcm90bxIQdHJhZGV4LmVuZ2luZS52MSKFAgoMT3JkZXJDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZzdWJtaXQYBCABKAsyHS50cmFkZXguZW5naW5lLnYxLlN1Ym1pdE9yZGVySAASLwoGY2FuY2VsGAUgASgLMh0udHJhZGV4LmVuZ2luZS52MS5DYW5jZWxPcmRlckgAEjAKB2Z1bmRpbmcYBiABKAsyHS50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdUaWNrSABCCQoHY29tbWFuZCKBAQoLRnVuZGluZ1RpY2sSMAoMaW50ZXJ2YWxfZW5kGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtpbmRleF9wcmljZRgCIAEoCRISCgpyYXRlX2NsYW1wGAMgASgJEhcKD2ltcGFjdF9ub3Rpb25hbBgEIAEoCSLIAwoLU3VibWl0T3JkZXISEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIkCgRzaWRlGAMgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBCABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRI0Cg10aW1lX2luX2ZvcmNlGAUgASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYBiABKAgSDQoFcHJpY2UYByABKAkSEAoIcXVhbnRpdHkYCCABKAkSEwoLcHJpY2Vfc2NhbGUYCSABKAUSFgoOcXVhbnRpdHlfc2NhbGUYCiABKAUSRAoVc2VsZl90cmFkZV9wcmV2ZW50aW9uGAsgASgOMiUudHJhZGV4LmNvbW1vbi52MS5TZWxmVHJhZGVQcmV2ZW50aW9uEhYKDm1ha2VyX2ZlZV9yYXRlGAwgASgJEhYKDnRha2VyX2ZlZV9yYXRlGA0gASgJEhAKCGxldmVyYWdlGA4gASgFEg4KBm1hcmdpbhgPIAEoCRITCgtyZWR1Y2Vfb25seRgQIAEoCCJjCgtDYW5jZWxPcmRlchIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uIoAFCgtFbmdpbmVFdmVudBIQCghldmVudF9pZBgBIAEoCRIVCg1pbnN0cnVtZW50X2lkGAIgASgJEhYKDmlucHV0X3NlcXVlbmNlGAMgASgEEhMKC2lucHV0X2luZGV4GAQgASgNEhAKCHNlcXVlbmNlGAUgASgEEi8KC2VuZ2luZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjb21tYW5kX2lkGAcgASgJEjcKDGJvb2tfY2hhbmdlcxgIIAMoCzIhLnRyYWRleC5lbmdpbmUudjEuQm9va0xldmVsQ2hhbmdlEjMKCGFjY2VwdGVkGAkgASgLMh8udHJhZGV4LmVuZ2luZS52MS5PcmRlckFjY2VwdGVkSAASMwoIcmVqZWN0ZWQYCiABKAsyHy50cmFkZXguZW5naW5lLnYxLk9yZGVyUmVqZWN0ZWRIABIoCgV0cmFkZRgLIAEoCzIXLnRyYWRleC5lbmdpbmUudjEuVHJhZGVIABI1CgljYW5jZWxsZWQYDCABKAsyIC50cmFkZXguZW5naW5lLnYxLk9yZGVyQ2FuY2VsbGVkSAASMQoHZXhwaXJlZBgNIAEoCzIeLnRyYWRleC5lbmdpbmUudjEuT3JkZXJFeHBpcmVkSAASOwoPY2FuY2VsX3JlamVjdGVkGA4gASgLMiAudHJhZGV4LmVuZ2luZS52MS5DYW5jZWxSZWplY3RlZEgAEjMKB2Z1bmRpbmcYECABKAsyIC50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdTZXR0bGVkSAASEgoKbWFya19wcmljZRgPIAEoCUIHCgVldmVudCJYCg9Cb29rTGV2ZWxDaGFuZ2USJAoEc2lkZRgBIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRINCgVwcmljZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoCSLwAQoNT3JkZXJBY2NlcHRlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiQKBHNpZGUYAyABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSKQoEdHlwZRgEIAEoDjIbLnRyYWRleC5jb21tb24udjEuT3JkZXJUeXBlEjQKDXRpbWVfaW5fZm9yY2UYBSABKA4yHS50cmFkZXguY29tbW9uLnYxLlRpbWVJbkZvcmNlEhEKCXBvc3Rfb25seRgGIAEoCBINCgVwcmljZRgHIAEoCRIQCghxdWFudGl0eRgIIAEoCSJ2Cg1PcmRlclJlamVjdGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSLgoGcmVhc29uGAMgASgOMh4udHJhZGV4LmNvbW1vbi52MS5SZWplY3RSZWFzb24SDwoHbWVzc2FnZRgEIAEoCSLsAwoFVHJhZGUSEAoIdHJhZGVfaWQYASABKAkSDQoFcHJpY2UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAkSFgoOcXVvdGVfcXVhbnRpdHkYBCABKAkSFgoOdGFrZXJfb3JkZXJfaWQYBSABKAkSGAoQdGFrZXJfYWNjb3VudF9pZBgGIAEoCRIqCgp0YWtlcl9zaWRlGAcgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEiAKGHRha2VyX3JlbWFpbmluZ19xdWFudGl0eRgIIAEoCRIWCg5tYWtlcl9vcmRlcl9pZBgJIAEoCRIYChBtYWtlcl9hY2NvdW50X2lkGAogASgJEioKCm1ha2VyX3NpZGUYCyABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSIAoYbWFrZXJfcmVtYWluaW5nX3F1YW50aXR5GAwgASgJEhEKCXRha2VyX2ZlZRgNIAEoCRIRCgltYWtlcl9mZWUYDiABKAkSOAoOdGFrZXJfcG9zaXRpb24YDyABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlEjgKDm1ha2VyX3Bvc2l0aW9uGBAgASgLMiAudHJhZGV4LmVuZ2luZS52MS5Qb3NpdGlvbkNoYW5nZSKwAQoOUG9zaXRpb25DaGFuZ2USDAoEc2l6ZRgBIAEoCRITCgtlbnRyeV92YWx1ZRgCIAEoCRIOCgZtYXJnaW4YAyABKAkSGQoRbWFyZ2luX2Zyb21fb3JkZXIYBCABKAkSFAoMcmVhbGl6ZWRfcG5sGAUgASgJEhcKD3JlbGVhc2VkX21hcmdpbhgGIAEoCRIOCgZwYXlvdXQYByABKAkSEQoJc2hvcnRmYWxsGAggASgJIrcBCg5PcmRlckNhbmNlbGxlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiQKBHNpZGUYAyABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSDQoFcHJpY2UYBCABKAkSGgoScmVtYWluaW5nX3F1YW50aXR5GAUgASgJEi4KBnJlYXNvbhgGIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uIoABCgxPcmRlckV4cGlyZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIaChJyZW1haW5pbmdfcXVhbnRpdHkYAyABKAkSLgoGcmVhc29uGAQgASgOMh4udHJhZGV4LmNvbW1vbi52MS5FeHBpcmVSZWFzb24idwoOQ2FuY2VsUmVqZWN0ZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLlJlamVjdFJlYXNvbhIPCgdtZXNzYWdlGAQgASgJIugBCg5GdW5kaW5nU2V0dGxlZBIwCgxpbnRlcnZhbF9lbmQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHJhdGUYAiABKAkSEgoKbWFya19wcmljZRgDIAEoCRITCgtpbmRleF9wcmljZRgEIAEoCRISCgppbXBhY3RfYmlkGAUgASgJEhIKCmltcGFjdF9hc2sYBiABKAkSMgoIcGF5bWVudHMYByADKAsyIC50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdQYXltZW50EhEKCWluc3VyYW5jZRgIIAEoCSJXCg5GdW5kaW5nUGF5bWVudBISCgphY2NvdW50X2lkGAEgASgJEg4KBmFtb3VudBgCIAEoCRIOCgZtYXJnaW4YAyABKAkSEQoJc2hvcnRmYWxsGAQgASgJQsUBChRjb20udHJhZGV4LmVuZ2luZS52MUILRW5naW5lUHJvdG9QAVo+Z2l0aHViLmNvbS90cmFkZXgtbWVzaC90cmFkZXgvZ2VuL2dvL3RyYWRleC9lbmdpbmUvdjE7ZW5naW5ldjGiAgNURViqAhBUcmFkZXguRW5naW5lLlYxygIQVHJhZGV4XEVuZ2luZVxWMeICHFRyYWRleFxFbmdpbmVcVjFcR1BCTWV0YWRhdGHqAhJUcmFkZXg6OkVuZ2luZTo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * OrderCommand is the payload of engine.order.v1 (key: the instrument): an instruction to
@@ -78,6 +78,14 @@ export type OrderCommand = Message<"tradex.engine.v1.OrderCommand"> & {
      */
     value: CancelOrder;
     case: "cancel";
+  } | {
+    /**
+     * Settle a perpetual's funding for one interval.
+     *
+     * @generated from field: tradex.engine.v1.FundingTick funding = 6;
+     */
+    value: FundingTick;
+    case: "funding";
   } | { case: undefined; value?: undefined };
 };
 
@@ -87,6 +95,52 @@ export type OrderCommand = Message<"tradex.engine.v1.OrderCommand"> & {
  */
 export const OrderCommandSchema: GenMessage<OrderCommand> = /*@__PURE__*/
   messageDesc(file_tradex_engine_v1_engine, 0);
+
+/**
+ * FundingTick settles a perpetual's funding for the interval that ends at interval_end
+ * (docs/perpetuals.md). It is published once per interval (message id
+ * "funding:<instrument>:<interval_end>") and carries what the engine cannot know itself,
+ * as of the tick, so that a replay settles the same.
+ *
+ * @generated from message tradex.engine.v1.FundingTick
+ */
+export type FundingTick = Message<"tradex.engine.v1.FundingTick"> & {
+  /**
+   * The end of the interval.
+   *
+   * @generated from field: google.protobuf.Timestamp interval_end = 1;
+   */
+  intervalEnd?: Timestamp | undefined;
+
+  /**
+   * The index price (the spot instrument's mid) at the instrument's price scale; empty
+   * when there is none: the mark price serves, and only the book's premium over it counts.
+   *
+   * @generated from field: string index_price = 2;
+   */
+  indexPrice: string;
+
+  /**
+   * The instrument's funding_rate_clamp, a fraction with at most 6 digits.
+   *
+   * @generated from field: string rate_clamp = 3;
+   */
+  rateClamp: string;
+
+  /**
+   * The instrument's impact_notional, at the notional scale.
+   *
+   * @generated from field: string impact_notional = 4;
+   */
+  impactNotional: string;
+};
+
+/**
+ * Describes the message tradex.engine.v1.FundingTick.
+ * Use `create(FundingTickSchema)` to create a new message.
+ */
+export const FundingTickSchema: GenMessage<FundingTick> = /*@__PURE__*/
+  messageDesc(file_tradex_engine_v1_engine, 1);
 
 /**
  * SubmitOrder adds an order to the book of OrderCommand.instrument_id, after the order
@@ -222,7 +276,7 @@ export type SubmitOrder = Message<"tradex.engine.v1.SubmitOrder"> & {
  * Use `create(SubmitOrderSchema)` to create a new message.
  */
 export const SubmitOrderSchema: GenMessage<SubmitOrder> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 1);
+  messageDesc(file_tradex_engine_v1_engine, 2);
 
 /**
  * CancelOrder removes a working order from the book.
@@ -258,7 +312,7 @@ export type CancelOrder = Message<"tradex.engine.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 2);
+  messageDesc(file_tradex_engine_v1_engine, 3);
 
 /**
  * EngineEvent is the payload of engine.event.v1 (key: the instrument): one effect of one
@@ -384,6 +438,14 @@ export type EngineEvent = Message<"tradex.engine.v1.EngineEvent"> & {
      */
     value: CancelRejected;
     case: "cancelRejected";
+  } | {
+    /**
+     * A perpetual's funding was settled.
+     *
+     * @generated from field: tradex.engine.v1.FundingSettled funding = 16;
+     */
+    value: FundingSettled;
+    case: "funding";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -404,7 +466,7 @@ export type EngineEvent = Message<"tradex.engine.v1.EngineEvent"> & {
  * Use `create(EngineEventSchema)` to create a new message.
  */
 export const EngineEventSchema: GenMessage<EngineEvent> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 3);
+  messageDesc(file_tradex_engine_v1_engine, 4);
 
 /**
  * BookLevelChange is the new total of one price level of the book.
@@ -439,7 +501,7 @@ export type BookLevelChange = Message<"tradex.engine.v1.BookLevelChange"> & {
  * Use `create(BookLevelChangeSchema)` to create a new message.
  */
 export const BookLevelChangeSchema: GenMessage<BookLevelChange> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 4);
+  messageDesc(file_tradex_engine_v1_engine, 5);
 
 /**
  * OrderAccepted says an order is working; trades may follow at once.
@@ -509,7 +571,7 @@ export type OrderAccepted = Message<"tradex.engine.v1.OrderAccepted"> & {
  * Use `create(OrderAcceptedSchema)` to create a new message.
  */
 export const OrderAcceptedSchema: GenMessage<OrderAccepted> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 5);
+  messageDesc(file_tradex_engine_v1_engine, 6);
 
 /**
  * OrderRejected says an order was refused; it never traded.
@@ -551,7 +613,7 @@ export type OrderRejected = Message<"tradex.engine.v1.OrderRejected"> & {
  * Use `create(OrderRejectedSchema)` to create a new message.
  */
 export const OrderRejectedSchema: GenMessage<OrderRejected> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 6);
+  messageDesc(file_tradex_engine_v1_engine, 7);
 
 /**
  * Trade is one match between an incoming (taker) order and a resting (maker) order, at
@@ -679,7 +741,7 @@ export type Trade = Message<"tradex.engine.v1.Trade"> & {
  * Use `create(TradeSchema)` to create a new message.
  */
 export const TradeSchema: GenMessage<Trade> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 7);
+  messageDesc(file_tradex_engine_v1_engine, 8);
 
 /**
  * PositionChange is what one fill did to an account's position in a perpetual
@@ -753,7 +815,7 @@ export type PositionChange = Message<"tradex.engine.v1.PositionChange"> & {
  * Use `create(PositionChangeSchema)` to create a new message.
  */
 export const PositionChangeSchema: GenMessage<PositionChange> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 8);
+  messageDesc(file_tradex_engine_v1_engine, 9);
 
 /**
  * OrderCancelled says an order, or what was left of it, was cancelled.
@@ -809,7 +871,7 @@ export type OrderCancelled = Message<"tradex.engine.v1.OrderCancelled"> & {
  * Use `create(OrderCancelledSchema)` to create a new message.
  */
 export const OrderCancelledSchema: GenMessage<OrderCancelled> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 9);
+  messageDesc(file_tradex_engine_v1_engine, 10);
 
 /**
  * OrderExpired says an order ended under its time in force without filling.
@@ -851,7 +913,7 @@ export type OrderExpired = Message<"tradex.engine.v1.OrderExpired"> & {
  * Use `create(OrderExpiredSchema)` to create a new message.
  */
 export const OrderExpiredSchema: GenMessage<OrderExpired> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 10);
+  messageDesc(file_tradex_engine_v1_engine, 11);
 
 /**
  * CancelRejected says a cancel command changed nothing.
@@ -893,5 +955,122 @@ export type CancelRejected = Message<"tradex.engine.v1.CancelRejected"> & {
  * Use `create(CancelRejectedSchema)` to create a new message.
  */
 export const CancelRejectedSchema: GenMessage<CancelRejected> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 11);
+  messageDesc(file_tradex_engine_v1_engine, 12);
+
+/**
+ * FundingSettled is a perpetual's funding of one interval: every open position paid
+ * size x mark x rate (or received it when negative) from or into its margin. Amounts are
+ * at the notional scale.
+ *
+ * @generated from message tradex.engine.v1.FundingSettled
+ */
+export type FundingSettled = Message<"tradex.engine.v1.FundingSettled"> & {
+  /**
+   * The end of the interval (the tick's).
+   *
+   * @generated from field: google.protobuf.Timestamp interval_end = 1;
+   */
+  intervalEnd?: Timestamp | undefined;
+
+  /**
+   * The rate, a fraction with at most 6 digits: the impact mid's premium over the index,
+   * clamped. Above zero longs pay shorts.
+   *
+   * @generated from field: string rate = 2;
+   */
+  rate: string;
+
+  /**
+   * The mark price the payments were measured at.
+   *
+   * @generated from field: string mark_price = 3;
+   */
+  markPrice: string;
+
+  /**
+   * The index price, impact bid and impact ask the rate came from (the mark for one the
+   * book or the tick could not give).
+   *
+   * @generated from field: string index_price = 4;
+   */
+  indexPrice: string;
+
+  /**
+   * The average price of selling impact_notional into the bids.
+   *
+   * @generated from field: string impact_bid = 5;
+   */
+  impactBid: string;
+
+  /**
+   * The average price of buying impact_notional from the asks.
+   *
+   * @generated from field: string impact_ask = 6;
+   */
+  impactAsk: string;
+
+  /**
+   * Each position's payment, by account.
+   *
+   * @generated from field: repeated tradex.engine.v1.FundingPayment payments = 7;
+   */
+  payments: FundingPayment[];
+
+  /**
+   * What the insurance fund gets (the payers' rounding up) less what it pays (shortfalls
+   * of margins that could not pay); negative when it pays more.
+   *
+   * @generated from field: string insurance = 8;
+   */
+  insurance: string;
+};
+
+/**
+ * Describes the message tradex.engine.v1.FundingSettled.
+ * Use `create(FundingSettledSchema)` to create a new message.
+ */
+export const FundingSettledSchema: GenMessage<FundingSettled> = /*@__PURE__*/
+  messageDesc(file_tradex_engine_v1_engine, 13);
+
+/**
+ * FundingPayment is one position's funding.
+ *
+ * @generated from message tradex.engine.v1.FundingPayment
+ */
+export type FundingPayment = Message<"tradex.engine.v1.FundingPayment"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * What the position paid, taken from its margin (negative: what it received into it).
+   *
+   * @generated from field: string amount = 2;
+   */
+  amount: string;
+
+  /**
+   * Its margin after.
+   *
+   * @generated from field: string margin = 3;
+   */
+  margin: string;
+
+  /**
+   * What its margin could not pay (the insurance fund pays it).
+   *
+   * @generated from field: string shortfall = 4;
+   */
+  shortfall: string;
+};
+
+/**
+ * Describes the message tradex.engine.v1.FundingPayment.
+ * Use `create(FundingPaymentSchema)` to create a new message.
+ */
+export const FundingPaymentSchema: GenMessage<FundingPayment> = /*@__PURE__*/
+  messageDesc(file_tradex_engine_v1_engine, 14);
 
