@@ -63,14 +63,13 @@ type importer struct {
 }
 
 // The import is a pipeline: the session loop polls Kafka and prepares the
-// records' messages while a writer stores the previous poll's and commits
-// its offsets, so the two overlap; and the writer sends a flight's async
-// publishes before it waits for the previous flight's acknowledgements.
-// A rebalance waits (BlockRebalanceOnPoll) until every polled record is
-// stored and committed.
+// records' messages (a flight) while a writer sends the previous flight to
+// JetStream and an acker waits for the one before's acknowledgements and
+// commits its offsets. A rebalance waits (BlockRebalanceOnPoll) until
+// every polled record is stored and committed.
 const (
-	// maxInFlight is how many flights the writer may be given at once:
-	// one whose acknowledgements it waits for, one it sends.
+	// maxInFlight is how many flights may be under way at once: one the
+	// acker waits for, one the writer sends.
 	maxInFlight = 2
 	// busyPoll bounds a poll while polled records are not committed yet:
 	// a rebalance must not wait for the next record to arrive.
