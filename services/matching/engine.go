@@ -49,6 +49,9 @@ type instrument struct {
 	// the margins of its resting orders by order id (positions.go).
 	positions  map[string]perp.Position
 	perpOrders map[string]*perpOrder
+	// mmr is the maintenance margin rate (millionths) liquidations use:
+	// the latest a perpetual's submit carried (0: none yet).
+	mmr int64
 
 	buf []book.Event
 }
@@ -127,6 +130,13 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		}
 	}
 	if mark, ok := st.updateMark(); ok {
+		st.liquidate(in.sequence, mark, func(e *book.Event, po *perpOrder) {
+			ev := st.translate(e, &orderFees{}, po)
+			emit(ev)
+			if tr := ev.GetTrade(); tr != nil {
+				tr.TradeId = ev.GetEventId()
+			}
+		}, emit)
 		out[len(out)-1].MarkPrice = decimal.Format(mark, st.priceScale)
 	}
 	st.lastInput = in.sequence

@@ -304,3 +304,66 @@ func TestFunding(t *testing.T) {
 		t.Fatalf("a tick with a clamp over 1: %v", r)
 	}
 }
+
+// A position whose equity at the mark falls below its maintenance margin
+// is liquidated: its resting orders are cancelled, an IOC order up to its
+// bankruptcy price trades what the book takes, and the insurance fund
+// takes over the rest at the bankruptcy price.
+func TestLiquidation(t *testing.T) {
+	t.Parallel()
+	st := newInstrument("BTCUSDT-PERP")
+	seq := uint64(0)
+	apply := func(c *enginev1.OrderCommand) []*enginev1.EngineEvent {
+		seq++
+		return st.apply(input{sequence: seq, cmd: c})
+	}
+	order := func(id, acct string, side commonv1.Side, tif commonv1.TimeInForce, price, qty, margin string) *enginev1.OrderCommand {
+		c := submit("BTCUSDT-PERP", id, acct, side, limit, tif, price, qty)
+		c.GetSubmit().Leverage, c.GetSubmit().Margin, c.GetSubmit().MaintenanceMarginRate = 10, margin, "0.005"
+		return c
+	}
+	apply(order("b1", "bob", sell, gtc, "50000", "1", "5000"))
+	apply(order("a1", "alice", buy, gtc, "50000", "1", "5000"))  // alice long 1 @ 50000, 10x: bankrupt at 45000
+	apply(order("a2", "alice", buy, gtc, "30000", "0.1", "300")) // resting: cancelled when she is liquidated
+	apply(order("c1", "carol", sell, gtc, "44000", "0.1", "440"))
+	apply(order("d1", "dave", buy, ioc, "44000", "0.1", "440")) // the last trade at 44000
+	apply(order("e1", "erin", buy, gtc, "45500", "0.4", "1820"))
+	var liq []*enginev1.EngineEvent
+	for range 20 { // each command moves the mark a quarter of the way to 44000
+		evs := apply(submit("BTCUSDT-PERP", fmt.Sprint("x", seq), "zed", buy, limit, gtc, "1.001", "1")) // rejected, but the mark moves
+		if len(evs) > 1 {
+			liq = evs[1:]
+			break
+		}
+	}
+	var got []string
+	for _, e := range liq {
+		switch ev := e.GetEvent().(type) {
+		case *enginev1.EngineEvent_Cancelled:
+			got = append(got, "cancelled "+ev.Cancelled.GetOrderId()+" "+ev.Cancelled.GetReason().String())
+		case *enginev1.EngineEvent_Accepted:
+			got = append(got, "accepted "+ev.Accepted.GetOrderId()+" "+ev.Accepted.GetPrice())
+		case *enginev1.EngineEvent_Trade:
+			got = append(got, "trade "+ev.Trade.GetQuantity()+" @ "+ev.Trade.GetPrice()+" payout "+ev.Trade.GetTakerPosition().GetPayout())
+		case *enginev1.EngineEvent_TakenOver:
+			got = append(got, "taken over "+ev.TakenOver.GetSize()+" @ "+ev.TakenOver.GetPrice()+" alice "+ev.TakenOver.GetPosition().GetSize()+
+				" payout "+ev.TakenOver.GetPosition().GetPayout()+" shortfall "+ev.TakenOver.GetPosition().GetShortfall()+
+				" fund "+ev.TakenOver.GetInsurancePosition().GetSize()+" margin "+ev.TakenOver.GetInsurancePosition().GetMargin())
+		default:
+			got = append(got, fmt.Sprintf("%T", ev))
+		}
+	}
+	want := []string{
+		"cancelled a2 CANCEL_REASON_ADMIN",
+		"accepted liquidation:" + fmt.Sprint(seq) + ":alice 45000.00",
+		"trade 0.40000 @ 45500.00 payout 200.0000000", // released 2000, realized 0.4 x (45500 - 50000)
+		"cancelled liquidation:" + fmt.Sprint(seq) + ":alice CANCEL_REASON_IOC_REMAINDER",
+		"taken over 0.60000 @ 45000.00 alice 0.00000 payout 0.0000000 shortfall 0.0000000 fund 0.60000 margin 0.0000000",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("liquidation events:\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
+	}
+	if _, ok := st.positions["alice"]; ok || st.positions[InsuranceAccount].Value != 270000000000 || st.positions["erin"].Size != 40000 {
+		t.Fatalf("positions after the liquidation %+v", st.positions)
+	}
+}

@@ -62,6 +62,13 @@ func (st *instrument) perpOf(c *enginev1.OrderCommand, cmd book.Command) (*perpO
 	if err != nil {
 		return nil, invalid(c, "margin: "+err.Error())
 	}
+	if r := s.GetMaintenanceMarginRate(); r != "" {
+		mmr, err := decimal.ParseNonNegative(r, 6)
+		if err != nil || mmr == 0 || mmr >= perp.RateUnit {
+			return nil, invalid(c, fmt.Sprintf("maintenance_margin_rate %q: want a fraction above 0 and below 1 with at most 6 digits", r))
+		}
+		st.mmr = mmr // the latest rate liquidates, from this command on
+	}
 	if s.GetReduceOnly() {
 		signed := cmd.Quantity
 		if cmd.Side == book.Sell {
@@ -98,6 +105,87 @@ func (st *instrument) fill(o *perpOrder, side book.Side, price, qty int64) *engi
 		MarginFromOrder: amount(share), RealizedPnl: amount(ch.Realized), ReleasedMargin: amount(ch.Released),
 		Payout: amount(ch.Payout), Shortfall: amount(ch.Shortfall),
 	}
+}
+
+// InsuranceAccount is the insurance fund's account: it takes over what a
+// liquidation's order does not close, needs no margin and is never
+// liquidated. It is part of what a replay reproduces: never change it.
+const InsuranceAccount = "insurance-fund"
+
+// liquidate liquidates, in account order, every position whose equity at
+// mark is below its maintenance margin: its resting orders are cancelled,
+// an IOC order up to its bankruptcy price goes into the book, and what that
+// does not close passes to the insurance fund at the bankruptcy price.
+// emitBook emits a book event's EngineEvent, emit any other.
+func (st *instrument) liquidate(seq uint64, mark int64, emitBook func(e *book.Event, po *perpOrder), emit func(*enginev1.EngineEvent)) {
+	if st.mmr == 0 {
+		return
+	}
+	for _, acct := range slices.Sorted(maps.Keys(st.positions)) {
+		pos := st.positions[acct]
+		if acct == InsuranceAccount {
+			continue
+		}
+		if liq, err := pos.Liquidatable(mark, st.mmr); err != nil || !liq {
+			continue
+		}
+		bankr, ok, err := pos.BankruptcyPrice()
+		if err != nil || !ok {
+			continue
+		}
+		st.cancelOrdersOf(acct, emitBook)
+		side := book.Sell
+		if pos.Size < 0 {
+			side = book.Buy
+		}
+		size := pos.Size
+		if size < 0 {
+			size = -size
+		}
+		po := &perpOrder{account: acct, leverage: 1, quantity: size}
+		cmd := book.Command{Kind: book.Submit, OrderID: fmt.Sprintf("liquidation:%d:%s", seq, acct), Account: acct,
+			Side: side, Type: book.Limit, TimeInForce: book.IOC, Price: bankr, Quantity: size}
+		st.buf = st.book.Apply(cmd, st.buf[:0])
+		for i := range st.buf {
+			emitBook(&st.buf[i], po)
+		}
+		if left := st.positions[acct]; left.Size != 0 {
+			emit(st.takeOver(acct, left, bankr))
+		}
+	}
+}
+
+// cancelOrdersOf cancels every resting perpetual order of acct.
+func (st *instrument) cancelOrdersOf(acct string, emitBook func(e *book.Event, po *perpOrder)) {
+	var ids []string
+	for id, o := range st.perpOrders {
+		if o.account == acct {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		st.buf = st.book.Apply(book.Command{Kind: book.Cancel, OrderID: id, Account: acct, CancelReason: book.CancelAdmin}, st.buf[:0])
+		for i := range st.buf {
+			emitBook(&st.buf[i], nil)
+		}
+	}
+}
+
+// takeOver passes position pos of acct to the insurance fund at price.
+func (st *instrument) takeOver(acct string, pos perp.Position, price int64) *enginev1.EngineEvent {
+	user := &perpOrder{account: acct, leverage: 1, quantity: max(pos.Size, -pos.Size)}
+	fund := &perpOrder{account: InsuranceAccount, leverage: 1, quantity: user.quantity}
+	closing, opening := book.Sell, book.Buy // the fund buys a long from the account
+	if pos.Size < 0 {
+		closing, opening = book.Buy, book.Sell
+	}
+	out := &enginev1.PositionTakenOver{
+		AccountId: acct, Size: decimal.Format(pos.Size, st.quantityScale), Price: decimal.Format(price, st.priceScale),
+		Position: st.fill(user, closing, price, user.quantity), InsuranceAccountId: InsuranceAccount,
+		InsurancePosition: st.fill(fund, opening, price, fund.quantity),
+	}
+	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_TakenOver{TakenOver: out}}
 }
 
 // positionsOfTrade records what a trade did to the positions of its

@@ -61,7 +61,8 @@ func commands(seed uint64, n int) []*enginev1.OrderCommand {
 			sub.MakerFeeRate, sub.TakerFeeRate = "0.0002", "0.0005"
 		}
 		if inst == "ETHUSDT" { // a perpetual: positions and margins must survive a restart too
-			sub.Leverage, sub.Margin, sub.ReduceOnly = 10, fmt.Sprintf("%d.5", 10+rng.IntN(90)), rng.IntN(6) == 0
+			sub.Leverage, sub.Margin, sub.ReduceOnly = 10, fmt.Sprintf("%d.5", 1+rng.IntN(30)), rng.IntN(6) == 0
+			sub.MaintenanceMarginRate = "0.01" // thin margins on a moving market: liquidations too
 		}
 		ids = append(ids, id)
 	}

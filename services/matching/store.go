@@ -115,6 +115,7 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 			b = binary.AppendVarint(b, v)
 		}
 	}
+	b = binary.AppendVarint(b, st.mmr)
 	out, err := st.book.Snapshot().AppendBinary(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot of %s: %w", st.id, err)
@@ -164,9 +165,10 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 		}
 	}
 	positions, perpOrders := map[string]perp.Position{}, map[string]*perpOrder{}
+	var mmr int64
 	if data[0] >= 5 {
 		var err error
-		if rest, err = readPerp(rest, positions, perpOrders); err != nil {
+		if rest, mmr, err = readPerp(rest, positions, perpOrders); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
 		}
 	}
@@ -182,7 +184,7 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
 		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
 		executed: executed, mark: perp.MarkAt(int64(prices[0])), lastTrade: int64(prices[1]), //nolint:gosec // checked above
-		fees: fees, positions: positions, perpOrders: perpOrders,
+		fees: fees, positions: positions, perpOrders: perpOrders, mmr: mmr,
 	}, nil
 }
 
@@ -231,13 +233,13 @@ func (r *reader) fail(why string) {
 
 // readPerp reads a perpetual's positions and resting orders' margins and
 // returns the rest.
-func readPerp(b []byte, positions map[string]perp.Position, orders map[string]*perpOrder) ([]byte, error) {
+func readPerp(b []byte, positions map[string]perp.Position, orders map[string]*perpOrder) ([]byte, int64, error) {
 	r := &reader{b: b}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		acct := r.text()
 		p := perp.Position{Size: r.varint(), Value: r.varint(), Margin: r.varint()}
 		if r.err == nil && (p.Margin < 0 || (p.Size == 0) != (p.Value == 0) || (p.Size > 0) != (p.Value > 0)) {
-			return nil, fmt.Errorf("position of %s is inconsistent: %+v", acct, p)
+			return nil, 0, fmt.Errorf("position of %s is inconsistent: %+v", acct, p)
 		}
 		positions[acct] = p
 	}
@@ -247,15 +249,19 @@ func readPerp(b []byte, positions map[string]perp.Position, orders map[string]*p
 		lev := r.varint()
 		o.margin, o.quantity, o.filled, o.taken = r.varint(), r.varint(), r.varint(), r.varint()
 		if r.err == nil && (lev < 1 || lev > 1<<31-1 || o.margin < 0 || o.quantity <= 0 || o.filled < 0 || o.taken < 0 || o.taken > o.margin) {
-			return nil, fmt.Errorf("margin of order %s is inconsistent", id)
+			return nil, 0, fmt.Errorf("margin of order %s is inconsistent", id)
 		}
 		o.leverage = int32(lev) //nolint:gosec // checked above
 		orders[id] = o
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("positions: %w", r.err)
+	mmr := r.varint()
+	if r.err == nil && (mmr < 0 || mmr >= perp.RateUnit) {
+		return nil, 0, fmt.Errorf("maintenance margin rate %d out of range", mmr)
 	}
-	return r.b, nil
+	if r.err != nil {
+		return nil, 0, fmt.Errorf("positions: %w", r.err)
+	}
+	return r.b, mmr, nil
 }
 
 // appendText appends s, its length first.

@@ -289,9 +289,12 @@ type SubmitOrder struct {
 	Margin string `protobuf:"bytes,15,opt,name=margin,proto3" json:"margin,omitempty"`
 	// A perpetual's order that may only reduce the account's position: rejected when it
 	// would open or grow one.
-	ReduceOnly    bool `protobuf:"varint,16,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReduceOnly bool `protobuf:"varint,16,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
+	// A perpetual's maintenance margin rate (a fraction with at most 6 digits) as the order
+	// service read it: the engine liquidates positions at the latest one it was given.
+	MaintenanceMarginRate string `protobuf:"bytes,17,opt,name=maintenance_margin_rate,json=maintenanceMarginRate,proto3" json:"maintenance_margin_rate,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *SubmitOrder) Reset() {
@@ -436,6 +439,13 @@ func (x *SubmitOrder) GetReduceOnly() bool {
 	return false
 }
 
+func (x *SubmitOrder) GetMaintenanceMarginRate() string {
+	if x != nil {
+		return x.MaintenanceMarginRate
+	}
+	return ""
+}
+
 // CancelOrder removes a working order from the book.
 type CancelOrder struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -540,6 +550,7 @@ type EngineEvent struct {
 	//	*EngineEvent_Expired
 	//	*EngineEvent_CancelRejected
 	//	*EngineEvent_Funding
+	//	*EngineEvent_TakenOver
 	Event isEngineEvent_Event `protobuf_oneof:"event"`
 	// On the last event of every command: the instrument's mark price after it, at the
 	// price scale; empty until the instrument has had a quote or a trade. The median of
@@ -708,6 +719,15 @@ func (x *EngineEvent) GetFunding() *FundingSettled {
 	return nil
 }
 
+func (x *EngineEvent) GetTakenOver() *PositionTakenOver {
+	if x != nil {
+		if x, ok := x.Event.(*EngineEvent_TakenOver); ok {
+			return x.TakenOver
+		}
+	}
+	return nil
+}
+
 func (x *EngineEvent) GetMarkPrice() string {
 	if x != nil {
 		return x.MarkPrice
@@ -754,6 +774,11 @@ type EngineEvent_Funding struct {
 	Funding *FundingSettled `protobuf:"bytes,16,opt,name=funding,proto3,oneof"`
 }
 
+type EngineEvent_TakenOver struct {
+	// What a liquidation's order did not close was taken over by the insurance fund.
+	TakenOver *PositionTakenOver `protobuf:"bytes,17,opt,name=taken_over,json=takenOver,proto3,oneof"`
+}
+
 func (*EngineEvent_Accepted) isEngineEvent_Event() {}
 
 func (*EngineEvent_Rejected) isEngineEvent_Event() {}
@@ -767,6 +792,8 @@ func (*EngineEvent_Expired) isEngineEvent_Event() {}
 func (*EngineEvent_CancelRejected) isEngineEvent_Event() {}
 
 func (*EngineEvent_Funding) isEngineEvent_Event() {}
+
+func (*EngineEvent_TakenOver) isEngineEvent_Event() {}
 
 // BookLevelChange is the new total of one price level of the book.
 type BookLevelChange struct {
@@ -1734,6 +1761,98 @@ func (x *FundingPayment) GetShortfall() string {
 	return ""
 }
 
+// PositionTakenOver: a liquidated position's rest, which its IOC order did not close in
+// the book, passed to the insurance fund's account at the bankruptcy price.
+type PositionTakenOver struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The liquidated account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The signed size taken over (the position's sign), at the quantity scale.
+	Size string `protobuf:"bytes,2,opt,name=size,proto3" json:"size,omitempty"`
+	// The bankruptcy price it passed at.
+	Price string `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
+	// What it did to the liquidated account's position (closed).
+	Position *PositionChange `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
+	// The insurance fund's account.
+	InsuranceAccountId string `protobuf:"bytes,5,opt,name=insurance_account_id,json=insuranceAccountId,proto3" json:"insurance_account_id,omitempty"`
+	// What it did to the insurance fund's position.
+	InsurancePosition *PositionChange `protobuf:"bytes,6,opt,name=insurance_position,json=insurancePosition,proto3" json:"insurance_position,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PositionTakenOver) Reset() {
+	*x = PositionTakenOver{}
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PositionTakenOver) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PositionTakenOver) ProtoMessage() {}
+
+func (x *PositionTakenOver) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PositionTakenOver.ProtoReflect.Descriptor instead.
+func (*PositionTakenOver) Descriptor() ([]byte, []int) {
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PositionTakenOver) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *PositionTakenOver) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+func (x *PositionTakenOver) GetPrice() string {
+	if x != nil {
+		return x.Price
+	}
+	return ""
+}
+
+func (x *PositionTakenOver) GetPosition() *PositionChange {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+func (x *PositionTakenOver) GetInsuranceAccountId() string {
+	if x != nil {
+		return x.InsuranceAccountId
+	}
+	return ""
+}
+
+func (x *PositionTakenOver) GetInsurancePosition() *PositionChange {
+	if x != nil {
+		return x.InsurancePosition
+	}
+	return nil
+}
+
 var File_tradex_engine_v1_engine_proto protoreflect.FileDescriptor
 
 const file_tradex_engine_v1_engine_proto_rawDesc = "" +
@@ -1754,7 +1873,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"indexPrice\x12\x1d\n" +
 	"\n" +
 	"rate_clamp\x18\x03 \x01(\tR\trateClamp\x12'\n" +
-	"\x0fimpact_notional\x18\x04 \x01(\tR\x0eimpactNotional\"\xfa\x04\n" +
+	"\x0fimpact_notional\x18\x04 \x01(\tR\x0eimpactNotional\"\xb2\x05\n" +
 	"\vSubmitOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
@@ -1775,12 +1894,13 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\bleverage\x18\x0e \x01(\x05R\bleverage\x12\x16\n" +
 	"\x06margin\x18\x0f \x01(\tR\x06margin\x12\x1f\n" +
 	"\vreduce_only\x18\x10 \x01(\bR\n" +
-	"reduceOnly\"\x7f\n" +
+	"reduceOnly\x126\n" +
+	"\x17maintenance_margin_rate\x18\x11 \x01(\tR\x15maintenanceMarginRate\"\x7f\n" +
 	"\vCancelOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x126\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xb3\x06\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xf9\x06\n" +
 	"\vEngineEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12#\n" +
 	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12%\n" +
@@ -1800,7 +1920,9 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\tcancelled\x18\f \x01(\v2 .tradex.engine.v1.OrderCancelledH\x00R\tcancelled\x12:\n" +
 	"\aexpired\x18\r \x01(\v2\x1e.tradex.engine.v1.OrderExpiredH\x00R\aexpired\x12K\n" +
 	"\x0fcancel_rejected\x18\x0e \x01(\v2 .tradex.engine.v1.CancelRejectedH\x00R\x0ecancelRejected\x12<\n" +
-	"\afunding\x18\x10 \x01(\v2 .tradex.engine.v1.FundingSettledH\x00R\afunding\x12\x1d\n" +
+	"\afunding\x18\x10 \x01(\v2 .tradex.engine.v1.FundingSettledH\x00R\afunding\x12D\n" +
+	"\n" +
+	"taken_over\x18\x11 \x01(\v2#.tradex.engine.v1.PositionTakenOverH\x00R\ttakenOver\x12\x1d\n" +
 	"\n" +
 	"mark_price\x18\x0f \x01(\tR\tmarkPriceB\a\n" +
 	"\x05event\"o\n" +
@@ -1892,7 +2014,15 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\tR\x06amount\x12\x16\n" +
 	"\x06margin\x18\x03 \x01(\tR\x06margin\x12\x1c\n" +
-	"\tshortfall\x18\x04 \x01(\tR\tshortfallB\xc5\x01\n" +
+	"\tshortfall\x18\x04 \x01(\tR\tshortfall\"\x9d\x02\n" +
+	"\x11PositionTakenOver\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\tR\x04size\x12\x14\n" +
+	"\x05price\x18\x03 \x01(\tR\x05price\x12<\n" +
+	"\bposition\x18\x04 \x01(\v2 .tradex.engine.v1.PositionChangeR\bposition\x120\n" +
+	"\x14insurance_account_id\x18\x05 \x01(\tR\x12insuranceAccountId\x12O\n" +
+	"\x12insurance_position\x18\x06 \x01(\v2 .tradex.engine.v1.PositionChangeR\x11insurancePositionB\xc5\x01\n" +
 	"\x14com.tradex.engine.v1B\vEngineProtoP\x01Z>github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1;enginev1\xa2\x02\x03TEX\xaa\x02\x10Tradex.Engine.V1\xca\x02\x10Tradex\\Engine\\V1\xe2\x02\x1cTradex\\Engine\\V1\\GPBMetadata\xea\x02\x12Tradex::Engine::V1b\x06proto3"
 
 var (
@@ -1907,7 +2037,7 @@ func file_tradex_engine_v1_engine_proto_rawDescGZIP() []byte {
 	return file_tradex_engine_v1_engine_proto_rawDescData
 }
 
-var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_tradex_engine_v1_engine_proto_goTypes = []any{
 	(*OrderCommand)(nil),          // 0: tradex.engine.v1.OrderCommand
 	(*FundingTick)(nil),           // 1: tradex.engine.v1.FundingTick
@@ -1924,27 +2054,28 @@ var file_tradex_engine_v1_engine_proto_goTypes = []any{
 	(*CancelRejected)(nil),        // 12: tradex.engine.v1.CancelRejected
 	(*FundingSettled)(nil),        // 13: tradex.engine.v1.FundingSettled
 	(*FundingPayment)(nil),        // 14: tradex.engine.v1.FundingPayment
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(v1.Side)(0),                  // 16: tradex.common.v1.Side
-	(v1.OrderType)(0),             // 17: tradex.common.v1.OrderType
-	(v1.TimeInForce)(0),           // 18: tradex.common.v1.TimeInForce
-	(v1.SelfTradePrevention)(0),   // 19: tradex.common.v1.SelfTradePrevention
-	(v1.CancelReason)(0),          // 20: tradex.common.v1.CancelReason
-	(v1.RejectReason)(0),          // 21: tradex.common.v1.RejectReason
-	(v1.ExpireReason)(0),          // 22: tradex.common.v1.ExpireReason
+	(*PositionTakenOver)(nil),     // 15: tradex.engine.v1.PositionTakenOver
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(v1.Side)(0),                  // 17: tradex.common.v1.Side
+	(v1.OrderType)(0),             // 18: tradex.common.v1.OrderType
+	(v1.TimeInForce)(0),           // 19: tradex.common.v1.TimeInForce
+	(v1.SelfTradePrevention)(0),   // 20: tradex.common.v1.SelfTradePrevention
+	(v1.CancelReason)(0),          // 21: tradex.common.v1.CancelReason
+	(v1.RejectReason)(0),          // 22: tradex.common.v1.RejectReason
+	(v1.ExpireReason)(0),          // 23: tradex.common.v1.ExpireReason
 }
 var file_tradex_engine_v1_engine_proto_depIdxs = []int32{
-	15, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
+	16, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: tradex.engine.v1.OrderCommand.submit:type_name -> tradex.engine.v1.SubmitOrder
 	3,  // 2: tradex.engine.v1.OrderCommand.cancel:type_name -> tradex.engine.v1.CancelOrder
 	1,  // 3: tradex.engine.v1.OrderCommand.funding:type_name -> tradex.engine.v1.FundingTick
-	15, // 4: tradex.engine.v1.FundingTick.interval_end:type_name -> google.protobuf.Timestamp
-	16, // 5: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
-	17, // 6: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
-	18, // 7: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	19, // 8: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	20, // 9: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
-	15, // 10: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
+	16, // 4: tradex.engine.v1.FundingTick.interval_end:type_name -> google.protobuf.Timestamp
+	17, // 5: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
+	18, // 6: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
+	19, // 7: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	20, // 8: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	21, // 9: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
+	16, // 10: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
 	5,  // 11: tradex.engine.v1.EngineEvent.book_changes:type_name -> tradex.engine.v1.BookLevelChange
 	6,  // 12: tradex.engine.v1.EngineEvent.accepted:type_name -> tradex.engine.v1.OrderAccepted
 	7,  // 13: tradex.engine.v1.EngineEvent.rejected:type_name -> tradex.engine.v1.OrderRejected
@@ -1953,26 +2084,29 @@ var file_tradex_engine_v1_engine_proto_depIdxs = []int32{
 	11, // 16: tradex.engine.v1.EngineEvent.expired:type_name -> tradex.engine.v1.OrderExpired
 	12, // 17: tradex.engine.v1.EngineEvent.cancel_rejected:type_name -> tradex.engine.v1.CancelRejected
 	13, // 18: tradex.engine.v1.EngineEvent.funding:type_name -> tradex.engine.v1.FundingSettled
-	16, // 19: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
-	16, // 20: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
-	17, // 21: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
-	18, // 22: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	21, // 23: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
-	16, // 24: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
-	16, // 25: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
-	9,  // 26: tradex.engine.v1.Trade.taker_position:type_name -> tradex.engine.v1.PositionChange
-	9,  // 27: tradex.engine.v1.Trade.maker_position:type_name -> tradex.engine.v1.PositionChange
-	16, // 28: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
-	20, // 29: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
-	22, // 30: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
-	21, // 31: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
-	15, // 32: tradex.engine.v1.FundingSettled.interval_end:type_name -> google.protobuf.Timestamp
-	14, // 33: tradex.engine.v1.FundingSettled.payments:type_name -> tradex.engine.v1.FundingPayment
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	15, // 19: tradex.engine.v1.EngineEvent.taken_over:type_name -> tradex.engine.v1.PositionTakenOver
+	17, // 20: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
+	17, // 21: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
+	18, // 22: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
+	19, // 23: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	22, // 24: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
+	17, // 25: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
+	17, // 26: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
+	9,  // 27: tradex.engine.v1.Trade.taker_position:type_name -> tradex.engine.v1.PositionChange
+	9,  // 28: tradex.engine.v1.Trade.maker_position:type_name -> tradex.engine.v1.PositionChange
+	17, // 29: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
+	21, // 30: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
+	23, // 31: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
+	22, // 32: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
+	16, // 33: tradex.engine.v1.FundingSettled.interval_end:type_name -> google.protobuf.Timestamp
+	14, // 34: tradex.engine.v1.FundingSettled.payments:type_name -> tradex.engine.v1.FundingPayment
+	9,  // 35: tradex.engine.v1.PositionTakenOver.position:type_name -> tradex.engine.v1.PositionChange
+	9,  // 36: tradex.engine.v1.PositionTakenOver.insurance_position:type_name -> tradex.engine.v1.PositionChange
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_tradex_engine_v1_engine_proto_init() }
@@ -1993,6 +2127,7 @@ func file_tradex_engine_v1_engine_proto_init() {
 		(*EngineEvent_Expired)(nil),
 		(*EngineEvent_CancelRejected)(nil),
 		(*EngineEvent_Funding)(nil),
+		(*EngineEvent_TakenOver)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2000,7 +2135,7 @@ func file_tradex_engine_v1_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_engine_v1_engine_proto_rawDesc), len(file_tradex_engine_v1_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
