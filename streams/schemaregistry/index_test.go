@@ -184,8 +184,9 @@ func TestEncodeAndStripRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// EngineEvent is the fourth message of engine.proto.
-	if got, want := mustPrefix(t, idx, streams.TopicEngineEvent), schemaregistry.AppendHeader(nil, id, []int{3}); !bytes.Equal(got, want) {
+	// The message index is EngineEvent's position among engine.proto's messages.
+	pos := (&enginev1.EngineEvent{}).ProtoReflect().Descriptor().Index()
+	if got, want := mustPrefix(t, idx, streams.TopicEngineEvent), schemaregistry.AppendHeader(nil, id, []int{pos}); !bytes.Equal(got, want) || pos == 0 {
 		t.Fatalf("prefix %x, want %x", got, want)
 	}
 	ev := engineEvent()
@@ -232,7 +233,7 @@ func TestStripRefusesRecordsOfOtherSchemas(t *testing.T) {
 		{"same file, another message", streams.TopicEngineEvent,
 			append(schemaregistry.AppendHeader(nil, id, []int{0}), payload...), schemaregistry.ErrWrongSchema},
 		{"unknown id", streams.TopicEngineEvent,
-			append(schemaregistry.AppendHeader(nil, id^1, []int{3}), payload...), schemaregistry.ErrWrongSchema},
+			append(schemaregistry.AppendHeader(nil, id^1, []int{(&enginev1.EngineEvent{}).ProtoReflect().Descriptor().Index()}), payload...), schemaregistry.ErrWrongSchema},
 		{"unknown topic", "no.such.v1", append(mustPrefix(t, idx, streams.TopicEngineEvent), payload...), streams.ErrUnknownTopic},
 	}
 	for _, c := range cases {

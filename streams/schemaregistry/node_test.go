@@ -61,7 +61,7 @@ func TestNodeSchemaRegistryClientDecodesEvents(t *testing.T) {
 		event proto.Message
 		via   string
 	}{
-		// EngineEvent is engine.proto's fourth message (indexes [3]).
+		// EngineEvent is not engine.proto's first message (indexes [n], n > 0).
 		{streams.TopicEngineEvent, engineEvent(), "registry.getSchema+messageName"},
 		// OrderCommand is its first (indexes [0]): registry.decode alone.
 		{streams.TopicOrderCommand, orderCommand(), "registry.decode"},
