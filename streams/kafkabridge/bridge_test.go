@@ -188,10 +188,17 @@ func commandRecord(t *testing.T, key string, i int) *kgo.Record {
 // offsets read first).
 func (f *fixture) kafkaRecords(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
-	ends, err := kadm.NewClient(f.kcl).ListEndOffsets(t.Context(), topic)
-	if err != nil {
-		t.Fatalf("end offsets: %v", err)
-	}
+	var ends kadm.ListedOffsets
+	polltest.Until(t, "the end offsets of "+topic, func() error { // a partition may answer with an error for a moment
+		var err error
+		if ends, err = kadm.NewClient(f.kcl).ListEndOffsets(t.Context(), topic); err != nil {
+			return err
+		}
+		if len(ends[topic]) == 0 {
+			return fmt.Errorf("no partition of %s listed", topic)
+		}
+		return ends.Error()
+	})
 	want := map[int32]int64{}
 	offsets := map[int32]kgo.Offset{}
 	ends.Each(func(o kadm.ListedOffset) {
