@@ -16,6 +16,7 @@ import (
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
 	"github.com/tradex-mesh/tradex/services/order"
+	"github.com/tradex-mesh/tradex/services/wallet"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -395,5 +396,5 @@ func effectiveCommands(t *testing.T, js jetstream.JetStream, byID map[string]*or
 	return commands
 }
 
-// feeAccount is the wallet's fee account of an instrument (wallet.Config.FeeAccountPrefix).
-func feeAccount(inst string) string { return "fees-" + inst }
+// feeAccount is the wallet's fee account of an instrument.
+func feeAccount(inst string) string { return wallet.Default().FeeAccountPrefix + inst }

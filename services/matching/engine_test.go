@@ -203,7 +203,7 @@ func TestFees(t *testing.T) {
 func TestPositions(t *testing.T) {
 	t.Parallel()
 	st := newInstrument("BTCUSDT-PERP")
-	perpOrder := func(id, acct string, side commonv1.Side, tif commonv1.TimeInForce, price, qty, margin string, reduceOnly bool) *enginev1.OrderCommand {
+	order := func(id, acct string, side commonv1.Side, tif commonv1.TimeInForce, price, qty, margin string, reduceOnly bool) *enginev1.OrderCommand {
 		c := submit("BTCUSDT-PERP", id, acct, side, limit, tif, price, qty)
 		c.GetSubmit().Leverage, c.GetSubmit().Margin, c.GetSubmit().ReduceOnly = 10, margin, reduceOnly
 		return c
@@ -217,8 +217,8 @@ func TestPositions(t *testing.T) {
 		return fmt.Sprintf("size %s value %s margin %s took %s realized %s released %s payout %s shortfall %s", p.GetSize(), p.GetEntryValue(),
 			p.GetMargin(), p.GetMarginFromOrder(), p.GetRealizedPnl(), p.GetReleasedMargin(), p.GetPayout(), p.GetShortfall())
 	}
-	apply(perpOrder("a1", "alice", sell, gtc, "50000", "2", "10000", false))
-	evs := apply(perpOrder("b1", "bob", buy, gtc, "50000", "1.5", "7500", false))
+	apply(order("a1", "alice", sell, gtc, "50000", "2", "10000", false))
+	evs := apply(order("b1", "bob", buy, gtc, "50000", "1.5", "7500", false))
 	tr := evs[1].GetTrade()
 	if got, want := change(tr.GetTakerPosition()), "size 1.50000 value 75000.0000000 margin 7500.0000000 took 7500.0000000 realized 0.0000000 released 0.0000000 payout 0.0000000 shortfall 0.0000000"; got != want {
 		t.Fatalf("bob's position:\n got %s\nwant %s", got, want)
@@ -226,19 +226,19 @@ func TestPositions(t *testing.T) {
 	if got, want := change(tr.GetMakerPosition()), "size -1.50000 value -75000.0000000 margin 7500.0000000 took 7500.0000000 realized 0.0000000 released 0.0000000 payout 0.0000000 shortfall 0.0000000"; got != want {
 		t.Fatalf("alice's position:\n got %s\nwant %s", got, want)
 	}
-	evs = apply(perpOrder("c1", "carol", buy, ioc, "50010", "0.5", "2500.5", false))
+	evs = apply(order("c1", "carol", buy, ioc, "50010", "0.5", "2500.5", false))
 	if got := change(evs[1].GetTrade().GetMakerPosition()); got != "size -2.00000 value -100000.0000000 margin 10000.0000000 took 2500.0000000 realized 0.0000000 released 0.0000000 payout 0.0000000 shortfall 0.0000000" {
 		t.Fatalf("alice's position after her order's last fill: %s", got)
 	}
-	apply(perpOrder("d1", "dave", buy, gtc, "49000", "0.5", "2450", false))
-	evs = apply(perpOrder("b2", "bob", sell, ioc, "49000", "0.5", "0", true)) // reduce-only: closes a third of bob's long at a loss
+	apply(order("d1", "dave", buy, gtc, "49000", "0.5", "2450", false))
+	evs = apply(order("b2", "bob", sell, ioc, "49000", "0.5", "0", true)) // reduce-only: closes a third of bob's long at a loss
 	if got := change(evs[1].GetTrade().GetTakerPosition()); got != "size 1.00000 value 50000.0000000 margin 5000.0000000 took 0.0000000 realized -500.0000000 released 2500.0000000 payout 2000.0000000 shortfall 0.0000000" {
 		t.Fatalf("bob's reduce-only fill: %s", got)
 	}
 	for _, c := range []*enginev1.OrderCommand{
-		perpOrder("b3", "bob", sell, gtc, "60000", "1.00001", "0", true), // more than the position
-		perpOrder("b4", "bob", buy, gtc, "40000", "0.1", "0", true),      // the position's own side
-		perpOrder("e1", "erin", sell, gtc, "60000", "0.1", "0", true),    // no position
+		order("b3", "bob", sell, gtc, "60000", "1.00001", "0", true), // more than the position
+		order("b4", "bob", buy, gtc, "40000", "0.1", "0", true),      // the position's own side
+		order("e1", "erin", sell, gtc, "60000", "0.1", "0", true),    // no position
 	} {
 		if r := apply(c)[0].GetRejected(); !strings.Contains(r.GetMessage(), "reduce-only") {
 			t.Errorf("reduce-only %s: %v, want rejected", c.GetCommandId(), r)

@@ -273,53 +273,30 @@ func appendText(b []byte, s string) []byte {
 // readFees reads what encodeSnapshot wrote of the orders' fees into fees
 // and returns the rest.
 func readFees(b []byte, fees map[string]*orderFees) ([]byte, error) {
-	next := func() (uint64, error) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, errors.New("truncated fees")
-		}
-		b = b[n:]
-		return v, nil
-	}
-	text := func() (string, error) {
-		size, err := next()
-		if err != nil || size > uint64(len(b)) {
-			return "", errors.Join(err, errors.New("bad fees"))
-		}
-		s := string(b[:size])
-		b = b[size:]
-		return s, nil
-	}
-	count, err := next()
-	if err != nil {
-		return nil, err
-	}
-	for range count {
-		id, err := text()
-		if err != nil {
-			return nil, err
-		}
+	r := &reader{b: b}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		id := r.text()
 		f := &orderFees{}
-		for _, r := range []*int64{&f.maker, &f.taker} {
-			v, err := next()
-			if err != nil {
-				return nil, err
-			}
+		for _, rate := range []*int64{&f.maker, &f.taker} {
+			v := r.uvarint()
 			if v > perp.RateUnit {
 				return nil, fmt.Errorf("fee rate %d of order %s out of range", v, id)
 			}
-			*r = int64(v)
+			*rate = int64(v)
 		}
-		for _, n := range []*big.Int{&f.owed, &f.charged} {
-			s, err := text()
-			if err != nil {
-				return nil, err
+		for _, amount := range []*big.Int{&f.owed, &f.charged} {
+			text := r.text()
+			if r.err != nil {
+				break
 			}
-			if _, ok := n.SetString(s, 10); !ok || n.Sign() < 0 {
-				return nil, fmt.Errorf("fees of order %s: %q is no amount", id, s)
+			if _, ok := amount.SetString(text, 10); !ok || amount.Sign() < 0 {
+				return nil, fmt.Errorf("fees of order %s: %q is no amount", id, text)
 			}
 		}
 		fees[id] = f
 	}
-	return b, nil
+	if r.err != nil {
+		return nil, fmt.Errorf("fees: %w", r.err)
+	}
+	return r.b, nil
 }

@@ -164,11 +164,10 @@ func checkName(account, id, clientID string, accountRequired bool) error {
 // order it asks for (without an id).
 func (h *handler) intent(ctx context.Context, req *orderv1.PlaceOrderRequest) (Order, error) {
 	acct, cid, sym := req.GetAccountId(), req.GetClientOrderId(), req.GetInstrumentId()
+	if err := checkAccount(acct); err != nil {
+		return Order{}, err
+	}
 	switch {
-	case acct == "":
-		return Order{}, invalid("account_id", "is required")
-	case streams.ValidateKey(acct) != nil:
-		return Order{}, invalid("account_id", "must be printable ASCII without '.', '*', '>' or spaces, at most 128 bytes")
 	case !validClientOrderID(cid):
 		return Order{}, invalid("client_order_id", "at most 64 characters of letters, digits, '-', '_' and '.'")
 	case sym == "":
@@ -228,6 +227,17 @@ func feeRates(maker, taker string) (int64, int64, error) {
 		out[i] = v
 	}
 	return out[0], out[1], nil
+}
+
+// checkAccount refuses an empty account id or one that is no topic key.
+func checkAccount(acct string) error {
+	switch {
+	case acct == "":
+		return invalid("account_id", "is required")
+	case streams.ValidateKey(acct) != nil:
+		return invalid("account_id", "must be printable ASCII without '.', '*', '>' or spaces, at most 128 bytes")
+	}
+	return nil
 }
 
 func validClientOrderID(s string) bool {

@@ -67,12 +67,10 @@ func (s *Service) maxLeverage(ctx context.Context, account, instrument string) (
 	if err := s.checkReady(); err != nil {
 		return 0, err
 	}
-	switch {
-	case account == "":
-		return 0, invalid("account_id", "is required")
-	case streams.ValidateKey(account) != nil:
-		return 0, invalid("account_id", "must be printable ASCII without '.', '*', '>' or spaces, at most 128 bytes")
-	case instrument == "":
+	if err := checkAccount(account); err != nil {
+		return 0, err
+	}
+	if instrument == "" {
 		return 0, invalid("instrument_id", "is required")
 	}
 	in, err := s.insts.Get(ctx, instrument)
