@@ -247,3 +247,13 @@ func (p Position) MaxRemovable(mark, leverage int64) (int64, error) {
 	free := p.Margin - im + min(u, 0)
 	return max(free, 0), nil
 }
+
+// EntryPrice is the average entry price, value / size rounded toward
+// zero; ok is false for a flat position.
+func (p Position) EntryPrice() (price int64, ok bool, err error) {
+	if p.Size == 0 {
+		return 0, false, nil
+	}
+	price, err = mulDiv(abs(p.Value), 1, abs(p.Size), towardZero)
+	return price, err == nil, err
+}

@@ -98,13 +98,18 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 	if reject == nil && in.cmd.GetSubmit() != nil {
 		po, reject = st.perpOf(in.cmd, cmd)
 	}
+	if po != nil && fees.charges() {
+		fees.limitTo(cmd.Price, cmd.Quantity)
+	}
 	if sub := in.cmd.GetSubmit(); sub != nil && st.executed.seen(in.cmd.GetCommandId(), in.time) {
 		reject = duplicate(sub)
 	}
 	switch {
 	case in.cmd.GetFunding() != nil && in.cmd.GetInstrumentId() == st.id:
 		st.buf = st.buf[:0] // nothing happens on the book
-		emit(st.settleFunding(in.cmd))
+		for _, e := range st.settleFunding(in.cmd) {
+			emit(e)
+		}
 	case reject != nil:
 		st.buf = st.buf[:0] // nothing happened on the book
 		emit(reject)
@@ -280,6 +285,22 @@ func cancelInvalid(cl *enginev1.CancelOrder, msg string) *enginev1.EngineEvent {
 type orderFees struct {
 	maker, taker  int64
 	owed, charged big.Int
+	// limit, when not nil, bounds what the order is charged in all: a
+	// perpetual's order pays its fees from its hold, which holds them at
+	// its own price (a sell filled higher pays no more).
+	limit *big.Int
+}
+
+// limitTo bounds the order's fees to its value price x qty at the larger
+// of its rates, rounded up: what the order service held for them.
+func (f *orderFees) limitTo(price, qty int64) {
+	n := new(big.Int).Mul(big.NewInt(price), big.NewInt(qty))
+	n.Mul(n, big.NewInt(max(f.maker, f.taker)))
+	limit, rest := n.QuoRem(n, big.NewInt(perp.RateUnit), new(big.Int))
+	if rest.Sign() > 0 {
+		limit.Add(limit, big.NewInt(1))
+	}
+	f.limit = limit
 }
 
 // charges reports whether the order has a fee rate.
@@ -292,6 +313,9 @@ func (f *orderFees) charge(price, qty, rate int64) *big.Int {
 	total, rest := new(big.Int).QuoRem(&f.owed, big.NewInt(perp.RateUnit), new(big.Int))
 	if rest.Sign() > 0 {
 		total.Add(total, big.NewInt(1))
+	}
+	if f.limit != nil && total.Cmp(f.limit) > 0 {
+		total.Set(f.limit)
 	}
 	fee := new(big.Int).Sub(total, &f.charged)
 	f.charged.Set(total)

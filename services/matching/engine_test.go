@@ -188,6 +188,16 @@ func TestFees(t *testing.T) {
 	if strings.Join(paid, " ") != "0.0000001 0.0000000 0.0000000 0.0000000 0.0000000 0.0000000 0.0000000" {
 		t.Fatalf("maker fees of seven small fills: %v", paid)
 	}
+	// A perpetual's order pays its fees from its hold, which holds them at
+	// its own price: a sell filled above it pays no more (a spot sell pays
+	// from what it receives).
+	perpetual := newInstrument("BTCUSDT-PERP")
+	perpetual.apply(input{sequence: 1, cmd: withFees(submit("BTCUSDT-PERP", "bid", "alice", buy, limit, gtc, "60000", "1"), "0.0002", "0.0005")})
+	sellPerp := withFees(submit("BTCUSDT-PERP", "ask", "bob", sell, limit, ioc, "50000", "1"), "0.0002", "0.0005")
+	sellPerp.GetSubmit().Leverage, sellPerp.GetSubmit().Margin = 10, "5000"
+	if tr := perpetual.apply(input{sequence: 2, cmd: sellPerp})[1].GetTrade(); tr.GetTakerFee() != "25.0000000" || tr.GetMakerFee() != "12.0000000" {
+		t.Fatalf("perpetual sell filled at 60,000 of 50,000: fees %s (taker) %s (maker), want 25 (its limit's) and 12", tr.GetTakerFee(), tr.GetMakerFee())
+	}
 	for i, bad := range []string{"-0.0001", "1.5", "0.0000001", "x"} {
 		evs := apply(uint64(7+i), withFees(submit("BTCUSDT", "bad"+bad, "bob", buy, limit, gtc, "1", "1"), bad, ""))
 		if r := evs[0].GetRejected(); r.GetReason() != commonv1.RejectReason_REJECT_REASON_INVALID_ORDER || !strings.Contains(r.GetMessage(), "maker_fee_rate") {

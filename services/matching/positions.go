@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
@@ -210,13 +212,42 @@ const impactDepth = 1000
 // mark x rate from its margin (or receives it into it), in account order.
 // A tick the engine cannot read is rejected; without a mark yet (no quote
 // or trade) nothing is paid.
-func (st *instrument) settleFunding(c *enginev1.OrderCommand) *enginev1.EngineEvent {
+func (st *instrument) settleFunding(c *enginev1.OrderCommand) []*enginev1.EngineEvent {
+	out, contributions := st.fundingOf(c)
+	f := out.GetFunding()
+	if f == nil || len(f.Payments) <= maxFundingPayments {
+		return []*enginev1.EngineEvent{out}
+	}
+	// Many positions: one event per maxFundingPayments, each with the
+	// insurance of its own payments, so that each settles in one journal
+	// write of the wallet.
+	ns := st.priceScale + st.quantityScale
+	var events []*enginev1.EngineEvent
+	for chunk := range slices.Chunk(f.Payments, maxFundingPayments) {
+		part := proto.CloneOf(f)
+		part.Payments = chunk
+		var insurance int64
+		for _, p := range chunk {
+			insurance += contributions[p.GetAccountId()]
+		}
+		part.Insurance = decimal.Format(insurance, ns)
+		events = append(events, &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Funding{Funding: part}})
+	}
+	return events
+}
+
+// maxFundingPayments bounds the payments of one FundingSettled event.
+const maxFundingPayments = 128
+
+// fundingOf computes a funding tick's settlement with all its payments
+// and, by account, what each payment gives the insurance fund.
+func (st *instrument) fundingOf(c *enginev1.OrderCommand) (*enginev1.EngineEvent, map[string]int64) {
 	f := c.GetFunding()
 	ns := st.priceScale + st.quantityScale
-	reject := func(msg string) *enginev1.EngineEvent {
+	reject := func(msg string) (*enginev1.EngineEvent, map[string]int64) {
 		return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
 			OrderId: c.GetCommandId(), Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: "funding tick: " + msg,
-		}}}
+		}}}, nil
 	}
 	clamp, err := decimal.ParseNonNegative(f.GetRateClamp(), 6)
 	if err != nil || clamp > perp.RateUnit {
@@ -226,7 +257,7 @@ func (st *instrument) settleFunding(c *enginev1.OrderCommand) *enginev1.EngineEv
 	event := &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Funding{Funding: out}}
 	mark, ok := st.mark.Price()
 	if !ok || !st.scaled {
-		return event
+		return event, nil
 	}
 	notional, err := decimal.ParseNonNegative(f.GetImpactNotional(), ns)
 	if err != nil || notional == 0 {
@@ -258,21 +289,25 @@ func (st *instrument) settleFunding(c *enginev1.OrderCommand) *enginev1.EngineEv
 	amount := func(v int64) string { return decimal.Format(v, ns) }
 	out.Rate, out.MarkPrice, out.IndexPrice, out.ImpactBid, out.ImpactAsk = decimal.FormatTrim(rate, 6), price(mark), price(index), price(bid), price(ask)
 	var insurance int64
+	contributions := map[string]int64{}
 	for _, acct := range slices.Sorted(maps.Keys(st.positions)) {
 		pos := st.positions[acct]
 		owed, err := pos.Funding(mark, rate)
 		if err != nil || pos.Size == 0 || owed == 0 {
 			continue
 		}
-		p := &enginev1.FundingPayment{AccountId: acct, Amount: amount(owed)}
+		p := &enginev1.FundingPayment{AccountId: acct, Amount: amount(owed),
+			Size: decimal.Format(pos.Size, st.quantityScale), EntryValue: amount(pos.Value)}
 		if owed > 0 {
 			taken := min(owed, pos.Margin)
 			pos.Margin -= taken
 			insurance += taken
+			contributions[acct] = taken
 			p.Shortfall = amount(owed - taken)
 		} else {
 			pos.Margin -= owed
 			insurance += owed
+			contributions[acct] = owed
 			p.Shortfall = amount(0)
 		}
 		p.Margin = amount(pos.Margin)
@@ -280,5 +315,5 @@ func (st *instrument) settleFunding(c *enginev1.OrderCommand) *enginev1.EngineEv
 		out.Payments = append(out.Payments, p)
 	}
 	out.Insurance = amount(insurance)
-	return event
+	return event, contributions
 }

@@ -15,12 +15,13 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// snapshotVersion is the first byte of an encoded snapshot: 5 holds a
-// perpetual's positions and its resting orders' margins; 4 (read still)
+// snapshotVersion is the first byte of an encoded snapshot: 6 holds a
+// perpetual order's fee limit; 5 (read still) a perpetual's positions and
+// its resting orders' margins; 4
 // the resting orders' fees without them; 3 the mark price and the last
 // trade price without fees (no resting order charges one); 2 the command
 // memory without the prices (the mark starts afresh); 1 no memory.
-const snapshotVersion = 5
+const snapshotVersion = 6
 
 // snapshotBucket is what the snapshots need of their KV bucket; *streams.KV is one.
 type snapshotBucket interface {
@@ -97,6 +98,11 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(f.taker)) //nolint:gosec // rates are 0 to RateUnit
 		b = appendText(b, f.owed.String())
 		b = appendText(b, f.charged.String())
+		limit := ""
+		if f.limit != nil {
+			limit = f.limit.String()
+		}
+		b = appendText(b, limit)
 	}
 	b = binary.AppendUvarint(b, uint64(len(st.positions)))
 	for _, acct := range slices.Sorted(maps.Keys(st.positions)) {
@@ -160,7 +166,7 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 	fees := map[string]*orderFees{}
 	if data[0] >= 4 {
 		var err error
-		if rest, err = readFees(rest, fees); err != nil {
+		if rest, err = readFees(rest, fees, data[0] >= 6); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
 		}
 	}
@@ -272,7 +278,7 @@ func appendText(b []byte, s string) []byte {
 
 // readFees reads what encodeSnapshot wrote of the orders' fees into fees
 // and returns the rest.
-func readFees(b []byte, fees map[string]*orderFees) ([]byte, error) {
+func readFees(b []byte, fees map[string]*orderFees, limits bool) ([]byte, error) {
 	r := &reader{b: b}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		id := r.text()
@@ -291,6 +297,15 @@ func readFees(b []byte, fees map[string]*orderFees) ([]byte, error) {
 			}
 			if _, ok := amount.SetString(text, 10); !ok || amount.Sign() < 0 {
 				return nil, fmt.Errorf("fees of order %s: %q is no amount", id, text)
+			}
+		}
+		if text := ""; limits {
+			text = r.text()
+			if text != "" && r.err == nil {
+				f.limit = new(big.Int)
+				if _, ok := f.limit.SetString(text, 10); !ok || f.limit.Sign() < 0 {
+					return nil, fmt.Errorf("fee limit of order %s: %q is no amount", id, text)
+				}
 			}
 		}
 		fees[id] = f

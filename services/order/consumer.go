@@ -186,9 +186,16 @@ func fromSubmit(cmd *enginev1.OrderCommand, clientID string) (Order, error) {
 	if err != nil {
 		return Order{}, fmt.Errorf("submit %s: %w", sub.GetOrderId(), err)
 	}
+	var margin int64
+	if sub.GetLeverage() != 0 {
+		if margin, err = decimal.Parse(sub.GetMargin(), ps+qs); err != nil {
+			return Order{}, fmt.Errorf("submit %s margin: %w", sub.GetOrderId(), err)
+		}
+	}
 	at := cmd.GetSentAt().AsTime()
 	return Order{
 		MakerFeeRate: maker, TakerFeeRate: taker,
+		Leverage: sub.GetLeverage(), Margin: margin, ReduceOnly: sub.GetReduceOnly(),
 		ID: sub.GetOrderId(), ClientOrderID: clientID, Account: sub.GetAccountId(), Instrument: cmd.GetInstrumentId(),
 		Side: Side(sub.GetSide()), Type: Type(sub.GetType()), TimeInForce: TimeInForce(sub.GetTimeInForce()),
 		PostOnly: sub.GetPostOnly(), SelfTradePrevention: int32(sub.GetSelfTradePrevention()),

@@ -38,6 +38,11 @@ func submitCommand(o Order) *enginev1.OrderCommand {
 	if o.TakerFeeRate != 0 {
 		s.TakerFeeRate = decimal.FormatTrim(o.TakerFeeRate, feeScale)
 	}
+	if o.Leverage != 0 {
+		s.Leverage, s.ReduceOnly = o.Leverage, o.ReduceOnly
+		s.Margin = decimal.Format(o.Margin, o.PriceScale+o.QuantityScale)
+		s.MaintenanceMarginRate = decimal.FormatTrim(o.MaintenanceRate, feeScale)
+	}
 	return &enginev1.OrderCommand{
 		CommandId: o.ID, InstrumentId: o.Instrument, SentAt: timestamppb.New(o.CreatedAt),
 		Command: &enginev1.OrderCommand_Submit{Submit: s},

@@ -15,6 +15,7 @@ import (
 	"github.com/tradex-mesh/tradex/internal/decimal"
 	"github.com/tradex-mesh/tradex/internal/instruments"
 	"github.com/tradex-mesh/tradex/internal/paging"
+	"github.com/tradex-mesh/tradex/internal/perp"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -180,8 +181,14 @@ func (h *handler) intent(ctx context.Context, req *orderv1.PlaceOrderRequest) (O
 	if err != nil {
 		return Order{}, fmt.Errorf("instrument %s: %w", sym, err)
 	}
-	if in.GetKind() != commonv1.InstrumentKind_INSTRUMENT_KIND_SPOT {
-		return Order{}, fmt.Errorf("%w: %s is %s; only spot instruments trade for now", ErrNotTradable, sym, in.GetKind())
+	perpetual := in.GetKind() == commonv1.InstrumentKind_INSTRUMENT_KIND_PERPETUAL
+	switch {
+	case perpetual && in.GetPerpetual().GetMaxLeverage() < 1:
+		return Order{}, fmt.Errorf("%w: %s has no contract rules", ErrNotTradable, sym)
+	case !perpetual && in.GetKind() != commonv1.InstrumentKind_INSTRUMENT_KIND_SPOT:
+		return Order{}, fmt.Errorf("%w: %s is %s; spot instruments and perpetuals trade", ErrNotTradable, sym, in.GetKind())
+	case !perpetual && req.GetReduceOnly():
+		return Order{}, invalid("reduce_only", "only a perpetual's orders may be reduce-only")
 	}
 	rules, err := h.s.insts.Rules(ctx, sym)
 	if err != nil {
@@ -194,20 +201,53 @@ func (h *handler) intent(ctx context.Context, req *orderv1.PlaceOrderRequest) (O
 	o := Order{
 		ClientOrderID: cid, Account: acct, Instrument: sym,
 		Side: Side(req.GetSide()), Type: Type(req.GetType()), TimeInForce: TimeInForce(req.GetTimeInForce()),
-		PostOnly: req.GetPostOnly(), SelfTradePrevention: int32(req.GetSelfTradePrevention()),
+		PostOnly: req.GetPostOnly(), SelfTradePrevention: int32(req.GetSelfTradePrevention()), ReduceOnly: req.GetReduceOnly(),
 		PriceScale: rules.PriceScale, QuantityScale: rules.QuantityScale,
 		Status: StatusNew, CreatedAt: now, UpdatedAt: now, Revision: 1,
 	}
 	if err := checkEnums(&o); err != nil {
 		return Order{}, err
 	}
-	if err := checkAmounts(&o, rules, req.GetQuantity(), req.GetPrice()); err != nil {
+	if err := checkAmounts(&o, rules, req.GetQuantity(), req.GetPrice(), perpetual); err != nil {
 		return Order{}, err
 	}
 	if o.MakerFeeRate, o.TakerFeeRate, err = feeRates(in.GetMakerFeeRate(), in.GetTakerFeeRate()); err != nil {
 		return Order{}, fmt.Errorf("instrument %s: %w", sym, err)
 	}
+	if perpetual {
+		lv, err := h.s.leverage(ctx, acct, sym)
+		if err != nil {
+			return Order{}, err
+		}
+		if o.MaintenanceRate, err = decimal.ParseNonNegative(in.GetPerpetual().GetMaintenanceMarginRate(), feeScale); err != nil {
+			return Order{}, fmt.Errorf("instrument %s maintenance_margin_rate: %w", sym, err)
+		}
+		o.Leverage = lv.Leverage
+		return o, setMarginHold(&o, rules, in.GetQuoteAsset())
+	}
 	return o, setHold(&o, rules, in.GetBaseAsset(), in.GetQuoteAsset())
+}
+
+// setMarginHold sets what the wallet holds for a perpetual's order, in the
+// quote asset: its initial margin (its value at the limit or protection
+// price divided by the leverage, rounded up; none for a reduce-only order,
+// which opens nothing) and the larger of its fees.
+func setMarginHold(o *Order, r instruments.Rules, quote string) error {
+	n, err := r.Notional(o.Price, o.Quantity)
+	if err != nil {
+		return invalid("quantity", fmt.Sprintf("order value: %v", err))
+	}
+	if !o.ReduceOnly {
+		if o.Margin, err = perp.InitialMargin(n, int64(o.Leverage)); err != nil {
+			return invalid("quantity", fmt.Sprintf("order margin: %v", err))
+		}
+	}
+	fee, err := decimal.MulRound(n, r.NotionalScale(), max(o.MakerFeeRate, o.TakerFeeRate), feeScale, r.NotionalScale(), decimal.RoundUp)
+	if err != nil || o.Margin > math.MaxInt64-fee {
+		return invalid("quantity", "order margin and fee out of range")
+	}
+	o.HoldAsset, o.HoldAmount, o.HoldScale = quote, o.Margin+fee, r.NotionalScale()
+	return nil
 }
 
 // feeScale is the scale of fee rates (millionths).
@@ -281,8 +321,9 @@ func checkEnums(o *Order) error {
 
 // checkAmounts parses and checks quantity and price against the rules. A
 // market order may carry a price: a protection bound it never trades
-// beyond; a market buy must, since its hold is bound * quantity.
-func checkAmounts(o *Order, r instruments.Rules, qty, price string) error {
+// beyond; a market buy must, since its hold is bound * quantity, and so
+// must a perpetual's market order on either side (its margin is).
+func checkAmounts(o *Order, r instruments.Rules, qty, price string, perpetual bool) error {
 	q, err := r.ParseQuantity(qty)
 	if err != nil {
 		return invalid("quantity", err.Error())
@@ -296,6 +337,8 @@ func checkAmounts(o *Order, r instruments.Rules, qty, price string) error {
 		return invalid("price", "is required for a limit order")
 	case price == "" && o.Side == SideBuy:
 		return invalid("price", "a market buy needs a price: the most it may pay per unit, which bounds the funds held")
+	case price == "" && perpetual:
+		return invalid("price", "a perpetual's market order needs a price: the worst it may trade at, which bounds the margin held")
 	case price == "":
 		return nil
 	}
@@ -349,6 +392,10 @@ func toProto(o Order) *orderv1.Order {
 		ExpireReason: commonv1.ExpireReason(o.ExpireReason), StatusMessage: o.Message,
 		SelfTradePrevention: commonv1.SelfTradePrevention(o.SelfTradePrevention),
 		CreatedAt:           timestamppb.New(o.CreatedAt), UpdatedAt: timestamppb.New(o.UpdatedAt), Revision: o.Revision,
+		ReduceOnly: o.ReduceOnly, Leverage: o.Leverage,
+	}
+	if o.Leverage != 0 {
+		out.Margin = decimal.Format(o.Margin, o.PriceScale+o.QuantityScale)
 	}
 	if o.Price != 0 {
 		out.Price = decimal.Format(o.Price, o.PriceScale)

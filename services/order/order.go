@@ -83,10 +83,18 @@ type Order struct {
 	HoldScale  int32  `json:"hold_scale"`
 	// MakerFeeRate and TakerFeeRate are the instrument's fee rates when
 	// the order was placed, in millionths; the engine charges them.
-	MakerFeeRate int64     `json:"maker_fee_rate,omitempty"`
-	TakerFeeRate int64     `json:"taker_fee_rate,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	MakerFeeRate int64 `json:"maker_fee_rate,omitempty"`
+	TakerFeeRate int64 `json:"taker_fee_rate,omitempty"`
+	// A perpetual's order (docs/perpetuals.md): the leverage its margin was
+	// held at (0 for spot), the margin (at HoldScale, part of HoldAmount),
+	// whether it may only reduce the position, and the maintenance margin
+	// rate (millionths) the engine liquidates at.
+	Leverage        int32     `json:"leverage,omitempty"`
+	Margin          int64     `json:"margin,omitempty"`
+	ReduceOnly      bool      `json:"reduce_only,omitempty"`
+	MaintenanceRate int64     `json:"maintenance_rate,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 	// Revision grows with every change.
 	Revision uint64 `json:"revision"`
 	// EngineSequence is the instrument's engine event sequence last applied
@@ -102,7 +110,8 @@ type Order struct {
 func (o Order) SameRequest(p Order) bool {
 	return o.Account == p.Account && o.Instrument == p.Instrument && o.Side == p.Side &&
 		o.Type == p.Type && o.TimeInForce == p.TimeInForce && o.PostOnly == p.PostOnly &&
-		o.SelfTradePrevention == p.SelfTradePrevention && o.Price == p.Price && o.Quantity == p.Quantity
+		o.SelfTradePrevention == p.SelfTradePrevention && o.Price == p.Price && o.Quantity == p.Quantity &&
+		o.ReduceOnly == p.ReduceOnly
 }
 
 // AveragePrice is the volume-weighted average price of the fills at

@@ -50,6 +50,9 @@ func (s *Service) place(ctx context.Context, intent Order) (o Order, replayed bo
 // claimRev is not 0, a failure that leaves nothing behind frees the client
 // order id claimed at that revision.
 func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, error) {
+	if o.HoldAmount == 0 { // a reduce-only perpetual order without fees holds nothing
+		return s.publishNoHold(ctx, o, claimRev)
+	}
 	_, err := s.wallet.HoldBalance(ctx, &walletv1.HoldBalanceRequest{
 		HoldId: o.ID, AccountId: o.Account, Asset: o.HoldAsset,
 		Amount: decimal.Format(o.HoldAmount, o.HoldScale), Reason: walletv1.HoldReason_HOLD_REASON_ORDER,
@@ -85,6 +88,20 @@ func (s *Service) submit(ctx context.Context, o Order, claimRev uint64) (Order, 
 			return Order{}, err
 		}
 		return Order{}, errors.Join(err, s.undoHold(ctx, o), s.freeClaim(ctx, o, claimRev))
+	}
+	s.st.placed(o)
+	return o, nil
+}
+
+// publishNoHold publishes the submit of an order that holds nothing.
+func (s *Service) publishNoHold(ctx context.Context, o Order, claimRev uint64) (Order, error) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CleanupTimeout)
+	defer cancel()
+	if err := s.publishSubmit(pctx, o); err != nil {
+		if errors.Is(err, streams.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return Order{}, err // it may be stored: keep the claim (see submit)
+		}
+		return Order{}, errors.Join(err, s.freeClaim(ctx, o, claimRev))
 	}
 	s.st.placed(o)
 	return o, nil

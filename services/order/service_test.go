@@ -405,7 +405,10 @@ func TestPlaceOrderErrors(t *testing.T) {
 		{"bad client id", with(func(r *orderv1.PlaceOrderRequest) { r.ClientOrderId = "a b" }), connect.CodeInvalidArgument, "client_order_id"},
 		{"unknown instrument", with(func(r *orderv1.PlaceOrderRequest) { r.InstrumentId = "DOGEUSDT" }), connect.CodeNotFound, "instrument not found"},
 		{"halted", with(func(r *orderv1.PlaceOrderRequest) { r.InstrumentId = "ETHUSDT" }), connect.CodeFailedPrecondition, "halted"},
-		{"perpetual", with(func(r *orderv1.PlaceOrderRequest) { r.InstrumentId = "BTCUSDT-PERP" }), connect.CodeFailedPrecondition, "spot"},
+		{"reduce-only spot", with(func(r *orderv1.PlaceOrderRequest) { r.ReduceOnly = true }), connect.CodeInvalidArgument, "reduce_only: only a perpetual's"},
+		{"perpetual market sell without a price", with(func(r *orderv1.PlaceOrderRequest) {
+			r.InstrumentId, r.Side, r.Type, r.Price = "BTCUSDT-PERP", sell, commonv1.OrderType_ORDER_TYPE_MARKET, ""
+		}), connect.CodeInvalidArgument, "price: a perpetual's market order needs a price"},
 		{"off tick", with(func(r *orderv1.PlaceOrderRequest) { r.Price = "50000.001" }), connect.CodeInvalidArgument, "price"},
 		{"tick size", with(func(r *orderv1.PlaceOrderRequest) { r.Price = "0" }), connect.CodeInvalidArgument, "price"},
 		{"off lot", with(func(r *orderv1.PlaceOrderRequest) { r.Quantity = "0.000001" }), connect.CodeInvalidArgument, "quantity"},
@@ -908,6 +911,52 @@ func TestOrdersCarryFeeRates(t *testing.T) {
 		if sub := cmds[id].GetSubmit(); sub.GetMakerFeeRate() != maker || sub.GetTakerFeeRate() != taker {
 			t.Fatalf("submit %v, want the instrument's rates", sub)
 		}
+	}
+}
+
+// A perpetual's order holds its initial margin at the account's leverage
+// and its larger fee, in the quote asset; a reduce-only one only the fee.
+// The submit carries what the engine needs to keep the position.
+func TestPerpetualOrderHoldsMargin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	svc := e.start()
+	maker, taker := "0.0002", "0.0005"
+	if _, err := e.metadata.UpdateInstrument(t.Context(), &metadatav1.UpdateInstrumentRequest{
+		Symbol: "BTCUSDT-PERP", MakerFeeRate: &maker, TakerFeeRate: &taker}); err != nil {
+		t.Fatal(err)
+	}
+	polltest.Until(t, "the cache to see the fee rates", func() error {
+		if in, err := e.cache.Get(t.Context(), "BTCUSDT-PERP"); err != nil || in.GetTakerFeeRate() != taker {
+			return fmt.Errorf("instrument %v: %w", in, err)
+		}
+		return nil
+	})
+	if _, err := svc.client.SetLeverage(t.Context(), &orderv1.SetLeverageRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Leverage: 20}); err != nil {
+		t.Fatal(err)
+	}
+	e.deposit("alice", "USDT", "10000")
+	opening := svc.place(t, limit("alice", "", "BTCUSDT-PERP", buy, "0.1", "50000")).GetOrder()
+	// 5,000 of value: 250 of margin at 20x and a taker fee of 2.5.
+	if got := e.balance("alice", "USDT"); got != "9747.5/252.5" {
+		t.Fatalf("alice USDT %s, want 252.5 held (margin 250 and fee 2.5)", got)
+	}
+	if opening.GetLeverage() != 20 || opening.GetMargin() != "250.0000" || opening.GetReduceOnly() {
+		t.Fatalf("order %v, want leverage 20 and margin 250.0000", opening)
+	}
+	closing := limit("alice", "", "BTCUSDT-PERP", sell, "0.1", "51000")
+	closing.Type, closing.ReduceOnly = commonv1.OrderType_ORDER_TYPE_MARKET, true
+	reducing := svc.place(t, closing).GetOrder()
+	if got := e.balance("alice", "USDT"); got != "9744.95/255.05" { // the fee of 5,100 at 0.05%
+		t.Fatalf("alice USDT %s, want only the reduce-only order's fee held on top", got)
+	}
+	cmds := e.commands()
+	sub := cmds[opening.GetOrderId()].GetSubmit()
+	if sub.GetLeverage() != 20 || sub.GetMargin() != "250.0000" || sub.GetMaintenanceMarginRate() != "0.005" || sub.GetReduceOnly() {
+		t.Fatalf("opening submit %v, want leverage 20, margin 250.0000, maintenance 0.005", sub)
+	}
+	if sub := cmds[reducing.GetOrderId()].GetSubmit(); !sub.GetReduceOnly() || sub.GetMargin() != "0.0000" || sub.GetPrice() != "51000.0" {
+		t.Fatalf("reduce-only submit %v, want reduce_only, no margin, the protection price", sub)
 	}
 }
 

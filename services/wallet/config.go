@@ -56,6 +56,14 @@ type Config struct {
 	// instrument: the prefix and the instrument ("fees-BTCUSDT"), so that
 	// the settlements of different instruments do not write one account.
 	FeeAccountPrefix string
+	// MarginAccountPrefix names the accounts that hold a perpetual's
+	// margins, one per instrument ("margin-BTCUSDT-PERP",
+	// docs/perpetuals.md).
+	MarginAccountPrefix string
+	// InsuranceAccount is the insurance fund's account: the matching
+	// engine's (matching.InsuranceAccount). It pays bankrupt positions'
+	// shortfalls; it must be funded by deposits before it can.
+	InsuranceAccount string
 }
 
 // Default is the configuration of a single node: scale 8 for every asset,
@@ -73,7 +81,9 @@ func Default() Config {
 		WriteAttempts:  10,
 		WriteTimeout:   10 * time.Second,
 
-		FeeAccountPrefix: "fees-",
+		FeeAccountPrefix:    "fees-",
+		MarginAccountPrefix: "margin-",
+		InsuranceAccount:    "insurance-fund",
 	}
 }
 
@@ -100,8 +110,13 @@ func (c Config) Validate() error {
 	if c.ConsumerName == "" {
 		errs = append(errs, errors.New("wallet: ConsumerName is required"))
 	}
-	if c.FeeAccountPrefix == "" || streams.ValidateKey(c.FeeAccountPrefix+"X") != nil {
-		errs = append(errs, fmt.Errorf("wallet: FeeAccountPrefix %q: want the start of an account id", c.FeeAccountPrefix))
+	for name, prefix := range map[string]string{"FeeAccountPrefix": c.FeeAccountPrefix, "MarginAccountPrefix": c.MarginAccountPrefix} {
+		if prefix == "" || streams.ValidateKey(prefix+"X") != nil {
+			errs = append(errs, fmt.Errorf("wallet: %s %q: want the start of an account id", name, prefix))
+		}
+	}
+	if streams.ValidateKey(c.InsuranceAccount) != nil {
+		errs = append(errs, fmt.Errorf("wallet: InsuranceAccount %q: want an account id", c.InsuranceAccount))
 	}
 	return errors.Join(errs...)
 }

@@ -66,6 +66,11 @@ func (s *Service) settle(ctx context.Context, m *streams.Message[*enginev1.Engin
 	case err == nil:
 		s.cover(inst, run[planned-1].seq)
 		return nil
+	case errors.Is(err, ErrPoolShort):
+		// Nothing is lost: the event waits until the fund can pay.
+		s.log.ErrorContext(ctx, "perpetual settlement waits for the insurance fund: deposit into it",
+			"instrument", inst, "event", m.Payload.GetEventId(), "account", s.cfg.InsuranceAccount, "error", err)
+		return fmt.Errorf("settle %s event %s: %w", inst, m.Payload.GetEventId(), err)
 	case errors.Is(err, ErrInsufficientFunds), errors.Is(err, ErrHoldNotFound),
 		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrOverflow):
 		return streams.Permanent(fmt.Errorf("settle %s event %s: %w", inst, m.Payload.GetEventId(), err))
@@ -80,7 +85,13 @@ type settlement struct {
 	seq      uint64
 	plan     func(tx *Tx) error
 	accounts []string
+	// entries bounds the journal entries plan makes.
+	entries int
 }
+
+// maxRunEntries bounds the journal entries of one settlement write (an
+// atomic batch holds 1,000 messages).
+const maxRunEntries = 990
 
 // planRun plans the settlements of run in order into tx and returns how
 // many it planned. When one after the first fails, tx holds the ones
@@ -90,6 +101,9 @@ func planRun(tx *Tx, inst string, run []settlement) (int, error) {
 	for i, st := range run {
 		if st.plan == nil || tx.book.EngineSequence(inst) >= st.seq {
 			continue
+		}
+		if i > 0 && len(tx.Entries)+st.entries > maxRunEntries {
+			return i, nil // the rest in the next write
 		}
 		if err := st.plan(tx); err != nil {
 			if i == 0 {
@@ -131,9 +145,15 @@ func (s *Service) readAhead(ctx context.Context, inst string, seq uint64) []sett
 
 // settlement converts an engine event of stream sequence seq.
 func (s *Service) settlement(ctx context.Context, ev *enginev1.EngineEvent, seq uint64) (settlement, error) {
+	if mark := ev.GetMarkPrice(); mark != "" {
+		s.noteMark(ev.GetInstrumentId(), mark, seq)
+	}
 	cause := Entry{Instrument: ev.GetInstrumentId(), EngineEventID: ev.GetEventId(), EngineSequence: seq}
 	release := func(acct, order string) (settlement, error) {
-		return settlement{seq: seq, plan: s.releaseOrder(acct, order, cause), accounts: []string{acct}}, nil
+		return settlement{seq: seq, plan: s.releaseOrder(acct, order, cause), accounts: []string{acct}, entries: 1}, nil
+	}
+	if movesPositions(ev) {
+		return s.perpetualSettlement(ctx, ev, seq)
 	}
 	switch e := ev.GetEvent().(type) {
 	case *enginev1.EngineEvent_Trade:
@@ -145,7 +165,7 @@ func (s *Service) settlement(ctx context.Context, ev *enginev1.EngineEvent, seq 
 		if tr.BuyFee > 0 || tr.SellFee > 0 {
 			accounts = append(accounts, tr.FeeAccount) // written too: locked with the others
 		}
-		return settlement{seq: seq, plan: func(tx *Tx) error { return tx.Settle(tr) }, accounts: accounts}, nil
+		return settlement{seq: seq, plan: func(tx *Tx) error { return tx.Settle(tr) }, accounts: accounts, entries: 9}, nil
 	case *enginev1.EngineEvent_Cancelled:
 		return release(e.Cancelled.GetAccountId(), e.Cancelled.GetOrderId())
 	case *enginev1.EngineEvent_Rejected:
@@ -161,6 +181,29 @@ func (s *Service) settlement(ctx context.Context, ev *enginev1.EngineEvent, seq 
 	default:
 		return settlement{seq: seq}, nil // accepted, cancel rejected: no funds move
 	}
+}
+
+// mark is the last mark price the wallet saw for an instrument, at the
+// engine event of sequence seq.
+type mark struct {
+	price string
+	seq   uint64
+}
+
+// noteMark keeps the mark price of the latest engine event of inst.
+func (s *Service) noteMark(inst, price string, seq uint64) {
+	s.coverMu.Lock()
+	defer s.coverMu.Unlock()
+	if m := s.marks[inst]; seq > m.seq {
+		s.marks[inst] = mark{price: price, seq: seq}
+	}
+}
+
+// markOf is the last mark price seen for inst ("" for none).
+func (s *Service) markOf(inst string) string {
+	s.coverMu.Lock()
+	defer s.coverMu.Unlock()
+	return s.marks[inst].price
 }
 
 // covered is the last engine sequence of inst this instance settled or

@@ -27,11 +27,20 @@ var reasonToProto = map[Reason]walletv1.BalanceChangeReason{
 	ReasonRelease:    walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_RELEASE,
 	ReasonSettlement: walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_TRADE_SETTLEMENT,
 	ReasonFee:        walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_FEE,
+	ReasonMargin:     walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_MARGIN,
+	ReasonInsurance:  walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_INSURANCE,
+	ReasonPosition:   walletv1.BalanceChangeReason_BALANCE_CHANGE_REASON_POSITION,
 }
 
 // entryProto converts a journal entry to its payload.
 func entryProto(e Entry, scale int32) *walletv1.BalanceChanged {
+	var pos *walletv1.PositionState
+	if p := e.Position; p != nil {
+		pos = &walletv1.PositionState{InstrumentId: p.Instrument, Size: p.Size,
+			EntryValue: decimal.Format(p.Value, scale), Margin: decimal.Format(p.Margin, scale)}
+	}
 	return &walletv1.BalanceChanged{
+		Position:       pos,
 		EventId:        e.EventID,
 		AccountId:      e.Account,
 		Asset:          e.Asset,
@@ -103,9 +112,22 @@ func decodeEntry(data []byte, h header, streamSeq uint64, scaleOf func(string) i
 			reason = r
 		}
 	}
+	var pos *PositionState
+	if p := m.GetPosition(); p != nil {
+		value, err := decimal.Parse(p.GetEntryValue(), sc)
+		if err != nil {
+			return Entry{}, fmt.Errorf("%w: entry %d: position: %w", ErrCorruptJournal, streamSeq, err)
+		}
+		margin, err := decimal.Parse(p.GetMargin(), sc)
+		if err != nil {
+			return Entry{}, fmt.Errorf("%w: entry %d: position: %w", ErrCorruptJournal, streamSeq, err)
+		}
+		pos = &PositionState{Instrument: p.GetInstrumentId(), Size: p.GetSize(), Value: value, Margin: margin}
+	}
 	hr, _ := strconv.Atoi(h.Get(headerHoldReason))
 	return Entry{
-		EventID: m.GetEventId(), Account: m.GetAccountId(), Asset: m.GetAsset(),
+		Position: pos,
+		EventID:  m.GetEventId(), Account: m.GetAccountId(), Asset: m.GetAsset(),
 		Available: vals[0], Held: vals[1], AvailableDelta: vals[2], HeldDelta: vals[3],
 		Reason: reason, HoldID: m.GetHoldId(), HoldReason: HoldReason(hr), ReleaseID: h.Get(headerReleaseID),
 		OrderID: m.GetOrderId(), TradeID: m.GetTradeId(), EngineEventID: m.GetEngineEventId(),

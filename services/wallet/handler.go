@@ -308,20 +308,34 @@ func (h *handler) WatchBalances(ctx context.Context, req *walletv1.WatchBalances
 		SnapshotEnd: &commonv1.SnapshotEnd{Sequence: pos}}}); err != nil {
 		return err
 	}
-	// Send errors are the client's going away: returned as they are,
-	// not mapped.
+	return h.followJournal(ctx, acct, pos, func(bc *walletv1.BalanceChanged, _ streams.Stored) error {
+		if !want(bc.GetAsset()) {
+			return nil
+		}
+		return stream.Send(&walletv1.WatchBalancesResponse{Event: &walletv1.WatchBalancesResponse_Changed{Changed: bc}})
+	})
+}
+
+// followJournal passes every journal entry of acct ("" for all) after
+// stream sequence pos to send until the client goes away. send's errors
+// are the client's going away, returned as they are, or else (wrapping
+// ErrCorruptJournal) the journal's.
+func (h *handler) followJournal(ctx context.Context, acct string, pos uint64, send func(*walletv1.BalanceChanged, streams.Stored) error) error {
 	var sendErr error
-	err = h.s.streams.Follow(ctx, streams.Follow{Topic: streams.TopicBalanceChanged, Key: acct, From: pos + 1},
+	err := h.s.streams.Follow(ctx, streams.Follow{Topic: streams.TopicBalanceChanged, Key: acct, From: pos + 1},
 		func(_ context.Context, m streams.Stored) error {
 			var bc walletv1.BalanceChanged
 			if err := proto.Unmarshal(m.Data, &bc); err != nil {
 				return fmt.Errorf("%w: entry %d: %w", ErrCorruptJournal, m.Sequence, err)
 			}
-			if !want(bc.GetAsset()) {
-				return nil
+			if err := send(&bc, m); err != nil {
+				if errors.Is(err, ErrCorruptJournal) {
+					return err
+				}
+				sendErr = err
+				return err
 			}
-			sendErr = stream.Send(&walletv1.WatchBalancesResponse{Event: &walletv1.WatchBalancesResponse_Changed{Changed: &bc}})
-			return sendErr
+			return nil
 		})
 	switch {
 	case sendErr != nil:

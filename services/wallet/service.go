@@ -54,6 +54,7 @@ type Service struct {
 	// settled or found nothing to settle in (settle).
 	coverMu sync.Mutex
 	through map[string]uint64
+	marks   map[string]mark // by instrument (noteMark)
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -84,7 +85,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return &Service{
 		cfg: cfg, log: deps.Logger, streams: deps.Streams, insts: deps.Instruments,
 		st:      newStore(cfg, deps.Logger, deps.Streams, deps.Publisher, now),
-		through: map[string]uint64{}, ready: make(chan struct{}),
+		through: map[string]uint64{}, marks: map[string]mark{}, ready: make(chan struct{}),
 	}, nil
 }
 

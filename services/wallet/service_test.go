@@ -92,6 +92,12 @@ func (e *env) start(cfg Config) *instance {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.run(svc)
+}
+
+// run runs svc until the test ends and serves it over HTTP.
+func (e *env) run(svc *Service) *instance {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(e.t.Context())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

@@ -21,7 +21,7 @@ const snapshotKey = "state"
 
 // snapshotVersion is the format of a snapshot; another version is ignored
 // (the journal is replayed in full).
-const snapshotVersion = 1
+const snapshotVersion = 2
 
 // mesh is what the store uses of the mesh (*streams.Client): the snapshot
 // object store and ordered reads of the journal.
@@ -452,6 +452,7 @@ type snapshot struct {
 	Transfers []Transfer             `json:"transfers"`
 	Releases  []Release              `json:"releases"`
 	Engine    map[string]uint64      `json:"engine"`
+	Positions []Position             `json:"positions,omitempty"`
 }
 
 type snapAccount struct {
@@ -490,6 +491,7 @@ func snapshotOf(b *Book, cut time.Time) snapshot {
 			s.Releases = append(s.Releases, *r)
 		}
 	}
+	s.Positions = b.Positions("")
 	// Sorted, so equal books have equal snapshots.
 	for id, sa := range s.Accounts {
 		slices.SortFunc(sa.Balances, func(x, y Balance) int { return cmp.Compare(x.Asset, y.Asset) })
@@ -527,6 +529,9 @@ func (s snapshot) book() *Book {
 	}
 	for k, v := range s.Engine {
 		b.engine[k] = v
+	}
+	for _, p := range s.Positions {
+		b.positions[key(p.Account, p.Instrument)] = &p
 	}
 	return b
 }

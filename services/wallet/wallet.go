@@ -22,6 +22,14 @@ const (
 	// or its seller (from what it received), and received by the fee
 	// account.
 	ReasonFee
+	// ReasonMargin moves a perpetual's margin: from an order's hold into the
+	// instrument's margin account, or from it to a balance (a payout).
+	ReasonMargin
+	// ReasonInsurance moves funds between the insurance fund and a margin
+	// account: shortfalls paid, funding roundings received.
+	ReasonInsurance
+	// ReasonPosition moves nothing: the entry records a position's state.
+	ReasonPosition
 )
 
 // HoldReason says what a hold reserves funds for.
@@ -93,7 +101,9 @@ type Entry struct {
 	Instrument      string // of the engine event
 	TransferID      string
 	Memo            string
-	Time            time.Time
+	// Position is a ReasonPosition entry's position after the event.
+	Position *PositionState
+	Time     time.Time
 	// Sequence is the account's journal sequence (1, 2, ...); StreamSeq the
 	// entry's stream sequence. Both are set when the entry is committed.
 	Sequence  uint64
@@ -116,6 +126,7 @@ type Book struct {
 	releases  map[string]*Release  // account/holdID/releaseID
 	engine    map[string]uint64    // instrument -> last applied engine sequence
 	supply    map[string]int64     // asset -> available+held over all accounts
+	positions map[string]*Position // account/instrument, open ones only
 	applied   uint64               // last stream sequence applied by reading the journal in order
 }
 
@@ -128,6 +139,7 @@ func NewBook() *Book {
 		releases:  map[string]*Release{},
 		engine:    map[string]uint64{},
 		supply:    map[string]int64{},
+		positions: map[string]*Position{},
 	}
 }
 
@@ -271,6 +283,7 @@ func (b *Book) Apply(e Entry) error {
 	b.supply[e.Asset] += e.AvailableDelta + e.HeldDelta
 	a.seq, a.subjSeq = e.Sequence, e.StreamSeq
 	b.applyRecords(e, *bal)
+	b.applyPosition(e)
 	if e.EngineSequence > b.engine[e.Instrument] {
 		b.engine[e.Instrument] = e.EngineSequence
 	}
@@ -290,7 +303,7 @@ func (b *Book) applyRecords(e Entry, after Balance) {
 			ID: e.HoldID, Account: e.Account, Asset: e.Asset, Amount: e.HeldDelta, Remaining: e.HeldDelta,
 			Reason: e.HoldReason, CreatedAt: e.Time, UpdatedAt: e.Time, Balance: after,
 		}
-	case ReasonRelease, ReasonSettlement, ReasonFee: // a buyer's fee comes out of its order's hold
+	case ReasonRelease, ReasonSettlement, ReasonFee, ReasonMargin: // fees and margins come out of an order's hold
 		if h := b.holds[key(e.Account, e.HoldID)]; h != nil && e.HeldDelta != 0 {
 			h.Remaining += e.HeldDelta
 			h.UpdatedAt = e.Time

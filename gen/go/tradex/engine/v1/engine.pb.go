@@ -1698,7 +1698,11 @@ type FundingPayment struct {
 	// Its margin after.
 	Margin string `protobuf:"bytes,3,opt,name=margin,proto3" json:"margin,omitempty"`
 	// What its margin could not pay (the insurance fund pays it).
-	Shortfall     string `protobuf:"bytes,4,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	Shortfall string `protobuf:"bytes,4,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	// The position's signed size (unchanged by funding), at the quantity scale.
+	Size string `protobuf:"bytes,5,opt,name=size,proto3" json:"size,omitempty"`
+	// Its entry value (unchanged by funding).
+	EntryValue    string `protobuf:"bytes,6,opt,name=entry_value,json=entryValue,proto3" json:"entry_value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1757,6 +1761,20 @@ func (x *FundingPayment) GetMargin() string {
 func (x *FundingPayment) GetShortfall() string {
 	if x != nil {
 		return x.Shortfall
+	}
+	return ""
+}
+
+func (x *FundingPayment) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+func (x *FundingPayment) GetEntryValue() string {
+	if x != nil {
+		return x.EntryValue
 	}
 	return ""
 }
@@ -2008,13 +2026,16 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\n" +
 	"impact_ask\x18\x06 \x01(\tR\timpactAsk\x12<\n" +
 	"\bpayments\x18\a \x03(\v2 .tradex.engine.v1.FundingPaymentR\bpayments\x12\x1c\n" +
-	"\tinsurance\x18\b \x01(\tR\tinsurance\"}\n" +
+	"\tinsurance\x18\b \x01(\tR\tinsurance\"\xb2\x01\n" +
 	"\x0eFundingPayment\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\tR\x06amount\x12\x16\n" +
 	"\x06margin\x18\x03 \x01(\tR\x06margin\x12\x1c\n" +
-	"\tshortfall\x18\x04 \x01(\tR\tshortfall\"\x9d\x02\n" +
+	"\tshortfall\x18\x04 \x01(\tR\tshortfall\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\tR\x04size\x12\x1f\n" +
+	"\ventry_value\x18\x06 \x01(\tR\n" +
+	"entryValue\"\x9d\x02\n" +
 	"\x11PositionTakenOver\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x12\n" +

@@ -358,7 +358,13 @@ type Order struct {
 	// When the order last changed.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Grows with every change of the order; a client keeps the version with the highest.
-	Revision      uint64 `protobuf:"varint,22,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,22,opt,name=revision,proto3" json:"revision,omitempty"`
+	// A perpetual's order: whether it may only reduce the position.
+	ReduceOnly bool `protobuf:"varint,23,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
+	// A perpetual's order: the leverage its margin was held at.
+	Leverage int32 `protobuf:"varint,24,opt,name=leverage,proto3" json:"leverage,omitempty"`
+	// A perpetual's order: the initial margin held for it, in the quote asset.
+	Margin        string `protobuf:"bytes,25,opt,name=margin,proto3" json:"margin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -547,6 +553,27 @@ func (x *Order) GetRevision() uint64 {
 	return 0
 }
 
+func (x *Order) GetReduceOnly() bool {
+	if x != nil {
+		return x.ReduceOnly
+	}
+	return false
+}
+
+func (x *Order) GetLeverage() int32 {
+	if x != nil {
+		return x.Leverage
+	}
+	return 0
+}
+
+func (x *Order) GetMargin() string {
+	if x != nil {
+		return x.Margin
+	}
+	return ""
+}
+
 // PlaceOrderRequest is a new order. The REST body of POST /v1/orders maps onto it
 // (instrumentId, side, type, quantity, price, clientOrderId, timeInForce, postOnly).
 type PlaceOrderRequest struct {
@@ -576,8 +603,12 @@ type PlaceOrderRequest struct {
 	// What to do if the order would trade with the same account's order; UNSPECIFIED means
 	// CANCEL_TAKER.
 	SelfTradePrevention v1.SelfTradePrevention `protobuf:"varint,10,opt,name=self_trade_prevention,json=selfTradePrevention,proto3,enum=tradex.common.v1.SelfTradePrevention" json:"self_trade_prevention,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// A perpetual's order that may only reduce the account's position (docs/perpetuals.md):
+	// the engine rejects it when it would open or grow one. It holds no margin, only its
+	// fee. InvalidArgument on a spot instrument.
+	ReduceOnly    bool `protobuf:"varint,11,opt,name=reduce_only,json=reduceOnly,proto3" json:"reduce_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlaceOrderRequest) Reset() {
@@ -678,6 +709,13 @@ func (x *PlaceOrderRequest) GetSelfTradePrevention() v1.SelfTradePrevention {
 		return x.SelfTradePrevention
 	}
 	return v1.SelfTradePrevention(0)
+}
+
+func (x *PlaceOrderRequest) GetReduceOnly() bool {
+	if x != nil {
+		return x.ReduceOnly
+	}
+	return false
 }
 
 // PlaceOrderResponse carries the placed order.
@@ -1268,7 +1306,7 @@ const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
 	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\"L\n" +
 	"\x13GetLeverageResponse\x125\n" +
-	"\bleverage\x18\x01 \x01(\v2\x19.tradex.order.v1.LeverageR\bleverage\"\x94\b\n" +
+	"\bleverage\x18\x01 \x01(\v2\x19.tradex.order.v1.LeverageR\bleverage\"\xe9\b\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12&\n" +
 	"\x0fclient_order_id\x18\x02 \x01(\tR\rclientOrderId\x12\x1d\n" +
@@ -1295,7 +1333,11 @@ const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"created_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
-	"\brevision\x18\x16 \x01(\x04R\brevision\"\xc9\x03\n" +
+	"\brevision\x18\x16 \x01(\x04R\brevision\x12\x1f\n" +
+	"\vreduce_only\x18\x17 \x01(\bR\n" +
+	"reduceOnly\x12\x1a\n" +
+	"\bleverage\x18\x18 \x01(\x05R\bleverage\x12\x16\n" +
+	"\x06margin\x18\x19 \x01(\tR\x06margin\"\xea\x03\n" +
 	"\x11PlaceOrderRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12&\n" +
@@ -1308,7 +1350,9 @@ const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"\rtime_in_force\x18\b \x01(\x0e2\x1d.tradex.common.v1.TimeInForceR\vtimeInForce\x12\x1b\n" +
 	"\tpost_only\x18\t \x01(\bR\bpostOnly\x12Y\n" +
 	"\x15self_trade_prevention\x18\n" +
-	" \x01(\x0e2%.tradex.common.v1.SelfTradePreventionR\x13selfTradePrevention\"^\n" +
+	" \x01(\x0e2%.tradex.common.v1.SelfTradePreventionR\x13selfTradePrevention\x12\x1f\n" +
+	"\vreduce_only\x18\v \x01(\bR\n" +
+	"reduceOnly\"^\n" +
 	"\x12PlaceOrderResponse\x12,\n" +
 	"\x05order\x18\x01 \x01(\v2\x16.tradex.order.v1.OrderR\x05order\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"v\n" +

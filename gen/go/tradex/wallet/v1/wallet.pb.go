@@ -106,19 +106,31 @@ const (
 	BalanceChangeReason_BALANCE_CHANGE_REASON_FEE BalanceChangeReason = 6
 	// An operator's correction.
 	BalanceChangeReason_BALANCE_CHANGE_REASON_ADJUSTMENT BalanceChangeReason = 7
+	// A perpetual's margin moved: from an order's hold into the instrument's margin
+	// account (docs/perpetuals.md), or from there back to the account's balance (released
+	// margin and realized PnL).
+	BalanceChangeReason_BALANCE_CHANGE_REASON_MARGIN BalanceChangeReason = 8
+	// The insurance fund paid a shortfall into a perpetual's margin account, or received a
+	// funding rounding from it.
+	BalanceChangeReason_BALANCE_CHANGE_REASON_INSURANCE BalanceChangeReason = 9
+	// No funds moved: the entry records a position's new state (BalanceChanged.position).
+	BalanceChangeReason_BALANCE_CHANGE_REASON_POSITION BalanceChangeReason = 10
 )
 
 // Enum value maps for BalanceChangeReason.
 var (
 	BalanceChangeReason_name = map[int32]string{
-		0: "BALANCE_CHANGE_REASON_UNSPECIFIED",
-		1: "BALANCE_CHANGE_REASON_DEPOSIT",
-		2: "BALANCE_CHANGE_REASON_WITHDRAWAL",
-		3: "BALANCE_CHANGE_REASON_HOLD",
-		4: "BALANCE_CHANGE_REASON_RELEASE",
-		5: "BALANCE_CHANGE_REASON_TRADE_SETTLEMENT",
-		6: "BALANCE_CHANGE_REASON_FEE",
-		7: "BALANCE_CHANGE_REASON_ADJUSTMENT",
+		0:  "BALANCE_CHANGE_REASON_UNSPECIFIED",
+		1:  "BALANCE_CHANGE_REASON_DEPOSIT",
+		2:  "BALANCE_CHANGE_REASON_WITHDRAWAL",
+		3:  "BALANCE_CHANGE_REASON_HOLD",
+		4:  "BALANCE_CHANGE_REASON_RELEASE",
+		5:  "BALANCE_CHANGE_REASON_TRADE_SETTLEMENT",
+		6:  "BALANCE_CHANGE_REASON_FEE",
+		7:  "BALANCE_CHANGE_REASON_ADJUSTMENT",
+		8:  "BALANCE_CHANGE_REASON_MARGIN",
+		9:  "BALANCE_CHANGE_REASON_INSURANCE",
+		10: "BALANCE_CHANGE_REASON_POSITION",
 	}
 	BalanceChangeReason_value = map[string]int32{
 		"BALANCE_CHANGE_REASON_UNSPECIFIED":      0,
@@ -129,6 +141,9 @@ var (
 		"BALANCE_CHANGE_REASON_TRADE_SETTLEMENT": 5,
 		"BALANCE_CHANGE_REASON_FEE":              6,
 		"BALANCE_CHANGE_REASON_ADJUSTMENT":       7,
+		"BALANCE_CHANGE_REASON_MARGIN":           8,
+		"BALANCE_CHANGE_REASON_INSURANCE":        9,
+		"BALANCE_CHANGE_REASON_POSITION":         10,
 	}
 )
 
@@ -1488,7 +1503,9 @@ type BalanceChanged struct {
 	// each entry, with no gaps. Balance.revision refers to it.
 	Sequence uint64 `protobuf:"varint,16,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// A note (deposit/withdrawal memo, adjustment reason).
-	Memo          string `protobuf:"bytes,17,opt,name=memo,proto3" json:"memo,omitempty"`
+	Memo string `protobuf:"bytes,17,opt,name=memo,proto3" json:"memo,omitempty"`
+	// On a POSITION entry: the account's position in a perpetual after the engine event.
+	Position      *PositionState `protobuf:"bytes,18,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1642,6 +1659,506 @@ func (x *BalanceChanged) GetMemo() string {
 	return ""
 }
 
+func (x *BalanceChanged) GetPosition() *PositionState {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+// PositionState is an account's position in one perpetual as the matching engine keeps
+// it (docs/perpetuals.md), recorded in the journal after every change.
+type PositionState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The perpetual.
+	InstrumentId string `protobuf:"bytes,1,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	// The signed size (above zero long), at the instrument's quantity scale; "0" when
+	// closed.
+	Size string `protobuf:"bytes,2,opt,name=size,proto3" json:"size,omitempty"`
+	// The signed entry value of the open part, in the quote asset (the entry's asset).
+	EntryValue string `protobuf:"bytes,3,opt,name=entry_value,json=entryValue,proto3" json:"entry_value,omitempty"`
+	// The position's isolated margin, in the quote asset, kept in the instrument's margin
+	// account.
+	Margin        string `protobuf:"bytes,4,opt,name=margin,proto3" json:"margin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PositionState) Reset() {
+	*x = PositionState{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PositionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PositionState) ProtoMessage() {}
+
+func (x *PositionState) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PositionState.ProtoReflect.Descriptor instead.
+func (*PositionState) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PositionState) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+func (x *PositionState) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+func (x *PositionState) GetEntryValue() string {
+	if x != nil {
+		return x.EntryValue
+	}
+	return ""
+}
+
+func (x *PositionState) GetMargin() string {
+	if x != nil {
+		return x.Margin
+	}
+	return ""
+}
+
+// Position is an account's open position in a perpetual, with what it is worth at the
+// mark price. Amounts are decimal strings in the quote asset.
+type Position struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The perpetual.
+	InstrumentId string `protobuf:"bytes,2,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	// The asset the margin and PnL are in.
+	Asset string `protobuf:"bytes,3,opt,name=asset,proto3" json:"asset,omitempty"`
+	// The signed size (above zero long).
+	Size string `protobuf:"bytes,4,opt,name=size,proto3" json:"size,omitempty"`
+	// The average entry price: entry_value / size, at the instrument's price scale.
+	EntryPrice string `protobuf:"bytes,5,opt,name=entry_price,json=entryPrice,proto3" json:"entry_price,omitempty"`
+	// The signed entry value of the open part.
+	EntryValue string `protobuf:"bytes,6,opt,name=entry_value,json=entryValue,proto3" json:"entry_value,omitempty"`
+	// The isolated margin.
+	Margin string `protobuf:"bytes,7,opt,name=margin,proto3" json:"margin,omitempty"`
+	// The last mark price the wallet saw for the instrument; empty until it saw one since
+	// it started (then unrealized_pnl and equity are empty too).
+	MarkPrice string `protobuf:"bytes,8,opt,name=mark_price,json=markPrice,proto3" json:"mark_price,omitempty"`
+	// size x mark - entry_value.
+	UnrealizedPnl string `protobuf:"bytes,9,opt,name=unrealized_pnl,json=unrealizedPnl,proto3" json:"unrealized_pnl,omitempty"`
+	// margin + unrealized_pnl.
+	Equity string `protobuf:"bytes,10,opt,name=equity,proto3" json:"equity,omitempty"`
+	// The mark price at which the position is liquidated (equity below maintenance
+	// margin); empty when no positive price liquidates it.
+	LiquidationPrice string `protobuf:"bytes,11,opt,name=liquidation_price,json=liquidationPrice,proto3" json:"liquidation_price,omitempty"`
+	// The account's journal sequence of the position's last change.
+	Revision uint64 `protobuf:"varint,12,opt,name=revision,proto3" json:"revision,omitempty"`
+	// When it last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Position) Reset() {
+	*x = Position{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Position) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Position) ProtoMessage() {}
+
+func (x *Position) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Position.ProtoReflect.Descriptor instead.
+func (*Position) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Position) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Position) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+func (x *Position) GetAsset() string {
+	if x != nil {
+		return x.Asset
+	}
+	return ""
+}
+
+func (x *Position) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+func (x *Position) GetEntryPrice() string {
+	if x != nil {
+		return x.EntryPrice
+	}
+	return ""
+}
+
+func (x *Position) GetEntryValue() string {
+	if x != nil {
+		return x.EntryValue
+	}
+	return ""
+}
+
+func (x *Position) GetMargin() string {
+	if x != nil {
+		return x.Margin
+	}
+	return ""
+}
+
+func (x *Position) GetMarkPrice() string {
+	if x != nil {
+		return x.MarkPrice
+	}
+	return ""
+}
+
+func (x *Position) GetUnrealizedPnl() string {
+	if x != nil {
+		return x.UnrealizedPnl
+	}
+	return ""
+}
+
+func (x *Position) GetEquity() string {
+	if x != nil {
+		return x.Equity
+	}
+	return ""
+}
+
+func (x *Position) GetLiquidationPrice() string {
+	if x != nil {
+		return x.LiquidationPrice
+	}
+	return ""
+}
+
+func (x *Position) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Position) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// GetPositionsRequest names an account's positions.
+type GetPositionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Only these perpetuals; empty for every one.
+	InstrumentIds []string `protobuf:"bytes,2,rep,name=instrument_ids,json=instrumentIds,proto3" json:"instrument_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPositionsRequest) Reset() {
+	*x = GetPositionsRequest{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPositionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPositionsRequest) ProtoMessage() {}
+
+func (x *GetPositionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPositionsRequest.ProtoReflect.Descriptor instead.
+func (*GetPositionsRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetPositionsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *GetPositionsRequest) GetInstrumentIds() []string {
+	if x != nil {
+		return x.InstrumentIds
+	}
+	return nil
+}
+
+// GetPositionsResponse is an account's open positions, by instrument.
+type GetPositionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The open positions.
+	Positions     []*Position `protobuf:"bytes,1,rep,name=positions,proto3" json:"positions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPositionsResponse) Reset() {
+	*x = GetPositionsResponse{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPositionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPositionsResponse) ProtoMessage() {}
+
+func (x *GetPositionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPositionsResponse.ProtoReflect.Descriptor instead.
+func (*GetPositionsResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetPositionsResponse) GetPositions() []*Position {
+	if x != nil {
+		return x.Positions
+	}
+	return nil
+}
+
+// WatchPositionsRequest says whose positions to watch.
+type WatchPositionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// Only these perpetuals; empty for every one.
+	InstrumentIds []string `protobuf:"bytes,2,rep,name=instrument_ids,json=instrumentIds,proto3" json:"instrument_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPositionsRequest) Reset() {
+	*x = WatchPositionsRequest{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPositionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPositionsRequest) ProtoMessage() {}
+
+func (x *WatchPositionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPositionsRequest.ProtoReflect.Descriptor instead.
+func (*WatchPositionsRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WatchPositionsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *WatchPositionsRequest) GetInstrumentIds() []string {
+	if x != nil {
+		return x.InstrumentIds
+	}
+	return nil
+}
+
+// WatchPositionsResponse is one message of a position watch.
+type WatchPositionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What this message carries.
+	//
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchPositionsResponse_Current
+	//	*WatchPositionsResponse_SnapshotEnd
+	//	*WatchPositionsResponse_Changed
+	Event         isWatchPositionsResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPositionsResponse) Reset() {
+	*x = WatchPositionsResponse{}
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPositionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPositionsResponse) ProtoMessage() {}
+
+func (x *WatchPositionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_wallet_v1_wallet_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPositionsResponse.ProtoReflect.Descriptor instead.
+func (*WatchPositionsResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_wallet_v1_wallet_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchPositionsResponse) GetEvent() isWatchPositionsResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchPositionsResponse) GetCurrent() *Position {
+	if x != nil {
+		if x, ok := x.Event.(*WatchPositionsResponse_Current); ok {
+			return x.Current
+		}
+	}
+	return nil
+}
+
+func (x *WatchPositionsResponse) GetSnapshotEnd() *v1.SnapshotEnd {
+	if x != nil {
+		if x, ok := x.Event.(*WatchPositionsResponse_SnapshotEnd); ok {
+			return x.SnapshotEnd
+		}
+	}
+	return nil
+}
+
+func (x *WatchPositionsResponse) GetChanged() *Position {
+	if x != nil {
+		if x, ok := x.Event.(*WatchPositionsResponse_Changed); ok {
+			return x.Changed
+		}
+	}
+	return nil
+}
+
+type isWatchPositionsResponse_Event interface {
+	isWatchPositionsResponse_Event()
+}
+
+type WatchPositionsResponse_Current struct {
+	// A current open position; sent first, once per position.
+	Current *Position `protobuf:"bytes,1,opt,name=current,proto3,oneof"`
+}
+
+type WatchPositionsResponse_SnapshotEnd struct {
+	// Sent once after the last current position.
+	SnapshotEnd *v1.SnapshotEnd `protobuf:"bytes,2,opt,name=snapshot_end,json=snapshotEnd,proto3,oneof"`
+}
+
+type WatchPositionsResponse_Changed struct {
+	// A position after a change (size "0": closed).
+	Changed *Position `protobuf:"bytes,3,opt,name=changed,proto3,oneof"`
+}
+
+func (*WatchPositionsResponse_Current) isWatchPositionsResponse_Event() {}
+
+func (*WatchPositionsResponse_SnapshotEnd) isWatchPositionsResponse_Event() {}
+
+func (*WatchPositionsResponse_Changed) isWatchPositionsResponse_Event() {}
+
 var File_tradex_wallet_v1_wallet_proto protoreflect.FileDescriptor
 
 const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
@@ -1746,7 +2263,7 @@ const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
 	"\acurrent\x18\x01 \x01(\v2\x19.tradex.wallet.v1.BalanceH\x00R\acurrent\x12B\n" +
 	"\fsnapshot_end\x18\x02 \x01(\v2\x1d.tradex.common.v1.SnapshotEndH\x00R\vsnapshotEnd\x12<\n" +
 	"\achanged\x18\x03 \x01(\v2 .tradex.wallet.v1.BalanceChangedH\x00R\achangedB\a\n" +
-	"\x05event\"\xc7\x04\n" +
+	"\x05event\"\x84\x05\n" +
 	"\x0eBalanceChanged\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -1769,13 +2286,55 @@ const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
 	"\voccurred_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12\x1a\n" +
 	"\bsequence\x18\x10 \x01(\x04R\bsequence\x12\x12\n" +
-	"\x04memo\x18\x11 \x01(\tR\x04memo*s\n" +
+	"\x04memo\x18\x11 \x01(\tR\x04memo\x12;\n" +
+	"\bposition\x18\x12 \x01(\v2\x1f.tradex.wallet.v1.PositionStateR\bposition\"\x81\x01\n" +
+	"\rPositionState\x12#\n" +
+	"\rinstrument_id\x18\x01 \x01(\tR\finstrumentId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\tR\x04size\x12\x1f\n" +
+	"\ventry_value\x18\x03 \x01(\tR\n" +
+	"entryValue\x12\x16\n" +
+	"\x06margin\x18\x04 \x01(\tR\x06margin\"\xb4\x03\n" +
+	"\bPosition\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
+	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12\x14\n" +
+	"\x05asset\x18\x03 \x01(\tR\x05asset\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\tR\x04size\x12\x1f\n" +
+	"\ventry_price\x18\x05 \x01(\tR\n" +
+	"entryPrice\x12\x1f\n" +
+	"\ventry_value\x18\x06 \x01(\tR\n" +
+	"entryValue\x12\x16\n" +
+	"\x06margin\x18\a \x01(\tR\x06margin\x12\x1d\n" +
+	"\n" +
+	"mark_price\x18\b \x01(\tR\tmarkPrice\x12%\n" +
+	"\x0eunrealized_pnl\x18\t \x01(\tR\runrealizedPnl\x12\x16\n" +
+	"\x06equity\x18\n" +
+	" \x01(\tR\x06equity\x12+\n" +
+	"\x11liquidation_price\x18\v \x01(\tR\x10liquidationPrice\x12\x1a\n" +
+	"\brevision\x18\f \x01(\x04R\brevision\x129\n" +
+	"\n" +
+	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"[\n" +
+	"\x13GetPositionsRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12%\n" +
+	"\x0einstrument_ids\x18\x02 \x03(\tR\rinstrumentIds\"P\n" +
+	"\x14GetPositionsResponse\x128\n" +
+	"\tpositions\x18\x01 \x03(\v2\x1a.tradex.wallet.v1.PositionR\tpositions\"]\n" +
+	"\x15WatchPositionsRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12%\n" +
+	"\x0einstrument_ids\x18\x02 \x03(\tR\rinstrumentIds\"\xd5\x01\n" +
+	"\x16WatchPositionsResponse\x126\n" +
+	"\acurrent\x18\x01 \x01(\v2\x1a.tradex.wallet.v1.PositionH\x00R\acurrent\x12B\n" +
+	"\fsnapshot_end\x18\x02 \x01(\v2\x1d.tradex.common.v1.SnapshotEndH\x00R\vsnapshotEnd\x126\n" +
+	"\achanged\x18\x03 \x01(\v2\x1a.tradex.wallet.v1.PositionH\x00R\achangedB\a\n" +
+	"\x05event*s\n" +
 	"\n" +
 	"HoldReason\x12\x1b\n" +
 	"\x17HOLD_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOLD_REASON_ORDER\x10\x01\x12\x1a\n" +
 	"\x16HOLD_REASON_WITHDRAWAL\x10\x02\x12\x15\n" +
-	"\x11HOLD_REASON_ADMIN\x10\x03*\xb9\x02\n" +
+	"\x11HOLD_REASON_ADMIN\x10\x03*\xa4\x03\n" +
 	"\x13BalanceChangeReason\x12%\n" +
 	"!BALANCE_CHANGE_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dBALANCE_CHANGE_REASON_DEPOSIT\x10\x01\x12$\n" +
@@ -1784,7 +2343,11 @@ const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
 	"\x1dBALANCE_CHANGE_REASON_RELEASE\x10\x04\x12*\n" +
 	"&BALANCE_CHANGE_REASON_TRADE_SETTLEMENT\x10\x05\x12\x1d\n" +
 	"\x19BALANCE_CHANGE_REASON_FEE\x10\x06\x12$\n" +
-	" BALANCE_CHANGE_REASON_ADJUSTMENT\x10\a2\xeb\x05\n" +
+	" BALANCE_CHANGE_REASON_ADJUSTMENT\x10\a\x12 \n" +
+	"\x1cBALANCE_CHANGE_REASON_MARGIN\x10\b\x12#\n" +
+	"\x1fBALANCE_CHANGE_REASON_INSURANCE\x10\t\x12\"\n" +
+	"\x1eBALANCE_CHANGE_REASON_POSITION\x10\n" +
+	"2\xb6\a\n" +
 	"\rWalletService\x12\\\n" +
 	"\n" +
 	"GetBalance\x12#.tradex.wallet.v1.GetBalanceRequest\x1a$.tradex.wallet.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12b\n" +
@@ -1794,7 +2357,9 @@ const file_tradex_wallet_v1_wallet_proto_rawDesc = "" +
 	"\aDeposit\x12 .tradex.wallet.v1.DepositRequest\x1a!.tradex.wallet.v1.DepositResponse\x12Q\n" +
 	"\bWithdraw\x12!.tradex.wallet.v1.WithdrawRequest\x1a\".tradex.wallet.v1.WithdrawResponse\x12b\n" +
 	"\rWatchBalances\x12&.tradex.wallet.v1.WatchBalancesRequest\x1a'.tradex.wallet.v1.WatchBalancesResponse0\x01\x12Y\n" +
-	"\tListHolds\x12\".tradex.wallet.v1.ListHoldsRequest\x1a#.tradex.wallet.v1.ListHoldsResponse\"\x03\x90\x02\x01B\xc5\x01\n" +
+	"\tListHolds\x12\".tradex.wallet.v1.ListHoldsRequest\x1a#.tradex.wallet.v1.ListHoldsResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\fGetPositions\x12%.tradex.wallet.v1.GetPositionsRequest\x1a&.tradex.wallet.v1.GetPositionsResponse\"\x03\x90\x02\x01\x12e\n" +
+	"\x0eWatchPositions\x12'.tradex.wallet.v1.WatchPositionsRequest\x1a(.tradex.wallet.v1.WatchPositionsResponse0\x01B\xc5\x01\n" +
 	"\x14com.tradex.wallet.v1B\vWalletProtoP\x01Z>github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1;walletv1\xa2\x02\x03TWX\xaa\x02\x10Tradex.Wallet.V1\xca\x02\x10Tradex\\Wallet\\V1\xe2\x02\x1cTradex\\Wallet\\V1\\GPBMetadata\xea\x02\x12Tradex::Wallet::V1b\x06proto3"
 
 var (
@@ -1810,48 +2375,54 @@ func file_tradex_wallet_v1_wallet_proto_rawDescGZIP() []byte {
 }
 
 var file_tradex_wallet_v1_wallet_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tradex_wallet_v1_wallet_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_tradex_wallet_v1_wallet_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_tradex_wallet_v1_wallet_proto_goTypes = []any{
-	(HoldReason)(0),               // 0: tradex.wallet.v1.HoldReason
-	(BalanceChangeReason)(0),      // 1: tradex.wallet.v1.BalanceChangeReason
-	(*Balance)(nil),               // 2: tradex.wallet.v1.Balance
-	(*Hold)(nil),                  // 3: tradex.wallet.v1.Hold
-	(*GetBalanceRequest)(nil),     // 4: tradex.wallet.v1.GetBalanceRequest
-	(*GetBalanceResponse)(nil),    // 5: tradex.wallet.v1.GetBalanceResponse
-	(*ListBalancesRequest)(nil),   // 6: tradex.wallet.v1.ListBalancesRequest
-	(*ListBalancesResponse)(nil),  // 7: tradex.wallet.v1.ListBalancesResponse
-	(*ListHoldsRequest)(nil),      // 8: tradex.wallet.v1.ListHoldsRequest
-	(*ListHoldsResponse)(nil),     // 9: tradex.wallet.v1.ListHoldsResponse
-	(*HoldBalanceRequest)(nil),    // 10: tradex.wallet.v1.HoldBalanceRequest
-	(*HoldBalanceResponse)(nil),   // 11: tradex.wallet.v1.HoldBalanceResponse
-	(*ReleaseHoldRequest)(nil),    // 12: tradex.wallet.v1.ReleaseHoldRequest
-	(*ReleaseHoldResponse)(nil),   // 13: tradex.wallet.v1.ReleaseHoldResponse
-	(*DepositRequest)(nil),        // 14: tradex.wallet.v1.DepositRequest
-	(*DepositResponse)(nil),       // 15: tradex.wallet.v1.DepositResponse
-	(*WithdrawRequest)(nil),       // 16: tradex.wallet.v1.WithdrawRequest
-	(*WithdrawResponse)(nil),      // 17: tradex.wallet.v1.WithdrawResponse
-	(*WatchBalancesRequest)(nil),  // 18: tradex.wallet.v1.WatchBalancesRequest
-	(*WatchBalancesResponse)(nil), // 19: tradex.wallet.v1.WatchBalancesResponse
-	(*BalanceChanged)(nil),        // 20: tradex.wallet.v1.BalanceChanged
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),        // 22: tradex.common.v1.PageRequest
-	(*v1.PageResponse)(nil),       // 23: tradex.common.v1.PageResponse
-	(*v1.SnapshotEnd)(nil),        // 24: tradex.common.v1.SnapshotEnd
+	(HoldReason)(0),                // 0: tradex.wallet.v1.HoldReason
+	(BalanceChangeReason)(0),       // 1: tradex.wallet.v1.BalanceChangeReason
+	(*Balance)(nil),                // 2: tradex.wallet.v1.Balance
+	(*Hold)(nil),                   // 3: tradex.wallet.v1.Hold
+	(*GetBalanceRequest)(nil),      // 4: tradex.wallet.v1.GetBalanceRequest
+	(*GetBalanceResponse)(nil),     // 5: tradex.wallet.v1.GetBalanceResponse
+	(*ListBalancesRequest)(nil),    // 6: tradex.wallet.v1.ListBalancesRequest
+	(*ListBalancesResponse)(nil),   // 7: tradex.wallet.v1.ListBalancesResponse
+	(*ListHoldsRequest)(nil),       // 8: tradex.wallet.v1.ListHoldsRequest
+	(*ListHoldsResponse)(nil),      // 9: tradex.wallet.v1.ListHoldsResponse
+	(*HoldBalanceRequest)(nil),     // 10: tradex.wallet.v1.HoldBalanceRequest
+	(*HoldBalanceResponse)(nil),    // 11: tradex.wallet.v1.HoldBalanceResponse
+	(*ReleaseHoldRequest)(nil),     // 12: tradex.wallet.v1.ReleaseHoldRequest
+	(*ReleaseHoldResponse)(nil),    // 13: tradex.wallet.v1.ReleaseHoldResponse
+	(*DepositRequest)(nil),         // 14: tradex.wallet.v1.DepositRequest
+	(*DepositResponse)(nil),        // 15: tradex.wallet.v1.DepositResponse
+	(*WithdrawRequest)(nil),        // 16: tradex.wallet.v1.WithdrawRequest
+	(*WithdrawResponse)(nil),       // 17: tradex.wallet.v1.WithdrawResponse
+	(*WatchBalancesRequest)(nil),   // 18: tradex.wallet.v1.WatchBalancesRequest
+	(*WatchBalancesResponse)(nil),  // 19: tradex.wallet.v1.WatchBalancesResponse
+	(*BalanceChanged)(nil),         // 20: tradex.wallet.v1.BalanceChanged
+	(*PositionState)(nil),          // 21: tradex.wallet.v1.PositionState
+	(*Position)(nil),               // 22: tradex.wallet.v1.Position
+	(*GetPositionsRequest)(nil),    // 23: tradex.wallet.v1.GetPositionsRequest
+	(*GetPositionsResponse)(nil),   // 24: tradex.wallet.v1.GetPositionsResponse
+	(*WatchPositionsRequest)(nil),  // 25: tradex.wallet.v1.WatchPositionsRequest
+	(*WatchPositionsResponse)(nil), // 26: tradex.wallet.v1.WatchPositionsResponse
+	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),         // 28: tradex.common.v1.PageRequest
+	(*v1.PageResponse)(nil),        // 29: tradex.common.v1.PageResponse
+	(*v1.SnapshotEnd)(nil),         // 30: tradex.common.v1.SnapshotEnd
 }
 var file_tradex_wallet_v1_wallet_proto_depIdxs = []int32{
-	21, // 0: tradex.wallet.v1.Balance.updated_at:type_name -> google.protobuf.Timestamp
+	27, // 0: tradex.wallet.v1.Balance.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: tradex.wallet.v1.Hold.reason:type_name -> tradex.wallet.v1.HoldReason
-	21, // 2: tradex.wallet.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
-	21, // 3: tradex.wallet.v1.Hold.updated_at:type_name -> google.protobuf.Timestamp
+	27, // 2: tradex.wallet.v1.Hold.created_at:type_name -> google.protobuf.Timestamp
+	27, // 3: tradex.wallet.v1.Hold.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: tradex.wallet.v1.GetBalanceResponse.balance:type_name -> tradex.wallet.v1.Balance
-	22, // 5: tradex.wallet.v1.ListBalancesRequest.page:type_name -> tradex.common.v1.PageRequest
+	28, // 5: tradex.wallet.v1.ListBalancesRequest.page:type_name -> tradex.common.v1.PageRequest
 	2,  // 6: tradex.wallet.v1.ListBalancesResponse.balances:type_name -> tradex.wallet.v1.Balance
-	23, // 7: tradex.wallet.v1.ListBalancesResponse.page:type_name -> tradex.common.v1.PageResponse
+	29, // 7: tradex.wallet.v1.ListBalancesResponse.page:type_name -> tradex.common.v1.PageResponse
 	0,  // 8: tradex.wallet.v1.ListHoldsRequest.reason:type_name -> tradex.wallet.v1.HoldReason
-	21, // 9: tradex.wallet.v1.ListHoldsRequest.created_before:type_name -> google.protobuf.Timestamp
-	22, // 10: tradex.wallet.v1.ListHoldsRequest.page:type_name -> tradex.common.v1.PageRequest
+	27, // 9: tradex.wallet.v1.ListHoldsRequest.created_before:type_name -> google.protobuf.Timestamp
+	28, // 10: tradex.wallet.v1.ListHoldsRequest.page:type_name -> tradex.common.v1.PageRequest
 	3,  // 11: tradex.wallet.v1.ListHoldsResponse.holds:type_name -> tradex.wallet.v1.Hold
-	23, // 12: tradex.wallet.v1.ListHoldsResponse.page:type_name -> tradex.common.v1.PageResponse
+	29, // 12: tradex.wallet.v1.ListHoldsResponse.page:type_name -> tradex.common.v1.PageResponse
 	0,  // 13: tradex.wallet.v1.HoldBalanceRequest.reason:type_name -> tradex.wallet.v1.HoldReason
 	3,  // 14: tradex.wallet.v1.HoldBalanceResponse.hold:type_name -> tradex.wallet.v1.Hold
 	2,  // 15: tradex.wallet.v1.HoldBalanceResponse.balance:type_name -> tradex.wallet.v1.Balance
@@ -1860,31 +2431,41 @@ var file_tradex_wallet_v1_wallet_proto_depIdxs = []int32{
 	2,  // 18: tradex.wallet.v1.DepositResponse.balance:type_name -> tradex.wallet.v1.Balance
 	2,  // 19: tradex.wallet.v1.WithdrawResponse.balance:type_name -> tradex.wallet.v1.Balance
 	2,  // 20: tradex.wallet.v1.WatchBalancesResponse.current:type_name -> tradex.wallet.v1.Balance
-	24, // 21: tradex.wallet.v1.WatchBalancesResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
+	30, // 21: tradex.wallet.v1.WatchBalancesResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
 	20, // 22: tradex.wallet.v1.WatchBalancesResponse.changed:type_name -> tradex.wallet.v1.BalanceChanged
 	1,  // 23: tradex.wallet.v1.BalanceChanged.reason:type_name -> tradex.wallet.v1.BalanceChangeReason
-	21, // 24: tradex.wallet.v1.BalanceChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	4,  // 25: tradex.wallet.v1.WalletService.GetBalance:input_type -> tradex.wallet.v1.GetBalanceRequest
-	6,  // 26: tradex.wallet.v1.WalletService.ListBalances:input_type -> tradex.wallet.v1.ListBalancesRequest
-	10, // 27: tradex.wallet.v1.WalletService.HoldBalance:input_type -> tradex.wallet.v1.HoldBalanceRequest
-	12, // 28: tradex.wallet.v1.WalletService.ReleaseHold:input_type -> tradex.wallet.v1.ReleaseHoldRequest
-	14, // 29: tradex.wallet.v1.WalletService.Deposit:input_type -> tradex.wallet.v1.DepositRequest
-	16, // 30: tradex.wallet.v1.WalletService.Withdraw:input_type -> tradex.wallet.v1.WithdrawRequest
-	18, // 31: tradex.wallet.v1.WalletService.WatchBalances:input_type -> tradex.wallet.v1.WatchBalancesRequest
-	8,  // 32: tradex.wallet.v1.WalletService.ListHolds:input_type -> tradex.wallet.v1.ListHoldsRequest
-	5,  // 33: tradex.wallet.v1.WalletService.GetBalance:output_type -> tradex.wallet.v1.GetBalanceResponse
-	7,  // 34: tradex.wallet.v1.WalletService.ListBalances:output_type -> tradex.wallet.v1.ListBalancesResponse
-	11, // 35: tradex.wallet.v1.WalletService.HoldBalance:output_type -> tradex.wallet.v1.HoldBalanceResponse
-	13, // 36: tradex.wallet.v1.WalletService.ReleaseHold:output_type -> tradex.wallet.v1.ReleaseHoldResponse
-	15, // 37: tradex.wallet.v1.WalletService.Deposit:output_type -> tradex.wallet.v1.DepositResponse
-	17, // 38: tradex.wallet.v1.WalletService.Withdraw:output_type -> tradex.wallet.v1.WithdrawResponse
-	19, // 39: tradex.wallet.v1.WalletService.WatchBalances:output_type -> tradex.wallet.v1.WatchBalancesResponse
-	9,  // 40: tradex.wallet.v1.WalletService.ListHolds:output_type -> tradex.wallet.v1.ListHoldsResponse
-	33, // [33:41] is the sub-list for method output_type
-	25, // [25:33] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	27, // 24: tradex.wallet.v1.BalanceChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 25: tradex.wallet.v1.BalanceChanged.position:type_name -> tradex.wallet.v1.PositionState
+	27, // 26: tradex.wallet.v1.Position.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 27: tradex.wallet.v1.GetPositionsResponse.positions:type_name -> tradex.wallet.v1.Position
+	22, // 28: tradex.wallet.v1.WatchPositionsResponse.current:type_name -> tradex.wallet.v1.Position
+	30, // 29: tradex.wallet.v1.WatchPositionsResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
+	22, // 30: tradex.wallet.v1.WatchPositionsResponse.changed:type_name -> tradex.wallet.v1.Position
+	4,  // 31: tradex.wallet.v1.WalletService.GetBalance:input_type -> tradex.wallet.v1.GetBalanceRequest
+	6,  // 32: tradex.wallet.v1.WalletService.ListBalances:input_type -> tradex.wallet.v1.ListBalancesRequest
+	10, // 33: tradex.wallet.v1.WalletService.HoldBalance:input_type -> tradex.wallet.v1.HoldBalanceRequest
+	12, // 34: tradex.wallet.v1.WalletService.ReleaseHold:input_type -> tradex.wallet.v1.ReleaseHoldRequest
+	14, // 35: tradex.wallet.v1.WalletService.Deposit:input_type -> tradex.wallet.v1.DepositRequest
+	16, // 36: tradex.wallet.v1.WalletService.Withdraw:input_type -> tradex.wallet.v1.WithdrawRequest
+	18, // 37: tradex.wallet.v1.WalletService.WatchBalances:input_type -> tradex.wallet.v1.WatchBalancesRequest
+	8,  // 38: tradex.wallet.v1.WalletService.ListHolds:input_type -> tradex.wallet.v1.ListHoldsRequest
+	23, // 39: tradex.wallet.v1.WalletService.GetPositions:input_type -> tradex.wallet.v1.GetPositionsRequest
+	25, // 40: tradex.wallet.v1.WalletService.WatchPositions:input_type -> tradex.wallet.v1.WatchPositionsRequest
+	5,  // 41: tradex.wallet.v1.WalletService.GetBalance:output_type -> tradex.wallet.v1.GetBalanceResponse
+	7,  // 42: tradex.wallet.v1.WalletService.ListBalances:output_type -> tradex.wallet.v1.ListBalancesResponse
+	11, // 43: tradex.wallet.v1.WalletService.HoldBalance:output_type -> tradex.wallet.v1.HoldBalanceResponse
+	13, // 44: tradex.wallet.v1.WalletService.ReleaseHold:output_type -> tradex.wallet.v1.ReleaseHoldResponse
+	15, // 45: tradex.wallet.v1.WalletService.Deposit:output_type -> tradex.wallet.v1.DepositResponse
+	17, // 46: tradex.wallet.v1.WalletService.Withdraw:output_type -> tradex.wallet.v1.WithdrawResponse
+	19, // 47: tradex.wallet.v1.WalletService.WatchBalances:output_type -> tradex.wallet.v1.WatchBalancesResponse
+	9,  // 48: tradex.wallet.v1.WalletService.ListHolds:output_type -> tradex.wallet.v1.ListHoldsResponse
+	24, // 49: tradex.wallet.v1.WalletService.GetPositions:output_type -> tradex.wallet.v1.GetPositionsResponse
+	26, // 50: tradex.wallet.v1.WalletService.WatchPositions:output_type -> tradex.wallet.v1.WatchPositionsResponse
+	41, // [41:51] is the sub-list for method output_type
+	31, // [31:41] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_tradex_wallet_v1_wallet_proto_init() }
@@ -1898,13 +2479,18 @@ func file_tradex_wallet_v1_wallet_proto_init() {
 		(*WatchBalancesResponse_SnapshotEnd)(nil),
 		(*WatchBalancesResponse_Changed)(nil),
 	}
+	file_tradex_wallet_v1_wallet_proto_msgTypes[24].OneofWrappers = []any{
+		(*WatchPositionsResponse_Current)(nil),
+		(*WatchPositionsResponse_SnapshotEnd)(nil),
+		(*WatchPositionsResponse_Changed)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_wallet_v1_wallet_proto_rawDesc), len(file_tradex_wallet_v1_wallet_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/wallet/v1/wallet.proto.
  */
 export const file_tradex_wallet_v1_wallet: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFkZXgvd2FsbGV0L3YxL3dhbGxldC5wcm90bxIQdHJhZGV4LndhbGxldC52MSKeAQoHQmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJEhEKCWF2YWlsYWJsZRgDIAEoCRIMCgRoZWxkGAQgASgJEg0KBXRvdGFsGAUgASgJEhAKCHJldmlzaW9uGAYgASgEEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIusBCgRIb2xkEg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSEQoJcmVtYWluaW5nGAUgASgJEiwKBnJlYXNvbhgGIAEoDjIcLnRyYWRleC53YWxsZXQudjEuSG9sZFJlYXNvbhIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI2ChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJIkAKEkdldEJhbGFuY2VSZXNwb25zZRIqCgdiYWxhbmNlGAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlInwKE0xpc3RCYWxhbmNlc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhc3NldHMYAiADKAkSFAoMaW5jbHVkZV96ZXJvGAMgASgIEisKBHBhZ2UYBCABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InEKFExpc3RCYWxhbmNlc1Jlc3BvbnNlEisKCGJhbGFuY2VzGAEgAygLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlEiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSK1AQoQTGlzdEhvbGRzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEiwKBnJlYXNvbhgCIAEoDjIcLnRyYWRleC53YWxsZXQudjEuSG9sZFJlYXNvbhIyCg5jcmVhdGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoEcGFnZRgEIAEoCzIdLnRyYWRleC5jb21tb24udjEuUGFnZVJlcXVlc3QiaAoRTGlzdEhvbGRzUmVzcG9uc2USJQoFaG9sZHMYASADKAsyFi50cmFkZXgud2FsbGV0LnYxLkhvbGQSLAoEcGFnZRgCIAEoCzIeLnRyYWRleC5jb21tb24udjEuUGFnZVJlc3BvbnNlIoYBChJIb2xkQmFsYW5jZVJlcXVlc3QSDwoHaG9sZF9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEg0KBWFzc2V0GAMgASgJEg4KBmFtb3VudBgEIAEoCRIsCgZyZWFzb24YBSABKA4yHC50cmFkZXgud2FsbGV0LnYxLkhvbGRSZWFzb24ieQoTSG9sZEJhbGFuY2VSZXNwb25zZRIkCgRob2xkGAEgASgLMhYudHJhZGV4LndhbGxldC52MS5Ib2xkEioKB2JhbGFuY2UYAiABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAyABKAgibQoSUmVsZWFzZUhvbGRSZXF1ZXN0Eg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRITCgZhbW91bnQYAyABKAlIAIgBARISCgpyZWxlYXNlX2lkGAQgASgJQgkKB19hbW91bnQieQoTUmVsZWFzZUhvbGRSZXNwb25zZRIkCgRob2xkGAEgASgLMhYudHJhZGV4LndhbGxldC52MS5Ib2xkEioKB2JhbGFuY2UYAiABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAyABKAgiZgoORGVwb3NpdFJlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSDAoEbWVtbxgFIAEoCSJPCg9EZXBvc2l0UmVzcG9uc2USKgoHYmFsYW5jZRgBIAEoCzIZLnRyYWRleC53YWxsZXQudjEuQmFsYW5jZRIQCghyZXBsYXllZBgCIAEoCCJnCg9XaXRoZHJhd1JlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSDAoEbWVtbxgFIAEoCSJQChBXaXRoZHJhd1Jlc3BvbnNlEioKB2JhbGFuY2UYASABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAiABKAgiOgoUV2F0Y2hCYWxhbmNlc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhc3NldHMYAiADKAkiugEKFVdhdGNoQmFsYW5jZXNSZXNwb25zZRIsCgdjdXJyZW50GAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlSAASNQoMc25hcHNob3RfZW5kGAIgASgLMh0udHJhZGV4LmNvbW1vbi52MS5TbmFwc2hvdEVuZEgAEjMKB2NoYW5nZWQYAyABKAsyIC50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2VDaGFuZ2VkSABCBwoFZXZlbnQilwMKDkJhbGFuY2VDaGFuZ2VkEhAKCGV2ZW50X2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDQoFYXNzZXQYAyABKAkSEQoJYXZhaWxhYmxlGAQgASgJEgwKBGhlbGQYBSABKAkSFwoPYXZhaWxhYmxlX2RlbHRhGAYgASgJEhIKCmhlbGRfZGVsdGEYByABKAkSNQoGcmVhc29uGAggASgOMiUudHJhZGV4LndhbGxldC52MS5CYWxhbmNlQ2hhbmdlUmVhc29uEg8KB2hvbGRfaWQYCSABKAkSEAoIb3JkZXJfaWQYCiABKAkSEAoIdHJhZGVfaWQYCyABKAkSFwoPZW5naW5lX2V2ZW50X2lkGAwgASgJEhcKD2VuZ2luZV9zZXF1ZW5jZRgNIAEoBBITCgt0cmFuc2Zlcl9pZBgOIAEoCRIvCgtvY2N1cnJlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc2VxdWVuY2UYECABKAQSDAoEbWVtbxgRIAEoCSpzCgpIb2xkUmVhc29uEhsKF0hPTERfUkVBU09OX1VOU1BFQ0lGSUVEEAASFQoRSE9MRF9SRUFTT05fT1JERVIQARIaChZIT0xEX1JFQVNPTl9XSVRIRFJBV0FMEAISFQoRSE9MRF9SRUFTT05fQURNSU4QAyq5AgoTQmFsYW5jZUNoYW5nZVJlYXNvbhIlCiFCQUxBTkNFX0NIQU5HRV9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1CQUxBTkNFX0NIQU5HRV9SRUFTT05fREVQT1NJVBABEiQKIEJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9XSVRIRFJBV0FMEAISHgoaQkFMQU5DRV9DSEFOR0VfUkVBU09OX0hPTEQQAxIhCh1CQUxBTkNFX0NIQU5HRV9SRUFTT05fUkVMRUFTRRAEEioKJkJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9UUkFERV9TRVRUTEVNRU5UEAUSHQoZQkFMQU5DRV9DSEFOR0VfUkVBU09OX0ZFRRAGEiQKIEJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9BREpVU1RNRU5UEAcy6wUKDVdhbGxldFNlcnZpY2USXAoKR2V0QmFsYW5jZRIjLnRyYWRleC53YWxsZXQudjEuR2V0QmFsYW5jZVJlcXVlc3QaJC50cmFkZXgud2FsbGV0LnYxLkdldEJhbGFuY2VSZXNwb25zZSIDkAIBEmIKDExpc3RCYWxhbmNlcxIlLnRyYWRleC53YWxsZXQudjEuTGlzdEJhbGFuY2VzUmVxdWVzdBomLnRyYWRleC53YWxsZXQudjEuTGlzdEJhbGFuY2VzUmVzcG9uc2UiA5ACARJaCgtIb2xkQmFsYW5jZRIkLnRyYWRleC53YWxsZXQudjEuSG9sZEJhbGFuY2VSZXF1ZXN0GiUudHJhZGV4LndhbGxldC52MS5Ib2xkQmFsYW5jZVJlc3BvbnNlEloKC1JlbGVhc2VIb2xkEiQudHJhZGV4LndhbGxldC52MS5SZWxlYXNlSG9sZFJlcXVlc3QaJS50cmFkZXgud2FsbGV0LnYxLlJlbGVhc2VIb2xkUmVzcG9uc2USTgoHRGVwb3NpdBIgLnRyYWRleC53YWxsZXQudjEuRGVwb3NpdFJlcXVlc3QaIS50cmFkZXgud2FsbGV0LnYxLkRlcG9zaXRSZXNwb25zZRJRCghXaXRoZHJhdxIhLnRyYWRleC53YWxsZXQudjEuV2l0aGRyYXdSZXF1ZXN0GiIudHJhZGV4LndhbGxldC52MS5XaXRoZHJhd1Jlc3BvbnNlEmIKDVdhdGNoQmFsYW5jZXMSJi50cmFkZXgud2FsbGV0LnYxLldhdGNoQmFsYW5jZXNSZXF1ZXN0GicudHJhZGV4LndhbGxldC52MS5XYXRjaEJhbGFuY2VzUmVzcG9uc2UwARJZCglMaXN0SG9sZHMSIi50cmFkZXgud2FsbGV0LnYxLkxpc3RIb2xkc1JlcXVlc3QaIy50cmFkZXgud2FsbGV0LnYxLkxpc3RIb2xkc1Jlc3BvbnNlIgOQAgFCxQEKFGNvbS50cmFkZXgud2FsbGV0LnYxQgtXYWxsZXRQcm90b1ABWj5naXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L3dhbGxldC92MTt3YWxsZXR2MaICA1RXWKoCEFRyYWRleC5XYWxsZXQuVjHKAhBUcmFkZXhcV2FsbGV0XFYx4gIcVHJhZGV4XFdhbGxldFxWMVxHUEJNZXRhZGF0YeoCElRyYWRleDo6V2FsbGV0OjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Ch10cmFkZXgvd2FsbGV0L3YxL3dhbGxldC5wcm90bxIQdHJhZGV4LndhbGxldC52MSKeAQoHQmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJEhEKCWF2YWlsYWJsZRgDIAEoCRIMCgRoZWxkGAQgASgJEg0KBXRvdGFsGAUgASgJEhAKCHJldmlzaW9uGAYgASgEEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIusBCgRIb2xkEg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSEQoJcmVtYWluaW5nGAUgASgJEiwKBnJlYXNvbhgGIAEoDjIcLnRyYWRleC53YWxsZXQudjEuSG9sZFJlYXNvbhIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI2ChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg0KBWFzc2V0GAIgASgJIkAKEkdldEJhbGFuY2VSZXNwb25zZRIqCgdiYWxhbmNlGAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlInwKE0xpc3RCYWxhbmNlc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhc3NldHMYAiADKAkSFAoMaW5jbHVkZV96ZXJvGAMgASgIEisKBHBhZ2UYBCABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InEKFExpc3RCYWxhbmNlc1Jlc3BvbnNlEisKCGJhbGFuY2VzGAEgAygLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlEiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSK1AQoQTGlzdEhvbGRzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEiwKBnJlYXNvbhgCIAEoDjIcLnRyYWRleC53YWxsZXQudjEuSG9sZFJlYXNvbhIyCg5jcmVhdGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoEcGFnZRgEIAEoCzIdLnRyYWRleC5jb21tb24udjEuUGFnZVJlcXVlc3QiaAoRTGlzdEhvbGRzUmVzcG9uc2USJQoFaG9sZHMYASADKAsyFi50cmFkZXgud2FsbGV0LnYxLkhvbGQSLAoEcGFnZRgCIAEoCzIeLnRyYWRleC5jb21tb24udjEuUGFnZVJlc3BvbnNlIoYBChJIb2xkQmFsYW5jZVJlcXVlc3QSDwoHaG9sZF9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEg0KBWFzc2V0GAMgASgJEg4KBmFtb3VudBgEIAEoCRIsCgZyZWFzb24YBSABKA4yHC50cmFkZXgud2FsbGV0LnYxLkhvbGRSZWFzb24ieQoTSG9sZEJhbGFuY2VSZXNwb25zZRIkCgRob2xkGAEgASgLMhYudHJhZGV4LndhbGxldC52MS5Ib2xkEioKB2JhbGFuY2UYAiABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAyABKAgibQoSUmVsZWFzZUhvbGRSZXF1ZXN0Eg8KB2hvbGRfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRITCgZhbW91bnQYAyABKAlIAIgBARISCgpyZWxlYXNlX2lkGAQgASgJQgkKB19hbW91bnQieQoTUmVsZWFzZUhvbGRSZXNwb25zZRIkCgRob2xkGAEgASgLMhYudHJhZGV4LndhbGxldC52MS5Ib2xkEioKB2JhbGFuY2UYAiABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAyABKAgiZgoORGVwb3NpdFJlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSDAoEbWVtbxgFIAEoCSJPCg9EZXBvc2l0UmVzcG9uc2USKgoHYmFsYW5jZRgBIAEoCzIZLnRyYWRleC53YWxsZXQudjEuQmFsYW5jZRIQCghyZXBsYXllZBgCIAEoCCJnCg9XaXRoZHJhd1JlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIOCgZhbW91bnQYBCABKAkSDAoEbWVtbxgFIAEoCSJQChBXaXRoZHJhd1Jlc3BvbnNlEioKB2JhbGFuY2UYASABKAsyGS50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2USEAoIcmVwbGF5ZWQYAiABKAgiOgoUV2F0Y2hCYWxhbmNlc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhc3NldHMYAiADKAkiugEKFVdhdGNoQmFsYW5jZXNSZXNwb25zZRIsCgdjdXJyZW50GAEgASgLMhkudHJhZGV4LndhbGxldC52MS5CYWxhbmNlSAASNQoMc25hcHNob3RfZW5kGAIgASgLMh0udHJhZGV4LmNvbW1vbi52MS5TbmFwc2hvdEVuZEgAEjMKB2NoYW5nZWQYAyABKAsyIC50cmFkZXgud2FsbGV0LnYxLkJhbGFuY2VDaGFuZ2VkSABCBwoFZXZlbnQiygMKDkJhbGFuY2VDaGFuZ2VkEhAKCGV2ZW50X2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSDQoFYXNzZXQYAyABKAkSEQoJYXZhaWxhYmxlGAQgASgJEgwKBGhlbGQYBSABKAkSFwoPYXZhaWxhYmxlX2RlbHRhGAYgASgJEhIKCmhlbGRfZGVsdGEYByABKAkSNQoGcmVhc29uGAggASgOMiUudHJhZGV4LndhbGxldC52MS5CYWxhbmNlQ2hhbmdlUmVhc29uEg8KB2hvbGRfaWQYCSABKAkSEAoIb3JkZXJfaWQYCiABKAkSEAoIdHJhZGVfaWQYCyABKAkSFwoPZW5naW5lX2V2ZW50X2lkGAwgASgJEhcKD2VuZ2luZV9zZXF1ZW5jZRgNIAEoBBITCgt0cmFuc2Zlcl9pZBgOIAEoCRIvCgtvY2N1cnJlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc2VxdWVuY2UYECABKAQSDAoEbWVtbxgRIAEoCRIxCghwb3NpdGlvbhgSIAEoCzIfLnRyYWRleC53YWxsZXQudjEuUG9zaXRpb25TdGF0ZSJZCg1Qb3NpdGlvblN0YXRlEhUKDWluc3RydW1lbnRfaWQYASABKAkSDAoEc2l6ZRgCIAEoCRITCgtlbnRyeV92YWx1ZRgDIAEoCRIOCgZtYXJnaW4YBCABKAkipQIKCFBvc2l0aW9uEhIKCmFjY291bnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRINCgVhc3NldBgDIAEoCRIMCgRzaXplGAQgASgJEhMKC2VudHJ5X3ByaWNlGAUgASgJEhMKC2VudHJ5X3ZhbHVlGAYgASgJEg4KBm1hcmdpbhgHIAEoCRISCgptYXJrX3ByaWNlGAggASgJEhYKDnVucmVhbGl6ZWRfcG5sGAkgASgJEg4KBmVxdWl0eRgKIAEoCRIZChFsaXF1aWRhdGlvbl9wcmljZRgLIAEoCRIQCghyZXZpc2lvbhgMIAEoBBIuCgp1cGRhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJBChNHZXRQb3NpdGlvbnNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSFgoOaW5zdHJ1bWVudF9pZHMYAiADKAkiRQoUR2V0UG9zaXRpb25zUmVzcG9uc2USLQoJcG9zaXRpb25zGAEgAygLMhoudHJhZGV4LndhbGxldC52MS5Qb3NpdGlvbiJDChVXYXRjaFBvc2l0aW9uc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIWCg5pbnN0cnVtZW50X2lkcxgCIAMoCSK2AQoWV2F0Y2hQb3NpdGlvbnNSZXNwb25zZRItCgdjdXJyZW50GAEgASgLMhoudHJhZGV4LndhbGxldC52MS5Qb3NpdGlvbkgAEjUKDHNuYXBzaG90X2VuZBgCIAEoCzIdLnRyYWRleC5jb21tb24udjEuU25hcHNob3RFbmRIABItCgdjaGFuZ2VkGAMgASgLMhoudHJhZGV4LndhbGxldC52MS5Qb3NpdGlvbkgAQgcKBWV2ZW50KnMKCkhvbGRSZWFzb24SGwoXSE9MRF9SRUFTT05fVU5TUEVDSUZJRUQQABIVChFIT0xEX1JFQVNPTl9PUkRFUhABEhoKFkhPTERfUkVBU09OX1dJVEhEUkFXQUwQAhIVChFIT0xEX1JFQVNPTl9BRE1JThADKqQDChNCYWxhbmNlQ2hhbmdlUmVhc29uEiUKIUJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9ERVBPU0lUEAESJAogQkFMQU5DRV9DSEFOR0VfUkVBU09OX1dJVEhEUkFXQUwQAhIeChpCQUxBTkNFX0NIQU5HRV9SRUFTT05fSE9MRBADEiEKHUJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9SRUxFQVNFEAQSKgomQkFMQU5DRV9DSEFOR0VfUkVBU09OX1RSQURFX1NFVFRMRU1FTlQQBRIdChlCQUxBTkNFX0NIQU5HRV9SRUFTT05fRkVFEAYSJAogQkFMQU5DRV9DSEFOR0VfUkVBU09OX0FESlVTVE1FTlQQBxIgChxCQUxBTkNFX0NIQU5HRV9SRUFTT05fTUFSR0lOEAgSIwofQkFMQU5DRV9DSEFOR0VfUkVBU09OX0lOU1VSQU5DRRAJEiIKHkJBTEFOQ0VfQ0hBTkdFX1JFQVNPTl9QT1NJVElPThAKMrYHCg1XYWxsZXRTZXJ2aWNlElwKCkdldEJhbGFuY2USIy50cmFkZXgud2FsbGV0LnYxLkdldEJhbGFuY2VSZXF1ZXN0GiQudHJhZGV4LndhbGxldC52MS5HZXRCYWxhbmNlUmVzcG9uc2UiA5ACARJiCgxMaXN0QmFsYW5jZXMSJS50cmFkZXgud2FsbGV0LnYxLkxpc3RCYWxhbmNlc1JlcXVlc3QaJi50cmFkZXgud2FsbGV0LnYxLkxpc3RCYWxhbmNlc1Jlc3BvbnNlIgOQAgESWgoLSG9sZEJhbGFuY2USJC50cmFkZXgud2FsbGV0LnYxLkhvbGRCYWxhbmNlUmVxdWVzdBolLnRyYWRleC53YWxsZXQudjEuSG9sZEJhbGFuY2VSZXNwb25zZRJaCgtSZWxlYXNlSG9sZBIkLnRyYWRleC53YWxsZXQudjEuUmVsZWFzZUhvbGRSZXF1ZXN0GiUudHJhZGV4LndhbGxldC52MS5SZWxlYXNlSG9sZFJlc3BvbnNlEk4KB0RlcG9zaXQSIC50cmFkZXgud2FsbGV0LnYxLkRlcG9zaXRSZXF1ZXN0GiEudHJhZGV4LndhbGxldC52MS5EZXBvc2l0UmVzcG9uc2USUQoIV2l0aGRyYXcSIS50cmFkZXgud2FsbGV0LnYxLldpdGhkcmF3UmVxdWVzdBoiLnRyYWRleC53YWxsZXQudjEuV2l0aGRyYXdSZXNwb25zZRJiCg1XYXRjaEJhbGFuY2VzEiYudHJhZGV4LndhbGxldC52MS5XYXRjaEJhbGFuY2VzUmVxdWVzdBonLnRyYWRleC53YWxsZXQudjEuV2F0Y2hCYWxhbmNlc1Jlc3BvbnNlMAESWQoJTGlzdEhvbGRzEiIudHJhZGV4LndhbGxldC52MS5MaXN0SG9sZHNSZXF1ZXN0GiMudHJhZGV4LndhbGxldC52MS5MaXN0SG9sZHNSZXNwb25zZSIDkAIBEmIKDEdldFBvc2l0aW9ucxIlLnRyYWRleC53YWxsZXQudjEuR2V0UG9zaXRpb25zUmVxdWVzdBomLnRyYWRleC53YWxsZXQudjEuR2V0UG9zaXRpb25zUmVzcG9uc2UiA5ACARJlCg5XYXRjaFBvc2l0aW9ucxInLnRyYWRleC53YWxsZXQudjEuV2F0Y2hQb3NpdGlvbnNSZXF1ZXN0GigudHJhZGV4LndhbGxldC52MS5XYXRjaFBvc2l0aW9uc1Jlc3BvbnNlMAFCxQEKFGNvbS50cmFkZXgud2FsbGV0LnYxQgtXYWxsZXRQcm90b1ABWj5naXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L3dhbGxldC92MTt3YWxsZXR2MaICA1RXWKoCEFRyYWRleC5XYWxsZXQuVjHKAhBUcmFkZXhcV2FsbGV0XFYx4gIcVHJhZGV4XFdhbGxldFxWMVxHUEJNZXRhZGF0YeoCElRyYWRleDo6V2FsbGV0OjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * Balance is what an account holds of one asset. Amounts are decimal strings.
@@ -865,6 +865,13 @@ export type BalanceChanged = Message<"tradex.wallet.v1.BalanceChanged"> & {
    * @generated from field: string memo = 17;
    */
   memo: string;
+
+  /**
+   * On a POSITION entry: the account's position in a perpetual after the engine event.
+   *
+   * @generated from field: tradex.wallet.v1.PositionState position = 18;
+   */
+  position?: PositionState | undefined;
 };
 
 /**
@@ -873,6 +880,281 @@ export type BalanceChanged = Message<"tradex.wallet.v1.BalanceChanged"> & {
  */
 export const BalanceChangedSchema: GenMessage<BalanceChanged> = /*@__PURE__*/
   messageDesc(file_tradex_wallet_v1_wallet, 18);
+
+/**
+ * PositionState is an account's position in one perpetual as the matching engine keeps
+ * it (docs/perpetuals.md), recorded in the journal after every change.
+ *
+ * @generated from message tradex.wallet.v1.PositionState
+ */
+export type PositionState = Message<"tradex.wallet.v1.PositionState"> & {
+  /**
+   * The perpetual.
+   *
+   * @generated from field: string instrument_id = 1;
+   */
+  instrumentId: string;
+
+  /**
+   * The signed size (above zero long), at the instrument's quantity scale; "0" when
+   * closed.
+   *
+   * @generated from field: string size = 2;
+   */
+  size: string;
+
+  /**
+   * The signed entry value of the open part, in the quote asset (the entry's asset).
+   *
+   * @generated from field: string entry_value = 3;
+   */
+  entryValue: string;
+
+  /**
+   * The position's isolated margin, in the quote asset, kept in the instrument's margin
+   * account.
+   *
+   * @generated from field: string margin = 4;
+   */
+  margin: string;
+};
+
+/**
+ * Describes the message tradex.wallet.v1.PositionState.
+ * Use `create(PositionStateSchema)` to create a new message.
+ */
+export const PositionStateSchema: GenMessage<PositionState> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 19);
+
+/**
+ * Position is an account's open position in a perpetual, with what it is worth at the
+ * mark price. Amounts are decimal strings in the quote asset.
+ *
+ * @generated from message tradex.wallet.v1.Position
+ */
+export type Position = Message<"tradex.wallet.v1.Position"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The perpetual.
+   *
+   * @generated from field: string instrument_id = 2;
+   */
+  instrumentId: string;
+
+  /**
+   * The asset the margin and PnL are in.
+   *
+   * @generated from field: string asset = 3;
+   */
+  asset: string;
+
+  /**
+   * The signed size (above zero long).
+   *
+   * @generated from field: string size = 4;
+   */
+  size: string;
+
+  /**
+   * The average entry price: entry_value / size, at the instrument's price scale.
+   *
+   * @generated from field: string entry_price = 5;
+   */
+  entryPrice: string;
+
+  /**
+   * The signed entry value of the open part.
+   *
+   * @generated from field: string entry_value = 6;
+   */
+  entryValue: string;
+
+  /**
+   * The isolated margin.
+   *
+   * @generated from field: string margin = 7;
+   */
+  margin: string;
+
+  /**
+   * The last mark price the wallet saw for the instrument; empty until it saw one since
+   * it started (then unrealized_pnl and equity are empty too).
+   *
+   * @generated from field: string mark_price = 8;
+   */
+  markPrice: string;
+
+  /**
+   * size x mark - entry_value.
+   *
+   * @generated from field: string unrealized_pnl = 9;
+   */
+  unrealizedPnl: string;
+
+  /**
+   * margin + unrealized_pnl.
+   *
+   * @generated from field: string equity = 10;
+   */
+  equity: string;
+
+  /**
+   * The mark price at which the position is liquidated (equity below maintenance
+   * margin); empty when no positive price liquidates it.
+   *
+   * @generated from field: string liquidation_price = 11;
+   */
+  liquidationPrice: string;
+
+  /**
+   * The account's journal sequence of the position's last change.
+   *
+   * @generated from field: uint64 revision = 12;
+   */
+  revision: bigint;
+
+  /**
+   * When it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 13;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tradex.wallet.v1.Position.
+ * Use `create(PositionSchema)` to create a new message.
+ */
+export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 20);
+
+/**
+ * GetPositionsRequest names an account's positions.
+ *
+ * @generated from message tradex.wallet.v1.GetPositionsRequest
+ */
+export type GetPositionsRequest = Message<"tradex.wallet.v1.GetPositionsRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Only these perpetuals; empty for every one.
+   *
+   * @generated from field: repeated string instrument_ids = 2;
+   */
+  instrumentIds: string[];
+};
+
+/**
+ * Describes the message tradex.wallet.v1.GetPositionsRequest.
+ * Use `create(GetPositionsRequestSchema)` to create a new message.
+ */
+export const GetPositionsRequestSchema: GenMessage<GetPositionsRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 21);
+
+/**
+ * GetPositionsResponse is an account's open positions, by instrument.
+ *
+ * @generated from message tradex.wallet.v1.GetPositionsResponse
+ */
+export type GetPositionsResponse = Message<"tradex.wallet.v1.GetPositionsResponse"> & {
+  /**
+   * The open positions.
+   *
+   * @generated from field: repeated tradex.wallet.v1.Position positions = 1;
+   */
+  positions: Position[];
+};
+
+/**
+ * Describes the message tradex.wallet.v1.GetPositionsResponse.
+ * Use `create(GetPositionsResponseSchema)` to create a new message.
+ */
+export const GetPositionsResponseSchema: GenMessage<GetPositionsResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 22);
+
+/**
+ * WatchPositionsRequest says whose positions to watch.
+ *
+ * @generated from message tradex.wallet.v1.WatchPositionsRequest
+ */
+export type WatchPositionsRequest = Message<"tradex.wallet.v1.WatchPositionsRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Only these perpetuals; empty for every one.
+   *
+   * @generated from field: repeated string instrument_ids = 2;
+   */
+  instrumentIds: string[];
+};
+
+/**
+ * Describes the message tradex.wallet.v1.WatchPositionsRequest.
+ * Use `create(WatchPositionsRequestSchema)` to create a new message.
+ */
+export const WatchPositionsRequestSchema: GenMessage<WatchPositionsRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 23);
+
+/**
+ * WatchPositionsResponse is one message of a position watch.
+ *
+ * @generated from message tradex.wallet.v1.WatchPositionsResponse
+ */
+export type WatchPositionsResponse = Message<"tradex.wallet.v1.WatchPositionsResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof tradex.wallet.v1.WatchPositionsResponse.event
+   */
+  event: {
+    /**
+     * A current open position; sent first, once per position.
+     *
+     * @generated from field: tradex.wallet.v1.Position current = 1;
+     */
+    value: Position;
+    case: "current";
+  } | {
+    /**
+     * Sent once after the last current position.
+     *
+     * @generated from field: tradex.common.v1.SnapshotEnd snapshot_end = 2;
+     */
+    value: SnapshotEnd;
+    case: "snapshotEnd";
+  } | {
+    /**
+     * A position after a change (size "0": closed).
+     *
+     * @generated from field: tradex.wallet.v1.Position changed = 3;
+     */
+    value: Position;
+    case: "changed";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tradex.wallet.v1.WatchPositionsResponse.
+ * Use `create(WatchPositionsResponseSchema)` to create a new message.
+ */
+export const WatchPositionsResponseSchema: GenMessage<WatchPositionsResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_wallet_v1_wallet, 24);
 
 /**
  * HoldReason says what a hold reserves funds for.
@@ -978,6 +1260,30 @@ export enum BalanceChangeReason {
    * @generated from enum value: BALANCE_CHANGE_REASON_ADJUSTMENT = 7;
    */
   ADJUSTMENT = 7,
+
+  /**
+   * A perpetual's margin moved: from an order's hold into the instrument's margin
+   * account (docs/perpetuals.md), or from there back to the account's balance (released
+   * margin and realized PnL).
+   *
+   * @generated from enum value: BALANCE_CHANGE_REASON_MARGIN = 8;
+   */
+  MARGIN = 8,
+
+  /**
+   * The insurance fund paid a shortfall into a perpetual's margin account, or received a
+   * funding rounding from it.
+   *
+   * @generated from enum value: BALANCE_CHANGE_REASON_INSURANCE = 9;
+   */
+  INSURANCE = 9,
+
+  /**
+   * No funds moved: the entry records a position's new state (BalanceChanged.position).
+   *
+   * @generated from enum value: BALANCE_CHANGE_REASON_POSITION = 10;
+   */
+  POSITION = 10,
 }
 
 /**
@@ -1085,6 +1391,28 @@ export const WalletService: GenService<{
     methodKind: "unary";
     input: typeof ListHoldsRequestSchema;
     output: typeof ListHoldsResponseSchema;
+  },
+  /**
+   * GetPositions returns an account's open positions in perpetuals, with margin,
+   * unrealized PnL and liquidation price at the last mark price (docs/perpetuals.md).
+   *
+   * @generated from rpc tradex.wallet.v1.WalletService.GetPositions
+   */
+  getPositions: {
+    methodKind: "unary";
+    input: typeof GetPositionsRequestSchema;
+    output: typeof GetPositionsResponseSchema;
+  },
+  /**
+   * WatchPositions streams an account's positions: every open one (as `current`), one
+   * `snapshot_end`, then each position after every change (as `changed`).
+   *
+   * @generated from rpc tradex.wallet.v1.WalletService.WatchPositions
+   */
+  watchPositions: {
+    methodKind: "server_streaming";
+    input: typeof WatchPositionsRequestSchema;
+    output: typeof WatchPositionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tradex_wallet_v1_wallet, 0);

@@ -57,6 +57,12 @@ const (
 	WalletServiceWatchBalancesProcedure = "/tradex.wallet.v1.WalletService/WatchBalances"
 	// WalletServiceListHoldsProcedure is the fully-qualified name of the WalletService's ListHolds RPC.
 	WalletServiceListHoldsProcedure = "/tradex.wallet.v1.WalletService/ListHolds"
+	// WalletServiceGetPositionsProcedure is the fully-qualified name of the WalletService's
+	// GetPositions RPC.
+	WalletServiceGetPositionsProcedure = "/tradex.wallet.v1.WalletService/GetPositions"
+	// WalletServiceWatchPositionsProcedure is the fully-qualified name of the WalletService's
+	// WatchPositions RPC.
+	WalletServiceWatchPositionsProcedure = "/tradex.wallet.v1.WalletService/WatchPositions"
 )
 
 // WalletServiceClient is a client for the tradex.wallet.v1.WalletService service.
@@ -88,6 +94,12 @@ type WalletServiceClient interface {
 	// before a time. Operators find stuck funds with it; the order service's
 	// sweeper, holds whose order never reached the engine.
 	ListHolds(context.Context, *v1.ListHoldsRequest) (*v1.ListHoldsResponse, error)
+	// GetPositions returns an account's open positions in perpetuals, with margin,
+	// unrealized PnL and liquidation price at the last mark price (docs/perpetuals.md).
+	GetPositions(context.Context, *v1.GetPositionsRequest) (*v1.GetPositionsResponse, error)
+	// WatchPositions streams an account's positions: every open one (as `current`), one
+	// `snapshot_end`, then each position after every change (as `changed`).
+	WatchPositions(context.Context, *v1.WatchPositionsRequest) (*connect.ServerStreamForClient[v1.WatchPositionsResponse], error)
 }
 
 // NewWalletServiceClient constructs a client for the tradex.wallet.v1.WalletService service. By
@@ -152,19 +164,34 @@ func NewWalletServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getPositions: connect.NewClient[v1.GetPositionsRequest, v1.GetPositionsResponse](
+			httpClient,
+			baseURL+WalletServiceGetPositionsProcedure,
+			connect.WithSchema(walletServiceMethods.ByName("GetPositions")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		watchPositions: connect.NewClient[v1.WatchPositionsRequest, v1.WatchPositionsResponse](
+			httpClient,
+			baseURL+WalletServiceWatchPositionsProcedure,
+			connect.WithSchema(walletServiceMethods.ByName("WatchPositions")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // walletServiceClient implements WalletServiceClient.
 type walletServiceClient struct {
-	getBalance    *connect.Client[v1.GetBalanceRequest, v1.GetBalanceResponse]
-	listBalances  *connect.Client[v1.ListBalancesRequest, v1.ListBalancesResponse]
-	holdBalance   *connect.Client[v1.HoldBalanceRequest, v1.HoldBalanceResponse]
-	releaseHold   *connect.Client[v1.ReleaseHoldRequest, v1.ReleaseHoldResponse]
-	deposit       *connect.Client[v1.DepositRequest, v1.DepositResponse]
-	withdraw      *connect.Client[v1.WithdrawRequest, v1.WithdrawResponse]
-	watchBalances *connect.Client[v1.WatchBalancesRequest, v1.WatchBalancesResponse]
-	listHolds     *connect.Client[v1.ListHoldsRequest, v1.ListHoldsResponse]
+	getBalance     *connect.Client[v1.GetBalanceRequest, v1.GetBalanceResponse]
+	listBalances   *connect.Client[v1.ListBalancesRequest, v1.ListBalancesResponse]
+	holdBalance    *connect.Client[v1.HoldBalanceRequest, v1.HoldBalanceResponse]
+	releaseHold    *connect.Client[v1.ReleaseHoldRequest, v1.ReleaseHoldResponse]
+	deposit        *connect.Client[v1.DepositRequest, v1.DepositResponse]
+	withdraw       *connect.Client[v1.WithdrawRequest, v1.WithdrawResponse]
+	watchBalances  *connect.Client[v1.WatchBalancesRequest, v1.WatchBalancesResponse]
+	listHolds      *connect.Client[v1.ListHoldsRequest, v1.ListHoldsResponse]
+	getPositions   *connect.Client[v1.GetPositionsRequest, v1.GetPositionsResponse]
+	watchPositions *connect.Client[v1.WatchPositionsRequest, v1.WatchPositionsResponse]
 }
 
 // GetBalance calls tradex.wallet.v1.WalletService.GetBalance.
@@ -235,6 +262,20 @@ func (c *walletServiceClient) ListHolds(ctx context.Context, req *v1.ListHoldsRe
 	return nil, err
 }
 
+// GetPositions calls tradex.wallet.v1.WalletService.GetPositions.
+func (c *walletServiceClient) GetPositions(ctx context.Context, req *v1.GetPositionsRequest) (*v1.GetPositionsResponse, error) {
+	response, err := c.getPositions.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// WatchPositions calls tradex.wallet.v1.WalletService.WatchPositions.
+func (c *walletServiceClient) WatchPositions(ctx context.Context, req *v1.WatchPositionsRequest) (*connect.ServerStreamForClient[v1.WatchPositionsResponse], error) {
+	return c.watchPositions.CallServerStream(ctx, connect.NewRequest(req))
+}
+
 // WalletServiceHandler is an implementation of the tradex.wallet.v1.WalletService service.
 type WalletServiceHandler interface {
 	// GetBalance returns the balance of one asset of an account. An asset the account never
@@ -264,6 +305,12 @@ type WalletServiceHandler interface {
 	// before a time. Operators find stuck funds with it; the order service's
 	// sweeper, holds whose order never reached the engine.
 	ListHolds(context.Context, *v1.ListHoldsRequest) (*v1.ListHoldsResponse, error)
+	// GetPositions returns an account's open positions in perpetuals, with margin,
+	// unrealized PnL and liquidation price at the last mark price (docs/perpetuals.md).
+	GetPositions(context.Context, *v1.GetPositionsRequest) (*v1.GetPositionsResponse, error)
+	// WatchPositions streams an account's positions: every open one (as `current`), one
+	// `snapshot_end`, then each position after every change (as `changed`).
+	WatchPositions(context.Context, *v1.WatchPositionsRequest, *connect.ServerStream[v1.WatchPositionsResponse]) error
 }
 
 // NewWalletServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -324,6 +371,19 @@ func NewWalletServiceHandler(svc WalletServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	walletServiceGetPositionsHandler := connect.NewUnaryHandlerSimple(
+		WalletServiceGetPositionsProcedure,
+		svc.GetPositions,
+		connect.WithSchema(walletServiceMethods.ByName("GetPositions")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	walletServiceWatchPositionsHandler := connect.NewServerStreamHandlerSimple(
+		WalletServiceWatchPositionsProcedure,
+		svc.WatchPositions,
+		connect.WithSchema(walletServiceMethods.ByName("WatchPositions")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tradex.wallet.v1.WalletService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case WalletServiceGetBalanceProcedure:
@@ -342,6 +402,10 @@ func NewWalletServiceHandler(svc WalletServiceHandler, opts ...connect.HandlerOp
 			walletServiceWatchBalancesHandler.ServeHTTP(w, r)
 		case WalletServiceListHoldsProcedure:
 			walletServiceListHoldsHandler.ServeHTTP(w, r)
+		case WalletServiceGetPositionsProcedure:
+			walletServiceGetPositionsHandler.ServeHTTP(w, r)
+		case WalletServiceWatchPositionsProcedure:
+			walletServiceWatchPositionsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -381,4 +445,12 @@ func (UnimplementedWalletServiceHandler) WatchBalances(context.Context, *v1.Watc
 
 func (UnimplementedWalletServiceHandler) ListHolds(context.Context, *v1.ListHoldsRequest) (*v1.ListHoldsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.wallet.v1.WalletService.ListHolds is not implemented"))
+}
+
+func (UnimplementedWalletServiceHandler) GetPositions(context.Context, *v1.GetPositionsRequest) (*v1.GetPositionsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.wallet.v1.WalletService.GetPositions is not implemented"))
+}
+
+func (UnimplementedWalletServiceHandler) WatchPositions(context.Context, *v1.WatchPositionsRequest, *connect.ServerStream[v1.WatchPositionsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("tradex.wallet.v1.WalletService.WatchPositions is not implemented"))
 }
