@@ -35,6 +35,7 @@ type Wallet interface {
 	ListBalances(context.Context, *walletv1.ListBalancesRequest) (*walletv1.ListBalancesResponse, error)
 	Deposit(context.Context, *walletv1.DepositRequest) (*walletv1.DepositResponse, error)
 	Withdraw(context.Context, *walletv1.WithdrawRequest) (*walletv1.WithdrawResponse, error)
+	GetPositions(context.Context, *walletv1.GetPositionsRequest) (*walletv1.GetPositionsResponse, error)
 }
 
 // Metadata is what REST uses of the metadata service.
@@ -156,6 +157,9 @@ func (g *Gateway) restRoutes() []route {
 		{method: http.MethodGet, path: "/v1/balances/:asset", summary: "Get one asset's balance", access: userRead, account: "accountId",
 			params: map[string]string{"asset": "asset"}, query: map[string]string{"accountId": "accountId"},
 			endpoint: unary(s.Wallet.GetBalance)},
+		// Positions in perpetuals.
+		{method: http.MethodGet, path: "/v1/positions", summary: "List your open positions in perpetuals", access: userRead, account: "accountId",
+			query: map[string]string{"accountId": "accountId", "instrumentId": "instrumentIds"}, endpoint: unary(s.Wallet.GetPositions)},
 		// Instruments and market data.
 		{method: http.MethodGet, path: "/v1/instruments", summary: "List instruments", access: public,
 			query:    withPage(map[string]string{"kind": "kind", "status": "status", "baseAsset": "baseAsset", "quoteAsset": "quoteAsset"}),

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,9 +131,79 @@ func TestServeREST(t *testing.T) {
 	if code, body := post("/v1/admin/deposits", strings.TrimSpace(string(tok)), `{"transferId":"t1","accountId":"alice","asset":"USDT","amount":"1000000"}`); code != http.StatusOK {
 		t.Fatalf("deposit as admin: %d %s", code, body)
 	}
-	code, body := post("/v1/orders", "alice", `{ "instrumentId": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 10.5, "price": 50000.0}`)
-	if code != http.StatusCreated || !strings.Contains(body, `"status":"new"`) || !strings.Contains(body, `"accountId":"alice"`) {
+	// The WebSocket feed, with the platform's own subscribe frame, and the
+	// trades of the same perpetual.
+	ws, wresp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws://"+ep.HTTP+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = wresp.Body.Close()
+	defer ws.Close()
+	frames := make(chan string, 64)
+	go func() {
+		defer close(frames)
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			frames <- string(msg)
+		}
+	}()
+	// awaitFrames waits until, for each want, a frame has all of it.
+	awaitFrames := func(wants ...[]string) {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		var seen []string
+		for len(wants) > 0 {
+			select {
+			case f, ok := <-frames:
+				if !ok {
+					t.Fatalf("feed closed waiting for %q", wants)
+				}
+				seen = append(seen, f)
+				wants = slices.DeleteFunc(wants, func(w []string) bool { return hasAll(f, w) })
+			case <-timeout:
+				t.Fatalf("no frame with %q within 30s; saw:\n%s", wants, strings.Join(seen, "\n"))
+			}
+		}
+	}
+	for _, frame := range []string{
+		`{"op":"subscribe","channels":[{"name":"book","symbols":["BTCUSDT-PERP"]}]}`,
+		`{"op":"subscribe","channels":[{"name":"trades","symbols":["BTCUSDT-PERP"]}]}`,
+	} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitFrames([]string{`"op":"book"`, `"type":"snapshot"`, `"symbol":"BTCUSDT-PERP"`})
+
+	// The seed's own order, on the seed's perpetual, then a crossing one.
+	code, body := post("/v1/orders", "alice", `{ "instrumentId": "BTCUSDT-PERP", "side": "buy", "type": "limit", "quantity": 10.5, "price": 50000.0}`)
+	if code != http.StatusCreated || !strings.Contains(body, `"status":"new"`) || !strings.Contains(body, `"accountId":"alice"`) ||
+		!strings.Contains(body, `"margin":"52500.0000"`) {
 		t.Fatalf("seed order: %d %s", code, body)
+	}
+	awaitFrames([]string{`"op":"book"`, `"type":"delta"`, `"bids":[{"price":"50000.0","quantity":"10.500"}]`})
+	if code, body := post("/v1/admin/deposits", strings.TrimSpace(string(tok)), `{"transferId":"t2","accountId":"bob","asset":"USDT","amount":"100000"}`); code != http.StatusOK {
+		t.Fatalf("deposit for bob: %d %s", code, body)
+	}
+	if code, body := post("/v1/orders", "bob", `{"instrumentId":"BTCUSDT-PERP","side":"sell","type":"limit","quantity":"10.5","price":"50000"}`); code != http.StatusCreated {
+		t.Fatalf("crossing order: %d %s", code, body)
+	}
+	awaitFrames([]string{`"op":"trades"`, `"50000.0"`, `"10.500"`}, []string{`"op":"book"`, `"type":"delta"`, `"bids":[{"price":"50000.0","quantity":"0`})
+	for _, who := range []struct{ acct, size string }{{"alice", `"size":"10.500"`}, {"bob", `"size":"-10.500"`}} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, got := getAs(t, base+"/v1/positions", who.acct)
+			if code == http.StatusOK && hasAll(got, []string{who.size, `"instrumentId":"BTCUSDT-PERP"`, `"margin":"52500.00000000"`}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's positions: %d %s, want %s", who.acct, code, got, who.size)
+			}
+			waitABit(t)
+		}
 	}
 	// The in-process order service keeps what REST handed it after
 	// fasthttp reused the request's buffers for other requests.
@@ -161,7 +232,7 @@ func TestServeREST(t *testing.T) {
 	listed, _ := io.ReadAll(listResp.Body)
 	_ = listResp.Body.Close()
 	if n := strings.Count(string(listed), `"accountId":"alice"`); n != 2 || !strings.Contains(string(listed), placed.Order.OrderID) ||
-		strings.Count(string(listed), `"instrumentId":"BTCUSDT"`) != 2 {
+		strings.Count(string(listed), `"instrumentId":"BTCUSDT"`) != 1 || strings.Count(string(listed), `"instrumentId":"BTCUSDT-PERP"`) != 1 {
 		t.Errorf("alice's orders after other requests: %s", listed)
 	}
 	req, err := http.NewRequestWithContext(t.Context(), "GET", base+"/v1/openapi.json", nil)
@@ -189,33 +260,40 @@ func TestServeREST(t *testing.T) {
 	metrics, _ := io.ReadAll(mresp.Body)
 	_ = mresp.Body.Close()
 	for _, want := range []string{
-		`tradex_http_requests_total{method="POST",route="/v1/orders",status="201"} 2`,
+		`tradex_http_requests_total{method="POST",route="/v1/orders",status="201"} 3`,
 		`tradex_http_requests_total{method="POST",route="/v1/admin/deposits",status="403"} 1`,
-		"tradex_ws_connections 0",
+		"tradex_ws_connections 1", // the feed above
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 
-	// The WebSocket feed, with the platform's own subscribe frame.
-	ws, wresp, err := websocket.DefaultDialer.DialContext(t.Context(), "ws://"+ep.HTTP+"/ws", nil)
+}
+
+// hasAll reports whether s contains every one of wants.
+func hasAll(s string, wants []string) bool {
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// getAs GETs url with a bearer token and returns the status and body.
+func getAs(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = wresp.Body.Close()
-	defer ws.Close()
-	seed := `{"op":"subscribe","channels":[{"name":"book","symbols":["BTCUSDT-PERP"]}]}`
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(seed)); err != nil {
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"op":"subscribed"`, `"type":"snapshot","symbol":"BTCUSDT-PERP"`} {
-		if err := ws.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		_, msg, err := ws.ReadMessage()
-		if err != nil || !strings.Contains(string(msg), want) {
-			t.Fatalf("frame %s, %v; want %s", msg, err, want)
-		}
-	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

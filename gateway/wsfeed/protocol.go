@@ -25,15 +25,16 @@ const (
 	chOrders
 	chBalances
 	chMark
+	chPositions
 )
 
 var channelNames = [...]string{chBook: "book", chTrades: "trades", chTicker: "ticker", chCandles: "candles",
-	chOrders: "orders", chBalances: "balances", chMark: "mark"}
+	chOrders: "orders", chBalances: "balances", chMark: "mark", chPositions: "positions"}
 
 func (c channel) String() string { return channelNames[c] }
 
 // private reports whether the channel needs an authenticated connection.
-func (c channel) private() bool { return c == chOrders || c == chBalances }
+func (c channel) private() bool { return c == chOrders || c == chBalances || c == chPositions }
 
 func parseChannel(name string) (channel, bool) {
 	for c, n := range channelNames {
@@ -225,7 +226,7 @@ func wants(specs []channelSpec, account string, authed, subscribe bool) ([]wante
 	for i, s := range specs {
 		ch, ok := parseChannel(s.Name)
 		if !ok {
-			return nil, errorf(connect.CodeInvalidArgument, "unknown channel %q: want book, trades, ticker, candles, mark, orders or balances", s.Name)
+			return nil, errorf(connect.CodeInvalidArgument, "unknown channel %q: want book, trades, ticker, candles, mark, orders, balances or positions", s.Name)
 		}
 		if ch.private() {
 			switch {

@@ -41,6 +41,7 @@ type Orders interface {
 // walletv1connect.WalletServiceClient satisfies it.
 type Wallet interface {
 	WatchBalances(ctx context.Context, req *walletv1.WatchBalancesRequest) (*connect.ServerStreamForClient[walletv1.WatchBalancesResponse], error)
+	WatchPositions(ctx context.Context, req *walletv1.WatchPositionsRequest) (*connect.ServerStreamForClient[walletv1.WatchPositionsResponse], error)
 }
 
 // errNoService is a private channel whose service the feed was not given.
@@ -71,6 +72,11 @@ func (h *hub) source(k key) (source, error) {
 			return nil, errNoService
 		}
 		return &balanceSource{svc: h.deps.Wallet, key: k, balances: map[string]*walletv1.Balance{}}, nil
+	case chPositions:
+		if h.deps.Wallet == nil {
+			return nil, errNoService
+		}
+		return &positionSource{svc: h.deps.Wallet, key: k, open: map[string]*walletv1.Position{}}, nil
 	}
 	return nil, fmt.Errorf("wsfeed: no source for channel %d", k.ch)
 }
@@ -503,6 +509,62 @@ func (s *balanceSource) greet(int) []*frame {
 			list = append(list, b)
 		}
 		slices.SortFunc(list, func(a, b *walletv1.Balance) int { return cmp.Compare(a.GetAsset(), b.GetAsset()) })
+		s.snap = listFrame(s.key, typeSnapshot, list)
+	}
+	return []*frame{s.snap}
+}
+
+// positionSource relays an account's positions in perpetuals: a new
+// subscriber gets a snapshot of the open ones, then each position after
+// every change (size "0": closed).
+type positionSource struct {
+	svc  Wallet
+	key  key
+	open map[string]*walletv1.Position // by instrument; under t.mu
+	snap *frame                        // under t.mu
+}
+
+func (s *positionSource) session(ctx context.Context, t *topic) error {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := s.svc.WatchPositions(ctx, &walletv1.WatchPositionsRequest{AccountId: s.key.name})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("watch positions: %w", err)
+	}
+	current := map[string]*walletv1.Position{}
+	err = receive(stream, cancel, func(m *walletv1.WatchPositionsResponse) error {
+		switch ev := m.GetEvent().(type) {
+		case *walletv1.WatchPositionsResponse_Current:
+			current[ev.Current.GetInstrumentId()] = ev.Current
+		case *walletv1.WatchPositionsResponse_SnapshotEnd:
+			t.live(func() { s.open, s.snap = current, nil })
+		case *walletv1.WatchPositionsResponse_Changed:
+			p := ev.Changed
+			return t.fanout(dataFrame(s.key, typeUpdate, p), func() error {
+				if isZeroDecimal(p.GetSize()) {
+					delete(s.open, p.GetInstrumentId())
+				} else {
+					s.open[p.GetInstrumentId()] = p
+				}
+				s.snap = nil
+				return nil
+			})
+		}
+		return nil
+	})
+	return fmt.Errorf("positions: %w", err)
+}
+
+// isZeroDecimal reports whether a decimal string is zero.
+func isZeroDecimal(s string) bool { return strings.Trim(s, "-0.") == "" }
+
+func (s *positionSource) greet(int) []*frame {
+	if s.snap == nil {
+		list := make([]*walletv1.Position, 0, len(s.open))
+		for _, p := range s.open {
+			list = append(list, p)
+		}
+		slices.SortFunc(list, func(a, b *walletv1.Position) int { return cmp.Compare(a.GetInstrumentId(), b.GetInstrumentId()) })
 		s.snap = listFrame(s.key, typeSnapshot, list)
 	}
 	return []*frame{s.snap}
