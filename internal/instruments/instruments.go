@@ -30,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -253,6 +255,26 @@ func (c *Cache) Get(ctx context.Context, symbol string) (*metadatav1.Instrument,
 		return nil, err
 	}
 	return e.inst, nil
+}
+
+// List returns every instrument: from memory while the subscription keeps
+// it current, else from the service. The results are shared: do not
+// modify them.
+func (c *Cache) List(ctx context.Context) ([]*metadatav1.Instrument, error) {
+	var out []*metadatav1.Instrument
+	if c.live.Load() {
+		c.mu.RLock()
+		for _, e := range c.items {
+			out = append(out, e.inst)
+		}
+		c.mu.RUnlock()
+		if len(out) > 0 {
+			slices.SortFunc(out, func(a, b *metadatav1.Instrument) int { return strings.Compare(a.GetSymbol(), b.GetSymbol()) })
+			return out, nil
+		}
+	}
+	err := c.list(ctx, func(in *metadatav1.Instrument) { out = append(out, in) })
+	return out, err
 }
 
 // Rules returns the trading rules of symbol as fixed-point integers, parsed

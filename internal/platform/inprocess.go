@@ -14,6 +14,7 @@ import (
 	gwauth "github.com/tradex-mesh/tradex/gateway/auth"
 	authv1 "github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/auth/v1/authv1connect"
+	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1/marketdatav1connect"
 	metadatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1"
 	"github.com/tradex-mesh/tradex/gen/go/tradex/metadata/v1/metadatav1connect"
@@ -96,6 +97,31 @@ func (p *Platform) metadataClient() instruments.Client {
 		return localMetadata{u}
 	}
 	return metadatav1connect.NewMetadataServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...)
+}
+
+// marketDataClient is the market data service the order service reads
+// the funding index from: the one running here, else the one at
+// RemoteURL (nil without one).
+func (p *Platform) marketDataClient() order.Books {
+	if u, ok := p.byName[MarketData]; ok {
+		return localMarketData{u}
+	}
+	if p.cfg.RemoteURL == "" {
+		return nil
+	}
+	return marketdatav1connect.NewMarketDataServiceClient(p.httpClient, p.cfg.RemoteURL, p.remoteOptions()...)
+}
+
+// localMarketData calls the market data service running in this process.
+type localMarketData struct{ u *unit }
+
+// GetBook calls the running market data service.
+func (m localMarketData) GetBook(ctx context.Context, req *marketdatav1.GetBookRequest) (*marketdatav1.GetBookResponse, error) {
+	h, err := running[marketdatav1connect.MarketDataServiceHandler](m.u)
+	if err != nil {
+		return nil, err
+	}
+	return h.GetBook(ctx, req)
 }
 
 // localMetadata calls the metadata service running in this process.

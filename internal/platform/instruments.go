@@ -85,6 +85,14 @@ func (r *cacheRef) Trades(ctx context.Context, asset string) (bool, error) {
 	return r.cache.Trades(ctx, asset)
 }
 
+// List waits for the cache, then returns every instrument.
+func (r *cacheRef) List(ctx context.Context) ([]*metadatav1.Instrument, error) {
+	if err := r.wait(ctx, "list"); err != nil {
+		return nil, err
+	}
+	return r.cache.List(ctx)
+}
+
 func (r *cacheRef) wait(ctx context.Context, symbol string) error {
 	select {
 	case <-r.ready:

@@ -150,7 +150,7 @@ func buildWallet(p *Platform, mesh *streams.Client) (built, error) {
 func buildOrder(p *Platform, mesh *streams.Client) (built, error) {
 	svc, err := order.New(p.cfg.Order, order.Deps{
 		Logger: p.serviceLogger(Order), Streams: mesh, Publisher: mesh.Publisher(streams.WithSource("tradex/order")),
-		Instruments: p.instruments, Wallet: p.walletClient(), Backlog: p.settlementBacklog(),
+		Instruments: p.instruments, Wallet: p.walletClient(), Backlog: p.settlementBacklog(), Books: p.marketDataClient(),
 	})
 	if err != nil {
 		return built{}, fmt.Errorf("order: %w", err)

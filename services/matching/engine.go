@@ -52,6 +52,9 @@ type instrument struct {
 	// mmr is the maintenance margin rate (millionths) liquidations use:
 	// the latest a perpetual's submit carried (0: none yet).
 	mmr int64
+	// lastFunding is the end (Unix nanoseconds) of the last funding
+	// interval settled: a tick for it or an earlier one is a repeat.
+	lastFunding int64
 
 	buf []book.Event
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
 )
@@ -281,10 +283,13 @@ func TestFunding(t *testing.T) {
 		c.GetSubmit().Leverage, c.GetSubmit().Margin = 10, margin
 		return c
 	}
-	tick := func(index, clamp string) *enginev1.OrderCommand {
-		return &enginev1.OrderCommand{CommandId: fmt.Sprintf("funding:%d", seq), InstrumentId: "BTCUSDT-PERP",
-			Command: &enginev1.OrderCommand_Funding{Funding: &enginev1.FundingTick{IndexPrice: index, RateClamp: clamp, ImpactNotional: "10000"}}}
+	var hours int64
+	tickAt := func(hour int64, index, clamp string) *enginev1.OrderCommand {
+		return &enginev1.OrderCommand{CommandId: fmt.Sprintf("funding:%d", hour), InstrumentId: "BTCUSDT-PERP",
+			Command: &enginev1.OrderCommand_Funding{Funding: &enginev1.FundingTick{IntervalEnd: timestamppb.New(time.Unix(hour*3600, 0)),
+				IndexPrice: index, RateClamp: clamp, ImpactNotional: "10000"}}}
 	}
+	tick := func(index, clamp string) *enginev1.OrderCommand { hours += 8; return tickAt(hours, index, clamp) }
 	if f := apply(tick("", "0.00075"))[0].GetFunding(); f == nil || f.GetRate() != "0" || len(f.GetPayments()) != 0 {
 		t.Fatalf("a tick before any mark: %v", f)
 	}
@@ -312,6 +317,30 @@ func TestFunding(t *testing.T) {
 	}
 	if r := apply(tick("49950.00", "2"))[0].GetRejected(); !strings.Contains(r.GetMessage(), "rate_clamp") {
 		t.Fatalf("a tick with a clamp over 1: %v", r)
+	}
+	// Once per interval: the same interval again (another sender, a resend
+	// after the broker's duplicate window) or an earlier one pays nothing.
+	settledAt := hours - 8
+	for _, h := range []int64{settledAt, settledAt - 8} {
+		r := apply(tickAt(h, "49950.00", "0.00075"))[0].GetRejected()
+		if r.GetReason() != commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER || st.positions["bob"].Margin != 74437500000 {
+			t.Fatalf("a repeated tick for hour %d: %v, bob's margin %d", h, r, st.positions["bob"].Margin)
+		}
+	}
+	// And across a restart: the snapshot keeps the last interval settled.
+	data, err := encodeSnapshot(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := decodeSnapshot("BTCUSDT-PERP", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := restored.apply(input{sequence: seq + 1, cmd: tickAt(settledAt, "49950.00", "0.00075")})[0].GetRejected(); r.GetReason() != commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER {
+		t.Fatalf("a repeated tick after a restore: %v", r)
+	}
+	if f := restored.apply(input{sequence: seq + 2, cmd: tickAt(settledAt+8, "49950.00", "0.00075")})[0].GetFunding(); len(f.GetPayments()) != 3 {
+		t.Fatalf("the next interval after a restore: %v", f)
 	}
 }
 

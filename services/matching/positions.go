@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -213,7 +214,23 @@ const impactDepth = 1000
 // A tick the engine cannot read is rejected; without a mark yet (no quote
 // or trade) nothing is paid.
 func (st *instrument) settleFunding(c *enginev1.OrderCommand) []*enginev1.EngineEvent {
+	end := c.GetFunding().GetIntervalEnd()
+	if !end.IsValid() {
+		return []*enginev1.EngineEvent{{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+			OrderId: c.GetCommandId(), Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: "funding tick: interval_end is required",
+		}}}}
+	}
+	if at := end.AsTime().UnixNano(); at <= st.lastFunding {
+		// Once per interval, whoever sent the tick and however often.
+		return []*enginev1.EngineEvent{{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+			OrderId: c.GetCommandId(), Reason: commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER,
+			Message: fmt.Sprintf("funding tick: the interval ending %s is settled", end.AsTime().UTC().Format(time.RFC3339)),
+		}}}}
+	}
 	out, contributions := st.fundingOf(c)
+	if out.GetFunding() != nil {
+		st.lastFunding = end.AsTime().UnixNano()
+	}
 	f := out.GetFunding()
 	if f == nil || len(f.Payments) <= maxFundingPayments {
 		return []*enginev1.EngineEvent{out}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
@@ -31,7 +32,8 @@ func commands(seed uint64, n int) []*enginev1.OrderCommand {
 		if i%40 == 39 { // ETHUSDT is a perpetual: funding ticks now and then
 			out = append(out, &enginev1.OrderCommand{CommandId: fmt.Sprintf("funding:ETHUSDT:%d", i), InstrumentId: "ETHUSDT",
 				Command: &enginev1.OrderCommand_Funding{Funding: &enginev1.FundingTick{
-					IndexPrice: fmt.Sprintf("10%d.%02d", rng.IntN(3), rng.IntN(100)), RateClamp: "0.0075", ImpactNotional: "100"}}})
+					IntervalEnd: timestamppb.New(time.Unix(int64(i)*3600, 0)),
+					IndexPrice:  fmt.Sprintf("10%d.%02d", rng.IntN(3), rng.IntN(100)), RateClamp: "0.0075", ImpactNotional: "100"}}})
 		}
 		inst := crashInstruments[rng.IntN(len(crashInstruments))]
 		id := fmt.Sprintf("%s-o%d", inst, i)

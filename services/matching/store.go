@@ -16,7 +16,7 @@ import (
 )
 
 // snapshotVersion is the first byte of an encoded snapshot: 6 holds a
-// perpetual order's fee limit; 5 (read still) a perpetual's positions and
+// perpetual order's fee limit and the last funding interval settled; 5 (read still) a perpetual's positions and
 // its resting orders' margins; 4
 // the resting orders' fees without them; 3 the mark price and the last
 // trade price without fees (no resting order charges one); 2 the command
@@ -122,6 +122,7 @@ func encodeSnapshot(st *instrument) ([]byte, error) {
 		}
 	}
 	b = binary.AppendVarint(b, st.mmr)
+	b = binary.AppendVarint(b, st.lastFunding)
 	out, err := st.book.Snapshot().AppendBinary(b)
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot of %s: %w", st.id, err)
@@ -171,12 +172,19 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 		}
 	}
 	positions, perpOrders := map[string]perp.Position{}, map[string]*perpOrder{}
-	var mmr int64
+	var mmr, lastFunding int64
 	if data[0] >= 5 {
 		var err error
 		if rest, mmr, err = readPerp(rest, positions, perpOrders); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
 		}
+	}
+	if data[0] >= 6 {
+		v, n := binary.Varint(rest)
+		if n <= 0 {
+			return nil, fmt.Errorf("%w: %s: bad last funding", ErrBadSnapshot, inst)
+		}
+		lastFunding, rest = v, rest[n:]
 	}
 	var snap book.Snapshot
 	if err := snap.UnmarshalBinary(rest); err != nil {
@@ -190,7 +198,7 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
 		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
 		executed: executed, mark: perp.MarkAt(int64(prices[0])), lastTrade: int64(prices[1]), //nolint:gosec // checked above
-		fees: fees, positions: positions, perpOrders: perpOrders, mmr: mmr,
+		fees: fees, positions: positions, perpOrders: perpOrders, mmr: mmr, lastFunding: lastFunding,
 	}, nil
 }
 

@@ -46,6 +46,10 @@ type Config struct {
 	// record stands before its hold is released (longer than any PlaceOrder
 	// can take).
 	SweepEvery, SweepAfter, SweepGrace time.Duration
+	// FundingEvery is how often the service looks for perpetuals whose
+	// funding interval ended, to publish their funding ticks
+	// (funding.go); 0 turns funding off.
+	FundingEvery time.Duration
 	// WatchBuffer is how many updates a WatchOrders stream may fall behind
 	// before it is ended (the client reconnects and gets a fresh snapshot).
 	WatchBuffer int
@@ -66,6 +70,7 @@ func Default() Config {
 		SweepEvery:     time.Minute,
 		SweepAfter:     5 * time.Minute,
 		SweepGrace:     time.Minute,
+		FundingEvery:   time.Second,
 	}
 }
 
@@ -78,6 +83,8 @@ func (c Config) Validate() error {
 		return errors.New("order: Concurrency, WatchBuffer >= 1, CleanupTimeout and AckWait > 0 are required")
 	case c.MaxBacklog > 0 && c.BacklogEvery <= 0:
 		return errors.New("order: BacklogEvery must be positive when MaxBacklog is set")
+	case c.FundingEvery < 0:
+		return errors.New("order: FundingEvery must not be negative")
 	case c.SweepEvery > 0 && (c.SweepAfter < 0 || c.SweepGrace < 0):
 		return errors.New("order: SweepAfter and SweepGrace must not be negative")
 	case c.ApplyBatch < 1 || c.ApplyBatch > maxApplyBatch:

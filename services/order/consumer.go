@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -143,6 +144,9 @@ func fill(t *enginev1.Trade, remaining string) func(o *Order, seq uint64, at tim
 // command: the consumer retries the event instead of acknowledging it with
 // its order never recovered.
 func (s *Service) recover(ctx context.Context, id string, inputSeq uint64) (o Order, found bool, err error) {
+	if strings.HasPrefix(id, "liquidation:") || strings.HasPrefix(id, "funding:") {
+		return Order{}, false, nil // the engine's own orders and the funding ticks have no record
+	}
 	if inputSeq == 0 {
 		s.log.WarnContext(ctx, "engine event for an unknown order", "order_id", id)
 		return Order{}, false, nil

@@ -53,6 +53,10 @@ func (noInstruments) Rules(context.Context, string) (instruments.Rules, error) {
 	return instruments.Rules{}, errUnused
 }
 
+func (noInstruments) List(context.Context) ([]*metadatav1.Instrument, error) {
+	return nil, errUnused
+}
+
 func (noWallet) HoldBalance(context.Context, *walletv1.HoldBalanceRequest) (*walletv1.HoldBalanceResponse, error) {
 	return nil, errUnused
 }

@@ -25,6 +25,8 @@ import (
 type Instruments interface {
 	Get(ctx context.Context, symbol string) (*metadatav1.Instrument, error)
 	Rules(ctx context.Context, symbol string) (instruments.Rules, error)
+	// List returns every instrument (for the perpetuals' funding ticks).
+	List(ctx context.Context) ([]*metadatav1.Instrument, error)
 }
 
 // Wallet is what the service needs of the wallet:
@@ -54,6 +56,9 @@ type Deps struct {
 	// yet (the engine's, the wallet's and the order-state consumers'); nil
 	// turns backpressure off (Config.MaxBacklog).
 	Backlog func(ctx context.Context) (uint64, error)
+	// Books reads the index instruments' books for the funding ticks; nil
+	// sends ticks without an index (the mark serves).
+	Books Books
 	// Clock stamps orders and commands; nil is time.Now.
 	Clock func() time.Time
 }
@@ -72,6 +77,7 @@ type Service struct {
 	commands commandReader // engine.order.v1, to recover an order from its submit
 	pub      *streams.Publisher
 	insts    Instruments
+	books    Books
 	wallet   Wallet
 	now      func() time.Time
 	st       *store
@@ -117,7 +123,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	now := func() time.Time { return clock().UTC() }
 	s := &Service{
 		cfg: cfg, log: deps.Logger, mesh: deps.Streams, commands: deps.Streams, pub: deps.Publisher,
-		insts: deps.Instruments, wallet: deps.Wallet, now: now, backlogOf: deps.Backlog,
+		insts: deps.Instruments, books: deps.Books, wallet: deps.Wallet, now: now, backlogOf: deps.Backlog,
 		st: newStore(), ids: newIDGenerator(now), ready: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.runs = newRuns(s.st, s.recover)
@@ -193,6 +199,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	if s.cfg.SweepEvery > 0 {
 		go s.sweepLoop(ctx)
+	}
+	if s.cfg.FundingEvery > 0 {
+		go s.fundingLoop(ctx)
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
 	var runErr error

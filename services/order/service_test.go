@@ -125,6 +125,7 @@ func (e *env) start(tweaks ...func(*order.Config)) *instance {
 	e.t.Helper()
 	cfg := order.Default()
 	cfg.Concurrency = 2
+	cfg.FundingEvery = 0 // funding_test.go turns it on
 	for _, tweak := range tweaks {
 		tweak(&cfg)
 	}
