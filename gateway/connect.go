@@ -75,6 +75,7 @@ var procedureAccess = map[string]access{
 	orderv1connect.OrderServiceWatchOrdersProcedure:      userRead,
 	orderv1connect.OrderServiceSetLeverageProcedure:      userTrade,
 	orderv1connect.OrderServiceGetLeverageProcedure:      userRead,
+	orderv1connect.OrderServiceAdjustMarginProcedure:     userTrade,
 
 	marketdatav1connect.MarketDataServiceGetBookProcedure:          public,
 	marketdatav1connect.MarketDataServiceListTradesProcedure:       public,

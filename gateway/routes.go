@@ -27,6 +27,7 @@ type Orders interface {
 	ListOrders(context.Context, *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error)
 	SetLeverage(context.Context, *orderv1.SetLeverageRequest) (*orderv1.SetLeverageResponse, error)
 	GetLeverage(context.Context, *orderv1.GetLeverageRequest) (*orderv1.GetLeverageResponse, error)
+	AdjustMargin(context.Context, *orderv1.AdjustMarginRequest) (*orderv1.AdjustMarginResponse, error)
 }
 
 // Wallet is what REST uses of the wallet service.
@@ -160,6 +161,8 @@ func (g *Gateway) restRoutes() []route {
 		// Positions in perpetuals.
 		{method: http.MethodGet, path: "/v1/positions", summary: "List your open positions in perpetuals", access: userRead, account: "accountId",
 			query: map[string]string{"accountId": "accountId", "instrumentId": "instrumentIds"}, endpoint: unary(s.Wallet.GetPositions)},
+		{method: http.MethodPost, path: "/v1/positions/:symbol/margin", summary: "Add margin to your position (amount above zero) or remove some", access: userTrade, body: true,
+			account: "accountId", params: map[string]string{"symbol": "instrumentId"}, endpoint: unary(s.Orders.AdjustMargin)},
 		// Instruments and market data.
 		{method: http.MethodGet, path: "/v1/instruments", summary: "List instruments", access: public,
 			query:    withPage(map[string]string{"kind": "kind", "status": "status", "baseAsset": "baseAsset", "quoteAsset": "quoteAsset"}),

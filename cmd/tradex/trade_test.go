@@ -205,6 +205,23 @@ func TestServeREST(t *testing.T) {
 			waitABit(t)
 		}
 	}
+	// Margin: alice adds 1,000 (held from her balance), cannot take out more
+	// than the position spares at the mark (nothing beyond the initial
+	// margin), then takes the 1,000 back.
+	for _, step := range []struct {
+		amount string
+		code   int
+		want   string
+	}{
+		{"1000", http.StatusOK, `"margin":"53500.0000"`},
+		{"-1000.0001", http.StatusBadRequest, "at most 1000.0000 can be removed"},
+		{"-1000", http.StatusOK, `"margin":"52500.0000"`},
+		{"x", http.StatusBadRequest, "amount"},
+	} {
+		if code, body := post("/v1/positions/BTCUSDT-PERP/margin", "alice", `{"amount":"`+step.amount+`"}`); code != step.code || !strings.Contains(body, step.want) {
+			t.Fatalf("margin %s: %d %s, want %d with %s", step.amount, code, body, step.code, step.want)
+		}
+	}
 	// The in-process order service keeps what REST handed it after
 	// fasthttp reused the request's buffers for other requests.
 	for range 20 {
@@ -261,6 +278,7 @@ func TestServeREST(t *testing.T) {
 	_ = mresp.Body.Close()
 	for _, want := range []string{
 		`tradex_http_requests_total{method="POST",route="/v1/orders",status="201"} 3`,
+		`tradex_http_requests_total{method="POST",route="/v1/positions/:symbol/margin",status="200"} 2`,
 		`tradex_http_requests_total{method="POST",route="/v1/admin/deposits",status="403"} 1`,
 		"tradex_ws_connections 1", // the feed above
 	} {

@@ -108,6 +108,9 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 		reject = duplicate(sub)
 	}
 	switch {
+	case in.cmd.GetMargin() != nil && in.cmd.GetInstrumentId() == st.id:
+		st.buf = st.buf[:0] // nothing happens on the book
+		emit(st.adjustMargin(in.cmd))
 	case in.cmd.GetFunding() != nil && in.cmd.GetInstrumentId() == st.id:
 		st.buf = st.buf[:0] // nothing happens on the book
 		for _, e := range st.settleFunding(in.cmd) {

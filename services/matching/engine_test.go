@@ -267,6 +267,56 @@ func TestPositions(t *testing.T) {
 	}
 }
 
+// Margin can be added to an open position at any time and removed while
+// what stays covers its initial margin at the mark; anything else is
+// rejected and changes nothing.
+func TestMarginAdjustment(t *testing.T) {
+	t.Parallel()
+	st := newInstrument("BTCUSDT-PERP")
+	seq := uint64(0)
+	apply := func(c *enginev1.OrderCommand) *enginev1.EngineEvent {
+		seq++
+		return st.apply(input{sequence: seq, cmd: c})[0]
+	}
+	order := func(id, acct string, side commonv1.Side, qty, margin string) *enginev1.OrderCommand {
+		c := submit("BTCUSDT-PERP", id, acct, side, limit, gtc, "50000", qty)
+		c.GetSubmit().Leverage, c.GetSubmit().Margin = 10, margin
+		return c
+	}
+	adjust := func(acct, amount string) *enginev1.OrderCommand {
+		return &enginev1.OrderCommand{CommandId: fmt.Sprintf("margin:%d", seq+1), InstrumentId: "BTCUSDT-PERP",
+			Command: &enginev1.OrderCommand_Margin{Margin: &enginev1.AdjustMargin{AccountId: acct, Amount: amount, Leverage: 10}}}
+	}
+	apply(order("a1", "alice", sell, "2", "10000"))
+	apply(order("b1", "bob", buy, "1.5", "7500")) // bob: long 1.5 at 50,000, margin 7,500 (all of it initial at 10x)
+	for _, tc := range []struct {
+		name, acct, amount string
+		margin             string // bob's after; "" for a rejection
+		took, paid         string
+	}{
+		{"remove from a position with nothing to spare", "bob", "-0.0000001", "", "", ""},
+		{"add", "bob", "1000", "8500.0000000", "1000.0000000", "0.0000000"},
+		{"remove more than it spares", "bob", "-1000.0000001", "", "", ""},
+		{"remove what it spares", "bob", "-1000", "7500.0000000", "0.0000000", "1000.0000000"},
+		{"zero", "bob", "0", "", "", ""},
+		{"no position", "erin", "100", "", "", ""},
+		{"not an amount", "bob", "1e3", "", "", ""},
+	} {
+		before := st.positions["bob"]
+		ev := apply(adjust(tc.acct, tc.amount))
+		if tc.margin == "" {
+			if r := ev.GetRejected(); r == nil || !strings.HasPrefix(r.GetMessage(), "margin: ") || st.positions["bob"] != before {
+				t.Errorf("%s: %v, want a rejection that changes nothing", tc.name, ev)
+			}
+			continue
+		}
+		p := ev.GetMarginAdjusted().GetPosition()
+		if p.GetMargin() != tc.margin || p.GetMarginFromOrder() != tc.took || p.GetPayout() != tc.paid || p.GetSize() != "1.50000" {
+			t.Errorf("%s: %v, want margin %s, %s from the hold, %s paid out", tc.name, ev, tc.margin, tc.took, tc.paid)
+		}
+	}
+}
+
 // A funding tick settles every open position at the mark: longs pay shorts
 // when the impact mid is above the index, the rate clamped; the payments
 // come out of and go into the positions' margins.

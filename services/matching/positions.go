@@ -3,6 +3,7 @@ package matching
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -333,4 +334,61 @@ func (st *instrument) fundingOf(c *enginev1.OrderCommand) (*enginev1.EngineEvent
 	}
 	out.Insurance = amount(insurance)
 	return event, contributions
+}
+
+// adjustMargin adds margin to a position or removes what it can spare at
+// the mark (perp.Position.MaxRemovable at the command's leverage). A
+// command that cannot apply is rejected: the wallet releases an add's hold.
+func (st *instrument) adjustMargin(c *enginev1.OrderCommand) *enginev1.EngineEvent {
+	a := c.GetMargin()
+	ns := st.priceScale + st.quantityScale
+	reject := func(msg string) *enginev1.EngineEvent {
+		return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+			OrderId: c.GetCommandId(), AccountId: a.GetAccountId(), Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER,
+			Message: "margin: " + msg,
+		}}}
+	}
+	pos, ok := st.positions[a.GetAccountId()]
+	if !ok || pos.Size == 0 || !st.scaled {
+		return reject("the account has no open position")
+	}
+	amount, err := decimal.Parse(a.GetAmount(), ns)
+	if err != nil || amount == 0 {
+		return reject(fmt.Sprintf("amount %q: want a non-zero amount with at most %d decimals", a.GetAmount(), ns))
+	}
+	format := func(v int64) string { return decimal.Format(v, ns) }
+	change := &enginev1.PositionChange{MarginFromOrder: format(0), Payout: format(0), RealizedPnl: format(0), ReleasedMargin: format(0), Shortfall: format(0)}
+	if amount > 0 {
+		if pos.Margin, err = addChecked(pos.Margin, amount); err != nil {
+			return reject(err.Error())
+		}
+		change.MarginFromOrder = format(amount)
+	} else {
+		mark, ok := st.mark.Price()
+		if !ok || a.GetLeverage() < 1 {
+			return reject("a removal needs a mark price and the account's leverage")
+		}
+		most, err := pos.MaxRemovable(mark, int64(a.GetLeverage()))
+		if err != nil {
+			return reject(err.Error())
+		}
+		if -amount > most {
+			return reject(fmt.Sprintf("at most %s can be removed at the mark %s", format(most), decimal.Format(mark, st.priceScale)))
+		}
+		pos.Margin += amount
+		change.Payout = format(-amount)
+	}
+	st.positions[a.GetAccountId()] = pos
+	change.Size, change.EntryValue, change.Margin = decimal.Format(pos.Size, st.quantityScale), format(pos.Value), format(pos.Margin)
+	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_MarginAdjusted{MarginAdjusted: &enginev1.MarginAdjusted{
+		AccountId: a.GetAccountId(), Amount: format(amount), Position: change,
+	}}}
+}
+
+// addChecked is a + b, or an error past int64.
+func addChecked(a, b int64) (int64, error) {
+	if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {
+		return 0, fmt.Errorf("%d + %d is out of range", a, b)
+	}
+	return a + b, nil
 }

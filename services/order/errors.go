@@ -59,7 +59,7 @@ func errorCodes() rpcerr.Map {
 		Rules: []rpcerr.Rule{
 			{Code: connect.CodeInvalidArgument, Errors: []error{ErrInvalidArgument}},
 			{Code: connect.CodeNotFound, Errors: []error{ErrInstrumentNotFound, ErrOrderNotFound}},
-			{Code: connect.CodeFailedPrecondition, Errors: []error{ErrNotTradable, ErrInsufficientFunds}},
+			{Code: connect.CodeFailedPrecondition, Errors: []error{ErrNotTradable, ErrInsufficientFunds, ErrMarginRefused}},
 			{Code: connect.CodeAlreadyExists, Errors: []error{ErrAlreadyExists}},
 			{Code: connect.CodeAborted, Errors: []error{ErrConflict, streams.ErrConcurrency}},
 			{Code: connect.CodeUnavailable, Errors: []error{ErrBusy}},

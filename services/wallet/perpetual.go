@@ -37,6 +37,12 @@ func (s *Service) perpetualSettlement(ctx context.Context, ev *enginev1.EngineEv
 		ps.Moves, ps.Insurance, err = c.funding(e.Funding)
 	case *enginev1.EngineEvent_TakenOver:
 		ps.Moves, err = c.takeover(e.TakenOver)
+	case *enginev1.EngineEvent_MarginAdjusted:
+		// An add comes from the command's hold (its id is the command id).
+		var m PositionMove
+		m, err = c.change("margin_adjusted.position", e.MarginAdjusted.GetPosition(), e.MarginAdjusted.GetAccountId(), ev.GetCommandId(), "margin")
+		m.Filled = true
+		ps.Moves = []PositionMove{m}
 	}
 	if err != nil {
 		return settlement{}, streams.Permanent(fmt.Errorf("event %s: %w", ev.GetEventId(), err))
@@ -55,7 +61,7 @@ func movesPositions(ev *enginev1.EngineEvent) bool {
 	switch e := ev.GetEvent().(type) {
 	case *enginev1.EngineEvent_Trade:
 		return e.Trade.GetTakerPosition() != nil || e.Trade.GetMakerPosition() != nil
-	case *enginev1.EngineEvent_Funding, *enginev1.EngineEvent_TakenOver:
+	case *enginev1.EngineEvent_Funding, *enginev1.EngineEvent_TakenOver, *enginev1.EngineEvent_MarginAdjusted:
 		return true
 	}
 	return false

@@ -213,13 +213,34 @@ func TestPerpetualSettlement(t *testing.T) {
 		t.Errorf("insurance fund %s, want 99.0001 with the funding's rounding", got)
 	}
 
+	// carol adds 100 of margin (held first), then takes 50 back.
+	hold(t, c, "margin:1", "carol", "USDT", "100")
+	for _, adj := range []struct {
+		command    string
+		amount     int64
+		took, paid string
+	}{{"margin:1", 100_0000, "100.0000", "0.0000"}, {"margin:2", -50_0000, "0.0000", "50.0000"}} {
+		pos := eng.positions["carol"]
+		pos.Margin += adj.amount
+		eng.positions["carol"] = pos
+		seq = eng.publish(&enginev1.EngineEvent{CommandId: adj.command, Event: &enginev1.EngineEvent_MarginAdjusted{MarginAdjusted: &enginev1.MarginAdjusted{
+			AccountId: "carol", Amount: amount4(adj.amount), Position: &enginev1.PositionChange{
+				Size: "0.100", EntryValue: amount4(pos.Value), Margin: amount4(pos.Margin), MarginFromOrder: adj.took, Payout: adj.paid,
+			}}}})
+	}
+	perpSettled(t, w, seq)
+	checkPool(t, w, eng)
+	if got := balance(t, c, "carol", "USDT"); got != "9430.00000000/0.00000000" {
+		t.Errorf("carol USDT %s after adding 100 and removing 50 of margin, want 9430", got)
+	}
+
 	// What the wallet serves: carol's position at the last mark.
 	res := must[*walletv1.GetPositionsResponse](t)(c.GetPositions(t.Context(), &walletv1.GetPositionsRequest{AccountId: "carol"}))
 	if len(res.GetPositions()) != 1 {
 		t.Fatalf("carol's positions %v, want one", res)
 	}
 	got := res.GetPositions()[0]
-	if got.GetSize() != "0.100" || got.GetEntryPrice() != "52000.0" || got.GetMargin() != "519.47990000" ||
+	if got.GetSize() != "0.100" || got.GetEntryPrice() != "52000.0" || got.GetMargin() != "569.47990000" ||
 		got.GetMarkPrice() != "52000.0" || got.GetUnrealizedPnl() != "0.00000000" || got.GetLiquidationPrice() == "" {
 		t.Errorf("carol's position %v", got)
 	}

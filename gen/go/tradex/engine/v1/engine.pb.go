@@ -53,6 +53,7 @@ type OrderCommand struct {
 	//	*OrderCommand_Submit
 	//	*OrderCommand_Cancel
 	//	*OrderCommand_Funding
+	//	*OrderCommand_Margin
 	Command       isOrderCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -143,6 +144,15 @@ func (x *OrderCommand) GetFunding() *FundingTick {
 	return nil
 }
 
+func (x *OrderCommand) GetMargin() *AdjustMargin {
+	if x != nil {
+		if x, ok := x.Command.(*OrderCommand_Margin); ok {
+			return x.Margin
+		}
+	}
+	return nil
+}
+
 type isOrderCommand_Command interface {
 	isOrderCommand_Command()
 }
@@ -162,11 +172,85 @@ type OrderCommand_Funding struct {
 	Funding *FundingTick `protobuf:"bytes,6,opt,name=funding,proto3,oneof"`
 }
 
+type OrderCommand_Margin struct {
+	// Add margin to a perpetual's position, or remove it.
+	Margin *AdjustMargin `protobuf:"bytes,7,opt,name=margin,proto3,oneof"`
+}
+
 func (*OrderCommand_Submit) isOrderCommand_Command() {}
 
 func (*OrderCommand_Cancel) isOrderCommand_Command() {}
 
 func (*OrderCommand_Funding) isOrderCommand_Command() {}
+
+func (*OrderCommand_Margin) isOrderCommand_Command() {}
+
+// AdjustMargin adds margin to an account's open position in a perpetual (after the wallet
+// holds it, hold id = the command id) or removes it, within what the position can spare
+// at the mark (docs/perpetuals.md): what stays covers its initial margin at the mark at
+// the leverage given, an unrealized loss counting against it.
+type AdjustMargin struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The margin to add (above zero) or remove (below zero), at the notional scale.
+	Amount string `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The account's leverage on the instrument, for a removal's bound.
+	Leverage      int32 `protobuf:"varint,3,opt,name=leverage,proto3" json:"leverage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdjustMargin) Reset() {
+	*x = AdjustMargin{}
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdjustMargin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdjustMargin) ProtoMessage() {}
+
+func (x *AdjustMargin) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdjustMargin.ProtoReflect.Descriptor instead.
+func (*AdjustMargin) Descriptor() ([]byte, []int) {
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AdjustMargin) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *AdjustMargin) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *AdjustMargin) GetLeverage() int32 {
+	if x != nil {
+		return x.Leverage
+	}
+	return 0
+}
 
 // FundingTick settles a perpetual's funding for the interval that ends at interval_end
 // (docs/perpetuals.md). It is published once per interval (message id
@@ -189,7 +273,7 @@ type FundingTick struct {
 
 func (x *FundingTick) Reset() {
 	*x = FundingTick{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +285,7 @@ func (x *FundingTick) String() string {
 func (*FundingTick) ProtoMessage() {}
 
 func (x *FundingTick) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[1]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +298,7 @@ func (x *FundingTick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingTick.ProtoReflect.Descriptor instead.
 func (*FundingTick) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{1}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FundingTick) GetIntervalEnd() *timestamppb.Timestamp {
@@ -299,7 +383,7 @@ type SubmitOrder struct {
 
 func (x *SubmitOrder) Reset() {
 	*x = SubmitOrder{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +395,7 @@ func (x *SubmitOrder) String() string {
 func (*SubmitOrder) ProtoMessage() {}
 
 func (x *SubmitOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[2]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +408,7 @@ func (x *SubmitOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitOrder.ProtoReflect.Descriptor instead.
 func (*SubmitOrder) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{2}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SubmitOrder) GetOrderId() string {
@@ -462,7 +546,7 @@ type CancelOrder struct {
 
 func (x *CancelOrder) Reset() {
 	*x = CancelOrder{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +558,7 @@ func (x *CancelOrder) String() string {
 func (*CancelOrder) ProtoMessage() {}
 
 func (x *CancelOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[3]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +571,7 @@ func (x *CancelOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrder.ProtoReflect.Descriptor instead.
 func (*CancelOrder) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{3}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CancelOrder) GetOrderId() string {
@@ -551,6 +635,7 @@ type EngineEvent struct {
 	//	*EngineEvent_CancelRejected
 	//	*EngineEvent_Funding
 	//	*EngineEvent_TakenOver
+	//	*EngineEvent_MarginAdjusted
 	Event isEngineEvent_Event `protobuf_oneof:"event"`
 	// On the last event of every command: the instrument's mark price after it, at the
 	// price scale; empty until the instrument has had a quote or a trade. The median of
@@ -565,7 +650,7 @@ type EngineEvent struct {
 
 func (x *EngineEvent) Reset() {
 	*x = EngineEvent{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +662,7 @@ func (x *EngineEvent) String() string {
 func (*EngineEvent) ProtoMessage() {}
 
 func (x *EngineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[4]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +675,7 @@ func (x *EngineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineEvent.ProtoReflect.Descriptor instead.
 func (*EngineEvent) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{4}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EngineEvent) GetEventId() string {
@@ -728,6 +813,15 @@ func (x *EngineEvent) GetTakenOver() *PositionTakenOver {
 	return nil
 }
 
+func (x *EngineEvent) GetMarginAdjusted() *MarginAdjusted {
+	if x != nil {
+		if x, ok := x.Event.(*EngineEvent_MarginAdjusted); ok {
+			return x.MarginAdjusted
+		}
+	}
+	return nil
+}
+
 func (x *EngineEvent) GetMarkPrice() string {
 	if x != nil {
 		return x.MarkPrice
@@ -779,6 +873,11 @@ type EngineEvent_TakenOver struct {
 	TakenOver *PositionTakenOver `protobuf:"bytes,17,opt,name=taken_over,json=takenOver,proto3,oneof"`
 }
 
+type EngineEvent_MarginAdjusted struct {
+	// A position's margin was added to or removed from.
+	MarginAdjusted *MarginAdjusted `protobuf:"bytes,18,opt,name=margin_adjusted,json=marginAdjusted,proto3,oneof"`
+}
+
 func (*EngineEvent_Accepted) isEngineEvent_Event() {}
 
 func (*EngineEvent_Rejected) isEngineEvent_Event() {}
@@ -795,6 +894,8 @@ func (*EngineEvent_Funding) isEngineEvent_Event() {}
 
 func (*EngineEvent_TakenOver) isEngineEvent_Event() {}
 
+func (*EngineEvent_MarginAdjusted) isEngineEvent_Event() {}
+
 // BookLevelChange is the new total of one price level of the book.
 type BookLevelChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -810,7 +911,7 @@ type BookLevelChange struct {
 
 func (x *BookLevelChange) Reset() {
 	*x = BookLevelChange{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +923,7 @@ func (x *BookLevelChange) String() string {
 func (*BookLevelChange) ProtoMessage() {}
 
 func (x *BookLevelChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[5]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +936,7 @@ func (x *BookLevelChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookLevelChange.ProtoReflect.Descriptor instead.
 func (*BookLevelChange) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{5}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BookLevelChange) GetSide() v1.Side {
@@ -884,7 +985,7 @@ type OrderAccepted struct {
 
 func (x *OrderAccepted) Reset() {
 	*x = OrderAccepted{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +997,7 @@ func (x *OrderAccepted) String() string {
 func (*OrderAccepted) ProtoMessage() {}
 
 func (x *OrderAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[6]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1010,7 @@ func (x *OrderAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderAccepted.ProtoReflect.Descriptor instead.
 func (*OrderAccepted) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{6}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OrderAccepted) GetOrderId() string {
@@ -985,7 +1086,7 @@ type OrderRejected struct {
 
 func (x *OrderRejected) Reset() {
 	*x = OrderRejected{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1098,7 @@ func (x *OrderRejected) String() string {
 func (*OrderRejected) ProtoMessage() {}
 
 func (x *OrderRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[7]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1111,7 @@ func (x *OrderRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderRejected.ProtoReflect.Descriptor instead.
 func (*OrderRejected) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{7}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OrderRejected) GetOrderId() string {
@@ -1084,7 +1185,7 @@ type Trade struct {
 
 func (x *Trade) Reset() {
 	*x = Trade{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1197,7 @@ func (x *Trade) String() string {
 func (*Trade) ProtoMessage() {}
 
 func (x *Trade) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[8]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1210,7 @@ func (x *Trade) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trade.ProtoReflect.Descriptor instead.
 func (*Trade) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{8}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Trade) GetTradeId() string {
@@ -1253,7 +1354,7 @@ type PositionChange struct {
 
 func (x *PositionChange) Reset() {
 	*x = PositionChange{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1366,7 @@ func (x *PositionChange) String() string {
 func (*PositionChange) ProtoMessage() {}
 
 func (x *PositionChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[9]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1379,7 @@ func (x *PositionChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionChange.ProtoReflect.Descriptor instead.
 func (*PositionChange) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{9}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PositionChange) GetSize() string {
@@ -1358,7 +1459,7 @@ type OrderCancelled struct {
 
 func (x *OrderCancelled) Reset() {
 	*x = OrderCancelled{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1471,7 @@ func (x *OrderCancelled) String() string {
 func (*OrderCancelled) ProtoMessage() {}
 
 func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[10]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1484,7 @@ func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCancelled.ProtoReflect.Descriptor instead.
 func (*OrderCancelled) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{10}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OrderCancelled) GetOrderId() string {
@@ -1445,7 +1546,7 @@ type OrderExpired struct {
 
 func (x *OrderExpired) Reset() {
 	*x = OrderExpired{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1558,7 @@ func (x *OrderExpired) String() string {
 func (*OrderExpired) ProtoMessage() {}
 
 func (x *OrderExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[11]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1571,7 @@ func (x *OrderExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderExpired.ProtoReflect.Descriptor instead.
 func (*OrderExpired) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{11}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OrderExpired) GetOrderId() string {
@@ -1518,7 +1619,7 @@ type CancelRejected struct {
 
 func (x *CancelRejected) Reset() {
 	*x = CancelRejected{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[12]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1631,7 @@ func (x *CancelRejected) String() string {
 func (*CancelRejected) ProtoMessage() {}
 
 func (x *CancelRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[12]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1644,7 @@ func (x *CancelRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRejected.ProtoReflect.Descriptor instead.
 func (*CancelRejected) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{12}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelRejected) GetOrderId() string {
@@ -1604,7 +1705,7 @@ type FundingSettled struct {
 
 func (x *FundingSettled) Reset() {
 	*x = FundingSettled{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[13]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1717,7 @@ func (x *FundingSettled) String() string {
 func (*FundingSettled) ProtoMessage() {}
 
 func (x *FundingSettled) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[13]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1730,7 @@ func (x *FundingSettled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingSettled.ProtoReflect.Descriptor instead.
 func (*FundingSettled) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{13}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FundingSettled) GetIntervalEnd() *timestamppb.Timestamp {
@@ -1709,7 +1810,7 @@ type FundingPayment struct {
 
 func (x *FundingPayment) Reset() {
 	*x = FundingPayment{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[14]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1822,7 @@ func (x *FundingPayment) String() string {
 func (*FundingPayment) ProtoMessage() {}
 
 func (x *FundingPayment) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[14]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1835,7 @@ func (x *FundingPayment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingPayment.ProtoReflect.Descriptor instead.
 func (*FundingPayment) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{14}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FundingPayment) GetAccountId() string {
@@ -1779,6 +1880,72 @@ func (x *FundingPayment) GetEntryValue() string {
 	return ""
 }
 
+// MarginAdjusted: margin was added to an account's position (from the command's hold:
+// position.margin_from_order) or removed from it (to the account's balance:
+// position.payout).
+type MarginAdjusted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// What was added (above zero) or removed (below zero), at the notional scale.
+	Amount string `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The position after.
+	Position      *PositionChange `protobuf:"bytes,3,opt,name=position,proto3" json:"position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarginAdjusted) Reset() {
+	*x = MarginAdjusted{}
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarginAdjusted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarginAdjusted) ProtoMessage() {}
+
+func (x *MarginAdjusted) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarginAdjusted.ProtoReflect.Descriptor instead.
+func (*MarginAdjusted) Descriptor() ([]byte, []int) {
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MarginAdjusted) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *MarginAdjusted) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *MarginAdjusted) GetPosition() *PositionChange {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
 // PositionTakenOver: a liquidated position's rest, which its IOC order did not close in
 // the book, passed to the insurance fund's account at the bankruptcy price.
 type PositionTakenOver struct {
@@ -1801,7 +1968,7 @@ type PositionTakenOver struct {
 
 func (x *PositionTakenOver) Reset() {
 	*x = PositionTakenOver{}
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[15]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1980,7 @@ func (x *PositionTakenOver) String() string {
 func (*PositionTakenOver) ProtoMessage() {}
 
 func (x *PositionTakenOver) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_engine_v1_engine_proto_msgTypes[15]
+	mi := &file_tradex_engine_v1_engine_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1993,7 @@ func (x *PositionTakenOver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionTakenOver.ProtoReflect.Descriptor instead.
 func (*PositionTakenOver) Descriptor() ([]byte, []int) {
-	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{15}
+	return file_tradex_engine_v1_engine_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PositionTakenOver) GetAccountId() string {
@@ -1875,7 +2042,7 @@ var File_tradex_engine_v1_engine_proto protoreflect.FileDescriptor
 
 const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtradex/engine/v1/engine.proto\x12\x10tradex.engine.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\xbf\x02\n" +
+	"\x1dtradex/engine/v1/engine.proto\x12\x10tradex.engine.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\xf9\x02\n" +
 	"\fOrderCommand\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12#\n" +
@@ -1883,8 +2050,14 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\asent_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x127\n" +
 	"\x06submit\x18\x04 \x01(\v2\x1d.tradex.engine.v1.SubmitOrderH\x00R\x06submit\x127\n" +
 	"\x06cancel\x18\x05 \x01(\v2\x1d.tradex.engine.v1.CancelOrderH\x00R\x06cancel\x129\n" +
-	"\afunding\x18\x06 \x01(\v2\x1d.tradex.engine.v1.FundingTickH\x00R\afundingB\t\n" +
-	"\acommand\"\xb5\x01\n" +
+	"\afunding\x18\x06 \x01(\v2\x1d.tradex.engine.v1.FundingTickH\x00R\afunding\x128\n" +
+	"\x06margin\x18\a \x01(\v2\x1e.tradex.engine.v1.AdjustMarginH\x00R\x06marginB\t\n" +
+	"\acommand\"a\n" +
+	"\fAdjustMargin\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\tR\x06amount\x12\x1a\n" +
+	"\bleverage\x18\x03 \x01(\x05R\bleverage\"\xb5\x01\n" +
 	"\vFundingTick\x12=\n" +
 	"\finterval_end\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vintervalEnd\x12\x1f\n" +
 	"\vindex_price\x18\x02 \x01(\tR\n" +
@@ -1918,7 +2091,7 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x126\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xf9\x06\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x1e.tradex.common.v1.CancelReasonR\x06reason\"\xc6\a\n" +
 	"\vEngineEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12#\n" +
 	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12%\n" +
@@ -1940,7 +2113,8 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\x0fcancel_rejected\x18\x0e \x01(\v2 .tradex.engine.v1.CancelRejectedH\x00R\x0ecancelRejected\x12<\n" +
 	"\afunding\x18\x10 \x01(\v2 .tradex.engine.v1.FundingSettledH\x00R\afunding\x12D\n" +
 	"\n" +
-	"taken_over\x18\x11 \x01(\v2#.tradex.engine.v1.PositionTakenOverH\x00R\ttakenOver\x12\x1d\n" +
+	"taken_over\x18\x11 \x01(\v2#.tradex.engine.v1.PositionTakenOverH\x00R\ttakenOver\x12K\n" +
+	"\x0fmargin_adjusted\x18\x12 \x01(\v2 .tradex.engine.v1.MarginAdjustedH\x00R\x0emarginAdjusted\x12\x1d\n" +
 	"\n" +
 	"mark_price\x18\x0f \x01(\tR\tmarkPriceB\a\n" +
 	"\x05event\"o\n" +
@@ -2035,7 +2209,12 @@ const file_tradex_engine_v1_engine_proto_rawDesc = "" +
 	"\tshortfall\x18\x04 \x01(\tR\tshortfall\x12\x12\n" +
 	"\x04size\x18\x05 \x01(\tR\x04size\x12\x1f\n" +
 	"\ventry_value\x18\x06 \x01(\tR\n" +
-	"entryValue\"\x9d\x02\n" +
+	"entryValue\"\x85\x01\n" +
+	"\x0eMarginAdjusted\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\tR\x06amount\x12<\n" +
+	"\bposition\x18\x03 \x01(\v2 .tradex.engine.v1.PositionChangeR\bposition\"\x9d\x02\n" +
 	"\x11PositionTakenOver\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x12\n" +
@@ -2058,76 +2237,81 @@ func file_tradex_engine_v1_engine_proto_rawDescGZIP() []byte {
 	return file_tradex_engine_v1_engine_proto_rawDescData
 }
 
-var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tradex_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tradex_engine_v1_engine_proto_goTypes = []any{
 	(*OrderCommand)(nil),          // 0: tradex.engine.v1.OrderCommand
-	(*FundingTick)(nil),           // 1: tradex.engine.v1.FundingTick
-	(*SubmitOrder)(nil),           // 2: tradex.engine.v1.SubmitOrder
-	(*CancelOrder)(nil),           // 3: tradex.engine.v1.CancelOrder
-	(*EngineEvent)(nil),           // 4: tradex.engine.v1.EngineEvent
-	(*BookLevelChange)(nil),       // 5: tradex.engine.v1.BookLevelChange
-	(*OrderAccepted)(nil),         // 6: tradex.engine.v1.OrderAccepted
-	(*OrderRejected)(nil),         // 7: tradex.engine.v1.OrderRejected
-	(*Trade)(nil),                 // 8: tradex.engine.v1.Trade
-	(*PositionChange)(nil),        // 9: tradex.engine.v1.PositionChange
-	(*OrderCancelled)(nil),        // 10: tradex.engine.v1.OrderCancelled
-	(*OrderExpired)(nil),          // 11: tradex.engine.v1.OrderExpired
-	(*CancelRejected)(nil),        // 12: tradex.engine.v1.CancelRejected
-	(*FundingSettled)(nil),        // 13: tradex.engine.v1.FundingSettled
-	(*FundingPayment)(nil),        // 14: tradex.engine.v1.FundingPayment
-	(*PositionTakenOver)(nil),     // 15: tradex.engine.v1.PositionTakenOver
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(v1.Side)(0),                  // 17: tradex.common.v1.Side
-	(v1.OrderType)(0),             // 18: tradex.common.v1.OrderType
-	(v1.TimeInForce)(0),           // 19: tradex.common.v1.TimeInForce
-	(v1.SelfTradePrevention)(0),   // 20: tradex.common.v1.SelfTradePrevention
-	(v1.CancelReason)(0),          // 21: tradex.common.v1.CancelReason
-	(v1.RejectReason)(0),          // 22: tradex.common.v1.RejectReason
-	(v1.ExpireReason)(0),          // 23: tradex.common.v1.ExpireReason
+	(*AdjustMargin)(nil),          // 1: tradex.engine.v1.AdjustMargin
+	(*FundingTick)(nil),           // 2: tradex.engine.v1.FundingTick
+	(*SubmitOrder)(nil),           // 3: tradex.engine.v1.SubmitOrder
+	(*CancelOrder)(nil),           // 4: tradex.engine.v1.CancelOrder
+	(*EngineEvent)(nil),           // 5: tradex.engine.v1.EngineEvent
+	(*BookLevelChange)(nil),       // 6: tradex.engine.v1.BookLevelChange
+	(*OrderAccepted)(nil),         // 7: tradex.engine.v1.OrderAccepted
+	(*OrderRejected)(nil),         // 8: tradex.engine.v1.OrderRejected
+	(*Trade)(nil),                 // 9: tradex.engine.v1.Trade
+	(*PositionChange)(nil),        // 10: tradex.engine.v1.PositionChange
+	(*OrderCancelled)(nil),        // 11: tradex.engine.v1.OrderCancelled
+	(*OrderExpired)(nil),          // 12: tradex.engine.v1.OrderExpired
+	(*CancelRejected)(nil),        // 13: tradex.engine.v1.CancelRejected
+	(*FundingSettled)(nil),        // 14: tradex.engine.v1.FundingSettled
+	(*FundingPayment)(nil),        // 15: tradex.engine.v1.FundingPayment
+	(*MarginAdjusted)(nil),        // 16: tradex.engine.v1.MarginAdjusted
+	(*PositionTakenOver)(nil),     // 17: tradex.engine.v1.PositionTakenOver
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(v1.Side)(0),                  // 19: tradex.common.v1.Side
+	(v1.OrderType)(0),             // 20: tradex.common.v1.OrderType
+	(v1.TimeInForce)(0),           // 21: tradex.common.v1.TimeInForce
+	(v1.SelfTradePrevention)(0),   // 22: tradex.common.v1.SelfTradePrevention
+	(v1.CancelReason)(0),          // 23: tradex.common.v1.CancelReason
+	(v1.RejectReason)(0),          // 24: tradex.common.v1.RejectReason
+	(v1.ExpireReason)(0),          // 25: tradex.common.v1.ExpireReason
 }
 var file_tradex_engine_v1_engine_proto_depIdxs = []int32{
-	16, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
-	2,  // 1: tradex.engine.v1.OrderCommand.submit:type_name -> tradex.engine.v1.SubmitOrder
-	3,  // 2: tradex.engine.v1.OrderCommand.cancel:type_name -> tradex.engine.v1.CancelOrder
-	1,  // 3: tradex.engine.v1.OrderCommand.funding:type_name -> tradex.engine.v1.FundingTick
-	16, // 4: tradex.engine.v1.FundingTick.interval_end:type_name -> google.protobuf.Timestamp
-	17, // 5: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
-	18, // 6: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
-	19, // 7: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	20, // 8: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	21, // 9: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
-	16, // 10: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
-	5,  // 11: tradex.engine.v1.EngineEvent.book_changes:type_name -> tradex.engine.v1.BookLevelChange
-	6,  // 12: tradex.engine.v1.EngineEvent.accepted:type_name -> tradex.engine.v1.OrderAccepted
-	7,  // 13: tradex.engine.v1.EngineEvent.rejected:type_name -> tradex.engine.v1.OrderRejected
-	8,  // 14: tradex.engine.v1.EngineEvent.trade:type_name -> tradex.engine.v1.Trade
-	10, // 15: tradex.engine.v1.EngineEvent.cancelled:type_name -> tradex.engine.v1.OrderCancelled
-	11, // 16: tradex.engine.v1.EngineEvent.expired:type_name -> tradex.engine.v1.OrderExpired
-	12, // 17: tradex.engine.v1.EngineEvent.cancel_rejected:type_name -> tradex.engine.v1.CancelRejected
-	13, // 18: tradex.engine.v1.EngineEvent.funding:type_name -> tradex.engine.v1.FundingSettled
-	15, // 19: tradex.engine.v1.EngineEvent.taken_over:type_name -> tradex.engine.v1.PositionTakenOver
-	17, // 20: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
-	17, // 21: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
-	18, // 22: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
-	19, // 23: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	22, // 24: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
-	17, // 25: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
-	17, // 26: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
-	9,  // 27: tradex.engine.v1.Trade.taker_position:type_name -> tradex.engine.v1.PositionChange
-	9,  // 28: tradex.engine.v1.Trade.maker_position:type_name -> tradex.engine.v1.PositionChange
-	17, // 29: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
-	21, // 30: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
-	23, // 31: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
-	22, // 32: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
-	16, // 33: tradex.engine.v1.FundingSettled.interval_end:type_name -> google.protobuf.Timestamp
-	14, // 34: tradex.engine.v1.FundingSettled.payments:type_name -> tradex.engine.v1.FundingPayment
-	9,  // 35: tradex.engine.v1.PositionTakenOver.position:type_name -> tradex.engine.v1.PositionChange
-	9,  // 36: tradex.engine.v1.PositionTakenOver.insurance_position:type_name -> tradex.engine.v1.PositionChange
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	18, // 0: tradex.engine.v1.OrderCommand.sent_at:type_name -> google.protobuf.Timestamp
+	3,  // 1: tradex.engine.v1.OrderCommand.submit:type_name -> tradex.engine.v1.SubmitOrder
+	4,  // 2: tradex.engine.v1.OrderCommand.cancel:type_name -> tradex.engine.v1.CancelOrder
+	2,  // 3: tradex.engine.v1.OrderCommand.funding:type_name -> tradex.engine.v1.FundingTick
+	1,  // 4: tradex.engine.v1.OrderCommand.margin:type_name -> tradex.engine.v1.AdjustMargin
+	18, // 5: tradex.engine.v1.FundingTick.interval_end:type_name -> google.protobuf.Timestamp
+	19, // 6: tradex.engine.v1.SubmitOrder.side:type_name -> tradex.common.v1.Side
+	20, // 7: tradex.engine.v1.SubmitOrder.type:type_name -> tradex.common.v1.OrderType
+	21, // 8: tradex.engine.v1.SubmitOrder.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	22, // 9: tradex.engine.v1.SubmitOrder.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	23, // 10: tradex.engine.v1.CancelOrder.reason:type_name -> tradex.common.v1.CancelReason
+	18, // 11: tradex.engine.v1.EngineEvent.engine_time:type_name -> google.protobuf.Timestamp
+	6,  // 12: tradex.engine.v1.EngineEvent.book_changes:type_name -> tradex.engine.v1.BookLevelChange
+	7,  // 13: tradex.engine.v1.EngineEvent.accepted:type_name -> tradex.engine.v1.OrderAccepted
+	8,  // 14: tradex.engine.v1.EngineEvent.rejected:type_name -> tradex.engine.v1.OrderRejected
+	9,  // 15: tradex.engine.v1.EngineEvent.trade:type_name -> tradex.engine.v1.Trade
+	11, // 16: tradex.engine.v1.EngineEvent.cancelled:type_name -> tradex.engine.v1.OrderCancelled
+	12, // 17: tradex.engine.v1.EngineEvent.expired:type_name -> tradex.engine.v1.OrderExpired
+	13, // 18: tradex.engine.v1.EngineEvent.cancel_rejected:type_name -> tradex.engine.v1.CancelRejected
+	14, // 19: tradex.engine.v1.EngineEvent.funding:type_name -> tradex.engine.v1.FundingSettled
+	17, // 20: tradex.engine.v1.EngineEvent.taken_over:type_name -> tradex.engine.v1.PositionTakenOver
+	16, // 21: tradex.engine.v1.EngineEvent.margin_adjusted:type_name -> tradex.engine.v1.MarginAdjusted
+	19, // 22: tradex.engine.v1.BookLevelChange.side:type_name -> tradex.common.v1.Side
+	19, // 23: tradex.engine.v1.OrderAccepted.side:type_name -> tradex.common.v1.Side
+	20, // 24: tradex.engine.v1.OrderAccepted.type:type_name -> tradex.common.v1.OrderType
+	21, // 25: tradex.engine.v1.OrderAccepted.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	24, // 26: tradex.engine.v1.OrderRejected.reason:type_name -> tradex.common.v1.RejectReason
+	19, // 27: tradex.engine.v1.Trade.taker_side:type_name -> tradex.common.v1.Side
+	19, // 28: tradex.engine.v1.Trade.maker_side:type_name -> tradex.common.v1.Side
+	10, // 29: tradex.engine.v1.Trade.taker_position:type_name -> tradex.engine.v1.PositionChange
+	10, // 30: tradex.engine.v1.Trade.maker_position:type_name -> tradex.engine.v1.PositionChange
+	19, // 31: tradex.engine.v1.OrderCancelled.side:type_name -> tradex.common.v1.Side
+	23, // 32: tradex.engine.v1.OrderCancelled.reason:type_name -> tradex.common.v1.CancelReason
+	25, // 33: tradex.engine.v1.OrderExpired.reason:type_name -> tradex.common.v1.ExpireReason
+	24, // 34: tradex.engine.v1.CancelRejected.reason:type_name -> tradex.common.v1.RejectReason
+	18, // 35: tradex.engine.v1.FundingSettled.interval_end:type_name -> google.protobuf.Timestamp
+	15, // 36: tradex.engine.v1.FundingSettled.payments:type_name -> tradex.engine.v1.FundingPayment
+	10, // 37: tradex.engine.v1.MarginAdjusted.position:type_name -> tradex.engine.v1.PositionChange
+	10, // 38: tradex.engine.v1.PositionTakenOver.position:type_name -> tradex.engine.v1.PositionChange
+	10, // 39: tradex.engine.v1.PositionTakenOver.insurance_position:type_name -> tradex.engine.v1.PositionChange
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_tradex_engine_v1_engine_proto_init() }
@@ -2139,8 +2323,9 @@ func file_tradex_engine_v1_engine_proto_init() {
 		(*OrderCommand_Submit)(nil),
 		(*OrderCommand_Cancel)(nil),
 		(*OrderCommand_Funding)(nil),
+		(*OrderCommand_Margin)(nil),
 	}
-	file_tradex_engine_v1_engine_proto_msgTypes[4].OneofWrappers = []any{
+	file_tradex_engine_v1_engine_proto_msgTypes[5].OneofWrappers = []any{
 		(*EngineEvent_Accepted)(nil),
 		(*EngineEvent_Rejected)(nil),
 		(*EngineEvent_Trade)(nil),
@@ -2149,6 +2334,7 @@ func file_tradex_engine_v1_engine_proto_init() {
 		(*EngineEvent_CancelRejected)(nil),
 		(*EngineEvent_Funding)(nil),
 		(*EngineEvent_TakenOver)(nil),
+		(*EngineEvent_MarginAdjusted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2156,7 +2342,7 @@ func file_tradex_engine_v1_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_engine_v1_engine_proto_rawDesc), len(file_tradex_engine_v1_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

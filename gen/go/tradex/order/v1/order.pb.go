@@ -27,6 +27,135 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// AdjustMarginRequest names a position and the margin to add or remove.
+type AdjustMarginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The perpetual.
+	InstrumentId string `protobuf:"bytes,2,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
+	// The margin to add (above zero) or remove (below zero), in the quote asset, a decimal
+	// string with at most the instrument's price + quantity scale of decimals.
+	Amount        string `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdjustMarginRequest) Reset() {
+	*x = AdjustMarginRequest{}
+	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdjustMarginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdjustMarginRequest) ProtoMessage() {}
+
+func (x *AdjustMarginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdjustMarginRequest.ProtoReflect.Descriptor instead.
+func (*AdjustMarginRequest) Descriptor() ([]byte, []int) {
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AdjustMarginRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *AdjustMarginRequest) GetInstrumentId() string {
+	if x != nil {
+		return x.InstrumentId
+	}
+	return ""
+}
+
+func (x *AdjustMarginRequest) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+// AdjustMarginResponse is the position after the change.
+type AdjustMarginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The position's signed size.
+	Size string `protobuf:"bytes,1,opt,name=size,proto3" json:"size,omitempty"`
+	// Its margin after the change.
+	Margin string `protobuf:"bytes,2,opt,name=margin,proto3" json:"margin,omitempty"`
+	// What was added (above zero) or removed (below zero).
+	Amount        string `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdjustMarginResponse) Reset() {
+	*x = AdjustMarginResponse{}
+	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdjustMarginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdjustMarginResponse) ProtoMessage() {}
+
+func (x *AdjustMarginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdjustMarginResponse.ProtoReflect.Descriptor instead.
+func (*AdjustMarginResponse) Descriptor() ([]byte, []int) {
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AdjustMarginResponse) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+func (x *AdjustMarginResponse) GetMargin() string {
+	if x != nil {
+		return x.Margin
+	}
+	return ""
+}
+
+func (x *AdjustMarginResponse) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
 // Leverage is an account's leverage on a perpetual.
 type Leverage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -44,7 +173,7 @@ type Leverage struct {
 
 func (x *Leverage) Reset() {
 	*x = Leverage{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -56,7 +185,7 @@ func (x *Leverage) String() string {
 func (*Leverage) ProtoMessage() {}
 
 func (x *Leverage) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[0]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -69,7 +198,7 @@ func (x *Leverage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leverage.ProtoReflect.Descriptor instead.
 func (*Leverage) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{0}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Leverage) GetAccountId() string {
@@ -115,7 +244,7 @@ type SetLeverageRequest struct {
 
 func (x *SetLeverageRequest) Reset() {
 	*x = SetLeverageRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +256,7 @@ func (x *SetLeverageRequest) String() string {
 func (*SetLeverageRequest) ProtoMessage() {}
 
 func (x *SetLeverageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[1]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +269,7 @@ func (x *SetLeverageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLeverageRequest.ProtoReflect.Descriptor instead.
 func (*SetLeverageRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{1}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SetLeverageRequest) GetAccountId() string {
@@ -175,7 +304,7 @@ type SetLeverageResponse struct {
 
 func (x *SetLeverageResponse) Reset() {
 	*x = SetLeverageResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +316,7 @@ func (x *SetLeverageResponse) String() string {
 func (*SetLeverageResponse) ProtoMessage() {}
 
 func (x *SetLeverageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[2]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +329,7 @@ func (x *SetLeverageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLeverageResponse.ProtoReflect.Descriptor instead.
 func (*SetLeverageResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{2}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SetLeverageResponse) GetLeverage() *Leverage {
@@ -223,7 +352,7 @@ type GetLeverageRequest struct {
 
 func (x *GetLeverageRequest) Reset() {
 	*x = GetLeverageRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +364,7 @@ func (x *GetLeverageRequest) String() string {
 func (*GetLeverageRequest) ProtoMessage() {}
 
 func (x *GetLeverageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[3]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +377,7 @@ func (x *GetLeverageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeverageRequest.ProtoReflect.Descriptor instead.
 func (*GetLeverageRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{3}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetLeverageRequest) GetAccountId() string {
@@ -276,7 +405,7 @@ type GetLeverageResponse struct {
 
 func (x *GetLeverageResponse) Reset() {
 	*x = GetLeverageResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +417,7 @@ func (x *GetLeverageResponse) String() string {
 func (*GetLeverageResponse) ProtoMessage() {}
 
 func (x *GetLeverageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[4]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +430,7 @@ func (x *GetLeverageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeverageResponse.ProtoReflect.Descriptor instead.
 func (*GetLeverageResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{4}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetLeverageResponse) GetLeverage() *Leverage {
@@ -371,7 +500,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +512,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[5]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +525,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{5}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Order) GetOrderId() string {
@@ -613,7 +742,7 @@ type PlaceOrderRequest struct {
 
 func (x *PlaceOrderRequest) Reset() {
 	*x = PlaceOrderRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +754,7 @@ func (x *PlaceOrderRequest) String() string {
 func (*PlaceOrderRequest) ProtoMessage() {}
 
 func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[6]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +767,7 @@ func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*PlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{6}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PlaceOrderRequest) GetAccountId() string {
@@ -731,7 +860,7 @@ type PlaceOrderResponse struct {
 
 func (x *PlaceOrderResponse) Reset() {
 	*x = PlaceOrderResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +872,7 @@ func (x *PlaceOrderResponse) String() string {
 func (*PlaceOrderResponse) ProtoMessage() {}
 
 func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[7]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +885,7 @@ func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderResponse.ProtoReflect.Descriptor instead.
 func (*PlaceOrderResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{7}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PlaceOrderResponse) GetOrder() *Order {
@@ -788,7 +917,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +929,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[8]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +942,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{8}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CancelOrderRequest) GetAccountId() string {
@@ -848,7 +977,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +989,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[9]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1002,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{9}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelOrderResponse) GetOrder() *Order {
@@ -900,7 +1029,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1041,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[10]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1054,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{10}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetOrderRequest) GetAccountId() string {
@@ -960,7 +1089,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[11]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1101,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[11]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1114,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{11}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -1012,7 +1141,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[12]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1153,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[12]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1166,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{12}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListOrdersRequest) GetAccountId() string {
@@ -1081,7 +1210,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[13]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1222,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[13]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1235,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{13}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -1136,7 +1265,7 @@ type WatchOrdersRequest struct {
 
 func (x *WatchOrdersRequest) Reset() {
 	*x = WatchOrdersRequest{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[14]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1277,7 @@ func (x *WatchOrdersRequest) String() string {
 func (*WatchOrdersRequest) ProtoMessage() {}
 
 func (x *WatchOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[14]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1290,7 @@ func (x *WatchOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrdersRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{14}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchOrdersRequest) GetAccountId() string {
@@ -1195,7 +1324,7 @@ type WatchOrdersResponse struct {
 
 func (x *WatchOrdersResponse) Reset() {
 	*x = WatchOrdersResponse{}
-	mi := &file_tradex_order_v1_order_proto_msgTypes[15]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1336,7 @@ func (x *WatchOrdersResponse) String() string {
 func (*WatchOrdersResponse) ProtoMessage() {}
 
 func (x *WatchOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tradex_order_v1_order_proto_msgTypes[15]
+	mi := &file_tradex_order_v1_order_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1349,7 @@ func (x *WatchOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrdersResponse.ProtoReflect.Descriptor instead.
 func (*WatchOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{15}
+	return file_tradex_order_v1_order_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchOrdersResponse) GetEvent() isWatchOrdersResponse_Event {
@@ -1286,7 +1415,16 @@ var File_tradex_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1btradex/order/v1/order.proto\x12\x0ftradex.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\xa5\x01\n" +
+	"\x1btradex/order/v1/order.proto\x12\x0ftradex.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"q\n" +
+	"\x13AdjustMarginRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
+	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\"Z\n" +
+	"\x14AdjustMarginResponse\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\tR\x04size\x12\x16\n" +
+	"\x06margin\x18\x02 \x01(\tR\x06margin\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xa5\x01\n" +
 	"\bLeverage\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
@@ -1387,7 +1525,7 @@ const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"\acurrent\x18\x01 \x01(\v2\x16.tradex.order.v1.OrderH\x00R\acurrent\x12B\n" +
 	"\fsnapshot_end\x18\x02 \x01(\v2\x1d.tradex.common.v1.SnapshotEndH\x00R\vsnapshotEnd\x122\n" +
 	"\aupdated\x18\x03 \x01(\v2\x16.tradex.order.v1.OrderH\x00R\aupdatedB\a\n" +
-	"\x05event2\x8b\x05\n" +
+	"\x05event2\xe8\x05\n" +
 	"\fOrderService\x12U\n" +
 	"\n" +
 	"PlaceOrder\x12\".tradex.order.v1.PlaceOrderRequest\x1a#.tradex.order.v1.PlaceOrderResponse\x12X\n" +
@@ -1397,7 +1535,8 @@ const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"ListOrders\x12\".tradex.order.v1.ListOrdersRequest\x1a#.tradex.order.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12Z\n" +
 	"\vWatchOrders\x12#.tradex.order.v1.WatchOrdersRequest\x1a$.tradex.order.v1.WatchOrdersResponse0\x01\x12]\n" +
 	"\vSetLeverage\x12#.tradex.order.v1.SetLeverageRequest\x1a$.tradex.order.v1.SetLeverageResponse\"\x03\x90\x02\x02\x12]\n" +
-	"\vGetLeverage\x12#.tradex.order.v1.GetLeverageRequest\x1a$.tradex.order.v1.GetLeverageResponse\"\x03\x90\x02\x01B\xbd\x01\n" +
+	"\vGetLeverage\x12#.tradex.order.v1.GetLeverageRequest\x1a$.tradex.order.v1.GetLeverageResponse\"\x03\x90\x02\x01\x12[\n" +
+	"\fAdjustMargin\x12$.tradex.order.v1.AdjustMarginRequest\x1a%.tradex.order.v1.AdjustMarginResponseB\xbd\x01\n" +
 	"\x13com.tradex.order.v1B\n" +
 	"OrderProtoP\x01Z<github.com/tradex-mesh/tradex/gen/go/tradex/order/v1;orderv1\xa2\x02\x03TOX\xaa\x02\x0fTradex.Order.V1\xca\x02\x0fTradex\\Order\\V1\xe2\x02\x1bTradex\\Order\\V1\\GPBMetadata\xea\x02\x11Tradex::Order::V1b\x06proto3"
 
@@ -1413,81 +1552,85 @@ func file_tradex_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_tradex_order_v1_order_proto_rawDescData
 }
 
-var file_tradex_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tradex_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tradex_order_v1_order_proto_goTypes = []any{
-	(*Leverage)(nil),              // 0: tradex.order.v1.Leverage
-	(*SetLeverageRequest)(nil),    // 1: tradex.order.v1.SetLeverageRequest
-	(*SetLeverageResponse)(nil),   // 2: tradex.order.v1.SetLeverageResponse
-	(*GetLeverageRequest)(nil),    // 3: tradex.order.v1.GetLeverageRequest
-	(*GetLeverageResponse)(nil),   // 4: tradex.order.v1.GetLeverageResponse
-	(*Order)(nil),                 // 5: tradex.order.v1.Order
-	(*PlaceOrderRequest)(nil),     // 6: tradex.order.v1.PlaceOrderRequest
-	(*PlaceOrderResponse)(nil),    // 7: tradex.order.v1.PlaceOrderResponse
-	(*CancelOrderRequest)(nil),    // 8: tradex.order.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),   // 9: tradex.order.v1.CancelOrderResponse
-	(*GetOrderRequest)(nil),       // 10: tradex.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),      // 11: tradex.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),     // 12: tradex.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),    // 13: tradex.order.v1.ListOrdersResponse
-	(*WatchOrdersRequest)(nil),    // 14: tradex.order.v1.WatchOrdersRequest
-	(*WatchOrdersResponse)(nil),   // 15: tradex.order.v1.WatchOrdersResponse
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(v1.Side)(0),                  // 17: tradex.common.v1.Side
-	(v1.OrderType)(0),             // 18: tradex.common.v1.OrderType
-	(v1.TimeInForce)(0),           // 19: tradex.common.v1.TimeInForce
-	(v1.OrderStatus)(0),           // 20: tradex.common.v1.OrderStatus
-	(v1.RejectReason)(0),          // 21: tradex.common.v1.RejectReason
-	(v1.CancelReason)(0),          // 22: tradex.common.v1.CancelReason
-	(v1.ExpireReason)(0),          // 23: tradex.common.v1.ExpireReason
-	(v1.SelfTradePrevention)(0),   // 24: tradex.common.v1.SelfTradePrevention
-	(*v1.PageRequest)(nil),        // 25: tradex.common.v1.PageRequest
-	(*v1.PageResponse)(nil),       // 26: tradex.common.v1.PageResponse
-	(*v1.SnapshotEnd)(nil),        // 27: tradex.common.v1.SnapshotEnd
+	(*AdjustMarginRequest)(nil),   // 0: tradex.order.v1.AdjustMarginRequest
+	(*AdjustMarginResponse)(nil),  // 1: tradex.order.v1.AdjustMarginResponse
+	(*Leverage)(nil),              // 2: tradex.order.v1.Leverage
+	(*SetLeverageRequest)(nil),    // 3: tradex.order.v1.SetLeverageRequest
+	(*SetLeverageResponse)(nil),   // 4: tradex.order.v1.SetLeverageResponse
+	(*GetLeverageRequest)(nil),    // 5: tradex.order.v1.GetLeverageRequest
+	(*GetLeverageResponse)(nil),   // 6: tradex.order.v1.GetLeverageResponse
+	(*Order)(nil),                 // 7: tradex.order.v1.Order
+	(*PlaceOrderRequest)(nil),     // 8: tradex.order.v1.PlaceOrderRequest
+	(*PlaceOrderResponse)(nil),    // 9: tradex.order.v1.PlaceOrderResponse
+	(*CancelOrderRequest)(nil),    // 10: tradex.order.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),   // 11: tradex.order.v1.CancelOrderResponse
+	(*GetOrderRequest)(nil),       // 12: tradex.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),      // 13: tradex.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),     // 14: tradex.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),    // 15: tradex.order.v1.ListOrdersResponse
+	(*WatchOrdersRequest)(nil),    // 16: tradex.order.v1.WatchOrdersRequest
+	(*WatchOrdersResponse)(nil),   // 17: tradex.order.v1.WatchOrdersResponse
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(v1.Side)(0),                  // 19: tradex.common.v1.Side
+	(v1.OrderType)(0),             // 20: tradex.common.v1.OrderType
+	(v1.TimeInForce)(0),           // 21: tradex.common.v1.TimeInForce
+	(v1.OrderStatus)(0),           // 22: tradex.common.v1.OrderStatus
+	(v1.RejectReason)(0),          // 23: tradex.common.v1.RejectReason
+	(v1.CancelReason)(0),          // 24: tradex.common.v1.CancelReason
+	(v1.ExpireReason)(0),          // 25: tradex.common.v1.ExpireReason
+	(v1.SelfTradePrevention)(0),   // 26: tradex.common.v1.SelfTradePrevention
+	(*v1.PageRequest)(nil),        // 27: tradex.common.v1.PageRequest
+	(*v1.PageResponse)(nil),       // 28: tradex.common.v1.PageResponse
+	(*v1.SnapshotEnd)(nil),        // 29: tradex.common.v1.SnapshotEnd
 }
 var file_tradex_order_v1_order_proto_depIdxs = []int32{
-	16, // 0: tradex.order.v1.Leverage.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 1: tradex.order.v1.SetLeverageResponse.leverage:type_name -> tradex.order.v1.Leverage
-	0,  // 2: tradex.order.v1.GetLeverageResponse.leverage:type_name -> tradex.order.v1.Leverage
-	17, // 3: tradex.order.v1.Order.side:type_name -> tradex.common.v1.Side
-	18, // 4: tradex.order.v1.Order.type:type_name -> tradex.common.v1.OrderType
-	19, // 5: tradex.order.v1.Order.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	20, // 6: tradex.order.v1.Order.status:type_name -> tradex.common.v1.OrderStatus
-	21, // 7: tradex.order.v1.Order.reject_reason:type_name -> tradex.common.v1.RejectReason
-	22, // 8: tradex.order.v1.Order.cancel_reason:type_name -> tradex.common.v1.CancelReason
-	23, // 9: tradex.order.v1.Order.expire_reason:type_name -> tradex.common.v1.ExpireReason
-	24, // 10: tradex.order.v1.Order.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	16, // 11: tradex.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	16, // 12: tradex.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	17, // 13: tradex.order.v1.PlaceOrderRequest.side:type_name -> tradex.common.v1.Side
-	18, // 14: tradex.order.v1.PlaceOrderRequest.type:type_name -> tradex.common.v1.OrderType
-	19, // 15: tradex.order.v1.PlaceOrderRequest.time_in_force:type_name -> tradex.common.v1.TimeInForce
-	24, // 16: tradex.order.v1.PlaceOrderRequest.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
-	5,  // 17: tradex.order.v1.PlaceOrderResponse.order:type_name -> tradex.order.v1.Order
-	5,  // 18: tradex.order.v1.CancelOrderResponse.order:type_name -> tradex.order.v1.Order
-	5,  // 19: tradex.order.v1.GetOrderResponse.order:type_name -> tradex.order.v1.Order
-	20, // 20: tradex.order.v1.ListOrdersRequest.statuses:type_name -> tradex.common.v1.OrderStatus
-	25, // 21: tradex.order.v1.ListOrdersRequest.page:type_name -> tradex.common.v1.PageRequest
-	5,  // 22: tradex.order.v1.ListOrdersResponse.orders:type_name -> tradex.order.v1.Order
-	26, // 23: tradex.order.v1.ListOrdersResponse.page:type_name -> tradex.common.v1.PageResponse
-	5,  // 24: tradex.order.v1.WatchOrdersResponse.current:type_name -> tradex.order.v1.Order
-	27, // 25: tradex.order.v1.WatchOrdersResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
-	5,  // 26: tradex.order.v1.WatchOrdersResponse.updated:type_name -> tradex.order.v1.Order
-	6,  // 27: tradex.order.v1.OrderService.PlaceOrder:input_type -> tradex.order.v1.PlaceOrderRequest
-	8,  // 28: tradex.order.v1.OrderService.CancelOrder:input_type -> tradex.order.v1.CancelOrderRequest
-	10, // 29: tradex.order.v1.OrderService.GetOrder:input_type -> tradex.order.v1.GetOrderRequest
-	12, // 30: tradex.order.v1.OrderService.ListOrders:input_type -> tradex.order.v1.ListOrdersRequest
-	14, // 31: tradex.order.v1.OrderService.WatchOrders:input_type -> tradex.order.v1.WatchOrdersRequest
-	1,  // 32: tradex.order.v1.OrderService.SetLeverage:input_type -> tradex.order.v1.SetLeverageRequest
-	3,  // 33: tradex.order.v1.OrderService.GetLeverage:input_type -> tradex.order.v1.GetLeverageRequest
-	7,  // 34: tradex.order.v1.OrderService.PlaceOrder:output_type -> tradex.order.v1.PlaceOrderResponse
-	9,  // 35: tradex.order.v1.OrderService.CancelOrder:output_type -> tradex.order.v1.CancelOrderResponse
-	11, // 36: tradex.order.v1.OrderService.GetOrder:output_type -> tradex.order.v1.GetOrderResponse
-	13, // 37: tradex.order.v1.OrderService.ListOrders:output_type -> tradex.order.v1.ListOrdersResponse
-	15, // 38: tradex.order.v1.OrderService.WatchOrders:output_type -> tradex.order.v1.WatchOrdersResponse
-	2,  // 39: tradex.order.v1.OrderService.SetLeverage:output_type -> tradex.order.v1.SetLeverageResponse
-	4,  // 40: tradex.order.v1.OrderService.GetLeverage:output_type -> tradex.order.v1.GetLeverageResponse
-	34, // [34:41] is the sub-list for method output_type
-	27, // [27:34] is the sub-list for method input_type
+	18, // 0: tradex.order.v1.Leverage.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 1: tradex.order.v1.SetLeverageResponse.leverage:type_name -> tradex.order.v1.Leverage
+	2,  // 2: tradex.order.v1.GetLeverageResponse.leverage:type_name -> tradex.order.v1.Leverage
+	19, // 3: tradex.order.v1.Order.side:type_name -> tradex.common.v1.Side
+	20, // 4: tradex.order.v1.Order.type:type_name -> tradex.common.v1.OrderType
+	21, // 5: tradex.order.v1.Order.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	22, // 6: tradex.order.v1.Order.status:type_name -> tradex.common.v1.OrderStatus
+	23, // 7: tradex.order.v1.Order.reject_reason:type_name -> tradex.common.v1.RejectReason
+	24, // 8: tradex.order.v1.Order.cancel_reason:type_name -> tradex.common.v1.CancelReason
+	25, // 9: tradex.order.v1.Order.expire_reason:type_name -> tradex.common.v1.ExpireReason
+	26, // 10: tradex.order.v1.Order.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	18, // 11: tradex.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	18, // 12: tradex.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	19, // 13: tradex.order.v1.PlaceOrderRequest.side:type_name -> tradex.common.v1.Side
+	20, // 14: tradex.order.v1.PlaceOrderRequest.type:type_name -> tradex.common.v1.OrderType
+	21, // 15: tradex.order.v1.PlaceOrderRequest.time_in_force:type_name -> tradex.common.v1.TimeInForce
+	26, // 16: tradex.order.v1.PlaceOrderRequest.self_trade_prevention:type_name -> tradex.common.v1.SelfTradePrevention
+	7,  // 17: tradex.order.v1.PlaceOrderResponse.order:type_name -> tradex.order.v1.Order
+	7,  // 18: tradex.order.v1.CancelOrderResponse.order:type_name -> tradex.order.v1.Order
+	7,  // 19: tradex.order.v1.GetOrderResponse.order:type_name -> tradex.order.v1.Order
+	22, // 20: tradex.order.v1.ListOrdersRequest.statuses:type_name -> tradex.common.v1.OrderStatus
+	27, // 21: tradex.order.v1.ListOrdersRequest.page:type_name -> tradex.common.v1.PageRequest
+	7,  // 22: tradex.order.v1.ListOrdersResponse.orders:type_name -> tradex.order.v1.Order
+	28, // 23: tradex.order.v1.ListOrdersResponse.page:type_name -> tradex.common.v1.PageResponse
+	7,  // 24: tradex.order.v1.WatchOrdersResponse.current:type_name -> tradex.order.v1.Order
+	29, // 25: tradex.order.v1.WatchOrdersResponse.snapshot_end:type_name -> tradex.common.v1.SnapshotEnd
+	7,  // 26: tradex.order.v1.WatchOrdersResponse.updated:type_name -> tradex.order.v1.Order
+	8,  // 27: tradex.order.v1.OrderService.PlaceOrder:input_type -> tradex.order.v1.PlaceOrderRequest
+	10, // 28: tradex.order.v1.OrderService.CancelOrder:input_type -> tradex.order.v1.CancelOrderRequest
+	12, // 29: tradex.order.v1.OrderService.GetOrder:input_type -> tradex.order.v1.GetOrderRequest
+	14, // 30: tradex.order.v1.OrderService.ListOrders:input_type -> tradex.order.v1.ListOrdersRequest
+	16, // 31: tradex.order.v1.OrderService.WatchOrders:input_type -> tradex.order.v1.WatchOrdersRequest
+	3,  // 32: tradex.order.v1.OrderService.SetLeverage:input_type -> tradex.order.v1.SetLeverageRequest
+	5,  // 33: tradex.order.v1.OrderService.GetLeverage:input_type -> tradex.order.v1.GetLeverageRequest
+	0,  // 34: tradex.order.v1.OrderService.AdjustMargin:input_type -> tradex.order.v1.AdjustMarginRequest
+	9,  // 35: tradex.order.v1.OrderService.PlaceOrder:output_type -> tradex.order.v1.PlaceOrderResponse
+	11, // 36: tradex.order.v1.OrderService.CancelOrder:output_type -> tradex.order.v1.CancelOrderResponse
+	13, // 37: tradex.order.v1.OrderService.GetOrder:output_type -> tradex.order.v1.GetOrderResponse
+	15, // 38: tradex.order.v1.OrderService.ListOrders:output_type -> tradex.order.v1.ListOrdersResponse
+	17, // 39: tradex.order.v1.OrderService.WatchOrders:output_type -> tradex.order.v1.WatchOrdersResponse
+	4,  // 40: tradex.order.v1.OrderService.SetLeverage:output_type -> tradex.order.v1.SetLeverageResponse
+	6,  // 41: tradex.order.v1.OrderService.GetLeverage:output_type -> tradex.order.v1.GetLeverageResponse
+	1,  // 42: tradex.order.v1.OrderService.AdjustMargin:output_type -> tradex.order.v1.AdjustMarginResponse
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -1498,7 +1641,7 @@ func file_tradex_order_v1_order_proto_init() {
 	if File_tradex_order_v1_order_proto != nil {
 		return
 	}
-	file_tradex_order_v1_order_proto_msgTypes[15].OneofWrappers = []any{
+	file_tradex_order_v1_order_proto_msgTypes[17].OneofWrappers = []any{
 		(*WatchOrdersResponse_Current)(nil),
 		(*WatchOrdersResponse_SnapshotEnd)(nil),
 		(*WatchOrdersResponse_Updated)(nil),
@@ -1509,7 +1652,7 @@ func file_tradex_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradex_order_v1_order_proto_rawDesc), len(file_tradex_order_v1_order_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

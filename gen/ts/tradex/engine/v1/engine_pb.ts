@@ -26,7 +26,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/engine/v1/engine.proto.
  */
 export const file_tradex_engine_v1_engine: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFkZXgvZW5naW5lL3YxL2VuZ2luZS5wcm90bxIQdHJhZGV4LmVuZ2luZS52MSKFAgoMT3JkZXJDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZzdWJtaXQYBCABKAsyHS50cmFkZXguZW5naW5lLnYxLlN1Ym1pdE9yZGVySAASLwoGY2FuY2VsGAUgASgLMh0udHJhZGV4LmVuZ2luZS52MS5DYW5jZWxPcmRlckgAEjAKB2Z1bmRpbmcYBiABKAsyHS50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdUaWNrSABCCQoHY29tbWFuZCKBAQoLRnVuZGluZ1RpY2sSMAoMaW50ZXJ2YWxfZW5kGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtpbmRleF9wcmljZRgCIAEoCRISCgpyYXRlX2NsYW1wGAMgASgJEhcKD2ltcGFjdF9ub3Rpb25hbBgEIAEoCSLpAwoLU3VibWl0T3JkZXISEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIkCgRzaWRlGAMgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBCABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRI0Cg10aW1lX2luX2ZvcmNlGAUgASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYBiABKAgSDQoFcHJpY2UYByABKAkSEAoIcXVhbnRpdHkYCCABKAkSEwoLcHJpY2Vfc2NhbGUYCSABKAUSFgoOcXVhbnRpdHlfc2NhbGUYCiABKAUSRAoVc2VsZl90cmFkZV9wcmV2ZW50aW9uGAsgASgOMiUudHJhZGV4LmNvbW1vbi52MS5TZWxmVHJhZGVQcmV2ZW50aW9uEhYKDm1ha2VyX2ZlZV9yYXRlGAwgASgJEhYKDnRha2VyX2ZlZV9yYXRlGA0gASgJEhAKCGxldmVyYWdlGA4gASgFEg4KBm1hcmdpbhgPIAEoCRITCgtyZWR1Y2Vfb25seRgQIAEoCBIfChdtYWludGVuYW5jZV9tYXJnaW5fcmF0ZRgRIAEoCSJjCgtDYW5jZWxPcmRlchIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uIrsFCgtFbmdpbmVFdmVudBIQCghldmVudF9pZBgBIAEoCRIVCg1pbnN0cnVtZW50X2lkGAIgASgJEhYKDmlucHV0X3NlcXVlbmNlGAMgASgEEhMKC2lucHV0X2luZGV4GAQgASgNEhAKCHNlcXVlbmNlGAUgASgEEi8KC2VuZ2luZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjb21tYW5kX2lkGAcgASgJEjcKDGJvb2tfY2hhbmdlcxgIIAMoCzIhLnRyYWRleC5lbmdpbmUudjEuQm9va0xldmVsQ2hhbmdlEjMKCGFjY2VwdGVkGAkgASgLMh8udHJhZGV4LmVuZ2luZS52MS5PcmRlckFjY2VwdGVkSAASMwoIcmVqZWN0ZWQYCiABKAsyHy50cmFkZXguZW5naW5lLnYxLk9yZGVyUmVqZWN0ZWRIABIoCgV0cmFkZRgLIAEoCzIXLnRyYWRleC5lbmdpbmUudjEuVHJhZGVIABI1CgljYW5jZWxsZWQYDCABKAsyIC50cmFkZXguZW5naW5lLnYxLk9yZGVyQ2FuY2VsbGVkSAASMQoHZXhwaXJlZBgNIAEoCzIeLnRyYWRleC5lbmdpbmUudjEuT3JkZXJFeHBpcmVkSAASOwoPY2FuY2VsX3JlamVjdGVkGA4gASgLMiAudHJhZGV4LmVuZ2luZS52MS5DYW5jZWxSZWplY3RlZEgAEjMKB2Z1bmRpbmcYECABKAsyIC50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdTZXR0bGVkSAASOQoKdGFrZW5fb3ZlchgRIAEoCzIjLnRyYWRleC5lbmdpbmUudjEuUG9zaXRpb25UYWtlbk92ZXJIABISCgptYXJrX3ByaWNlGA8gASgJQgcKBWV2ZW50IlgKD0Jvb2tMZXZlbENoYW5nZRIkCgRzaWRlGAEgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEg0KBXByaWNlGAIgASgJEhAKCHF1YW50aXR5GAMgASgJIvABCg1PcmRlckFjY2VwdGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIpCgR0eXBlGAQgASgOMhsudHJhZGV4LmNvbW1vbi52MS5PcmRlclR5cGUSNAoNdGltZV9pbl9mb3JjZRgFIAEoDjIdLnRyYWRleC5jb21tb24udjEuVGltZUluRm9yY2USEQoJcG9zdF9vbmx5GAYgASgIEg0KBXByaWNlGAcgASgJEhAKCHF1YW50aXR5GAggASgJInYKDU9yZGVyUmVqZWN0ZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLlJlamVjdFJlYXNvbhIPCgdtZXNzYWdlGAQgASgJIuwDCgVUcmFkZRIQCgh0cmFkZV9pZBgBIAEoCRINCgVwcmljZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoCRIWCg5xdW90ZV9xdWFudGl0eRgEIAEoCRIWCg50YWtlcl9vcmRlcl9pZBgFIAEoCRIYChB0YWtlcl9hY2NvdW50X2lkGAYgASgJEioKCnRha2VyX3NpZGUYByABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSIAoYdGFrZXJfcmVtYWluaW5nX3F1YW50aXR5GAggASgJEhYKDm1ha2VyX29yZGVyX2lkGAkgASgJEhgKEG1ha2VyX2FjY291bnRfaWQYCiABKAkSKgoKbWFrZXJfc2lkZRgLIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRIgChhtYWtlcl9yZW1haW5pbmdfcXVhbnRpdHkYDCABKAkSEQoJdGFrZXJfZmVlGA0gASgJEhEKCW1ha2VyX2ZlZRgOIAEoCRI4Cg50YWtlcl9wb3NpdGlvbhgPIAEoCzIgLnRyYWRleC5lbmdpbmUudjEuUG9zaXRpb25DaGFuZ2USOAoObWFrZXJfcG9zaXRpb24YECABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlIrABCg5Qb3NpdGlvbkNoYW5nZRIMCgRzaXplGAEgASgJEhMKC2VudHJ5X3ZhbHVlGAIgASgJEg4KBm1hcmdpbhgDIAEoCRIZChFtYXJnaW5fZnJvbV9vcmRlchgEIAEoCRIUCgxyZWFsaXplZF9wbmwYBSABKAkSFwoPcmVsZWFzZWRfbWFyZ2luGAYgASgJEg4KBnBheW91dBgHIAEoCRIRCglzaG9ydGZhbGwYCCABKAkitwEKDk9yZGVyQ2FuY2VsbGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJAoEc2lkZRgDIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRINCgVwcmljZRgEIAEoCRIaChJyZW1haW5pbmdfcXVhbnRpdHkYBSABKAkSLgoGcmVhc29uGAYgASgOMh4udHJhZGV4LmNvbW1vbi52MS5DYW5jZWxSZWFzb24igAEKDE9yZGVyRXhwaXJlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhoKEnJlbWFpbmluZ19xdWFudGl0eRgDIAEoCRIuCgZyZWFzb24YBCABKA4yHi50cmFkZXguY29tbW9uLnYxLkV4cGlyZVJlYXNvbiJ3Cg5DYW5jZWxSZWplY3RlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuUmVqZWN0UmVhc29uEg8KB21lc3NhZ2UYBCABKAki6AEKDkZ1bmRpbmdTZXR0bGVkEjAKDGludGVydmFsX2VuZBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcmF0ZRgCIAEoCRISCgptYXJrX3ByaWNlGAMgASgJEhMKC2luZGV4X3ByaWNlGAQgASgJEhIKCmltcGFjdF9iaWQYBSABKAkSEgoKaW1wYWN0X2FzaxgGIAEoCRIyCghwYXltZW50cxgHIAMoCzIgLnRyYWRleC5lbmdpbmUudjEuRnVuZGluZ1BheW1lbnQSEQoJaW5zdXJhbmNlGAggASgJInoKDkZ1bmRpbmdQYXltZW50EhIKCmFjY291bnRfaWQYASABKAkSDgoGYW1vdW50GAIgASgJEg4KBm1hcmdpbhgDIAEoCRIRCglzaG9ydGZhbGwYBCABKAkSDAoEc2l6ZRgFIAEoCRITCgtlbnRyeV92YWx1ZRgGIAEoCSLUAQoRUG9zaXRpb25UYWtlbk92ZXISEgoKYWNjb3VudF9pZBgBIAEoCRIMCgRzaXplGAIgASgJEg0KBXByaWNlGAMgASgJEjIKCHBvc2l0aW9uGAQgASgLMiAudHJhZGV4LmVuZ2luZS52MS5Qb3NpdGlvbkNoYW5nZRIcChRpbnN1cmFuY2VfYWNjb3VudF9pZBgFIAEoCRI8ChJpbnN1cmFuY2VfcG9zaXRpb24YBiABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlQsUBChRjb20udHJhZGV4LmVuZ2luZS52MUILRW5naW5lUHJvdG9QAVo+Z2l0aHViLmNvbS90cmFkZXgtbWVzaC90cmFkZXgvZ2VuL2dvL3RyYWRleC9lbmdpbmUvdjE7ZW5naW5ldjGiAgNURViqAhBUcmFkZXguRW5naW5lLlYxygIQVHJhZGV4XEVuZ2luZVxWMeICHFRyYWRleFxFbmdpbmVcVjFcR1BCTWV0YWRhdGHqAhJUcmFkZXg6OkVuZ2luZTo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Ch10cmFkZXgvZW5naW5lL3YxL2VuZ2luZS5wcm90bxIQdHJhZGV4LmVuZ2luZS52MSK3AgoMT3JkZXJDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZzdWJtaXQYBCABKAsyHS50cmFkZXguZW5naW5lLnYxLlN1Ym1pdE9yZGVySAASLwoGY2FuY2VsGAUgASgLMh0udHJhZGV4LmVuZ2luZS52MS5DYW5jZWxPcmRlckgAEjAKB2Z1bmRpbmcYBiABKAsyHS50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdUaWNrSAASMAoGbWFyZ2luGAcgASgLMh4udHJhZGV4LmVuZ2luZS52MS5BZGp1c3RNYXJnaW5IAEIJCgdjb21tYW5kIkQKDEFkanVzdE1hcmdpbhISCgphY2NvdW50X2lkGAEgASgJEg4KBmFtb3VudBgCIAEoCRIQCghsZXZlcmFnZRgDIAEoBSKBAQoLRnVuZGluZ1RpY2sSMAoMaW50ZXJ2YWxfZW5kGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtpbmRleF9wcmljZRgCIAEoCRISCgpyYXRlX2NsYW1wGAMgASgJEhcKD2ltcGFjdF9ub3Rpb25hbBgEIAEoCSLpAwoLU3VibWl0T3JkZXISEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIkCgRzaWRlGAMgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBCABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRI0Cg10aW1lX2luX2ZvcmNlGAUgASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYBiABKAgSDQoFcHJpY2UYByABKAkSEAoIcXVhbnRpdHkYCCABKAkSEwoLcHJpY2Vfc2NhbGUYCSABKAUSFgoOcXVhbnRpdHlfc2NhbGUYCiABKAUSRAoVc2VsZl90cmFkZV9wcmV2ZW50aW9uGAsgASgOMiUudHJhZGV4LmNvbW1vbi52MS5TZWxmVHJhZGVQcmV2ZW50aW9uEhYKDm1ha2VyX2ZlZV9yYXRlGAwgASgJEhYKDnRha2VyX2ZlZV9yYXRlGA0gASgJEhAKCGxldmVyYWdlGA4gASgFEg4KBm1hcmdpbhgPIAEoCRITCgtyZWR1Y2Vfb25seRgQIAEoCBIfChdtYWludGVuYW5jZV9tYXJnaW5fcmF0ZRgRIAEoCSJjCgtDYW5jZWxPcmRlchIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi4KBnJlYXNvbhgDIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uIvgFCgtFbmdpbmVFdmVudBIQCghldmVudF9pZBgBIAEoCRIVCg1pbnN0cnVtZW50X2lkGAIgASgJEhYKDmlucHV0X3NlcXVlbmNlGAMgASgEEhMKC2lucHV0X2luZGV4GAQgASgNEhAKCHNlcXVlbmNlGAUgASgEEi8KC2VuZ2luZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjb21tYW5kX2lkGAcgASgJEjcKDGJvb2tfY2hhbmdlcxgIIAMoCzIhLnRyYWRleC5lbmdpbmUudjEuQm9va0xldmVsQ2hhbmdlEjMKCGFjY2VwdGVkGAkgASgLMh8udHJhZGV4LmVuZ2luZS52MS5PcmRlckFjY2VwdGVkSAASMwoIcmVqZWN0ZWQYCiABKAsyHy50cmFkZXguZW5naW5lLnYxLk9yZGVyUmVqZWN0ZWRIABIoCgV0cmFkZRgLIAEoCzIXLnRyYWRleC5lbmdpbmUudjEuVHJhZGVIABI1CgljYW5jZWxsZWQYDCABKAsyIC50cmFkZXguZW5naW5lLnYxLk9yZGVyQ2FuY2VsbGVkSAASMQoHZXhwaXJlZBgNIAEoCzIeLnRyYWRleC5lbmdpbmUudjEuT3JkZXJFeHBpcmVkSAASOwoPY2FuY2VsX3JlamVjdGVkGA4gASgLMiAudHJhZGV4LmVuZ2luZS52MS5DYW5jZWxSZWplY3RlZEgAEjMKB2Z1bmRpbmcYECABKAsyIC50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdTZXR0bGVkSAASOQoKdGFrZW5fb3ZlchgRIAEoCzIjLnRyYWRleC5lbmdpbmUudjEuUG9zaXRpb25UYWtlbk92ZXJIABI7Cg9tYXJnaW5fYWRqdXN0ZWQYEiABKAsyIC50cmFkZXguZW5naW5lLnYxLk1hcmdpbkFkanVzdGVkSAASEgoKbWFya19wcmljZRgPIAEoCUIHCgVldmVudCJYCg9Cb29rTGV2ZWxDaGFuZ2USJAoEc2lkZRgBIAEoDjIWLnRyYWRleC5jb21tb24udjEuU2lkZRINCgVwcmljZRgCIAEoCRIQCghxdWFudGl0eRgDIAEoCSLwAQoNT3JkZXJBY2NlcHRlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiQKBHNpZGUYAyABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSKQoEdHlwZRgEIAEoDjIbLnRyYWRleC5jb21tb24udjEuT3JkZXJUeXBlEjQKDXRpbWVfaW5fZm9yY2UYBSABKA4yHS50cmFkZXguY29tbW9uLnYxLlRpbWVJbkZvcmNlEhEKCXBvc3Rfb25seRgGIAEoCBINCgVwcmljZRgHIAEoCRIQCghxdWFudGl0eRgIIAEoCSJ2Cg1PcmRlclJlamVjdGVkEhAKCG9yZGVyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSLgoGcmVhc29uGAMgASgOMh4udHJhZGV4LmNvbW1vbi52MS5SZWplY3RSZWFzb24SDwoHbWVzc2FnZRgEIAEoCSLsAwoFVHJhZGUSEAoIdHJhZGVfaWQYASABKAkSDQoFcHJpY2UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAkSFgoOcXVvdGVfcXVhbnRpdHkYBCABKAkSFgoOdGFrZXJfb3JkZXJfaWQYBSABKAkSGAoQdGFrZXJfYWNjb3VudF9pZBgGIAEoCRIqCgp0YWtlcl9zaWRlGAcgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEiAKGHRha2VyX3JlbWFpbmluZ19xdWFudGl0eRgIIAEoCRIWCg5tYWtlcl9vcmRlcl9pZBgJIAEoCRIYChBtYWtlcl9hY2NvdW50X2lkGAogASgJEioKCm1ha2VyX3NpZGUYCyABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSIAoYbWFrZXJfcmVtYWluaW5nX3F1YW50aXR5GAwgASgJEhEKCXRha2VyX2ZlZRgNIAEoCRIRCgltYWtlcl9mZWUYDiABKAkSOAoOdGFrZXJfcG9zaXRpb24YDyABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlEjgKDm1ha2VyX3Bvc2l0aW9uGBAgASgLMiAudHJhZGV4LmVuZ2luZS52MS5Qb3NpdGlvbkNoYW5nZSKwAQoOUG9zaXRpb25DaGFuZ2USDAoEc2l6ZRgBIAEoCRITCgtlbnRyeV92YWx1ZRgCIAEoCRIOCgZtYXJnaW4YAyABKAkSGQoRbWFyZ2luX2Zyb21fb3JkZXIYBCABKAkSFAoMcmVhbGl6ZWRfcG5sGAUgASgJEhcKD3JlbGVhc2VkX21hcmdpbhgGIAEoCRIOCgZwYXlvdXQYByABKAkSEQoJc2hvcnRmYWxsGAggASgJIrcBCg5PcmRlckNhbmNlbGxlZBIQCghvcmRlcl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiQKBHNpZGUYAyABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSDQoFcHJpY2UYBCABKAkSGgoScmVtYWluaW5nX3F1YW50aXR5GAUgASgJEi4KBnJlYXNvbhgGIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uIoABCgxPcmRlckV4cGlyZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIaChJyZW1haW5pbmdfcXVhbnRpdHkYAyABKAkSLgoGcmVhc29uGAQgASgOMh4udHJhZGV4LmNvbW1vbi52MS5FeHBpcmVSZWFzb24idwoOQ2FuY2VsUmVqZWN0ZWQSEAoIb3JkZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIuCgZyZWFzb24YAyABKA4yHi50cmFkZXguY29tbW9uLnYxLlJlamVjdFJlYXNvbhIPCgdtZXNzYWdlGAQgASgJIugBCg5GdW5kaW5nU2V0dGxlZBIwCgxpbnRlcnZhbF9lbmQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHJhdGUYAiABKAkSEgoKbWFya19wcmljZRgDIAEoCRITCgtpbmRleF9wcmljZRgEIAEoCRISCgppbXBhY3RfYmlkGAUgASgJEhIKCmltcGFjdF9hc2sYBiABKAkSMgoIcGF5bWVudHMYByADKAsyIC50cmFkZXguZW5naW5lLnYxLkZ1bmRpbmdQYXltZW50EhEKCWluc3VyYW5jZRgIIAEoCSJ6Cg5GdW5kaW5nUGF5bWVudBISCgphY2NvdW50X2lkGAEgASgJEg4KBmFtb3VudBgCIAEoCRIOCgZtYXJnaW4YAyABKAkSEQoJc2hvcnRmYWxsGAQgASgJEgwKBHNpemUYBSABKAkSEwoLZW50cnlfdmFsdWUYBiABKAkiaAoOTWFyZ2luQWRqdXN0ZWQSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhbW91bnQYAiABKAkSMgoIcG9zaXRpb24YAyABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlItQBChFQb3NpdGlvblRha2VuT3ZlchISCgphY2NvdW50X2lkGAEgASgJEgwKBHNpemUYAiABKAkSDQoFcHJpY2UYAyABKAkSMgoIcG9zaXRpb24YBCABKAsyIC50cmFkZXguZW5naW5lLnYxLlBvc2l0aW9uQ2hhbmdlEhwKFGluc3VyYW5jZV9hY2NvdW50X2lkGAUgASgJEjwKEmluc3VyYW5jZV9wb3NpdGlvbhgGIAEoCzIgLnRyYWRleC5lbmdpbmUudjEuUG9zaXRpb25DaGFuZ2VCxQEKFGNvbS50cmFkZXguZW5naW5lLnYxQgtFbmdpbmVQcm90b1ABWj5naXRodWIuY29tL3RyYWRleC1tZXNoL3RyYWRleC9nZW4vZ28vdHJhZGV4L2VuZ2luZS92MTtlbmdpbmV2MaICA1RFWKoCEFRyYWRleC5FbmdpbmUuVjHKAhBUcmFkZXhcRW5naW5lXFYx4gIcVHJhZGV4XEVuZ2luZVxWMVxHUEJNZXRhZGF0YeoCElRyYWRleDo6RW5naW5lOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
 
 /**
  * OrderCommand is the payload of engine.order.v1 (key: the instrument): an instruction to
@@ -86,6 +86,14 @@ export type OrderCommand = Message<"tradex.engine.v1.OrderCommand"> & {
      */
     value: FundingTick;
     case: "funding";
+  } | {
+    /**
+     * Add margin to a perpetual's position, or remove it.
+     *
+     * @generated from field: tradex.engine.v1.AdjustMargin margin = 7;
+     */
+    value: AdjustMargin;
+    case: "margin";
   } | { case: undefined; value?: undefined };
 };
 
@@ -95,6 +103,44 @@ export type OrderCommand = Message<"tradex.engine.v1.OrderCommand"> & {
  */
 export const OrderCommandSchema: GenMessage<OrderCommand> = /*@__PURE__*/
   messageDesc(file_tradex_engine_v1_engine, 0);
+
+/**
+ * AdjustMargin adds margin to an account's open position in a perpetual (after the wallet
+ * holds it, hold id = the command id) or removes it, within what the position can spare
+ * at the mark (docs/perpetuals.md): what stays covers its initial margin at the mark at
+ * the leverage given, an unrealized loss counting against it.
+ *
+ * @generated from message tradex.engine.v1.AdjustMargin
+ */
+export type AdjustMargin = Message<"tradex.engine.v1.AdjustMargin"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The margin to add (above zero) or remove (below zero), at the notional scale.
+   *
+   * @generated from field: string amount = 2;
+   */
+  amount: string;
+
+  /**
+   * The account's leverage on the instrument, for a removal's bound.
+   *
+   * @generated from field: int32 leverage = 3;
+   */
+  leverage: number;
+};
+
+/**
+ * Describes the message tradex.engine.v1.AdjustMargin.
+ * Use `create(AdjustMarginSchema)` to create a new message.
+ */
+export const AdjustMarginSchema: GenMessage<AdjustMargin> = /*@__PURE__*/
+  messageDesc(file_tradex_engine_v1_engine, 1);
 
 /**
  * FundingTick settles a perpetual's funding for the interval that ends at interval_end
@@ -140,7 +186,7 @@ export type FundingTick = Message<"tradex.engine.v1.FundingTick"> & {
  * Use `create(FundingTickSchema)` to create a new message.
  */
 export const FundingTickSchema: GenMessage<FundingTick> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 1);
+  messageDesc(file_tradex_engine_v1_engine, 2);
 
 /**
  * SubmitOrder adds an order to the book of OrderCommand.instrument_id, after the order
@@ -284,7 +330,7 @@ export type SubmitOrder = Message<"tradex.engine.v1.SubmitOrder"> & {
  * Use `create(SubmitOrderSchema)` to create a new message.
  */
 export const SubmitOrderSchema: GenMessage<SubmitOrder> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 2);
+  messageDesc(file_tradex_engine_v1_engine, 3);
 
 /**
  * CancelOrder removes a working order from the book.
@@ -320,7 +366,7 @@ export type CancelOrder = Message<"tradex.engine.v1.CancelOrder"> & {
  * Use `create(CancelOrderSchema)` to create a new message.
  */
 export const CancelOrderSchema: GenMessage<CancelOrder> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 3);
+  messageDesc(file_tradex_engine_v1_engine, 4);
 
 /**
  * EngineEvent is the payload of engine.event.v1 (key: the instrument): one effect of one
@@ -462,6 +508,14 @@ export type EngineEvent = Message<"tradex.engine.v1.EngineEvent"> & {
      */
     value: PositionTakenOver;
     case: "takenOver";
+  } | {
+    /**
+     * A position's margin was added to or removed from.
+     *
+     * @generated from field: tradex.engine.v1.MarginAdjusted margin_adjusted = 18;
+     */
+    value: MarginAdjusted;
+    case: "marginAdjusted";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -482,7 +536,7 @@ export type EngineEvent = Message<"tradex.engine.v1.EngineEvent"> & {
  * Use `create(EngineEventSchema)` to create a new message.
  */
 export const EngineEventSchema: GenMessage<EngineEvent> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 4);
+  messageDesc(file_tradex_engine_v1_engine, 5);
 
 /**
  * BookLevelChange is the new total of one price level of the book.
@@ -517,7 +571,7 @@ export type BookLevelChange = Message<"tradex.engine.v1.BookLevelChange"> & {
  * Use `create(BookLevelChangeSchema)` to create a new message.
  */
 export const BookLevelChangeSchema: GenMessage<BookLevelChange> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 5);
+  messageDesc(file_tradex_engine_v1_engine, 6);
 
 /**
  * OrderAccepted says an order is working; trades may follow at once.
@@ -587,7 +641,7 @@ export type OrderAccepted = Message<"tradex.engine.v1.OrderAccepted"> & {
  * Use `create(OrderAcceptedSchema)` to create a new message.
  */
 export const OrderAcceptedSchema: GenMessage<OrderAccepted> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 6);
+  messageDesc(file_tradex_engine_v1_engine, 7);
 
 /**
  * OrderRejected says an order was refused; it never traded.
@@ -629,7 +683,7 @@ export type OrderRejected = Message<"tradex.engine.v1.OrderRejected"> & {
  * Use `create(OrderRejectedSchema)` to create a new message.
  */
 export const OrderRejectedSchema: GenMessage<OrderRejected> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 7);
+  messageDesc(file_tradex_engine_v1_engine, 8);
 
 /**
  * Trade is one match between an incoming (taker) order and a resting (maker) order, at
@@ -757,7 +811,7 @@ export type Trade = Message<"tradex.engine.v1.Trade"> & {
  * Use `create(TradeSchema)` to create a new message.
  */
 export const TradeSchema: GenMessage<Trade> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 8);
+  messageDesc(file_tradex_engine_v1_engine, 9);
 
 /**
  * PositionChange is what one fill did to an account's position in a perpetual
@@ -831,7 +885,7 @@ export type PositionChange = Message<"tradex.engine.v1.PositionChange"> & {
  * Use `create(PositionChangeSchema)` to create a new message.
  */
 export const PositionChangeSchema: GenMessage<PositionChange> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 9);
+  messageDesc(file_tradex_engine_v1_engine, 10);
 
 /**
  * OrderCancelled says an order, or what was left of it, was cancelled.
@@ -887,7 +941,7 @@ export type OrderCancelled = Message<"tradex.engine.v1.OrderCancelled"> & {
  * Use `create(OrderCancelledSchema)` to create a new message.
  */
 export const OrderCancelledSchema: GenMessage<OrderCancelled> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 10);
+  messageDesc(file_tradex_engine_v1_engine, 11);
 
 /**
  * OrderExpired says an order ended under its time in force without filling.
@@ -929,7 +983,7 @@ export type OrderExpired = Message<"tradex.engine.v1.OrderExpired"> & {
  * Use `create(OrderExpiredSchema)` to create a new message.
  */
 export const OrderExpiredSchema: GenMessage<OrderExpired> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 11);
+  messageDesc(file_tradex_engine_v1_engine, 12);
 
 /**
  * CancelRejected says a cancel command changed nothing.
@@ -971,7 +1025,7 @@ export type CancelRejected = Message<"tradex.engine.v1.CancelRejected"> & {
  * Use `create(CancelRejectedSchema)` to create a new message.
  */
 export const CancelRejectedSchema: GenMessage<CancelRejected> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 12);
+  messageDesc(file_tradex_engine_v1_engine, 13);
 
 /**
  * FundingSettled is a perpetual's funding of one interval: every open position paid
@@ -1046,7 +1100,7 @@ export type FundingSettled = Message<"tradex.engine.v1.FundingSettled"> & {
  * Use `create(FundingSettledSchema)` to create a new message.
  */
 export const FundingSettledSchema: GenMessage<FundingSettled> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 13);
+  messageDesc(file_tradex_engine_v1_engine, 14);
 
 /**
  * FundingPayment is one position's funding.
@@ -1102,7 +1156,44 @@ export type FundingPayment = Message<"tradex.engine.v1.FundingPayment"> & {
  * Use `create(FundingPaymentSchema)` to create a new message.
  */
 export const FundingPaymentSchema: GenMessage<FundingPayment> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 14);
+  messageDesc(file_tradex_engine_v1_engine, 15);
+
+/**
+ * MarginAdjusted: margin was added to an account's position (from the command's hold:
+ * position.margin_from_order) or removed from it (to the account's balance:
+ * position.payout).
+ *
+ * @generated from message tradex.engine.v1.MarginAdjusted
+ */
+export type MarginAdjusted = Message<"tradex.engine.v1.MarginAdjusted"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * What was added (above zero) or removed (below zero), at the notional scale.
+   *
+   * @generated from field: string amount = 2;
+   */
+  amount: string;
+
+  /**
+   * The position after.
+   *
+   * @generated from field: tradex.engine.v1.PositionChange position = 3;
+   */
+  position?: PositionChange | undefined;
+};
+
+/**
+ * Describes the message tradex.engine.v1.MarginAdjusted.
+ * Use `create(MarginAdjustedSchema)` to create a new message.
+ */
+export const MarginAdjustedSchema: GenMessage<MarginAdjusted> = /*@__PURE__*/
+  messageDesc(file_tradex_engine_v1_engine, 16);
 
 /**
  * PositionTakenOver: a liquidated position's rest, which its IOC order did not close in
@@ -1159,5 +1250,5 @@ export type PositionTakenOver = Message<"tradex.engine.v1.PositionTakenOver"> & 
  * Use `create(PositionTakenOverSchema)` to create a new message.
  */
 export const PositionTakenOverSchema: GenMessage<PositionTakenOver> = /*@__PURE__*/
-  messageDesc(file_tradex_engine_v1_engine, 15);
+  messageDesc(file_tradex_engine_v1_engine, 17);
 

@@ -18,7 +18,78 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tradex/order/v1/order.proto.
  */
 export const file_tradex_order_v1_order: GenFile = /*@__PURE__*/
-  fileDesc("Cht0cmFkZXgvb3JkZXIvdjEvb3JkZXIucHJvdG8SD3RyYWRleC5vcmRlci52MSJ3CghMZXZlcmFnZRISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkSEAoIbGV2ZXJhZ2UYAyABKAUSLgoKdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUQoSU2V0TGV2ZXJhZ2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIQCghsZXZlcmFnZRgDIAEoBSJCChNTZXRMZXZlcmFnZVJlc3BvbnNlEisKCGxldmVyYWdlGAEgASgLMhkudHJhZGV4Lm9yZGVyLnYxLkxldmVyYWdlIj8KEkdldExldmVyYWdlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkiQgoTR2V0TGV2ZXJhZ2VSZXNwb25zZRIrCghsZXZlcmFnZRgBIAEoCzIZLnRyYWRleC5vcmRlci52MS5MZXZlcmFnZSK/BgoFT3JkZXISEAoIb3JkZXJfaWQYASABKAkSFwoPY2xpZW50X29yZGVyX2lkGAIgASgJEhIKCmFjY291bnRfaWQYAyABKAkSFQoNaW5zdHJ1bWVudF9pZBgEIAEoCRIkCgRzaWRlGAUgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBiABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRI0Cg10aW1lX2luX2ZvcmNlGAcgASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYCCABKAgSDQoFcHJpY2UYCSABKAkSEAoIcXVhbnRpdHkYCiABKAkSFwoPZmlsbGVkX3F1YW50aXR5GAsgASgJEhoKEnJlbWFpbmluZ19xdWFudGl0eRgMIAEoCRIVCg1hdmVyYWdlX3ByaWNlGA0gASgJEi0KBnN0YXR1cxgOIAEoDjIdLnRyYWRleC5jb21tb24udjEuT3JkZXJTdGF0dXMSNQoNcmVqZWN0X3JlYXNvbhgPIAEoDjIeLnRyYWRleC5jb21tb24udjEuUmVqZWN0UmVhc29uEjUKDWNhbmNlbF9yZWFzb24YECABKA4yHi50cmFkZXguY29tbW9uLnYxLkNhbmNlbFJlYXNvbhI1Cg1leHBpcmVfcmVhc29uGBEgASgOMh4udHJhZGV4LmNvbW1vbi52MS5FeHBpcmVSZWFzb24SFgoOc3RhdHVzX21lc3NhZ2UYEiABKAkSRAoVc2VsZl90cmFkZV9wcmV2ZW50aW9uGBMgASgOMiUudHJhZGV4LmNvbW1vbi52MS5TZWxmVHJhZGVQcmV2ZW50aW9uEi4KCmNyZWF0ZWRfYXQYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGBYgASgEEhMKC3JlZHVjZV9vbmx5GBcgASgIEhAKCGxldmVyYWdlGBggASgFEg4KBm1hcmdpbhgZIAEoCSLtAgoRUGxhY2VPcmRlclJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSFQoNaW5zdHJ1bWVudF9pZBgDIAEoCRIkCgRzaWRlGAQgASgOMhYudHJhZGV4LmNvbW1vbi52MS5TaWRlEikKBHR5cGUYBSABKA4yGy50cmFkZXguY29tbW9uLnYxLk9yZGVyVHlwZRIQCghxdWFudGl0eRgGIAEoCRINCgVwcmljZRgHIAEoCRI0Cg10aW1lX2luX2ZvcmNlGAggASgOMh0udHJhZGV4LmNvbW1vbi52MS5UaW1lSW5Gb3JjZRIRCglwb3N0X29ubHkYCSABKAgSRAoVc2VsZl90cmFkZV9wcmV2ZW50aW9uGAogASgOMiUudHJhZGV4LmNvbW1vbi52MS5TZWxmVHJhZGVQcmV2ZW50aW9uEhMKC3JlZHVjZV9vbmx5GAsgASgIIk0KElBsYWNlT3JkZXJSZXNwb25zZRIlCgVvcmRlchgBIAEoCzIWLnRyYWRleC5vcmRlci52MS5PcmRlchIQCghyZXBsYXllZBgCIAEoCCJTChJDYW5jZWxPcmRlclJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAyABKAkiPAoTQ2FuY2VsT3JkZXJSZXNwb25zZRIlCgVvcmRlchgBIAEoCzIWLnRyYWRleC5vcmRlci52MS5PcmRlciJQCg9HZXRPcmRlclJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAyABKAkiOQoQR2V0T3JkZXJSZXNwb25zZRIlCgVvcmRlchgBIAEoCzIWLnRyYWRleC5vcmRlci52MS5PcmRlciKcAQoRTGlzdE9yZGVyc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIVCg1pbnN0cnVtZW50X2lkGAIgASgJEi8KCHN0YXR1c2VzGAMgAygOMh0udHJhZGV4LmNvbW1vbi52MS5PcmRlclN0YXR1cxIrCgRwYWdlGAQgASgLMh0udHJhZGV4LmNvbW1vbi52MS5QYWdlUmVxdWVzdCJqChJMaXN0T3JkZXJzUmVzcG9uc2USJgoGb3JkZXJzGAEgAygLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyEiwKBHBhZ2UYAiABKAsyHi50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXNwb25zZSI/ChJXYXRjaE9yZGVyc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIVCg1pbnN0cnVtZW50X2lkGAIgASgJIqsBChNXYXRjaE9yZGVyc1Jlc3BvbnNlEikKB2N1cnJlbnQYASABKAsyFi50cmFkZXgub3JkZXIudjEuT3JkZXJIABI1CgxzbmFwc2hvdF9lbmQYAiABKAsyHS50cmFkZXguY29tbW9uLnYxLlNuYXBzaG90RW5kSAASKQoHdXBkYXRlZBgDIAEoCzIWLnRyYWRleC5vcmRlci52MS5PcmRlckgAQgcKBWV2ZW50MosFCgxPcmRlclNlcnZpY2USVQoKUGxhY2VPcmRlchIiLnRyYWRleC5vcmRlci52MS5QbGFjZU9yZGVyUmVxdWVzdBojLnRyYWRleC5vcmRlci52MS5QbGFjZU9yZGVyUmVzcG9uc2USWAoLQ2FuY2VsT3JkZXISIy50cmFkZXgub3JkZXIudjEuQ2FuY2VsT3JkZXJSZXF1ZXN0GiQudHJhZGV4Lm9yZGVyLnYxLkNhbmNlbE9yZGVyUmVzcG9uc2USVAoIR2V0T3JkZXISIC50cmFkZXgub3JkZXIudjEuR2V0T3JkZXJSZXF1ZXN0GiEudHJhZGV4Lm9yZGVyLnYxLkdldE9yZGVyUmVzcG9uc2UiA5ACARJaCgpMaXN0T3JkZXJzEiIudHJhZGV4Lm9yZGVyLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiMudHJhZGV4Lm9yZGVyLnYxLkxpc3RPcmRlcnNSZXNwb25zZSIDkAIBEloKC1dhdGNoT3JkZXJzEiMudHJhZGV4Lm9yZGVyLnYxLldhdGNoT3JkZXJzUmVxdWVzdBokLnRyYWRleC5vcmRlci52MS5XYXRjaE9yZGVyc1Jlc3BvbnNlMAESXQoLU2V0TGV2ZXJhZ2USIy50cmFkZXgub3JkZXIudjEuU2V0TGV2ZXJhZ2VSZXF1ZXN0GiQudHJhZGV4Lm9yZGVyLnYxLlNldExldmVyYWdlUmVzcG9uc2UiA5ACAhJdCgtHZXRMZXZlcmFnZRIjLnRyYWRleC5vcmRlci52MS5HZXRMZXZlcmFnZVJlcXVlc3QaJC50cmFkZXgub3JkZXIudjEuR2V0TGV2ZXJhZ2VSZXNwb25zZSIDkAIBQr0BChNjb20udHJhZGV4Lm9yZGVyLnYxQgpPcmRlclByb3RvUAFaPGdpdGh1Yi5jb20vdHJhZGV4LW1lc2gvdHJhZGV4L2dlbi9nby90cmFkZXgvb3JkZXIvdjE7b3JkZXJ2MaICA1RPWKoCD1RyYWRleC5PcmRlci5WMcoCD1RyYWRleFxPcmRlclxWMeICG1RyYWRleFxPcmRlclxWMVxHUEJNZXRhZGF0YeoCEVRyYWRleDo6T3JkZXI6OlYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+  fileDesc("Cht0cmFkZXgvb3JkZXIvdjEvb3JkZXIucHJvdG8SD3RyYWRleC5vcmRlci52MSJQChNBZGp1c3RNYXJnaW5SZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIOCgZhbW91bnQYAyABKAkiRAoUQWRqdXN0TWFyZ2luUmVzcG9uc2USDAoEc2l6ZRgBIAEoCRIOCgZtYXJnaW4YAiABKAkSDgoGYW1vdW50GAMgASgJIncKCExldmVyYWdlEhIKCmFjY291bnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCRIQCghsZXZlcmFnZRgDIAEoBRIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRChJTZXRMZXZlcmFnZVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIVCg1pbnN0cnVtZW50X2lkGAIgASgJEhAKCGxldmVyYWdlGAMgASgFIkIKE1NldExldmVyYWdlUmVzcG9uc2USKwoIbGV2ZXJhZ2UYASABKAsyGS50cmFkZXgub3JkZXIudjEuTGV2ZXJhZ2UiPwoSR2V0TGV2ZXJhZ2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSFQoNaW5zdHJ1bWVudF9pZBgCIAEoCSJCChNHZXRMZXZlcmFnZVJlc3BvbnNlEisKCGxldmVyYWdlGAEgASgLMhkudHJhZGV4Lm9yZGVyLnYxLkxldmVyYWdlIr8GCgVPcmRlchIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSEgoKYWNjb3VudF9pZBgDIAEoCRIVCg1pbnN0cnVtZW50X2lkGAQgASgJEiQKBHNpZGUYBSABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSKQoEdHlwZRgGIAEoDjIbLnRyYWRleC5jb21tb24udjEuT3JkZXJUeXBlEjQKDXRpbWVfaW5fZm9yY2UYByABKA4yHS50cmFkZXguY29tbW9uLnYxLlRpbWVJbkZvcmNlEhEKCXBvc3Rfb25seRgIIAEoCBINCgVwcmljZRgJIAEoCRIQCghxdWFudGl0eRgKIAEoCRIXCg9maWxsZWRfcXVhbnRpdHkYCyABKAkSGgoScmVtYWluaW5nX3F1YW50aXR5GAwgASgJEhUKDWF2ZXJhZ2VfcHJpY2UYDSABKAkSLQoGc3RhdHVzGA4gASgOMh0udHJhZGV4LmNvbW1vbi52MS5PcmRlclN0YXR1cxI1Cg1yZWplY3RfcmVhc29uGA8gASgOMh4udHJhZGV4LmNvbW1vbi52MS5SZWplY3RSZWFzb24SNQoNY2FuY2VsX3JlYXNvbhgQIAEoDjIeLnRyYWRleC5jb21tb24udjEuQ2FuY2VsUmVhc29uEjUKDWV4cGlyZV9yZWFzb24YESABKA4yHi50cmFkZXguY29tbW9uLnYxLkV4cGlyZVJlYXNvbhIWCg5zdGF0dXNfbWVzc2FnZRgSIAEoCRJEChVzZWxmX3RyYWRlX3ByZXZlbnRpb24YEyABKA4yJS50cmFkZXguY29tbW9uLnYxLlNlbGZUcmFkZVByZXZlbnRpb24SLgoKY3JlYXRlZF9hdBgUIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YFiABKAQSEwoLcmVkdWNlX29ubHkYFyABKAgSEAoIbGV2ZXJhZ2UYGCABKAUSDgoGbWFyZ2luGBkgASgJIu0CChFQbGFjZU9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgCIAEoCRIVCg1pbnN0cnVtZW50X2lkGAMgASgJEiQKBHNpZGUYBCABKA4yFi50cmFkZXguY29tbW9uLnYxLlNpZGUSKQoEdHlwZRgFIAEoDjIbLnRyYWRleC5jb21tb24udjEuT3JkZXJUeXBlEhAKCHF1YW50aXR5GAYgASgJEg0KBXByaWNlGAcgASgJEjQKDXRpbWVfaW5fZm9yY2UYCCABKA4yHS50cmFkZXguY29tbW9uLnYxLlRpbWVJbkZvcmNlEhEKCXBvc3Rfb25seRgJIAEoCBJEChVzZWxmX3RyYWRlX3ByZXZlbnRpb24YCiABKA4yJS50cmFkZXguY29tbW9uLnYxLlNlbGZUcmFkZVByZXZlbnRpb24SEwoLcmVkdWNlX29ubHkYCyABKAgiTQoSUGxhY2VPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyEhAKCHJlcGxheWVkGAIgASgIIlMKEkNhbmNlbE9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgDIAEoCSI8ChNDYW5jZWxPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyIlAKD0dldE9yZGVyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEhcKD2NsaWVudF9vcmRlcl9pZBgDIAEoCSI5ChBHZXRPcmRlclJlc3BvbnNlEiUKBW9yZGVyGAEgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVyIpwBChFMaXN0T3JkZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkSLwoIc3RhdHVzZXMYAyADKA4yHS50cmFkZXguY29tbW9uLnYxLk9yZGVyU3RhdHVzEisKBHBhZ2UYBCABKAsyHS50cmFkZXguY29tbW9uLnYxLlBhZ2VSZXF1ZXN0ImoKEkxpc3RPcmRlcnNSZXNwb25zZRImCgZvcmRlcnMYASADKAsyFi50cmFkZXgub3JkZXIudjEuT3JkZXISLAoEcGFnZRgCIAEoCzIeLnRyYWRleC5jb21tb24udjEuUGFnZVJlc3BvbnNlIj8KEldhdGNoT3JkZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhUKDWluc3RydW1lbnRfaWQYAiABKAkiqwEKE1dhdGNoT3JkZXJzUmVzcG9uc2USKQoHY3VycmVudBgBIAEoCzIWLnRyYWRleC5vcmRlci52MS5PcmRlckgAEjUKDHNuYXBzaG90X2VuZBgCIAEoCzIdLnRyYWRleC5jb21tb24udjEuU25hcHNob3RFbmRIABIpCgd1cGRhdGVkGAMgASgLMhYudHJhZGV4Lm9yZGVyLnYxLk9yZGVySABCBwoFZXZlbnQy6AUKDE9yZGVyU2VydmljZRJVCgpQbGFjZU9yZGVyEiIudHJhZGV4Lm9yZGVyLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiMudHJhZGV4Lm9yZGVyLnYxLlBsYWNlT3JkZXJSZXNwb25zZRJYCgtDYW5jZWxPcmRlchIjLnRyYWRleC5vcmRlci52MS5DYW5jZWxPcmRlclJlcXVlc3QaJC50cmFkZXgub3JkZXIudjEuQ2FuY2VsT3JkZXJSZXNwb25zZRJUCghHZXRPcmRlchIgLnRyYWRleC5vcmRlci52MS5HZXRPcmRlclJlcXVlc3QaIS50cmFkZXgub3JkZXIudjEuR2V0T3JkZXJSZXNwb25zZSIDkAIBEloKCkxpc3RPcmRlcnMSIi50cmFkZXgub3JkZXIudjEuTGlzdE9yZGVyc1JlcXVlc3QaIy50cmFkZXgub3JkZXIudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIgOQAgESWgoLV2F0Y2hPcmRlcnMSIy50cmFkZXgub3JkZXIudjEuV2F0Y2hPcmRlcnNSZXF1ZXN0GiQudHJhZGV4Lm9yZGVyLnYxLldhdGNoT3JkZXJzUmVzcG9uc2UwARJdCgtTZXRMZXZlcmFnZRIjLnRyYWRleC5vcmRlci52MS5TZXRMZXZlcmFnZVJlcXVlc3QaJC50cmFkZXgub3JkZXIudjEuU2V0TGV2ZXJhZ2VSZXNwb25zZSIDkAICEl0KC0dldExldmVyYWdlEiMudHJhZGV4Lm9yZGVyLnYxLkdldExldmVyYWdlUmVxdWVzdBokLnRyYWRleC5vcmRlci52MS5HZXRMZXZlcmFnZVJlc3BvbnNlIgOQAgESWwoMQWRqdXN0TWFyZ2luEiQudHJhZGV4Lm9yZGVyLnYxLkFkanVzdE1hcmdpblJlcXVlc3QaJS50cmFkZXgub3JkZXIudjEuQWRqdXN0TWFyZ2luUmVzcG9uc2VCvQEKE2NvbS50cmFkZXgub3JkZXIudjFCCk9yZGVyUHJvdG9QAVo8Z2l0aHViLmNvbS90cmFkZXgtbWVzaC90cmFkZXgvZ2VuL2dvL3RyYWRleC9vcmRlci92MTtvcmRlcnYxogIDVE9YqgIPVHJhZGV4Lk9yZGVyLlYxygIPVHJhZGV4XE9yZGVyXFYx4gIbVHJhZGV4XE9yZGVyXFYxXEdQQk1ldGFkYXRh6gIRVHJhZGV4OjpPcmRlcjo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_tradex_common_v1_common]);
+
+/**
+ * AdjustMarginRequest names a position and the margin to add or remove.
+ *
+ * @generated from message tradex.order.v1.AdjustMarginRequest
+ */
+export type AdjustMarginRequest = Message<"tradex.order.v1.AdjustMarginRequest"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The perpetual.
+   *
+   * @generated from field: string instrument_id = 2;
+   */
+  instrumentId: string;
+
+  /**
+   * The margin to add (above zero) or remove (below zero), in the quote asset, a decimal
+   * string with at most the instrument's price + quantity scale of decimals.
+   *
+   * @generated from field: string amount = 3;
+   */
+  amount: string;
+};
+
+/**
+ * Describes the message tradex.order.v1.AdjustMarginRequest.
+ * Use `create(AdjustMarginRequestSchema)` to create a new message.
+ */
+export const AdjustMarginRequestSchema: GenMessage<AdjustMarginRequest> = /*@__PURE__*/
+  messageDesc(file_tradex_order_v1_order, 0);
+
+/**
+ * AdjustMarginResponse is the position after the change.
+ *
+ * @generated from message tradex.order.v1.AdjustMarginResponse
+ */
+export type AdjustMarginResponse = Message<"tradex.order.v1.AdjustMarginResponse"> & {
+  /**
+   * The position's signed size.
+   *
+   * @generated from field: string size = 1;
+   */
+  size: string;
+
+  /**
+   * Its margin after the change.
+   *
+   * @generated from field: string margin = 2;
+   */
+  margin: string;
+
+  /**
+   * What was added (above zero) or removed (below zero).
+   *
+   * @generated from field: string amount = 3;
+   */
+  amount: string;
+};
+
+/**
+ * Describes the message tradex.order.v1.AdjustMarginResponse.
+ * Use `create(AdjustMarginResponseSchema)` to create a new message.
+ */
+export const AdjustMarginResponseSchema: GenMessage<AdjustMarginResponse> = /*@__PURE__*/
+  messageDesc(file_tradex_order_v1_order, 1);
 
 /**
  * Leverage is an account's leverage on a perpetual.
@@ -60,7 +131,7 @@ export type Leverage = Message<"tradex.order.v1.Leverage"> & {
  * Use `create(LeverageSchema)` to create a new message.
  */
 export const LeverageSchema: GenMessage<Leverage> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 0);
+  messageDesc(file_tradex_order_v1_order, 2);
 
 /**
  * SetLeverageRequest sets an account's leverage on a perpetual.
@@ -95,7 +166,7 @@ export type SetLeverageRequest = Message<"tradex.order.v1.SetLeverageRequest"> &
  * Use `create(SetLeverageRequestSchema)` to create a new message.
  */
 export const SetLeverageRequestSchema: GenMessage<SetLeverageRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 1);
+  messageDesc(file_tradex_order_v1_order, 3);
 
 /**
  * SetLeverageResponse carries the leverage set.
@@ -116,7 +187,7 @@ export type SetLeverageResponse = Message<"tradex.order.v1.SetLeverageResponse">
  * Use `create(SetLeverageResponseSchema)` to create a new message.
  */
 export const SetLeverageResponseSchema: GenMessage<SetLeverageResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 2);
+  messageDesc(file_tradex_order_v1_order, 4);
 
 /**
  * GetLeverageRequest names the account and the perpetual.
@@ -144,7 +215,7 @@ export type GetLeverageRequest = Message<"tradex.order.v1.GetLeverageRequest"> &
  * Use `create(GetLeverageRequestSchema)` to create a new message.
  */
 export const GetLeverageRequestSchema: GenMessage<GetLeverageRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 3);
+  messageDesc(file_tradex_order_v1_order, 5);
 
 /**
  * GetLeverageResponse carries the leverage.
@@ -165,7 +236,7 @@ export type GetLeverageResponse = Message<"tradex.order.v1.GetLeverageResponse">
  * Use `create(GetLeverageResponseSchema)` to create a new message.
  */
 export const GetLeverageResponseSchema: GenMessage<GetLeverageResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 4);
+  messageDesc(file_tradex_order_v1_order, 6);
 
 /**
  * Order is an order and its current state. Prices and quantities are decimal strings.
@@ -355,7 +426,7 @@ export type Order = Message<"tradex.order.v1.Order"> & {
  * Use `create(OrderSchema)` to create a new message.
  */
 export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 5);
+  messageDesc(file_tradex_order_v1_order, 7);
 
 /**
  * PlaceOrderRequest is a new order. The REST body of POST /v1/orders maps onto it
@@ -454,7 +525,7 @@ export type PlaceOrderRequest = Message<"tradex.order.v1.PlaceOrderRequest"> & {
  * Use `create(PlaceOrderRequestSchema)` to create a new message.
  */
 export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 6);
+  messageDesc(file_tradex_order_v1_order, 8);
 
 /**
  * PlaceOrderResponse carries the placed order.
@@ -482,7 +553,7 @@ export type PlaceOrderResponse = Message<"tradex.order.v1.PlaceOrderResponse"> &
  * Use `create(PlaceOrderResponseSchema)` to create a new message.
  */
 export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 7);
+  messageDesc(file_tradex_order_v1_order, 9);
 
 /**
  * CancelOrderRequest names the order to cancel: set order_id or client_order_id.
@@ -517,7 +588,7 @@ export type CancelOrderRequest = Message<"tradex.order.v1.CancelOrderRequest"> &
  * Use `create(CancelOrderRequestSchema)` to create a new message.
  */
 export const CancelOrderRequestSchema: GenMessage<CancelOrderRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 8);
+  messageDesc(file_tradex_order_v1_order, 10);
 
 /**
  * CancelOrderResponse carries the order as known when the cancel was sent.
@@ -538,7 +609,7 @@ export type CancelOrderResponse = Message<"tradex.order.v1.CancelOrderResponse">
  * Use `create(CancelOrderResponseSchema)` to create a new message.
  */
 export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 9);
+  messageDesc(file_tradex_order_v1_order, 11);
 
 /**
  * GetOrderRequest names the order to read: set order_id, or account_id and
@@ -575,7 +646,7 @@ export type GetOrderRequest = Message<"tradex.order.v1.GetOrderRequest"> & {
  * Use `create(GetOrderRequestSchema)` to create a new message.
  */
 export const GetOrderRequestSchema: GenMessage<GetOrderRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 10);
+  messageDesc(file_tradex_order_v1_order, 12);
 
 /**
  * GetOrderResponse carries the order read.
@@ -596,7 +667,7 @@ export type GetOrderResponse = Message<"tradex.order.v1.GetOrderResponse"> & {
  * Use `create(GetOrderResponseSchema)` to create a new message.
  */
 export const GetOrderResponseSchema: GenMessage<GetOrderResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 11);
+  messageDesc(file_tradex_order_v1_order, 13);
 
 /**
  * ListOrdersRequest filters and pages orders.
@@ -638,7 +709,7 @@ export type ListOrdersRequest = Message<"tradex.order.v1.ListOrdersRequest"> & {
  * Use `create(ListOrdersRequestSchema)` to create a new message.
  */
 export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 12);
+  messageDesc(file_tradex_order_v1_order, 14);
 
 /**
  * ListOrdersResponse carries one page of orders.
@@ -666,7 +737,7 @@ export type ListOrdersResponse = Message<"tradex.order.v1.ListOrdersResponse"> &
  * Use `create(ListOrdersResponseSchema)` to create a new message.
  */
 export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 13);
+  messageDesc(file_tradex_order_v1_order, 15);
 
 /**
  * WatchOrdersRequest says which orders to watch.
@@ -694,7 +765,7 @@ export type WatchOrdersRequest = Message<"tradex.order.v1.WatchOrdersRequest"> &
  * Use `create(WatchOrdersRequestSchema)` to create a new message.
  */
 export const WatchOrdersRequestSchema: GenMessage<WatchOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 14);
+  messageDesc(file_tradex_order_v1_order, 16);
 
 /**
  * WatchOrdersResponse is one message of an order watch.
@@ -739,7 +810,7 @@ export type WatchOrdersResponse = Message<"tradex.order.v1.WatchOrdersResponse">
  * Use `create(WatchOrdersResponseSchema)` to create a new message.
  */
 export const WatchOrdersResponseSchema: GenMessage<WatchOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_tradex_order_v1_order, 15);
+  messageDesc(file_tradex_order_v1_order, 17);
 
 /**
  * OrderService is the entry point for trading. PlaceOrder checks the instrument's rules
@@ -829,6 +900,22 @@ export const OrderService: GenService<{
     methodKind: "unary";
     input: typeof GetLeverageRequestSchema;
     output: typeof GetLeverageResponseSchema;
+  },
+  /**
+   * AdjustMargin adds margin to the account's open position in a perpetual (amount above
+   * zero, held from its balance first) or removes some (below zero, to its balance): what
+   * stays must cover the position's initial margin at the mark at the account's leverage,
+   * an unrealized loss counting against it (docs/perpetuals.md). It waits for the
+   * matching engine's answer: FailedPrecondition when it refuses (no open position, more
+   * than the position spares, too little balance to add), Unavailable when no answer came
+   * in time (the position shows the outcome).
+   *
+   * @generated from rpc tradex.order.v1.OrderService.AdjustMargin
+   */
+  adjustMargin: {
+    methodKind: "unary";
+    input: typeof AdjustMarginRequestSchema;
+    output: typeof AdjustMarginResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tradex_order_v1_order, 0);

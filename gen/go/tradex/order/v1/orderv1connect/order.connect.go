@@ -54,6 +54,9 @@ const (
 	// OrderServiceGetLeverageProcedure is the fully-qualified name of the OrderService's GetLeverage
 	// RPC.
 	OrderServiceGetLeverageProcedure = "/tradex.order.v1.OrderService/GetLeverage"
+	// OrderServiceAdjustMarginProcedure is the fully-qualified name of the OrderService's AdjustMargin
+	// RPC.
+	OrderServiceAdjustMarginProcedure = "/tradex.order.v1.OrderService/AdjustMargin"
 )
 
 // OrderServiceClient is a client for the tradex.order.v1.OrderService service.
@@ -83,6 +86,14 @@ type OrderServiceClient interface {
 	// GetLeverage returns an account's leverage on a perpetual: the default (10, or the
 	// instrument's maximum if lower) until it is set.
 	GetLeverage(context.Context, *v1.GetLeverageRequest) (*v1.GetLeverageResponse, error)
+	// AdjustMargin adds margin to the account's open position in a perpetual (amount above
+	// zero, held from its balance first) or removes some (below zero, to its balance): what
+	// stays must cover the position's initial margin at the mark at the account's leverage,
+	// an unrealized loss counting against it (docs/perpetuals.md). It waits for the
+	// matching engine's answer: FailedPrecondition when it refuses (no open position, more
+	// than the position spares, too little balance to add), Unavailable when no answer came
+	// in time (the position shows the outcome).
+	AdjustMargin(context.Context, *v1.AdjustMarginRequest) (*v1.AdjustMarginResponse, error)
 }
 
 // NewOrderServiceClient constructs a client for the tradex.order.v1.OrderService service. By
@@ -142,18 +153,25 @@ func NewOrderServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		adjustMargin: connect.NewClient[v1.AdjustMarginRequest, v1.AdjustMarginResponse](
+			httpClient,
+			baseURL+OrderServiceAdjustMarginProcedure,
+			connect.WithSchema(orderServiceMethods.ByName("AdjustMargin")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // orderServiceClient implements OrderServiceClient.
 type orderServiceClient struct {
-	placeOrder  *connect.Client[v1.PlaceOrderRequest, v1.PlaceOrderResponse]
-	cancelOrder *connect.Client[v1.CancelOrderRequest, v1.CancelOrderResponse]
-	getOrder    *connect.Client[v1.GetOrderRequest, v1.GetOrderResponse]
-	listOrders  *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
-	watchOrders *connect.Client[v1.WatchOrdersRequest, v1.WatchOrdersResponse]
-	setLeverage *connect.Client[v1.SetLeverageRequest, v1.SetLeverageResponse]
-	getLeverage *connect.Client[v1.GetLeverageRequest, v1.GetLeverageResponse]
+	placeOrder   *connect.Client[v1.PlaceOrderRequest, v1.PlaceOrderResponse]
+	cancelOrder  *connect.Client[v1.CancelOrderRequest, v1.CancelOrderResponse]
+	getOrder     *connect.Client[v1.GetOrderRequest, v1.GetOrderResponse]
+	listOrders   *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
+	watchOrders  *connect.Client[v1.WatchOrdersRequest, v1.WatchOrdersResponse]
+	setLeverage  *connect.Client[v1.SetLeverageRequest, v1.SetLeverageResponse]
+	getLeverage  *connect.Client[v1.GetLeverageRequest, v1.GetLeverageResponse]
+	adjustMargin *connect.Client[v1.AdjustMarginRequest, v1.AdjustMarginResponse]
 }
 
 // PlaceOrder calls tradex.order.v1.OrderService.PlaceOrder.
@@ -215,6 +233,15 @@ func (c *orderServiceClient) GetLeverage(ctx context.Context, req *v1.GetLeverag
 	return nil, err
 }
 
+// AdjustMargin calls tradex.order.v1.OrderService.AdjustMargin.
+func (c *orderServiceClient) AdjustMargin(ctx context.Context, req *v1.AdjustMarginRequest) (*v1.AdjustMarginResponse, error) {
+	response, err := c.adjustMargin.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // OrderServiceHandler is an implementation of the tradex.order.v1.OrderService service.
 type OrderServiceHandler interface {
 	// PlaceOrder validates, holds funds for, and submits an order. It answers once the order
@@ -242,6 +269,14 @@ type OrderServiceHandler interface {
 	// GetLeverage returns an account's leverage on a perpetual: the default (10, or the
 	// instrument's maximum if lower) until it is set.
 	GetLeverage(context.Context, *v1.GetLeverageRequest) (*v1.GetLeverageResponse, error)
+	// AdjustMargin adds margin to the account's open position in a perpetual (amount above
+	// zero, held from its balance first) or removes some (below zero, to its balance): what
+	// stays must cover the position's initial margin at the mark at the account's leverage,
+	// an unrealized loss counting against it (docs/perpetuals.md). It waits for the
+	// matching engine's answer: FailedPrecondition when it refuses (no open position, more
+	// than the position spares, too little balance to add), Unavailable when no answer came
+	// in time (the position shows the outcome).
+	AdjustMargin(context.Context, *v1.AdjustMarginRequest) (*v1.AdjustMarginResponse, error)
 }
 
 // NewOrderServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -297,6 +332,12 @@ func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	orderServiceAdjustMarginHandler := connect.NewUnaryHandlerSimple(
+		OrderServiceAdjustMarginProcedure,
+		svc.AdjustMargin,
+		connect.WithSchema(orderServiceMethods.ByName("AdjustMargin")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tradex.order.v1.OrderService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case OrderServicePlaceOrderProcedure:
@@ -313,6 +354,8 @@ func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOpti
 			orderServiceSetLeverageHandler.ServeHTTP(w, r)
 		case OrderServiceGetLeverageProcedure:
 			orderServiceGetLeverageHandler.ServeHTTP(w, r)
+		case OrderServiceAdjustMarginProcedure:
+			orderServiceAdjustMarginHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -348,4 +391,8 @@ func (UnimplementedOrderServiceHandler) SetLeverage(context.Context, *v1.SetLeve
 
 func (UnimplementedOrderServiceHandler) GetLeverage(context.Context, *v1.GetLeverageRequest) (*v1.GetLeverageResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.order.v1.OrderService.GetLeverage is not implemented"))
+}
+
+func (UnimplementedOrderServiceHandler) AdjustMargin(context.Context, *v1.AdjustMarginRequest) (*v1.AdjustMarginResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tradex.order.v1.OrderService.AdjustMargin is not implemented"))
 }
