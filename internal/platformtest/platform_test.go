@@ -24,8 +24,8 @@ const (
 
 // The services never lose the broker in these tests (only service
 // processes die), so the broker does not need to fsync every write.
-func newPlatform(t *testing.T) *platformtest.Platform {
-	return platformtest.New(t,
+func newPlatform(t *testing.T, more ...platformtest.Option) *platformtest.Platform {
+	return platformtest.New(t, append([]platformtest.Option{
 		platformtest.WithSync(embedded.SyncPeriodic),
 		platformtest.WithWalletConfig(func(c *wallet.Config) {
 			c.SnapshotEvery = 500 // restarts rebuild from a snapshot and the journal after it
@@ -41,7 +41,7 @@ func newPlatform(t *testing.T) *platformtest.Platform {
 				c.Seed[i].MakerFeeRate, c.Seed[i].TakerFeeRate = "0.0002", "0.0005"
 			}
 		}),
-	)
+	}, more...)...)
 }
 
 // Ten accounts race each other with funds that run out: whatever the

@@ -110,6 +110,13 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 	switch {
 	case in.cmd.GetMargin() != nil && in.cmd.GetInstrumentId() == st.id:
 		st.buf = st.buf[:0] // nothing happens on the book
+		if st.executed.seen(in.cmd.GetCommandId(), in.time) {
+			emit(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
+				OrderId: in.cmd.GetCommandId(), AccountId: in.cmd.GetMargin().GetAccountId(),
+				Reason: commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER, Message: "margin: the command was executed before",
+			}}})
+			break
+		}
 		emit(st.adjustMargin(in.cmd))
 	case in.cmd.GetFunding() != nil && in.cmd.GetInstrumentId() == st.id:
 		st.buf = st.buf[:0] // nothing happens on the book

@@ -32,7 +32,10 @@ const (
 // AdjustMargin adds margin to a position or removes some, and waits for
 // the engine's answer.
 func (h *handler) AdjustMargin(ctx context.Context, req *orderv1.AdjustMarginRequest) (*orderv1.AdjustMarginResponse, error) {
-	done, err := h.s.adjustMargin(ctx, req.GetAccountId(), req.GetInstrumentId(), req.GetAmount())
+	if !validClientOrderID(req.GetRequestId()) {
+		return nil, h.fail(ctx, invalid("request_id", "at most 64 characters of letters, digits, '-', '_' and '.'"))
+	}
+	done, err := h.s.adjustMargin(ctx, req.GetAccountId(), req.GetInstrumentId(), req.GetAmount(), req.GetRequestId())
 	if err != nil {
 		return nil, h.fail(ctx, err)
 	}
@@ -42,7 +45,7 @@ func (h *handler) AdjustMargin(ctx context.Context, req *orderv1.AdjustMarginReq
 
 // adjustMargin holds an add's amount, publishes the AdjustMargin command
 // and returns the engine's answer to it.
-func (s *Service) adjustMargin(ctx context.Context, acct, sym, amountText string) (*enginev1.MarginAdjusted, error) {
+func (s *Service) adjustMargin(ctx context.Context, acct, sym, amountText, requestID string) (*enginev1.MarginAdjusted, error) {
 	lv, err := s.leverage(ctx, acct, sym) // checks the account and that sym is a perpetual
 	if err != nil {
 		return nil, err
@@ -57,6 +60,9 @@ func (s *Service) adjustMargin(ctx context.Context, acct, sym, amountText string
 		return nil, invalid("amount", fmt.Sprintf("want a non-zero amount of %s with at most %d decimals (below zero removes)", in.GetQuoteAsset(), ns))
 	}
 	id := "margin:" + s.ids.next()
+	if requestID != "" { // a retry finds the same hold and command
+		id = "margin:" + acct + ":" + requestID
+	}
 	if amount > 0 {
 		_, err := s.wallet.HoldBalance(ctx, &walletv1.HoldBalanceRequest{
 			HoldId: id, AccountId: acct, Asset: in.GetQuoteAsset(), Amount: decimal.Format(amount, ns), Reason: walletv1.HoldReason_HOLD_REASON_ORDER,
@@ -68,7 +74,6 @@ func (s *Service) adjustMargin(ctx context.Context, acct, sym, amountText string
 			return nil, fmt.Errorf("hold margin %s: %w", id, err)
 		}
 	}
-	since := s.now().Add(-time.Second) // the engine stamps its event with the command's stream time
 	cmd := &enginev1.OrderCommand{CommandId: id, InstrumentId: sym, SentAt: timestamppb.New(s.now()),
 		Command: &enginev1.OrderCommand_Margin{Margin: &enginev1.AdjustMargin{AccountId: acct, Amount: decimal.Format(amount, ns), Leverage: lv.Leverage}}}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CleanupTimeout)
@@ -80,7 +85,13 @@ func (s *Service) adjustMargin(ctx context.Context, acct, sym, amountText string
 		} // else it may be stored: the engine's answer settles the hold
 		return nil, fmt.Errorf("margin command %s: %w", id, err)
 	}
-	return s.marginAnswer(ctx, sym, fmt.Sprintf("%s:%d:0", sym, seq), since)
+	// The answer is stored after the command (a retry's command is the
+	// first's: its answer may be older than this call).
+	stored, err := s.mesh.Get(ctx, streams.TopicOrderCommand, seq)
+	if err != nil {
+		return nil, fmt.Errorf("margin command %s: %w", id, err)
+	}
+	return s.marginAnswer(ctx, sym, fmt.Sprintf("%s:%d:0", sym, seq), stored.Time.Add(-time.Second))
 }
 
 // marginAnswer waits for the engine event with id eventID (the first

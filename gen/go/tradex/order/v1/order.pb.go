@@ -36,7 +36,10 @@ type AdjustMarginRequest struct {
 	InstrumentId string `protobuf:"bytes,2,opt,name=instrument_id,json=instrumentId,proto3" json:"instrument_id,omitempty"`
 	// The margin to add (above zero) or remove (below zero), in the quote asset, a decimal
 	// string with at most the instrument's price + quantity scale of decimals.
-	Amount        string `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Amount string `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// A caller-chosen id (like client_order_id) that makes a retry safe: the account's
+	// changes with the same id apply once. Empty: every call is a new change.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +91,13 @@ func (x *AdjustMarginRequest) GetInstrumentId() string {
 func (x *AdjustMarginRequest) GetAmount() string {
 	if x != nil {
 		return x.Amount
+	}
+	return ""
+}
+
+func (x *AdjustMarginRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1415,12 +1425,14 @@ var File_tradex_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_tradex_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1btradex/order/v1/order.proto\x12\x0ftradex.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"q\n" +
+	"\x1btradex/order/v1/order.proto\x12\x0ftradex.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtradex/common/v1/common.proto\"\x90\x01\n" +
 	"\x13AdjustMarginRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12#\n" +
 	"\rinstrument_id\x18\x02 \x01(\tR\finstrumentId\x12\x16\n" +
-	"\x06amount\x18\x03 \x01(\tR\x06amount\"Z\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"Z\n" +
 	"\x14AdjustMarginResponse\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\tR\x04size\x12\x16\n" +
 	"\x06margin\x18\x02 \x01(\tR\x06margin\x12\x16\n" +
