@@ -400,6 +400,44 @@ func TestFunding(t *testing.T) {
 // takes over the rest at the bankruptcy price.
 func TestLiquidation(t *testing.T) {
 	t.Parallel()
+	// erin bids 0.4 of alice's 1 at 45,500: the liquidation fills that and
+	// the fund takes over the rest at the bankruptcy price.
+	got, seq, st := liquidationRun(t, "0.4")
+	want := []string{
+		"cancelled a2 CANCEL_REASON_ADMIN",
+		"accepted liquidation:" + fmt.Sprint(seq) + ":alice 45000.00",
+		"trade 0.40000 @ 45500.00 payout 200.0000000", // released 2000, realized 0.4 x (45500 - 50000)
+		"cancelled liquidation:" + fmt.Sprint(seq) + ":alice CANCEL_REASON_IOC_REMAINDER",
+		"taken over 0.60000 @ 45000.00 alice 0.00000 payout 0.0000000 shortfall 0.0000000 fund 0.60000 margin 0.0000000",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("liquidation events:\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
+	}
+	if _, ok := st.positions["alice"]; ok || st.positions[InsuranceAccount].Value != 270000000000 || st.positions["erin"].Size != 40000 {
+		t.Fatalf("positions after the liquidation %+v", st.positions)
+	}
+
+	// erin bids all of it: the book closes the position, the fund takes nothing.
+	got, seq, st = liquidationRun(t, "1")
+	want = []string{
+		"cancelled a2 CANCEL_REASON_ADMIN",
+		"accepted liquidation:" + fmt.Sprint(seq) + ":alice 45000.00",
+		"trade 1.00000 @ 45500.00 payout 500.0000000", // released 5000, realized 1 x (45500 - 50000)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("fully filled liquidation events:\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
+	}
+	if _, ok := st.positions["alice"]; ok || st.positions[InsuranceAccount].Size != 0 || st.positions["erin"].Size != 100000 {
+		t.Fatalf("positions after the fully filled liquidation %+v", st.positions)
+	}
+}
+
+// liquidationRun opens alice long 1 at 50,000 at 10x (bankrupt at 45,000),
+// rests erin's bid of erinQty at 45,500 and moves the mark toward a last
+// trade at 44,000 until alice is liquidated; it returns the liquidation's
+// events, its command's sequence and the instrument.
+func liquidationRun(t *testing.T, erinQty string) ([]string, uint64, *instrument) {
+	t.Helper()
 	st := newInstrument("BTCUSDT-PERP")
 	seq := uint64(0)
 	apply := func(c *enginev1.OrderCommand) []*enginev1.EngineEvent {
@@ -416,7 +454,7 @@ func TestLiquidation(t *testing.T) {
 	apply(order("a2", "alice", buy, gtc, "30000", "0.1", "300")) // resting: cancelled when she is liquidated
 	apply(order("c1", "carol", sell, gtc, "44000", "0.1", "440"))
 	apply(order("d1", "dave", buy, ioc, "44000", "0.1", "440")) // the last trade at 44000
-	apply(order("e1", "erin", buy, gtc, "45500", "0.4", "1820"))
+	apply(order("e1", "erin", buy, gtc, "45500", erinQty, "4550"))
 	var liq []*enginev1.EngineEvent
 	for range 20 { // each command moves the mark a quarter of the way to 44000
 		evs := apply(submit("BTCUSDT-PERP", fmt.Sprint("x", seq), "zed", buy, limit, gtc, "1.001", "1")) // rejected, but the mark moves
@@ -442,17 +480,5 @@ func TestLiquidation(t *testing.T) {
 			got = append(got, fmt.Sprintf("%T", ev))
 		}
 	}
-	want := []string{
-		"cancelled a2 CANCEL_REASON_ADMIN",
-		"accepted liquidation:" + fmt.Sprint(seq) + ":alice 45000.00",
-		"trade 0.40000 @ 45500.00 payout 200.0000000", // released 2000, realized 0.4 x (45500 - 50000)
-		"cancelled liquidation:" + fmt.Sprint(seq) + ":alice CANCEL_REASON_IOC_REMAINDER",
-		"taken over 0.60000 @ 45000.00 alice 0.00000 payout 0.0000000 shortfall 0.0000000 fund 0.60000 margin 0.0000000",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("liquidation events:\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
-	}
-	if _, ok := st.positions["alice"]; ok || st.positions[InsuranceAccount].Value != 270000000000 || st.positions["erin"].Size != 40000 {
-		t.Fatalf("positions after the liquidation %+v", st.positions)
-	}
+	return got, seq, st
 }
