@@ -91,31 +91,41 @@ func publishN(t *testing.T, js jetstream.JetStream, subject string, first, last 
 // that it holds exactly messages 1..n with their content, in order.
 func consumeAll(t *testing.T, js jetstream.JetStream, stream string, n uint64) {
 	t.Helper()
+	if err := readStream(t, js, stream, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readStream reads the n messages of stream with an ordered consumer and
+// checks each is payload(seq) in order.
+func readStream(t *testing.T, js jetstream.JetStream, stream string, n uint64) error {
+	t.Helper()
 	cons, err := js.OrderedConsumer(t.Context(), stream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatalf("OrderedConsumer: %v", err)
+		return fmt.Errorf("OrderedConsumer: %w", err)
 	}
 	batch, err := cons.Fetch(int(n), jetstream.FetchMaxWait(5*time.Second)) //nolint:gosec // n is a small test count
 	if err != nil {
-		t.Fatalf("Fetch: %v", err)
+		return fmt.Errorf("Fetch: %w", err)
 	}
 	var i uint64
 	for msg := range batch.Messages() {
 		i++
 		md, err := msg.Metadata()
 		if err != nil {
-			t.Fatalf("Metadata: %v", err)
+			return fmt.Errorf("Metadata: %w", err)
 		}
 		if md.Sequence.Stream != i || string(msg.Data()) != string(payload(i)) {
 			t.Fatalf("message %d: got seq %d %q, want %q", i, md.Sequence.Stream, msg.Data(), payload(i))
 		}
 	}
 	if err := batch.Error(); err != nil {
-		t.Fatalf("Fetch: %v", err)
+		return fmt.Errorf("Fetch: %w", err)
 	}
 	if i != n {
-		t.Fatalf("got %d messages, want %d", i, n)
+		return fmt.Errorf("got %d messages, want %d", i, n)
 	}
+	return nil
 }
 
 func TestPublishConsumeFileStream(t *testing.T) {
