@@ -205,6 +205,14 @@ func TestServeREST(t *testing.T) {
 			waitABit(t)
 		}
 	}
+	// alice's positions on the private WebSocket channel.
+	for _, frame := range []string{`{"op":"auth","token":"alice"}`, `{"op":"subscribe","channels":[{"name":"positions"}]}`} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitFrames([]string{`"op":"positions"`, `"type":"snapshot"`, `"instrumentId":"BTCUSDT-PERP"`, `"size":"10.500"`, `"margin":"52500.00000000"`})
+
 	// Margin: alice adds 1,000 (held from her balance), cannot take out more
 	// than the position spares at the mark (nothing beyond the initial
 	// margin), then takes the 1,000 back.
@@ -222,6 +230,8 @@ func TestServeREST(t *testing.T) {
 			t.Fatalf("margin %s: %d %s, want %d with %s", step.amount, code, body, step.code, step.want)
 		}
 	}
+	awaitFrames([]string{`"op":"positions"`, `"type":"update"`, `"margin":"53500.00000000"`},
+		[]string{`"op":"positions"`, `"type":"update"`, `"margin":"52500.00000000"`})
 	// The in-process order service keeps what REST handed it after
 	// fasthttp reused the request's buffers for other requests.
 	for range 20 {
