@@ -392,25 +392,7 @@ func TestPerpetualCrashesEndInTheUninterruptedState(t *testing.T) {
 		points[i] = rng.Int64N(perpActions * 9 / 10)
 	}
 	slices.Sort(points)
-	finished := false
-	// until waits for cond or the end of the drive.
-	until := func(cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Minute)
-		for !finished && !cond() {
-			select {
-			case err := <-driven:
-				if err != nil {
-					t.Fatal(err)
-				}
-				finished = true
-			case <-time.After(5 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("crash point not reached in 5 minutes")
-			}
-		}
-	}
+	until := waitDrive(t, driven)
 	calls := out.calls
 	for i, at := range points {
 		until(func() bool { return calls.done.Load() >= at })

@@ -97,25 +97,7 @@ func TestCrashesEndInTheUninterruptedState(t *testing.T) {
 		points[i] = rng.Int64N(scenarioActions * 9 / 10)
 	}
 	slices.Sort(points)
-	finished := false
-	// until waits for cond or the end of the drive.
-	until := func(cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Minute) // a hang guard: -race on a busy machine is slow
-		for !finished && !cond() {
-			select {
-			case err := <-driven:
-				if err != nil {
-					t.Fatal(err)
-				}
-				finished = true
-			case <-time.After(5 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("crash point not reached in 5 minutes")
-			}
-		}
-	}
+	until := waitDrive(t, driven)
 	for i, at := range points {
 		until(func() bool { return out.done.Load() >= at })
 		v := victims[i%len(victims)]
@@ -151,6 +133,30 @@ func TestCrashesEndInTheUninterruptedState(t *testing.T) {
 	compare(t, want, got)
 	t.Logf("%d crashes; %d retried calls; %d orders placed, %d refused, %d + %d trades", len(points), out.retries.Load(),
 		len(out.placed), len(out.unfunded), len(got.trades["BTCUSDT"]), len(got.trades["ETHUSDT"]))
+}
+
+// waitDrive returns until: it waits for cond or the end of the drive that
+// reports to driven (failing the test on its error), whichever comes
+// first; once the drive ended it returns at once.
+func waitDrive(t *testing.T, driven <-chan error) func(cond func() bool) {
+	finished := false
+	return func(cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Minute) // a hang guard: -race on a busy machine is slow
+		for !finished && !cond() {
+			select {
+			case err := <-driven:
+				if err != nil {
+					t.Fatal(err)
+				}
+				finished = true
+			case <-time.After(5 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("crash point not reached in 5 minutes")
+			}
+		}
+	}
 }
 
 // compare reports every difference between two final states.
