@@ -55,6 +55,8 @@ type instrument struct {
 	// lastFunding is the end (Unix nanoseconds) of the last funding
 	// interval settled: a tick for it or an earlier one is a repeat.
 	lastFunding int64
+	// liq indexes the positions for liquidation (liqindex.go).
+	liq *liqIndex
 
 	buf []book.Event
 }
@@ -62,7 +64,7 @@ type instrument struct {
 // newInstrument returns the state of an instrument with an empty book.
 func newInstrument(id string) *instrument {
 	return &instrument{id: id, book: book.New(), fees: map[string]*orderFees{},
-		positions: map[string]perp.Position{}, perpOrders: map[string]*perpOrder{}}
+		positions: map[string]perp.Position{}, perpOrders: map[string]*perpOrder{}, liq: newLiqIndex()}
 }
 
 // input is one command as read from engine.order.v1.

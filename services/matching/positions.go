@@ -71,7 +71,10 @@ func (st *instrument) perpOf(c *enginev1.OrderCommand, cmd book.Command) (*perpO
 		if err != nil || mmr == 0 || mmr >= perp.RateUnit {
 			return nil, invalid(c, fmt.Sprintf("maintenance_margin_rate %q: want a fraction above 0 and below 1 with at most 6 digits", r))
 		}
-		st.mmr = mmr // the latest rate liquidates, from this command on
+		if mmr != st.mmr {
+			st.mmr = mmr // the latest rate liquidates, from this command on
+			st.liq.rebuild(st.positions, mmr)
+		}
 	}
 	if s.GetReduceOnly() {
 		signed := cmd.Quantity
@@ -98,11 +101,7 @@ func (st *instrument) fill(o *perpOrder, side book.Side, price, qty int64) *engi
 	if err != nil { // out of int64: the instrument's scales allow no such value; keep the position
 		next, ch = pos, perp.Change{Payout: share}
 	}
-	if next == (perp.Position{}) {
-		delete(st.positions, o.account)
-	} else {
-		st.positions[o.account] = next
-	}
+	st.setPosition(o.account, next)
 	amount := func(v int64) string { return decimal.Format(v, st.priceScale+st.quantityScale) }
 	return &enginev1.PositionChange{
 		Size: decimal.Format(next.Size, st.quantityScale), EntryValue: amount(next.Value), Margin: amount(next.Margin),
@@ -125,38 +124,69 @@ func (st *instrument) liquidate(seq uint64, mark int64, emitBook func(e *book.Ev
 	if st.mmr == 0 {
 		return
 	}
-	for _, acct := range slices.Sorted(maps.Keys(st.positions)) {
-		pos := st.positions[acct]
-		if acct == InsuranceAccount {
-			continue
+	var spared []string // candidates not liquidated: indexed again at the end
+	defer func() {
+		for _, acct := range spared {
+			st.liq.update(acct, st.positions[acct], st.mmr)
 		}
-		if liq, err := pos.Liquidatable(mark, st.mmr); err != nil || !liq {
-			continue
+		if st.liq.stale() {
+			st.liq.rebuild(st.positions, st.mmr)
 		}
-		bankr, ok, err := pos.BankruptcyPrice()
-		if err != nil || !ok {
-			continue
+	}()
+	// Rounds: a liquidation's fills change other positions, which the next
+	// round looks at.
+	for {
+		cands := st.liq.candidates(mark)
+		if len(cands) == 0 {
+			return
 		}
-		st.cancelOrdersOf(acct, emitBook)
-		side := book.Sell
-		if pos.Size < 0 {
-			side = book.Buy
-		}
-		size := pos.Size
-		if size < 0 {
-			size = -size
-		}
-		po := &perpOrder{account: acct, leverage: 1, quantity: size}
-		cmd := book.Command{Kind: book.Submit, OrderID: fmt.Sprintf("liquidation:%d:%s", seq, acct), Account: acct,
-			Side: side, Type: book.Limit, TimeInForce: book.IOC, Price: bankr, Quantity: size}
-		st.buf = st.book.Apply(cmd, st.buf[:0])
-		for i := range st.buf {
-			emitBook(&st.buf[i], po)
-		}
-		if left := st.positions[acct]; left.Size != 0 {
-			emit(st.takeOver(acct, left, bankr))
+		for _, acct := range cands {
+			if !st.liquidateOne(seq, acct, mark, emitBook, emit) {
+				spared = append(spared, acct)
+			}
 		}
 	}
+}
+
+// liquidateOne liquidates acct's position if its equity at mark is below
+// its maintenance margin, and reports whether it did.
+func (st *instrument) liquidateOne(seq uint64, acct string, mark int64, emitBook func(e *book.Event, po *perpOrder), emit func(*enginev1.EngineEvent)) bool {
+	pos := st.positions[acct]
+	if liq, err := pos.Liquidatable(mark, st.mmr); err != nil || !liq {
+		return false
+	}
+	bankr, ok, err := pos.BankruptcyPrice()
+	if err != nil || !ok {
+		return false
+	}
+	st.cancelOrdersOf(acct, emitBook)
+	side := book.Sell
+	if pos.Size < 0 {
+		side = book.Buy
+	}
+	size := max(pos.Size, -pos.Size)
+	po := &perpOrder{account: acct, leverage: 1, quantity: size}
+	cmd := book.Command{Kind: book.Submit, OrderID: fmt.Sprintf("liquidation:%d:%s", seq, acct), Account: acct,
+		Side: side, Type: book.Limit, TimeInForce: book.IOC, Price: bankr, Quantity: size}
+	st.buf = st.book.Apply(cmd, st.buf[:0])
+	for i := range st.buf {
+		emitBook(&st.buf[i], po)
+	}
+	if left := st.positions[acct]; left.Size != 0 {
+		emit(st.takeOver(acct, left, bankr))
+	}
+	return true
+}
+
+// setPosition stores acct's position (a flat one is dropped) and indexes
+// it for liquidation.
+func (st *instrument) setPosition(acct string, pos perp.Position) {
+	if pos == (perp.Position{}) {
+		delete(st.positions, acct)
+	} else {
+		st.positions[acct] = pos
+	}
+	st.liq.update(acct, pos, st.mmr)
 }
 
 // cancelOrdersOf cancels every resting perpetual order of acct.
@@ -329,7 +359,7 @@ func (st *instrument) fundingOf(c *enginev1.OrderCommand) (*enginev1.EngineEvent
 			p.Shortfall = amount(0)
 		}
 		p.Margin = amount(pos.Margin)
-		st.positions[acct] = pos
+		st.setPosition(acct, pos)
 		out.Payments = append(out.Payments, p)
 	}
 	out.Insurance = amount(insurance)
@@ -378,7 +408,7 @@ func (st *instrument) adjustMargin(c *enginev1.OrderCommand) *enginev1.EngineEve
 		pos.Margin += amount
 		change.Payout = format(-amount)
 	}
-	st.positions[a.GetAccountId()] = pos
+	st.setPosition(a.GetAccountId(), pos)
 	change.Size, change.EntryValue, change.Margin = decimal.Format(pos.Size, st.quantityScale), format(pos.Value), format(pos.Margin)
 	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_MarginAdjusted{MarginAdjusted: &enginev1.MarginAdjusted{
 		AccountId: a.GetAccountId(), Amount: format(amount), Position: change,

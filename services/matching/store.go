@@ -194,8 +194,10 @@ func decodeSnapshot(inst string, data []byte) (*instrument, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, inst, err)
 	}
+	liq := newLiqIndex()
+	liq.rebuild(positions, mmr)
 	return &instrument{
-		id: inst, book: b, lastInput: fields[0], sequence: fields[1],
+		liq: liq, id: inst, book: b, lastInput: fields[0], sequence: fields[1],
 		priceScale: int32(fields[2]), quantityScale: int32(fields[3]), scaled: fields[4] == 1, //nolint:gosec // checked above
 		executed: executed, mark: perp.MarkAt(int64(prices[0])), lastTrade: int64(prices[1]), //nolint:gosec // checked above
 		fees: fees, positions: positions, perpOrders: perpOrders, mmr: mmr, lastFunding: lastFunding,
