@@ -199,11 +199,26 @@ func (s *Service) noteMark(inst, price string, seq uint64) {
 	}
 }
 
-// markOf is the last mark price seen for inst ("" for none).
-func (s *Service) markOf(inst string) string {
+// markOf is the last mark price seen for inst: from the engine events
+// settled since the start, else from the instrument's last engine event
+// (the last of a command, which carries the mark); "" when there is none.
+func (s *Service) markOf(ctx context.Context, inst string) string {
 	s.coverMu.Lock()
-	defer s.coverMu.Unlock()
-	return s.marks[inst].price
+	m := s.marks[inst]
+	s.coverMu.Unlock()
+	if m.price != "" {
+		return m.price
+	}
+	last, err := s.streams.Last(ctx, streams.TopicEngineEvent, inst)
+	if err != nil {
+		return ""
+	}
+	ev := &enginev1.EngineEvent{}
+	if proto.Unmarshal(last.Data, ev) != nil || ev.GetMarkPrice() == "" {
+		return ""
+	}
+	s.noteMark(inst, ev.GetMarkPrice(), last.Sequence)
+	return ev.GetMarkPrice()
 }
 
 // covered is the last engine sequence of inst this instance settled or

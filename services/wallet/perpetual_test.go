@@ -260,6 +260,11 @@ func TestPerpetualSettlement(t *testing.T) {
 	if after := stateOf(t, w); after != before {
 		t.Errorf("state after restart:\n%s\nwant\n%s", after, before)
 	}
+	// With no event settled since, the mark comes from the last engine event.
+	res = must[*walletv1.GetPositionsResponse](t)(w.client.GetPositions(t.Context(), &walletv1.GetPositionsRequest{AccountId: "carol"}))
+	if len(res.GetPositions()) != 1 || res.GetPositions()[0].GetMarkPrice() != "52000.0" || res.GetPositions()[0].GetUnrealizedPnl() == "" {
+		t.Errorf("carol's position after a restart %v, want it valued at the last mark", res)
+	}
 }
 
 // checkPool: the margin account holds the open positions' margins less

@@ -85,9 +85,9 @@ func (h *handler) WatchPositions(ctx context.Context, req *walletv1.WatchPositio
 	})
 }
 
-// position converts a position, valued at the last mark the wallet saw
-// (the mark and what depends on it are left empty without one, or when
-// the instrument cannot be read).
+// position converts a position, valued at the last mark (the mark and
+// what depends on it are left empty without one, or when the instrument
+// cannot be read).
 func (h *handler) position(ctx context.Context, p Position) *walletv1.Position {
 	sc := h.s.cfg.scale(p.Asset)
 	out := &walletv1.Position{
@@ -128,7 +128,7 @@ func (h *handler) position(ctx context.Context, p Position) *walletv1.Position {
 			}
 		}
 	}
-	markText := h.s.markOf(p.Instrument)
+	markText := h.s.markOf(ctx, p.Instrument)
 	mark, err := decimal.ParseNonNegative(markText, ps)
 	if markText == "" || err != nil {
 		return out

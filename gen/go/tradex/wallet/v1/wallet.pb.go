@@ -1760,8 +1760,8 @@ type Position struct {
 	EntryValue string `protobuf:"bytes,6,opt,name=entry_value,json=entryValue,proto3" json:"entry_value,omitempty"`
 	// The isolated margin.
 	Margin string `protobuf:"bytes,7,opt,name=margin,proto3" json:"margin,omitempty"`
-	// The last mark price the wallet saw for the instrument; empty until it saw one since
-	// it started (then unrealized_pnl and equity are empty too).
+	// The instrument's last mark price (of its latest engine event); empty before its
+	// first quote or trade (then unrealized_pnl and equity are empty too).
 	MarkPrice string `protobuf:"bytes,8,opt,name=mark_price,json=markPrice,proto3" json:"mark_price,omitempty"`
 	// size x mark - entry_value.
 	UnrealizedPnl string `protobuf:"bytes,9,opt,name=unrealized_pnl,json=unrealizedPnl,proto3" json:"unrealized_pnl,omitempty"`

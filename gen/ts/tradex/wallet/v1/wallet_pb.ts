@@ -983,8 +983,8 @@ export type Position = Message<"tradex.wallet.v1.Position"> & {
   margin: string;
 
   /**
-   * The last mark price the wallet saw for the instrument; empty until it saw one since
-   * it started (then unrealized_pnl and equity are empty too).
+   * The instrument's last mark price (of its latest engine event); empty before its
+   * first quote or trade (then unrealized_pnl and equity are empty too).
    *
    * @generated from field: string mark_price = 8;
    */
