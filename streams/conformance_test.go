@@ -45,6 +45,7 @@ func TestConformanceCluster(t *testing.T) {
 			JetStream: c.JetStream(),
 			Connect:   func(t *testing.T) (*nats.Conn, jetstream.JetStream) { return connect(t, c.Connect) },
 			Replicas:  3,
+			Patience:  3, // R3 consumers and elections on two loaded cores
 		}
 	})
 }

@@ -37,18 +37,20 @@ var durabilities = []struct {
 // (accepted or rejected) arriving at a subscriber; "answer" is the
 // PlaceOrder call alone. With mix=cross buys and sells overlap and about
 // half the orders trade (the wallet settles each trade); with mix=rest
-// nothing trades.
+// nothing trades. mix=cross-perpetual is mix=cross on BTCUSDT-PERP at 10x:
+// every order holds margin, every trade moves two positions through the
+// margin account.
 func BenchmarkPlaceOrder(b *testing.B) {
 	for _, d := range durabilities {
-		for _, cross := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%s/mix=%s", d.name, map[bool]string{false: "rest", true: "cross"}[cross]), func(b *testing.B) {
-				benchmarkPlaceOrder(b, d.sync, cross)
+		for _, mix := range []string{"rest", "cross", "cross-perpetual"} {
+			b.Run(fmt.Sprintf("%s/mix=%s", d.name, mix), func(b *testing.B) {
+				benchmarkPlaceOrder(b, d.sync, mix != "rest", mix == "cross-perpetual")
 			})
 		}
 	}
 }
 
-func benchmarkPlaceOrder(b *testing.B, policy embedded.SyncPolicy, cross bool) {
+func benchmarkPlaceOrder(b *testing.B, policy embedded.SyncPolicy, cross, perpetual bool) {
 	p := platformtest.New(b, platformtest.WithSync(policy))
 	const accounts = 16
 	for i := range accounts {
@@ -100,11 +102,15 @@ func benchmarkPlaceOrder(b *testing.B, policy embedded.SyncPolicy, cross bool) {
 					ticks += 100_000
 				}
 			}
-			start := time.Now()
-			res, err := p.Orders.PlaceOrder(b.Context(), &orderv1.PlaceOrderRequest{
+			req := &orderv1.PlaceOrderRequest{
 				AccountId: fmt.Sprintf("bench%02d", i%accounts), InstrumentId: "BTCUSDT", Side: side,
 				Type: commonv1.OrderType_ORDER_TYPE_LIMIT, Price: markets[0].price(ticks), Quantity: "0.00100",
-			})
+			}
+			if perpetual { // the same prices at its tick of 0.1, its lot of 0.001
+				req.InstrumentId, req.Price, req.Quantity = "BTCUSDT-PERP", fmt.Sprintf("%d.%d", ticks/100, ticks/10%10), "0.001"
+			}
+			start := time.Now()
+			res, err := p.Orders.PlaceOrder(b.Context(), req)
 			if err != nil {
 				b.Error(err)
 				return

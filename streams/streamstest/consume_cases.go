@@ -44,15 +44,15 @@ func (s *seen) total() int {
 	return n
 }
 
-// waitTotal waits until n messages were processed.
-func (s *seen) waitTotal(t *testing.T, n int, what string) {
+// waitTotal waits until n messages were processed, for at most timeout.
+func (s *seen) waitTotal(t *testing.T, n int, what string, timeout time.Duration) {
 	t.Helper()
 	polltest.Until(t, what, func() error {
 		if got := s.total(); got < n {
 			return fmt.Errorf("%d of %d", got, n)
 		}
 		return nil
-	}, polltest.WithTimeout(30*time.Second))
+	}, polltest.WithTimeout(timeout))
 }
 
 // exactlyOnce fails unless each of want was processed exactly once.
@@ -103,7 +103,7 @@ func testOrderPerKey(t *testing.T, s *suite) {
 			got.add(m.Key, v)
 			return nil
 		})
-	got.waitTotal(t, len(all), "all processed")
+	got.waitTotal(t, len(all), "all processed", s.within(30*time.Second))
 	got.exactlyOnce(t, all)
 	for _, k := range keys {
 		order := got.order[k]
@@ -114,7 +114,7 @@ func testOrderPerKey(t *testing.T, s *suite) {
 			}
 		}
 	}
-	polltest.Until(t, "consumer settled", s.consumerSettled(t, "ordered"), polltest.WithTimeout(10*time.Second))
+	polltest.Until(t, "consumer settled", s.consumerSettled(t, "ordered"), polltest.WithTimeout(s.within(10*time.Second)))
 }
 
 func testRedeliveryAfterError(t *testing.T, s *suite) {
@@ -138,10 +138,10 @@ func testRedeliveryAfterError(t *testing.T, s *suite) {
 			})
 		select {
 		case <-done:
-		case <-time.After(20 * time.Second):
+		case <-time.After(s.within(20 * time.Second)):
 			t.Fatalf("ordering %d: message not processed after errors within 20s", ordering)
 		}
-		polltest.Until(t, "consumer settled", s.consumerSettled(t, name), polltest.WithTimeout(10*time.Second))
+		polltest.Until(t, "consumer settled", s.consumerSettled(t, name), polltest.WithTimeout(s.within(10*time.Second)))
 		mu.Lock()
 		if fmt.Sprint(deliveries) != "[1 2 3]" {
 			t.Errorf("ordering %d: deliveries %v, want [1 2 3]", ordering, deliveries)
@@ -167,7 +167,7 @@ func testRedeliveryAfterDeath(t *testing.T, s *suite) {
 	}
 	select {
 	case <-started:
-	case <-time.After(10 * time.Second):
+	case <-time.After(s.within(10 * time.Second)):
 		t.Fatal("first consumer got nothing within 10s")
 	}
 	nc.Close() // the consumer's process dies without acking
@@ -183,7 +183,7 @@ func testRedeliveryAfterDeath(t *testing.T, s *suite) {
 		if m.Payload.GetValue() != "survivor" || m.Delivery < 2 {
 			t.Errorf("redelivered %q with delivery %d, want survivor with delivery >= 2", m.Payload.GetValue(), m.Delivery)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(s.within(20 * time.Second)):
 		t.Fatal("message not redelivered to a new instance within 20s")
 	}
 }
@@ -240,7 +240,7 @@ func testResumeAfterDeath(t *testing.T, s *suite) {
 	}
 	select {
 	case <-stuck:
-	case <-time.After(10 * time.Second):
+	case <-time.After(s.within(10 * time.Second)):
 		t.Fatal("first instance did not reach k-3 within 10s")
 	}
 	nc.Close()
@@ -264,7 +264,7 @@ func testResumeAfterDeath(t *testing.T, s *suite) {
 			return fmt.Errorf("applied %v", l.values)
 		}
 		return nil
-	}, polltest.WithTimeout(20*time.Second))
+	}, polltest.WithTimeout(s.within(20*time.Second)))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if strings.Join(l.values, ",") != strings.Join(want, ",") {
@@ -298,7 +298,7 @@ func testDeadLetter(t *testing.T, s *suite) {
 		m, err := dlq.GetLastMsgForSubject(t.Context(), streams.DLQTopic(s.topic)+".BTCUSDT")
 		dead = m
 		return err
-	}, polltest.WithTimeout(dlqWait))
+	}, polltest.WithTimeout(s.within(dlqWait)))
 	calls.Wait() // exactly MaxDeliver attempts (a fourth would panic the WaitGroup)
 	if string(dead.Data) == "" {
 		t.Error("dead letter has no payload")
@@ -321,7 +321,7 @@ func testDeadLetter(t *testing.T, s *suite) {
 		t.Errorf("dead letter time: %v", err)
 	}
 	// Terminated on the original stream: nothing pending, nothing unacked.
-	polltest.Until(t, "original terminated", s.consumerSettled(t, "settlement"), polltest.WithTimeout(10*time.Second))
+	polltest.Until(t, "original terminated", s.consumerSettled(t, "settlement"), polltest.WithTimeout(s.within(10*time.Second)))
 }
 
 func testPermanentAndPanic(t *testing.T, s *suite) {
@@ -347,7 +347,7 @@ func testPermanentAndPanic(t *testing.T, s *suite) {
 			}
 		}
 		return nil
-	}, polltest.WithTimeout(dlqWait))
+	}, polltest.WithTimeout(s.within(dlqWait)))
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["perm"] != 1 {
@@ -374,8 +374,8 @@ func testCompetingConsumers(t *testing.T, s *suite) {
 		_, js := s.env.Connect(t)
 		s.consume(t, js, cfg, h)
 	}
-	got.waitTotal(t, len(all), "all processed")
-	polltest.Until(t, "consumer settled", s.consumerSettled(t, "workers"), polltest.WithTimeout(10*time.Second))
+	got.waitTotal(t, len(all), "all processed", s.within(30*time.Second))
+	polltest.Until(t, "consumer settled", s.consumerSettled(t, "workers"), polltest.WithTimeout(s.within(10*time.Second)))
 	got.exactlyOnce(t, all)
 }
 
@@ -399,7 +399,7 @@ func testDrain(t *testing.T, s *suite) {
 	for range 4 { // every worker busy, more fetched and queued behind them
 		select {
 		case <-started:
-		case <-time.After(10 * time.Second):
+		case <-time.After(s.within(10 * time.Second)):
 			t.Fatal("handlers did not start within 10s")
 		}
 	}
@@ -411,7 +411,7 @@ func testDrain(t *testing.T, s *suite) {
 		if err != nil {
 			t.Fatalf("Stop: %v", err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(s.within(20 * time.Second)):
 		t.Fatal("Stop did not return within 20s")
 	}
 	inFlight := got.total()
@@ -423,8 +423,8 @@ func testDrain(t *testing.T, s *suite) {
 		got.add(m.Key, m.Payload.GetValue())
 		return nil
 	})
-	got.waitTotal(t, len(all), "the rest processed")
-	polltest.Until(t, "consumer settled", s.consumerSettled(t, "drainer"), polltest.WithTimeout(10*time.Second))
+	got.waitTotal(t, len(all), "the rest processed", s.within(30*time.Second))
+	polltest.Until(t, "consumer settled", s.consumerSettled(t, "drainer"), polltest.WithTimeout(s.within(10*time.Second)))
 	got.exactlyOnce(t, all)
 }
 
@@ -436,7 +436,7 @@ func testStartPositions(t *testing.T, s *suite) {
 			return errors.New("same instant")
 		}
 		return nil
-	}, polltest.WithTimeout(5*time.Second))
+	}, polltest.WithTimeout(s.within(5*time.Second)))
 	mark := time.Now()
 	first := func(name string, start streams.Start) chan string {
 		ch := make(chan string, 16)
@@ -463,7 +463,7 @@ func testStartPositions(t *testing.T, s *suite) {
 			if got != tc.want {
 				t.Errorf("%s: first message %q, want %q", name, got, tc.want)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(s.within(10 * time.Second)):
 			t.Errorf("%s: no message within 10s", name)
 		}
 	}

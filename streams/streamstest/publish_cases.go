@@ -162,7 +162,7 @@ func testHeadersAndContext(t *testing.T, s *suite) {
 		if tid := trace.SpanContextFromContext(hctx).TraceID(); tid != sc.TraceID() {
 			t.Errorf("handler trace id = %s, want %s", tid, sc.TraceID())
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(s.within(10 * time.Second)):
 		t.Fatal("handler not called within 10s")
 	}
 }

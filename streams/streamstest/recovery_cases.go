@@ -38,7 +38,7 @@ func testRedrive(t *testing.T, s *suite) {
 			err = fmt.Errorf("%d dead letters", len(letters))
 		}
 		return err
-	}, polltest.WithTimeout(dlqWait))
+	}, polltest.WithTimeout(s.within(dlqWait)))
 	fixed.Store(true) // the handler is fixed and redeployed
 	n, err := dlq.Redrive(t.Context(), s.topic, streams.DLQFilter{})
 	if err != nil || n != 1 {
@@ -49,7 +49,7 @@ func testRedrive(t *testing.T, s *suite) {
 		if m.Payload.GetValue() != "needs-fix" || m.Key != "BTCUSDT" || m.Header.Get(streams.HeaderCEID) != "evt-redrive" {
 			t.Errorf("redriven message = %q key %q ce-id %q, want the original", m.Payload.GetValue(), m.Key, m.Header.Get(streams.HeaderCEID))
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(s.within(20 * time.Second)):
 		t.Fatal("redriven message not processed within 20s")
 	}
 	if letters, err := dlq.List(t.Context(), s.topic, streams.DLQFilter{}); err != nil || len(letters) != 0 {
@@ -102,7 +102,7 @@ func testIdempotentHandler(t *testing.T, s *suite) {
 		_, js := s.env.Connect(t)
 		s.consume(t, js, cfg, h)
 	}
-	polltest.Until(t, "every copy acknowledged", s.consumerSettled(t, "conf-idem"), polltest.WithTimeout(30*time.Second))
+	polltest.Until(t, "every copy acknowledged", s.consumerSettled(t, "conf-idem"), polltest.WithTimeout(s.within(30*time.Second)))
 	mu.Lock()
 	defer mu.Unlock()
 	for i := range events {

@@ -34,6 +34,10 @@ type Env struct {
 	Connect func(t *testing.T) (*nats.Conn, jetstream.JetStream)
 	// Replicas is the replica count for streams (3 on a 3-node cluster).
 	Replicas int
+	// Patience multiplies how long a case waits for the broker before it
+	// fails (0 is 1): a cluster's consumers and elections are slower on a
+	// loaded machine. Only hang guards scale; what is asserted does not.
+	Patience int
 }
 
 // Run runs every conformance case as a subtest, against one broker from
@@ -159,4 +163,9 @@ func (s *suite) consumerSettled(t *testing.T, name string) func() error {
 		}
 		return nil
 	}
+}
+
+// within scales a wait by the environment's Patience.
+func (s *suite) within(d time.Duration) time.Duration {
+	return d * time.Duration(max(s.env.Patience, 1))
 }
