@@ -67,8 +67,11 @@ func (s *Service) adjustMargin(ctx context.Context, acct, sym, amountText, reque
 		_, err := s.wallet.HoldBalance(ctx, &walletv1.HoldBalanceRequest{
 			HoldId: id, AccountId: acct, Asset: in.GetQuoteAsset(), Amount: decimal.Format(amount, ns), Reason: walletv1.HoldReason_HOLD_REASON_ORDER,
 		})
-		if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+		switch connect.CodeOf(err) {
+		case connect.CodeFailedPrecondition:
 			return nil, fmt.Errorf("%w: hold %s %s of margin: %s", ErrInsufficientFunds, decimal.FormatTrim(amount, ns), in.GetQuoteAsset(), walletReason(err))
+		case connect.CodeAlreadyExists:
+			return nil, fmt.Errorf("%w: request_id %s was used for another margin change", ErrAlreadyExists, requestID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("hold margin %s: %w", id, err)

@@ -961,6 +961,46 @@ func TestPerpetualOrderHoldsMargin(t *testing.T) {
 	}
 }
 
+// A margin change holds an add first and publishes its command; without an
+// engine to answer it the call says Unavailable and keeps the hold (the
+// engine's answer would settle it). A request id names one change: reused
+// for another amount it is AlreadyExists. Bad input names its field.
+func TestAdjustMarginWithoutAnEngine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	svc := e.start()
+	e.deposit("alice", "USDT", "1000")
+	req := &orderv1.AdjustMarginRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Amount: "10", RequestId: "r1"}
+	_, err := svc.client.AdjustMargin(t.Context(), req)
+	codeOf(t, err, connect.CodeUnavailable, "unavailable")
+	if got := e.balance("alice", "USDT"); got != "990/10" {
+		t.Fatalf("alice USDT %s, want 10 held for the margin", got)
+	}
+	cmd := e.commands()["margin:alice:r1"].GetMargin()
+	if cmd.GetAccountId() != "alice" || cmd.GetAmount() != "10.0000" || cmd.GetLeverage() != 10 {
+		t.Fatalf("margin command %v, want alice's 10.0000 at leverage 10", cmd)
+	}
+	for _, tc := range []struct {
+		req  *orderv1.AdjustMarginRequest
+		code connect.Code
+		text string
+	}{
+		{&orderv1.AdjustMarginRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Amount: "20", RequestId: "r1"}, connect.CodeAlreadyExists, "request_id r1"},
+		{&orderv1.AdjustMarginRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Amount: "0"}, connect.CodeInvalidArgument, "amount"},
+		{&orderv1.AdjustMarginRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Amount: "1.00001"}, connect.CodeInvalidArgument, "amount"},
+		{&orderv1.AdjustMarginRequest{AccountId: "alice", InstrumentId: "BTCUSDT", Amount: "1"}, connect.CodeInvalidArgument, "instrument_id"},
+		{&orderv1.AdjustMarginRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Amount: "1", RequestId: "a b"}, connect.CodeInvalidArgument, "request_id"},
+		{&orderv1.AdjustMarginRequest{InstrumentId: "BTCUSDT-PERP", Amount: "1"}, connect.CodeInvalidArgument, "account_id"},
+		{&orderv1.AdjustMarginRequest{AccountId: "alice", InstrumentId: "BTCUSDT-PERP", Amount: "5000"}, connect.CodeFailedPrecondition, "insufficient funds"},
+	} {
+		_, err := svc.client.AdjustMargin(t.Context(), tc.req)
+		codeOf(t, err, tc.code, tc.text)
+	}
+	if got := e.balance("alice", "USDT"); got != "990/10" {
+		t.Fatalf("alice USDT %s after refused changes, want them to hold nothing", got)
+	}
+}
+
 // An account's leverage on a perpetual: the default until set, then what
 // was set, within 1 to the instrument's maximum; no leverage on spot.
 func TestLeverage(t *testing.T) {
