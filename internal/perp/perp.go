@@ -67,6 +67,16 @@ func Fee(notional, rate int64) (int64, error) {
 	return mulDiv(abs(notional), rate, RateUnit, awayFromZero)
 }
 
+// Share is the part of total that part of whole takes: total x part /
+// whole, rounded down (a fill of part of an order's quantity takes that
+// share of its margin); whole > 0.
+func Share(total, part, whole int64) (int64, error) {
+	if whole <= 0 {
+		return 0, fmt.Errorf("%w: share of %d", ErrInvalid, whole)
+	}
+	return mulDiv(total, part, whole, towardZero)
+}
+
 // rounding says which way mulDiv rounds a quotient that is not exact.
 type rounding int
 

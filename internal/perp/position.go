@@ -257,3 +257,17 @@ func (p Position) EntryPrice() (price int64, ok bool, err error) {
 	price, err = mulDiv(abs(p.Value), 1, abs(p.Size), towardZero)
 	return price, err == nil, err
 }
+
+// WithMargin is the position with delta added to its margin (a removal
+// below zero); the margin may not go below zero.
+func (p Position) WithMargin(delta int64) (Position, error) {
+	m, err := add(p.Margin, delta)
+	if err != nil {
+		return p, err
+	}
+	if m < 0 {
+		return p, fmt.Errorf("%w: margin %d %+d", ErrInvalid, p.Margin, delta)
+	}
+	p.Margin = m
+	return p, nil
+}

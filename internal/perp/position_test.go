@@ -2,6 +2,7 @@ package perp_test
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/tradex-mesh/tradex/internal/perp"
@@ -206,5 +207,33 @@ func TestMarginAndFees(t *testing.T) {
 	}
 	if _, err := perp.Fee(1, -1); !errors.Is(err, perp.ErrInvalid) {
 		t.Errorf("a negative fee rate: %v", err)
+	}
+}
+
+// Margin added and removed; never below zero, never past int64. A share of
+// a margin rounds down, exact past int64 in between.
+func TestWithMarginAndShare(t *testing.T) {
+	t.Parallel()
+	p := perp.Position{Size: 2, Value: 100, Margin: 10}
+	for _, tc := range []struct {
+		delta, want int64
+		err         error
+	}{{5, 15, nil}, {-10, 0, nil}, {-11, 10, perp.ErrInvalid}, {math.MaxInt64, 10, perp.ErrOverflow}} {
+		got, err := p.WithMargin(tc.delta)
+		if !errors.Is(err, tc.err) || got.Margin != tc.want || got.Size != 2 || got.Value != 100 {
+			t.Errorf("WithMargin(%d) = %+v, %v; want margin %d, %v", tc.delta, got, err, tc.want, tc.err)
+		}
+	}
+	for _, tc := range []struct {
+		total, part, whole, want int64
+		err                      error
+	}{
+		{10, 1, 3, 3, nil}, {10, 3, 3, 10, nil}, {math.MaxInt64, 2, 4, math.MaxInt64 / 2, nil},
+		{5, 1, 0, 0, perp.ErrInvalid}, {math.MaxInt64, 4, 2, 0, perp.ErrOverflow},
+	} {
+		got, err := perp.Share(tc.total, tc.part, tc.whole)
+		if !errors.Is(err, tc.err) || got != tc.want {
+			t.Errorf("Share(%d, %d, %d) = %d, %v; want %d, %v", tc.total, tc.part, tc.whole, got, err, tc.want, tc.err)
+		}
 	}
 }

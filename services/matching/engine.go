@@ -113,10 +113,7 @@ func (st *instrument) apply(in input) []*enginev1.EngineEvent {
 	case in.cmd.GetMargin() != nil && in.cmd.GetInstrumentId() == st.id:
 		st.buf = st.buf[:0] // nothing happens on the book
 		if st.executed.seen(in.cmd.GetCommandId(), in.time) {
-			emit(&enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
-				OrderId: in.cmd.GetCommandId(), AccountId: in.cmd.GetMargin().GetAccountId(),
-				Reason: commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER, Message: "margin: the command was executed before",
-			}}})
+			emit(rejected(in.cmd, commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER, "margin: the command was executed before"))
 			break
 		}
 		emit(st.adjustMargin(in.cmd))
@@ -266,11 +263,21 @@ func invalid(c *enginev1.OrderCommand, msg string) *enginev1.EngineEvent {
 	if cl := c.GetCancel(); cl != nil {
 		return cancelInvalid(cl, msg)
 	}
-	s := c.GetSubmit()
-	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
-		OrderId: s.GetOrderId(), AccountId: s.GetAccountId(),
-		Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: msg,
-	}}}
+	return rejected(c, commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, msg)
+}
+
+// rejected is the rejection of a command that is not a cancel: it names a
+// submit's order and account, a margin change's command id and account, a
+// funding tick's command id.
+func rejected(c *enginev1.OrderCommand, reason commonv1.RejectReason, msg string) *enginev1.EngineEvent {
+	r := &enginev1.OrderRejected{OrderId: c.GetCommandId(), Reason: reason, Message: msg}
+	switch {
+	case c.GetSubmit() != nil:
+		r.OrderId, r.AccountId = c.GetSubmit().GetOrderId(), c.GetSubmit().GetAccountId()
+	case c.GetMargin() != nil:
+		r.AccountId = c.GetMargin().GetAccountId()
+	}
+	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: r}}
 }
 
 // duplicate is the rejection of a submit whose command id was executed

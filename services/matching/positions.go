@@ -3,7 +3,6 @@ package matching
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"time"
 
@@ -34,22 +33,13 @@ type perpOrder struct {
 // the rounding carried to the next fill (the last one takes the rest).
 func (o *perpOrder) share(qty int64) int64 {
 	o.filled += qty
-	total, err := mulDiv(o.margin, o.filled, o.quantity)
+	total, err := perp.Share(o.margin, o.filled, o.quantity)
 	if err != nil || o.filled >= o.quantity {
 		total = o.margin
 	}
 	s := total - o.taken
 	o.taken = total
 	return s
-}
-
-// mulDiv is a x b / c rounded down, c > 0, with an error on overflow.
-func mulDiv(a, b, c int64) (int64, error) {
-	n, err := perp.Notional(a, b) // a x b with an overflow check
-	if err != nil {
-		return 0, err
-	}
-	return n / c, nil
 }
 
 // perpOf reads a submit's perpetual fields: nil for a spot order (leverage
@@ -247,22 +237,18 @@ const impactDepth = 1000
 func (st *instrument) settleFunding(c *enginev1.OrderCommand) []*enginev1.EngineEvent {
 	end := c.GetFunding().GetIntervalEnd()
 	if !end.IsValid() {
-		return []*enginev1.EngineEvent{{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
-			OrderId: c.GetCommandId(), Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: "funding tick: interval_end is required",
-		}}}}
+		return []*enginev1.EngineEvent{invalid(c, "funding tick: interval_end is required")}
 	}
 	if at := end.AsTime().UnixNano(); at <= st.lastFunding {
 		// Once per interval, whoever sent the tick and however often.
-		return []*enginev1.EngineEvent{{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
-			OrderId: c.GetCommandId(), Reason: commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER,
-			Message: fmt.Sprintf("funding tick: the interval ending %s is settled", end.AsTime().UTC().Format(time.RFC3339)),
-		}}}}
+		return []*enginev1.EngineEvent{rejected(c, commonv1.RejectReason_REJECT_REASON_DUPLICATE_ORDER,
+			fmt.Sprintf("funding tick: the interval ending %s is settled", end.AsTime().UTC().Format(time.RFC3339)))}
 	}
 	out, contributions := st.fundingOf(c)
-	if out.GetFunding() != nil {
+	f := out.GetFunding()
+	if f != nil {
 		st.lastFunding = end.AsTime().UnixNano()
 	}
-	f := out.GetFunding()
 	if f == nil || len(f.Payments) <= maxFundingPayments {
 		return []*enginev1.EngineEvent{out}
 	}
@@ -293,9 +279,7 @@ func (st *instrument) fundingOf(c *enginev1.OrderCommand) (*enginev1.EngineEvent
 	f := c.GetFunding()
 	ns := st.priceScale + st.quantityScale
 	reject := func(msg string) (*enginev1.EngineEvent, map[string]int64) {
-		return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
-			OrderId: c.GetCommandId(), Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER, Message: "funding tick: " + msg,
-		}}}, nil
+		return invalid(c, "funding tick: "+msg), nil
 	}
 	clamp, err := decimal.ParseNonNegative(f.GetRateClamp(), 6)
 	if err != nil || clamp > perp.RateUnit {
@@ -372,12 +356,7 @@ func (st *instrument) fundingOf(c *enginev1.OrderCommand) (*enginev1.EngineEvent
 func (st *instrument) adjustMargin(c *enginev1.OrderCommand) *enginev1.EngineEvent {
 	a := c.GetMargin()
 	ns := st.priceScale + st.quantityScale
-	reject := func(msg string) *enginev1.EngineEvent {
-		return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_Rejected{Rejected: &enginev1.OrderRejected{
-			OrderId: c.GetCommandId(), AccountId: a.GetAccountId(), Reason: commonv1.RejectReason_REJECT_REASON_INVALID_ORDER,
-			Message: "margin: " + msg,
-		}}}
-	}
+	reject := func(msg string) *enginev1.EngineEvent { return invalid(c, "margin: "+msg) }
 	pos, ok := st.positions[a.GetAccountId()]
 	if !ok || pos.Size == 0 || !st.scaled {
 		return reject("the account has no open position")
@@ -389,9 +368,6 @@ func (st *instrument) adjustMargin(c *enginev1.OrderCommand) *enginev1.EngineEve
 	format := func(v int64) string { return decimal.Format(v, ns) }
 	change := &enginev1.PositionChange{MarginFromOrder: format(0), Payout: format(0), RealizedPnl: format(0), ReleasedMargin: format(0), Shortfall: format(0)}
 	if amount > 0 {
-		if pos.Margin, err = addChecked(pos.Margin, amount); err != nil {
-			return reject(err.Error())
-		}
 		change.MarginFromOrder = format(amount)
 	} else {
 		mark, ok := st.mark.Price()
@@ -405,20 +381,14 @@ func (st *instrument) adjustMargin(c *enginev1.OrderCommand) *enginev1.EngineEve
 		if -amount > most {
 			return reject(fmt.Sprintf("at most %s can be removed at the mark %s", format(most), decimal.Format(mark, st.priceScale)))
 		}
-		pos.Margin += amount
 		change.Payout = format(-amount)
+	}
+	if pos, err = pos.WithMargin(amount); err != nil {
+		return reject(err.Error())
 	}
 	st.setPosition(a.GetAccountId(), pos)
 	change.Size, change.EntryValue, change.Margin = decimal.Format(pos.Size, st.quantityScale), format(pos.Value), format(pos.Margin)
 	return &enginev1.EngineEvent{Event: &enginev1.EngineEvent_MarginAdjusted{MarginAdjusted: &enginev1.MarginAdjusted{
 		AccountId: a.GetAccountId(), Amount: format(amount), Position: change,
 	}}}
-}
-
-// addChecked is a + b, or an error past int64.
-func addChecked(a, b int64) (int64, error) {
-	if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {
-		return 0, fmt.Errorf("%d + %d is out of range", a, b)
-	}
-	return a + b, nil
 }

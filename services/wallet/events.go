@@ -114,15 +114,11 @@ func decodeEntry(data []byte, h header, streamSeq uint64, scaleOf func(string) i
 	}
 	var pos *PositionState
 	if p := m.GetPosition(); p != nil {
-		value, err := decimal.Parse(p.GetEntryValue(), sc)
+		ps, err := positionState(p, sc)
 		if err != nil {
-			return Entry{}, fmt.Errorf("%w: entry %d: position: %w", ErrCorruptJournal, streamSeq, err)
+			return Entry{}, fmt.Errorf("%w: entry %d: %w", ErrCorruptJournal, streamSeq, err)
 		}
-		margin, err := decimal.Parse(p.GetMargin(), sc)
-		if err != nil {
-			return Entry{}, fmt.Errorf("%w: entry %d: position: %w", ErrCorruptJournal, streamSeq, err)
-		}
-		pos = &PositionState{Instrument: p.GetInstrumentId(), Size: p.GetSize(), Value: value, Margin: margin}
+		pos = &ps
 	}
 	hr, _ := strconv.Atoi(h.Get(headerHoldReason))
 	return Entry{
@@ -135,4 +131,17 @@ func decodeEntry(data []byte, h header, streamSeq uint64, scaleOf func(string) i
 		TransferID: m.GetTransferId(), Memo: m.GetMemo(), Time: m.GetOccurredAt().AsTime(),
 		Sequence: m.GetSequence(), StreamSeq: streamSeq,
 	}, nil
+}
+
+// positionState reads a journal entry's position at the asset's scale.
+func positionState(p *walletv1.PositionState, scale int32) (PositionState, error) {
+	value, err := decimal.Parse(p.GetEntryValue(), scale)
+	if err != nil {
+		return PositionState{}, fmt.Errorf("position entry value: %w", err)
+	}
+	margin, err := decimal.Parse(p.GetMargin(), scale)
+	if err != nil {
+		return PositionState{}, fmt.Errorf("position margin: %w", err)
+	}
+	return PositionState{Instrument: p.GetInstrumentId(), Size: p.GetSize(), Value: value, Margin: margin}, nil
 }

@@ -76,11 +76,12 @@ func (h *handler) WatchPositions(ctx context.Context, req *walletv1.WatchPositio
 		if ps := bc.GetPosition(); ps == nil || !want(ps.GetInstrumentId()) {
 			return nil
 		}
-		e, err := decodeEntry(m.Data, m.Header, m.Sequence, h.s.cfg.scale)
+		state, err := positionState(bc.GetPosition(), h.s.cfg.scale(bc.GetAsset()))
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: entry %d: %w", ErrCorruptJournal, m.Sequence, err)
 		}
-		p := Position{Account: e.Account, Asset: e.Asset, PositionState: *e.Position, Revision: e.Sequence, UpdatedAt: e.Time}
+		p := Position{Account: bc.GetAccountId(), Asset: bc.GetAsset(), PositionState: state,
+			Revision: bc.GetSequence(), UpdatedAt: bc.GetOccurredAt().AsTime()}
 		return stream.Send(&walletv1.WatchPositionsResponse{Event: &walletv1.WatchPositionsResponse_Changed{Changed: h.position(ctx, p)}})
 	})
 }
