@@ -23,7 +23,9 @@ func testRedrive(t *testing.T, s *suite) {
 	s.publish(t, "BTCUSDT", "needs-fix", streams.WithMsgID("evt-redrive"))
 	var fixed atomic.Bool
 	got := make(chan *streams.Message[*wrapperspb.StringValue], 1)
-	s.consume(t, s.env.JetStream, streams.ConsumerConfig{Name: "redriven", MaxDeliver: 2, Ordering: streams.Unordered},
+	// AckWait short, as in testDeadLetter: a nak lost to a busy cluster
+	// comes back in seconds, not after the default's half minute.
+	s.consume(t, s.env.JetStream, streams.ConsumerConfig{Name: "redriven", MaxDeliver: 2, Ordering: streams.Unordered, AckWait: 2 * time.Second},
 		func(_ context.Context, m *streams.Message[*wrapperspb.StringValue]) error {
 			if !fixed.Load() {
 				return errors.New("bug in handler")
