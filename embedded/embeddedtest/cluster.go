@@ -14,6 +14,14 @@ import (
 // trying a node again; short so that tests stopping nodes stay fast.
 const clusterReconnectWait = 50 * time.Millisecond
 
+// clusterAPITimeout bounds a JetStream API call on the cluster's handle
+// that has no deadline of its own. A replicated stream's creation is a
+// meta-group proposal and then a stream-group election; with the race
+// detector and every package's tests sharing two cores it has taken
+// longer than the client's default 5 s, so the cluster handle waits
+// longer before calling the cluster hung.
+const clusterAPITimeout = 30 * time.Second
+
 // Cluster is a running JetStream cluster with a connected client. The
 // embedded cluster's methods (Node, StopNode, RestartNode, ClientURLs,
 // ...) are available on it directly.
@@ -49,11 +57,12 @@ func NewCluster(t testing.TB, nodes int, opts ...Option) *Cluster {
 		t.Fatalf("embeddedtest: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	return &Cluster{Cluster: c, conn: nc, js: newJetStream(t, nc)}
+	return &Cluster{Cluster: c, conn: nc, js: newJetStream(t, nc, jetstream.WithDefaultTimeout(clusterAPITimeout))}
 }
 
 // Conn returns the test's connection to the cluster.
 func (c *Cluster) Conn() *nats.Conn { return c.conn }
 
-// JetStream returns a JetStream handle on [Cluster.Conn].
+// JetStream returns a JetStream handle on [Cluster.Conn]. A call whose
+// context has no deadline waits up to 30 s for the cluster's answer.
 func (c *Cluster) JetStream() jetstream.JetStream { return c.js }

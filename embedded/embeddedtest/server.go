@@ -86,9 +86,9 @@ func cleanupShutdown(t testing.TB, shutdown func(context.Context) error) {
 	})
 }
 
-func newJetStream(t testing.TB, nc *nats.Conn) jetstream.JetStream {
+func newJetStream(t testing.TB, nc *nats.Conn, opts ...jetstream.JetStreamOpt) jetstream.JetStream {
 	t.Helper()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, opts...)
 	if err != nil {
 		t.Fatalf("embeddedtest: jetstream: %v", err)
 	}
