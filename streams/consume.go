@@ -200,6 +200,18 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
+// A pull request lost on its way (sent while a replicated consumer has no
+// leader yet, or across a leader change: the broker answers "no
+// responders") leaves nats.go waiting for messages it will never get
+// until two heartbeats are missed; then it pulls again. With nats.go's
+// defaults (30 s expiry, 15 s heartbeat) such a consumer stalled 30 s on a
+// fresh 3-node cluster; these bound the stall to 4 s for a heartbeat from
+// each idle consumer every 2 s.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
 // Consumer is a running durable consumer; Stop it to drain.
 type Consumer struct {
 	name    string
@@ -240,7 +252,8 @@ func Consume[T proto.Message](ctx context.Context, client *Client, topic string,
 		}
 		horizon, ackFloor = info.Delivered.Stream, info.AckFloor.Stream
 	}
-	iter, err := jc.Messages(jetstream.PullMaxMessages(min(cfg.MaxAckPending, 256)))
+	iter, err := jc.Messages(jetstream.PullMaxMessages(min(cfg.MaxAckPending, 256)),
+		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return nil, brokerError("consume "+cfg.Name, err)
 	}
@@ -312,6 +325,11 @@ func (c *Consumer) run(ctx context.Context, p messageProcessor, cfg ConsumerConf
 	seed := maphash.MakeSeed()
 	for {
 		m, err := c.iter.Next()
+		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+			// Not the end: nats.go has pulled again and goes on.
+			cfg.Logger.WarnContext(ctx, "consumer heard no heartbeat from the broker; pulling again", "consumer", c.name)
+			continue
+		}
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				cfg.Logger.ErrorContext(ctx, "consumer stopped fetching", "consumer", c.name, "err", err)
