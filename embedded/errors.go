@@ -24,6 +24,20 @@ var (
 	// the ready timeout.
 	ErrNotReady = errors.New("server not ready")
 
+	// ErrStoreKey is returned for unusable [Encryption] options (a short
+	// key, an unknown cipher).
+	ErrStoreKey = errors.New("store encryption key not usable")
+
+	// ErrStoreEncrypted is returned when a store's encrypted streams cannot
+	// be read: no key was given, or not the one they were written with.
+	// The error text names the streams.
+	ErrStoreEncrypted = errors.New("store is encrypted")
+
+	// ErrStreamUnreadable is returned when a single node could not load a
+	// stream stored on disk (damaged files): it would never become ready.
+	// The error text names the streams.
+	ErrStreamUnreadable = errors.New("stored stream could not be recovered")
+
 	// ErrServerFailed is returned when nats-server reported a fatal error
 	// while starting (the text of that error follows).
 	ErrServerFailed = errors.New("nats-server failed")

@@ -110,6 +110,11 @@ type Options struct {
 	// tls.RequireAndVerifyClientCert: client certificates too). In-process
 	// connections need none.
 	TLS *tls.Config
+
+	// Encryption, when set, encrypts the store at rest. A store holding
+	// encrypted streams does not start without it, nor (a single node)
+	// with a key that cannot read them: [ErrStoreEncrypted].
+	Encryption *Encryption
 }
 
 // User is a NATS user of the embedded server.
@@ -170,6 +175,13 @@ func (o Options) resolved() (Options, error) {
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = DefaultReadyTimeout
 	}
+	if o.Encryption != nil {
+		e := *o.Encryption
+		if err := e.check(); err != nil {
+			return o, err
+		}
+		o.Encryption = &e
+	}
 	if o.Cluster != nil {
 		if o.Port == NoListener {
 			// nats-server 2.15 starts routing only after the client accept
@@ -216,6 +228,9 @@ func (o Options) serverOptions() (*server.Options, error) {
 	}
 	if o.Port == NoListener {
 		so.Port = 0
+	}
+	if o.Encryption != nil {
+		o.Encryption.apply(so)
 	}
 	if o.TLS != nil {
 		so.TLS, so.TLSConfig, so.TLSTimeout = true, o.TLS.Clone(), tlsTimeout

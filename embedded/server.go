@@ -63,6 +63,9 @@ func start(ctx context.Context, o Options) (*Server, error) {
 	if err := prepareStoreDir(o.StoreDir); err != nil {
 		return nil, err
 	}
+	if err := checkStoreKey(o); err != nil {
+		return nil, err
+	}
 	if err := checkAddrsFree(ctx, o); err != nil {
 		return nil, err
 	}
@@ -130,6 +133,9 @@ func (s *Server) waitReady(ctx context.Context, fatal <-chan error) error {
 		status := s.health()
 		if status == "" {
 			return nil
+		}
+		if err := s.unrecovered(); err != nil {
+			return err
 		}
 		select {
 		case err := <-fatal:
