@@ -103,6 +103,16 @@ type serveConfig struct {
 	// certificates; NATSClientCert and NATSClientKey the client
 	// certificate presented to it.
 	NATSCA, NATSClientCert, NATSClientKey string
+	// NATSEncrypt encrypts the embedded server's store at rest with the
+	// key in NATSStoreKey (empty: DataDir/nats-store-key, created on
+	// first start); a key file given turns it on too.
+	NATSEncrypt  bool
+	NATSStoreKey string
+	// NATSStoreOldKey is the file of the key the store was encrypted with
+	// before (key rotation).
+	NATSStoreOldKey string
+	// NATSCipher is the store's cipher: "aes" or "chacha".
+	NATSCipher string
 }
 
 // defaultServeConfig is what `tradex serve` does with no flags.
@@ -113,6 +123,7 @@ func defaultServeConfig() serveConfig {
 		GRPCAddr:        "127.0.0.1:8081",
 		NATSListen:      "127.0.0.1:4222",
 		Sync:            "always",
+		NATSCipher:      "aes",
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
@@ -142,6 +153,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, `embedded NATS client listen address, or "none" for in-process connections only`)
 	fs.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "external NATS URLs (comma-separated); when set, no embedded server is started")
 	fs.StringVar(&cfg.NATSCredentials, "nats-credentials", cfg.NATSCredentials, "file of the platform's NATS users and passwords; empty: <data-dir>/"+natsCredentialsFile+" for the embedded server (created on first start, 0600), no authentication for --nats")
+	fs.BoolVar(&cfg.NATSEncrypt, "nats-encrypt", cfg.NATSEncrypt, "encrypt the embedded server's store at rest (streams, consumers, key-value buckets) with the key in --nats-store-key")
+	fs.StringVar(&cfg.NATSStoreKey, "nats-store-key", cfg.NATSStoreKey, "file of the embedded store's key (64 hex digits); turns on --nats-encrypt; empty: <data-dir>/"+natsStoreKeyFile+", created on first start (0600). Keep it apart from the data: losing it loses the store")
+	fs.StringVar(&cfg.NATSStoreOldKey, "nats-store-old-key", cfg.NATSStoreOldKey, "file of the key the store was encrypted with before; its streams are re-encrypted with --nats-store-key (key rotation)")
+	fs.StringVar(&cfg.NATSCipher, "nats-cipher", cfg.NATSCipher, `cipher of the encrypted store: "aes" (AES-256-GCM) or "chacha" (ChaCha20-Poly1305)`)
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, `embedded JetStream fsync: "always" (every write, no acknowledged loss on power failure) or "periodic" (faster, may lose the last writes on power failure)`)
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
@@ -197,6 +212,9 @@ func (c serveConfig) validate() error {
 		if err := checkAddr(c.NATSListen); err != nil {
 			return fmt.Errorf("--nats-listen: %w", err)
 		}
+	}
+	if err := c.validateStoreEncryption(); err != nil {
+		return err
 	}
 	if c.Sync != "always" && c.Sync != "periodic" {
 		return fmt.Errorf("--sync: %q is neither always nor periodic", c.Sync)

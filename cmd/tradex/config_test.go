@@ -91,6 +91,19 @@ func TestParseServeFlags(t *testing.T) {
 		}},
 		{name: "unknown service", args: []string{"--services", "metadata,bogus"}, wantErr: `unknown service "bogus"`},
 		{name: "short internal token", args: []string{"--internal-token", "short"}, wantErr: "--internal-token: must be at least 16"},
+		{name: "store encryption", args: []string{"--nats-encrypt", "--nats-cipher", "chacha"}, check: func(t *testing.T, cfg serveConfig) {
+			if !cfg.encryptsStore() || cfg.NATSCipher != "chacha" {
+				t.Errorf("encryption %v, cipher %q; want on, chacha", cfg.encryptsStore(), cfg.NATSCipher)
+			}
+		}},
+		{name: "a store key file turns encryption on", args: []string{"--nats-store-key", "/keys/store"}, check: func(t *testing.T, cfg serveConfig) {
+			if !cfg.encryptsStore() {
+				t.Error("encryption off with --nats-store-key")
+			}
+		}},
+		{name: "bad cipher", args: []string{"--nats-encrypt", "--nats-cipher", "des"}, wantErr: "--nats-cipher"},
+		{name: "encryption with external nats", args: []string{"--nats", "nats://x:4222", "--nats-encrypt"}, wantErr: "--nats-encrypt"},
+		{name: "old key without encryption", args: []string{"--nats-store-old-key", "/keys/old"}, wantErr: "--nats-store-old-key"},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "usage"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "usage"},
 	}

@@ -60,6 +60,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		return err
 	}
 	broker, err := platform.StartBroker(ctx, logger, bcfg)
+	if errors.Is(err, embedded.ErrStoreEncrypted) {
+		return fmt.Errorf("%w (the store's key: --nats-encrypt with --nats-store-key, default <data-dir>/%s; after a rotation also --nats-store-old-key)", err, natsStoreKeyFile)
+	}
 	if err != nil {
 		return err
 	}
@@ -180,6 +183,9 @@ func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) (pl
 	if b.TLS, b.ClientTLS, err = natsTLS(cfg); err != nil {
 		return b, err
 	}
+	if b.Encryption, err = storeEncryption(cfg); err != nil {
+		return b, err
+	}
 	switch {
 	case cfg.NATSCredentials != "":
 		b.Credentials, err = platform.LoadCredentials(cfg.NATSCredentials)
@@ -218,7 +224,7 @@ func logStarted(ctx context.Context, logger *slog.Logger, cfg serveConfig, p *pl
 	logger.InfoContext(ctx, "tradex started",
 		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.Embedded(), "data_dir", broker.StoreDir(),
 		"auth", authMode(cfg),
-		"https", cfg.TLSCert != "" || cfg.TLSSelfSigned, "internal_tls", tlsMode(cfg.InternalTLSCert, cfg.InternalClientCA), "nats_tls", cfg.NATSTLSCert != "" || cfg.NATSCA != "",
+		"https", cfg.TLSCert != "" || cfg.TLSSelfSigned, "internal_tls", tlsMode(cfg.InternalTLSCert, cfg.InternalClientCA), "nats_tls", cfg.NATSTLSCert != "" || cfg.NATSCA != "", "store_encrypted", cfg.encryptsStore(),
 		"sync", cfg.Sync, "streams", len(p.Catalog().Topics()), "replicas", p.Replicas(), "services", p.Services(),
 		"wiring", strings.Join(wiring, ", "), "startup", took.Round(time.Millisecond))
 }

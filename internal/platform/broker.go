@@ -38,6 +38,8 @@ type BrokerConfig struct {
 	// TLS, when set, makes the embedded server's client listener require
 	// TLS with this server configuration; in-process connections need none.
 	TLS *tls.Config
+	// Encryption, when set, encrypts the embedded server's store at rest.
+	Encryption *embedded.Encryption
 	// ClientTLS, when set, is how connections to the external cluster
 	// (URL) speak TLS: the CAs they trust and the certificate they present.
 	ClientTLS *tls.Config
@@ -65,7 +67,7 @@ func StartBroker(ctx context.Context, log *slog.Logger, cfg BrokerConfig) (*Brok
 		nc.Close()
 		return b, nil
 	}
-	opts := embedded.Options{StoreDir: cfg.StoreDir, Port: embedded.NoListener, Sync: cfg.Sync, Logger: cfg.ServerLog, TLS: cfg.TLS}
+	opts := embedded.Options{StoreDir: cfg.StoreDir, Port: embedded.NoListener, Sync: cfg.Sync, Logger: cfg.ServerLog, TLS: cfg.TLS, Encryption: cfg.Encryption}
 	if cfg.Credentials != nil {
 		users, err := cfg.Credentials.EmbeddedUsers(streams.DefaultCatalog())
 		if err != nil {
