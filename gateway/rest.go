@@ -102,7 +102,13 @@ func (g *Gateway) handle(rt route) fiber.Handler {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	cacheable := rt.method == fiber.MethodGet && rt.access.isPublic()
 	return func(c *fiber.Ctx) error {
+		if cacheable {
+			c.Set(fiber.HeaderCacheControl, "no-cache")
+		} else {
+			c.Set(fiber.HeaderCacheControl, "no-store")
+		}
 		p, err := authorize(c, rt.access)
 		if err != nil {
 			return g.writeError(c, err)
@@ -125,9 +131,18 @@ func (g *Gateway) handle(rt route) fiber.Handler {
 		if err != nil {
 			return g.writeError(c, err)
 		}
+		body := wire.Append(c.Response().Body()[:0], resp)
+		if cacheable {
+			tag := etag(body)
+			c.Set(fiber.HeaderETag, tag)
+			if etagMatches(c.Get(fiber.HeaderIfNoneMatch), tag) {
+				c.Response().ResetBody()
+				return c.SendStatus(http.StatusNotModified)
+			}
+		}
 		c.Status(status)
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(wire.Append(c.Response().Body()[:0], resp))
+		return c.Send(body)
 	}
 }
 
