@@ -39,6 +39,10 @@ type Deps struct {
 	// HTTPClient makes the Connect calls to services at Config.RemoteURL;
 	// nil uses a client of its own.
 	HTTPClient *http.Client
+	// OrderClock is the order service's clock: it stamps orders and
+	// commands and decides when a funding interval ends. Nil is time.Now;
+	// tests move it to an interval's end.
+	OrderClock func() time.Time
 }
 
 // stopTimeout bounds how long a stopped service may take to return.
@@ -52,6 +56,7 @@ type Platform struct {
 	dial           Dialer
 	metrics        *telemetry.Metrics
 	httpClient     *http.Client
+	orderClock     func() time.Time
 	catalog        *streams.Catalog
 	handlerOptions connect.HandlerOption
 
@@ -75,7 +80,7 @@ func New(cfg Config, deps Deps) (*Platform, error) {
 		return nil, errors.New("platform: Dial is required")
 	}
 	p := &Platform{
-		cfg: cfg, log: deps.Logger, dial: deps.Dial, metrics: deps.Metrics, httpClient: deps.HTTPClient,
+		cfg: cfg, log: deps.Logger, dial: deps.Dial, metrics: deps.Metrics, httpClient: deps.HTTPClient, orderClock: deps.OrderClock,
 		catalog: streams.DefaultCatalog(), byName: map[string]*unit{}, failed: make(chan error, len(Names())),
 	}
 	if p.log == nil {

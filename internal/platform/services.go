@@ -151,6 +151,7 @@ func buildOrder(p *Platform, mesh *streams.Client) (built, error) {
 	svc, err := order.New(p.cfg.Order, order.Deps{
 		Logger: p.serviceLogger(Order), Streams: mesh, Publisher: mesh.Publisher(streams.WithSource("tradex/order")),
 		Instruments: p.instruments, Wallet: p.walletClient(), Backlog: p.settlementBacklog(), Books: p.marketDataClient(),
+		Clock: p.orderClock,
 	})
 	if err != nil {
 		return built{}, fmt.Errorf("order: %w", err)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,10 +18,12 @@ import (
 
 	commonv1 "github.com/tradex-mesh/tradex/gen/go/tradex/common/v1"
 	enginev1 "github.com/tradex-mesh/tradex/gen/go/tradex/engine/v1"
+	marketdatav1 "github.com/tradex-mesh/tradex/gen/go/tradex/marketdata/v1"
 	orderv1 "github.com/tradex-mesh/tradex/gen/go/tradex/order/v1"
 	walletv1 "github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1"
 	"github.com/tradex-mesh/tradex/internal/decimal"
 	"github.com/tradex-mesh/tradex/internal/platformtest"
+	"github.com/tradex-mesh/tradex/internal/polltest"
 	"github.com/tradex-mesh/tradex/services/matching"
 	"github.com/tradex-mesh/tradex/services/order"
 	"github.com/tradex-mesh/tradex/services/wallet"
@@ -433,4 +436,66 @@ func TestPerpetualCrashesEndInTheUninterruptedState(t *testing.T) {
 			strings.Join(around(got.trades, at), "\n  "), strings.Join(around(want.trades, at), "\n  "))
 	}
 	t.Logf("%d crashes; %d trades, %d liquidations", len(points), len(got.trades), got.liquidations)
+}
+
+// At a funding interval's end the order service ticks the perpetual with
+// the index read from its spot instrument's book through the market data
+// service: the mid of best bid and ask at the perpetual's price scale,
+// rounded down.
+func TestFundingTickCarriesTheSpotIndex(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // how far the order service's clock runs ahead
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	p := newPlatform(t, platformtest.WithOrderClock(clock),
+		platformtest.WithOrderConfig(func(c *order.Config) { c.FundingEvery = 20 * time.Millisecond }))
+	for _, d := range []*walletv1.DepositRequest{
+		{TransferId: "idx-1", AccountId: "bidder", Asset: "USDT", Amount: "100000"},
+		{TransferId: "idx-2", AccountId: "asker", Asset: "BTC", Amount: "1"},
+	} {
+		if _, err := p.Wallet.Deposit(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// BTCUSDT (scale 2): 49,990.08 / 50,010.10, a mid of 50,000.09; the
+	// perpetual's scale is 1, rounded down: 50,000.0.
+	for _, o := range []*orderv1.PlaceOrderRequest{
+		{AccountId: "bidder", Side: commonv1.Side_SIDE_BUY, Price: "49990.08"},
+		{AccountId: "asker", Side: commonv1.Side_SIDE_SELL, Price: "50010.10"},
+	} {
+		o.InstrumentId, o.Type, o.Quantity = "BTCUSDT", commonv1.OrderType_ORDER_TYPE_LIMIT, "0.5"
+		if _, err := p.Orders.PlaceOrder(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	polltest.Until(t, "a two-sided BTCUSDT book in market data", func() error {
+		res, err := p.MarketData.GetBook(t.Context(), &marketdatav1.GetBookRequest{InstrumentId: "BTCUSDT", Depth: 1})
+		if err != nil {
+			return err
+		}
+		if len(res.GetBook().GetBids()) == 0 || len(res.GetBook().GetAsks()) == 0 {
+			return fmt.Errorf("book %v", res.GetBook())
+		}
+		return nil
+	})
+	// Move the order service's clock a second past the next 8-hour end.
+	now := time.Now()
+	end := now.Truncate(8 * time.Hour).Add(8 * time.Hour)
+	offset.Store(int64(end.Sub(now) + time.Second))
+	id := fmt.Sprintf("funding:%s:%d", perpSymbol, end.Unix())
+	polltest.Until(t, "the funding tick of "+end.Format(time.RFC3339), func() error {
+		for _, m := range readAll(t, p.JetStream(), streams.TopicOrderCommand) {
+			var cmd enginev1.OrderCommand
+			if err := proto.Unmarshal(m.Data, &cmd); err != nil {
+				return err
+			}
+			if cmd.GetCommandId() != id {
+				continue
+			}
+			if got := cmd.GetFunding().GetIndexPrice(); got != "50000.0" {
+				t.Fatalf("tick %s: index %q, want 50000.0", id, got)
+			}
+			return nil
+		}
+		return fmt.Errorf("no command %s", id)
+	})
 }

@@ -65,6 +65,7 @@ type config struct {
 	matching   matching.Config
 	marketData marketdata.Config
 	metadata   metadata.Config
+	orderClock func() time.Time
 }
 
 // WithSync sets the embedded server's fsync policy (default
@@ -81,6 +82,10 @@ func WithWalletConfig(f func(*wallet.Config)) Option { return func(c *config) { 
 // WithOrderConfig changes the order service's configuration (default
 // order.Default()).
 func WithOrderConfig(f func(*order.Config)) Option { return func(c *config) { f(&c.order) } }
+
+// WithOrderClock gives the order service a clock of the test's (it
+// decides when funding intervals end); default time.Now.
+func WithOrderClock(now func() time.Time) Option { return func(c *config) { c.orderClock = now } }
 
 // WithMarketDataConfig changes the market data service's configuration
 // (default marketdata.Default()); it applies to every start.
@@ -146,7 +151,8 @@ func New(t testing.TB, opts ...Option) *Platform {
 	_, _ = rand.Read(pcfg.Auth.MasterKey)                                 // crypto/rand.Read never fails
 	pcfg.Auth.Password = password.Params{Memory: 64, Time: 1, Threads: 1} // fast; the password package checks the real costs
 	core, err := platform.New(pcfg, platform.Deps{
-		Logger: cfg.logger,
+		Logger:     cfg.logger,
+		OrderClock: cfg.orderClock,
 		Dial: func(name string) (*nats.Conn, error) { // Stop closes them
 			auth, err := creds.ConnectOptions(name)
 			if err != nil {
