@@ -28,9 +28,10 @@ type Books interface {
 // Config.FundingEvery until ctx ends. Each instance of the service does;
 // the tick's message id ("funding:<instrument>:<interval end>") stores it
 // once, and the engine settles an interval once however many ticks name
-// it. Only intervals that end while the loop runs are ticked: one that
-// ended while no instance ran pays no funding (a perpetual first seen
-// later starts at its next interval end as well).
+// it. The last interval end ticked is kept in the order bucket, so an
+// instance started after ends that no instance ticked (a restart across an
+// interval's end) ticks them, oldest first, at most maxFundingCatchUp of
+// them. A perpetual never ticked before starts at its next interval end.
 func (s *Service) fundingLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.FundingEvery)
 	defer tick.Stop()
@@ -45,8 +46,14 @@ func (s *Service) fundingLoop(ctx context.Context) {
 	}
 }
 
-// fundingTicks publishes the tick of each perpetual whose latest interval
-// end is after the one last published.
+// maxFundingCatchUp bounds how many interval ends that passed while no
+// instance ran a start ticks (the newest ones; a day at 8 hours). Each
+// is settled with the index and book of when it is ticked.
+const maxFundingCatchUp = 3
+
+// fundingTicks publishes, for each perpetual, the tick of every interval
+// end after the one last published, oldest first; a failed publish is
+// tried again at the next look.
 func (s *Service) fundingTicks(ctx context.Context, ticked map[string]time.Time) {
 	all, err := s.insts.List(ctx)
 	if err != nil {
@@ -62,23 +69,71 @@ func (s *Service) fundingTicks(ctx context.Context, ticked map[string]time.Time)
 		if in.GetKind() != commonv1.InstrumentKind_INSTRUMENT_KIND_PERPETUAL || interval <= 0 {
 			continue
 		}
+		sym := in.GetSymbol()
 		// Intervals divide a day: their ends fall on the same times every UTC day.
 		end := now.UTC().Truncate(interval)
-		last, seen := ticked[in.GetSymbol()]
+		last, seen := ticked[sym]
 		if !seen {
-			ticked[in.GetSymbol()] = end // ended before the loop saw it
-			continue
+			last = s.fundingResumesAfter(ctx, sym, end, interval)
+			ticked[sym] = last
 		}
-		if !last.Before(end) {
-			continue
-		}
-		if err := s.publishFunding(ctx, in, end); err != nil {
-			if ctx.Err() == nil {
-				s.log.WarnContext(ctx, "funding: publish tick", "instrument", in.GetSymbol(), "interval_end", end, "err", err)
+		for next := last.Truncate(interval).Add(interval); !next.After(end); next = next.Add(interval) {
+			if err := s.publishFunding(ctx, in, next); err != nil {
+				if ctx.Err() == nil {
+					s.log.WarnContext(ctx, "funding: publish tick", "instrument", sym, "interval_end", next, "err", err)
+				}
+				break
 			}
-			continue
+			ticked[sym] = next
+			s.recordFunding(ctx, sym, next)
 		}
-		ticked[in.GetSymbol()] = end
+	}
+}
+
+// fundingPrefix starts the order bucket's keys of the last interval end
+// each perpetual was ticked for.
+const fundingPrefix = "f."
+
+// fundingKey is the order bucket's key of the last interval end a
+// perpetual was ticked for (its Unix seconds, in decimal).
+func fundingKey(instrument string) string { return fundingPrefix + keyToken(instrument) }
+
+// fundingResumesAfter is the interval end after which a perpetual's ticks
+// resume when an instance first sees it: the last one ticked (the
+// bucket's record), no more than maxFundingCatchUp intervals before end;
+// end itself for a perpetual never ticked, or when the record cannot be
+// read (logged).
+func (s *Service) fundingResumesAfter(ctx context.Context, instrument string, end time.Time, interval time.Duration) time.Time {
+	e, err := s.st.kv.Get(ctx, fundingKey(instrument))
+	if errors.Is(err, streams.ErrNotFound) {
+		return end
+	}
+	var unix int64
+	if err == nil {
+		unix, err = strconv.ParseInt(string(e.Value), 10, 64)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "funding: read the last interval ticked; ticks start at the next end", "instrument", instrument, "err", err)
+		}
+		return end
+	}
+	oldest := end.Add(-maxFundingCatchUp * interval)
+	last := time.Unix(unix, 0).UTC()
+	if last.Before(oldest) {
+		s.log.WarnContext(ctx, "funding: interval ends passed while no order service ran; the oldest are not settled",
+			"instrument", instrument, "last_ticked", last, "settled_from", oldest.Add(interval))
+		return oldest
+	}
+	return last
+}
+
+// recordFunding keeps end as the last interval end ticked for instrument.
+// A failed write is logged: a later start may then tick an end again,
+// which the engine rejects as settled.
+func (s *Service) recordFunding(ctx context.Context, instrument string, end time.Time) {
+	if _, err := s.st.kv.Put(ctx, fundingKey(instrument), strconv.AppendInt(nil, end.Unix(), 10)); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "funding: record the interval ticked", "instrument", instrument, "interval_end", end, "err", err)
 	}
 }
 

@@ -53,3 +53,65 @@ func TestFundingTicksAtIntervalEnds(t *testing.T) {
 		return nil
 	})
 }
+
+// An instance started after interval ends that no instance ticked (a
+// restart across an end) ticks them, oldest first, at most the last three;
+// one that ticked before restarts without ticking that end again.
+func TestFundingCatchesUpAfterARestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 3, 15, 59, 0, 0, time.UTC)
+	looks := 0 // the loop reads the clock once per look, after its previous look ended
+	e.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); looks++; return now }
+	setNow := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
+	fundingOn := func(c *order.Config) { c.FundingEvery = 5 * time.Millisecond }
+	start := func() *instance {
+		t.Helper()
+		mu.Lock()
+		before := looks
+		mu.Unlock()
+		in := e.start(fundingOn)
+		polltest.True(t, "the funding loop to finish a look", func() bool { mu.Lock(); defer mu.Unlock(); return looks >= before+2 })
+		return in
+	}
+	ends := func() []string {
+		var out []string
+		for _, cmd := range e.commands() {
+			if f := cmd.GetFunding(); f != nil {
+				out = append(out, f.GetIntervalEnd().AsTime().Format("Jan 2 15:04"))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	waitEnds := func(what string, want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		polltest.Until(t, what, func() error {
+			if got := ends(); !slices.Equal(got, want) {
+				return fmt.Errorf("ticked ends %q, want %q", got, want)
+			}
+			return nil
+		})
+	}
+
+	first := start()
+	setNow(time.Date(2026, 12, 3, 16, 0, 1, 0, time.UTC))
+	waitEnds("the 16:00 tick", "Dec 3 16:00")
+	first.stop()
+
+	// Down from 16:00 on Dec 3 to 09:30 on Dec 5: five ends passed
+	// (Dec 4 00:00, 08:00, 16:00, Dec 5 00:00, 08:00); the last three
+	// are ticked.
+	setNow(time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC))
+	second := start()
+	waitEnds("the last three missed ends", "Dec 3 16:00", "Dec 4 16:00", "Dec 5 00:00", "Dec 5 08:00")
+	second.stop()
+
+	// Restarted before the next end: nothing more.
+	third := start()
+	setNow(time.Date(2026, 12, 5, 16, 0, 1, 0, time.UTC))
+	waitEnds("the next end only", "Dec 3 16:00", "Dec 4 16:00", "Dec 5 00:00", "Dec 5 08:00", "Dec 5 16:00")
+	third.stop()
+}
