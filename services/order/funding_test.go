@@ -12,6 +12,35 @@ import (
 	"github.com/tradex-mesh/tradex/services/order"
 )
 
+// fundingClock is a test clock for the funding loop: set moves it, and
+// start starts an order service that looks every 5 ms and returns once
+// the loop has finished a look at the clock's time (it reads the clock
+// once per look, after its previous look ended).
+type fundingClock struct {
+	e     *env
+	mu    sync.Mutex
+	now   time.Time
+	looks int
+}
+
+func newFundingClock(e *env, now time.Time) *fundingClock {
+	c := &fundingClock{e: e, now: now}
+	e.clock = func() time.Time { c.mu.Lock(); defer c.mu.Unlock(); c.looks++; return c.now }
+	return c
+}
+
+func (c *fundingClock) set(now time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = now }
+
+func (c *fundingClock) start(t *testing.T) *instance {
+	t.Helper()
+	c.mu.Lock()
+	before := c.looks
+	c.mu.Unlock()
+	in := c.e.start(func(cfg *order.Config) { cfg.FundingEvery = 5 * time.Millisecond })
+	polltest.True(t, "the funding loop to finish a look", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.looks >= before+2 })
+	return in
+}
+
 // The service publishes a perpetual's funding tick when its funding
 // interval ends (BTCUSDT-PERP's: every 8 hours from midnight UTC) while it
 // runs, once per interval however often it looks, with the contract's
@@ -19,11 +48,8 @@ import (
 func TestFundingTicksAtIntervalEnds(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 3, 9, 30, 0, 0, time.UTC)
-	looks := 0 // the loop reads the clock once per look, after its previous look ended
-	e.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); looks++; return now }
-	e.start(func(c *order.Config) { c.FundingEvery = 5 * time.Millisecond })
+	clock := newFundingClock(e, time.Date(2026, 12, 3, 9, 30, 0, 0, time.UTC))
+	clock.start(t)
 	ticks := func() []string {
 		var out []string
 		for id, cmd := range e.commands() {
@@ -35,13 +61,10 @@ func TestFundingTicksAtIntervalEnds(t *testing.T) {
 		return out
 	}
 	// The 08:00 interval ended before the service started: not ticked.
-	polltest.True(t, "the funding loop to finish a look", func() bool { mu.Lock(); defer mu.Unlock(); return looks >= 2 })
 	if got := ticks(); len(got) != 0 {
 		t.Fatalf("ticks %q for an interval that ended before the start", got)
 	}
-	mu.Lock()
-	now = now.Add(8 * time.Hour) // 17:30: the 16:00 interval end passed
-	mu.Unlock()
+	clock.set(time.Date(2026, 12, 3, 17, 30, 0, 0, time.UTC)) // the 16:00 interval end passed
 	second := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
 	want := []string{fmt.Sprintf("funding:BTCUSDT-PERP:%d end 2026-12-03T16:00:00Z clamp 0.0075 notional 10000 index \"\"", second.Unix())}
 	polltest.Until(t, "the tick of the interval that ended at 16:00, and no other", func() error {
@@ -60,21 +83,7 @@ func TestFundingTicksAtIntervalEnds(t *testing.T) {
 func TestFundingCatchesUpAfterARestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 3, 15, 59, 0, 0, time.UTC)
-	looks := 0 // the loop reads the clock once per look, after its previous look ended
-	e.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); looks++; return now }
-	setNow := func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }
-	fundingOn := func(c *order.Config) { c.FundingEvery = 5 * time.Millisecond }
-	start := func() *instance {
-		t.Helper()
-		mu.Lock()
-		before := looks
-		mu.Unlock()
-		in := e.start(fundingOn)
-		polltest.True(t, "the funding loop to finish a look", func() bool { mu.Lock(); defer mu.Unlock(); return looks >= before+2 })
-		return in
-	}
+	clock := newFundingClock(e, time.Date(2026, 12, 3, 15, 59, 0, 0, time.UTC))
 	ends := func() []string {
 		var out []string
 		for _, cmd := range e.commands() {
@@ -96,22 +105,22 @@ func TestFundingCatchesUpAfterARestart(t *testing.T) {
 		})
 	}
 
-	first := start()
-	setNow(time.Date(2026, 12, 3, 16, 0, 1, 0, time.UTC))
+	first := clock.start(t)
+	clock.set(time.Date(2026, 12, 3, 16, 0, 1, 0, time.UTC))
 	waitEnds("the 16:00 tick", "Dec 3 16:00")
 	first.stop()
 
 	// Down from 16:00 on Dec 3 to 09:30 on Dec 5: five ends passed
 	// (Dec 4 00:00, 08:00, 16:00, Dec 5 00:00, 08:00); the last three
 	// are ticked.
-	setNow(time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC))
-	second := start()
+	clock.set(time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC))
+	second := clock.start(t)
 	waitEnds("the last three missed ends", "Dec 3 16:00", "Dec 4 16:00", "Dec 5 00:00", "Dec 5 08:00")
 	second.stop()
 
 	// Restarted before the next end: nothing more.
-	third := start()
-	setNow(time.Date(2026, 12, 5, 16, 0, 1, 0, time.UTC))
+	third := clock.start(t)
+	clock.set(time.Date(2026, 12, 5, 16, 0, 1, 0, time.UTC))
 	waitEnds("the next end only", "Dec 3 16:00", "Dec 4 16:00", "Dec 5 00:00", "Dec 5 08:00", "Dec 5 16:00")
 	third.stop()
 }
