@@ -8,20 +8,32 @@ import (
 )
 
 // observe answers every request's error itself (so its status is known
-// here), records the request in the metrics by route pattern, and logs it
-// at debug level. Logging costs nothing while debug is off.
+// here), records it in a server span (docs/operations.md, "Tracing") and
+// in the metrics by route pattern, and logs it at debug level. Logging costs nothing while debug is off.
 func (g *Gateway) observe(c *fiber.Ctx) error {
 	start := time.Now()
-	c.Set(traceHeader, traceID(c)) // every answer names its trace, errors in their body too
+	span := g.startRequestSpan(c)
+	id := spanTraceID(c.UserContext())
+	if id == "" {
+		id = traceID(c)
+	}
+	c.Set(traceHeader, id) // every answer names its trace, errors in their body too
 	if err := c.Next(); err != nil {
 		if herr := g.handleError(c, err); herr != nil {
+			if span != nil {
+				endRequestSpan(c, span, routeLabel(c, fiber.StatusInternalServerError), fiber.StatusInternalServerError)
+			}
 			return herr
 		}
 	}
 	elapsed := time.Since(start)
 	status := c.Response().StatusCode()
+	route := routeLabel(c, status)
+	if span != nil {
+		endRequestSpan(c, span, route, status)
+	}
 	if g.metrics != nil {
-		g.metrics.ObserveHTTP(c.Method(), routeLabel(c, status), status, elapsed)
+		g.metrics.ObserveHTTP(c.Method(), route, status, elapsed)
 	}
 	if g.logger.Enabled(c.UserContext(), slog.LevelDebug) {
 		g.logger.DebugContext(c.UserContext(), "http request", "method", c.Method(), "path", c.Path(), "status", status,

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
@@ -119,6 +121,10 @@ type Deps struct {
 	// Now is the clock of the rate limits and of signed requests'
 	// freshness; nil is time.Now.
 	Now func() time.Time
+	// TracerProvider records a server span per API request (REST,
+	// Connect-Web, /ws), continuing the caller's traceparent; what the
+	// request calls and publishes continues its trace. Nil records none.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is the Fiber application and what it needs to serve.
@@ -135,6 +141,7 @@ type Gateway struct {
 	metrics  *telemetry.Metrics
 	proxies  proxies
 	now      func() time.Time
+	tracer   trace.Tracer
 	// streams is the context of the Connect server streams, cancelled when
 	// Shutdown starts.
 	streams     context.Context //nolint:containedctx // the lifetime of the gateway, not of a request
@@ -164,8 +171,13 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
+	tp := deps.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
 	streams, stopStreams := context.WithCancel(context.Background())
 	g := &Gateway{
+		tracer:      tp.Tracer(tracerName),
 		streams:     streams,
 		stopStreams: stopStreams,
 		cfg:         cfg,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Client is a service's handle on the mesh: one JetStream connection and
@@ -17,6 +18,7 @@ type Client struct {
 	js       jetstream.JetStream
 	catalog  *Catalog
 	replicas int
+	tracer   trace.Tracer
 
 	mu     sync.Mutex
 	kvs    map[string]*KV
@@ -33,7 +35,7 @@ func WithStoreReplicas(n int) ClientOption { return func(c *Client) { c.replicas
 
 // NewClient returns a client of catalog's topics and stores over js.
 func NewClient(js jetstream.JetStream, catalog *Catalog, opts ...ClientOption) *Client {
-	c := &Client{js: js, catalog: catalog, replicas: 1,
+	c := &Client{js: js, catalog: catalog, replicas: 1, tracer: noTracer(),
 		kvs: map[string]*KV{}, objs: map[string]*Objects{}, stream: map[string]jetstream.Stream{}}
 	for _, o := range opts {
 		o(c)
@@ -47,7 +49,7 @@ func (c *Client) Catalog() *Catalog { return c.catalog }
 // Publisher returns a publisher of the catalog's topics on the client's
 // connection.
 func (c *Client) Publisher(opts ...PublisherOption) *Publisher {
-	return NewPublisher(c.js, c.catalog, opts...)
+	return NewPublisher(c.js, c.catalog, append([]PublisherOption{withTracer(c.tracer)}, opts...)...)
 }
 
 // JetStream is the client's JetStream context, for the packages that own

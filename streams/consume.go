@@ -261,7 +261,7 @@ func Consume[T proto.Message](ctx context.Context, client *Client, topic string,
 	// and ends only when Stop's own deadline passes.
 	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{name: cfg.Name, iter: iter, stopped: make(chan struct{}), done: make(chan struct{}), hard: hard}
-	p := &processor[T]{js: js, topic: t, cfg: cfg, handler: h, stopped: c.stopped, caughtUp: map[string]bool{}, horizon: horizon, ackFloor: ackFloor}
+	p := &processor[T]{tracer: client.tracer, js: js, topic: t, cfg: cfg, handler: h, stopped: c.stopped, caughtUp: map[string]bool{}, horizon: horizon, ackFloor: ackFloor}
 	go c.run(hctx, p, cfg)
 	go func() {
 		select {

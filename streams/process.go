@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -21,6 +23,7 @@ import (
 // delay for Unordered); attempts exhausted or permanent -> dead letter, then
 // Term; stopping -> Nak so another instance takes it.
 type processor[T proto.Message] struct {
+	tracer  trace.Tracer
 	js      jetstream.JetStream
 	topic   Topic
 	cfg     ConsumerConfig
@@ -57,7 +60,9 @@ func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
 		p.deadLetter(ctx, raw, meta, deliveries(meta), fmt.Errorf("delivered %d times, over max deliver %d", meta.NumDelivered, p.cfg.MaxDeliver))
 		return
 	}
-	hctx := extractContext(ctx, m.Header)
+	hctx, span := startProcess(extractContext(ctx, m.Header), p.tracer, p.topic.Name, p.cfg.Name,
+		msgInfo{id: m.Header.Get(HeaderMsgID), seq: m.Sequence, delivery: m.Delivery})
+	defer span.End()
 	if !p.catchUp(ctx, raw, m) {
 		p.settle(ctx, raw, "nak", raw.Nak())
 		return
@@ -79,8 +84,10 @@ func (p *processor[T]) process(ctx context.Context, raw jetstream.Msg) {
 		}
 		p.cfg.Logger.WarnContext(hctx, "handler failed", "consumer", p.cfg.Name, "subject", m.Subject,
 			"seq", m.Sequence, "delivery", m.Delivery, "err", err)
+		span.RecordError(err)
 		var permanent permanentError
 		if m.Delivery >= p.cfg.MaxDeliver || errors.As(err, &permanent) {
+			span.SetStatus(codes.Error, "dead-lettered: "+err.Error())
 			p.deadLetter(ctx, raw, meta, m.Delivery, err)
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -22,6 +23,7 @@ type Publisher struct {
 	source  string
 	now     func() time.Time
 	retries int
+	tracer  trace.Tracer
 }
 
 // PublisherOption configures a Publisher.
@@ -46,7 +48,7 @@ func WithPublishRetries(n int) PublisherOption {
 
 // NewPublisher returns a publisher of catalog's topics over js.
 func NewPublisher(js jetstream.JetStream, catalog *Catalog, opts ...PublisherOption) *Publisher {
-	p := &Publisher{js: js, catalog: catalog, source: "tradex", now: time.Now, retries: 5}
+	p := &Publisher{js: js, catalog: catalog, source: "tradex", now: time.Now, retries: 5, tracer: noTracer()}
 	for _, o := range opts {
 		o(p)
 	}
@@ -106,12 +108,24 @@ type Record struct {
 	Key   string
 	Msg   proto.Message
 	Opts  []PublishOption
+	// Context, when set, is the context whose trace the record's message
+	// continues, for a batch that carries the work of several requests
+	// (the batch's ctx otherwise): the record gets a send span of its own
+	// in that trace.
+	Context context.Context //nolint:containedctx // a record's own trace, used only while publishing it
 }
 
 // Publish writes msg to topic under key, waits for JetStream's ack and
 // returns the stream sequence. A duplicate (same message id inside the
 // duplicate window) returns the sequence of the message already stored.
-func (p *Publisher) Publish(ctx context.Context, topic, key string, msg proto.Message, opts ...PublishOption) (uint64, error) {
+func (p *Publisher) Publish(ctx context.Context, topic, key string, msg proto.Message, opts ...PublishOption) (seq uint64, err error) {
+	ctx, span := startPublish(ctx, p.tracer, topic, 1)
+	defer func() { endSpan(span, err) }()
+	return p.publish(ctx, topic, key, msg, opts)
+}
+
+// publish is Publish within its span.
+func (p *Publisher) publish(ctx context.Context, topic, key string, msg proto.Message, opts []PublishOption) (uint64, error) {
 	m, o, err := p.build(ctx, Record{Topic: topic, Key: key, Msg: msg, Opts: opts})
 	if err != nil {
 		return 0, err
@@ -158,7 +172,14 @@ func (a *PendingAck) Wait(ctx context.Context) (uint64, error) {
 // PublishAsync sends msg without waiting for the ack; Wait on the result
 // for it. Many messages in flight share the broker's fsyncs, which is what
 // makes throughput under fsync-always possible.
-func (p *Publisher) PublishAsync(ctx context.Context, topic, key string, msg proto.Message, opts ...PublishOption) (*PendingAck, error) {
+func (p *Publisher) PublishAsync(ctx context.Context, topic, key string, msg proto.Message, opts ...PublishOption) (_ *PendingAck, err error) {
+	ctx, span := startPublish(ctx, p.tracer, topic, 1) // the send; the ack comes later
+	defer func() { endSpan(span, err) }()
+	return p.publishAsync(ctx, topic, key, msg, opts)
+}
+
+// publishAsync is PublishAsync within the span of its caller.
+func (p *Publisher) publishAsync(ctx context.Context, topic, key string, msg proto.Message, opts []PublishOption) (*PendingAck, error) {
 	m, o, err := p.build(ctx, Record{Topic: topic, Key: key, Msg: msg, Opts: opts})
 	if err != nil {
 		return nil, err
@@ -178,10 +199,15 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic, key string, msg pro
 // returning their stream sequences in order. It is not atomic: on error
 // some records may be stored; retrying the whole batch is safe when every
 // record has a message id (WithMsgID).
-func (p *Publisher) PublishBatch(ctx context.Context, records []Record) ([]uint64, error) {
+func (p *Publisher) PublishBatch(ctx context.Context, records []Record) (_ []uint64, err error) {
+	if len(records) == 0 {
+		return nil, nil
+	}
+	ctxs, end := p.startBatch(ctx, records)
+	defer func() { end(err) }()
 	pending := make([]*PendingAck, len(records))
 	for i, r := range records {
-		a, err := p.PublishAsync(ctx, r.Topic, r.Key, r.Msg, r.Opts...)
+		a, err := p.publishAsync(ctxs[i], r.Topic, r.Key, r.Msg, r.Opts) //nolint:contextcheck // the record's own trace (Record.Context)
 		if err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
@@ -214,12 +240,14 @@ func (p *Publisher) PublishAtomic(ctx context.Context, records []Record) (first,
 	if len(records) == 0 || len(records) > maxAtomicBatch {
 		return 0, 0, fmt.Errorf("%w: atomic batch of %d records: want 1 to %d", ErrInvalidConfig, len(records), maxAtomicBatch)
 	}
+	ctxs, end := p.startBatch(ctx, records)
+	defer func() { end(err) }()
 	msgs := make([]*nats.Msg, len(records))
 	for i, r := range records {
 		if r.Topic != records[0].Topic {
 			return 0, 0, fmt.Errorf("%w: atomic batch mixes topics %s and %s", ErrInvalidConfig, records[0].Topic, r.Topic)
 		}
-		m, o, err := p.build(ctx, r)
+		m, o, err := p.build(ctxs[i], r) //nolint:contextcheck // the record's own trace (Record.Context)
 		if err != nil {
 			return 0, 0, fmt.Errorf("record %d: %w", i, err)
 		}

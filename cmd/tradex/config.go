@@ -113,6 +113,10 @@ type serveConfig struct {
 	NATSStoreOldKey string
 	// NATSCipher is the store's cipher: "aes" or "chacha".
 	NATSCipher string
+	// OTLPEndpoint is the OTLP/HTTP collector the spans go to; empty
+	// records none. TraceSample is the share of new traces recorded.
+	OTLPEndpoint string
+	TraceSample  float64
 }
 
 // defaultServeConfig is what `tradex serve` does with no flags.
@@ -124,6 +128,7 @@ func defaultServeConfig() serveConfig {
 		NATSListen:      "127.0.0.1:4222",
 		Sync:            "always",
 		NATSCipher:      "aes",
+		TraceSample:     1,
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
@@ -157,6 +162,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.NATSStoreKey, "nats-store-key", cfg.NATSStoreKey, "file of the embedded store's key (64 hex digits); turns on --nats-encrypt; empty: <data-dir>/"+natsStoreKeyFile+", created on first start (0600). Keep it apart from the data: losing it loses the store")
 	fs.StringVar(&cfg.NATSStoreOldKey, "nats-store-old-key", cfg.NATSStoreOldKey, "file of the key the store was encrypted with before; its streams are re-encrypted with --nats-store-key (key rotation)")
 	fs.StringVar(&cfg.NATSCipher, "nats-cipher", cfg.NATSCipher, `cipher of the encrypted store: "aes" (AES-256-GCM) or "chacha" (ChaCha20-Poly1305)`)
+	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", cfg.OTLPEndpoint, "OpenTelemetry collector (OTLP over HTTP, e.g. http://127.0.0.1:4318) receiving a span per API request, Connect call, publish and handled message; empty: no spans")
+	fs.Float64Var(&cfg.TraceSample, "trace-sample", cfg.TraceSample, "share of new traces recorded, 0 to 1 (a request whose traceparent is sampled is always recorded)")
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, `embedded JetStream fsync: "always" (every write, no acknowledged loss on power failure) or "periodic" (faster, may lose the last writes on power failure)`)
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
@@ -212,6 +219,9 @@ func (c serveConfig) validate() error {
 		if err := checkAddr(c.NATSListen); err != nil {
 			return fmt.Errorf("--nats-listen: %w", err)
 		}
+	}
+	if c.TraceSample < 0 || c.TraceSample > 1 {
+		return fmt.Errorf("--trace-sample: %v: want 0 to 1", c.TraceSample)
 	}
 	if err := c.validateStoreEncryption(); err != nil {
 		return err

@@ -104,6 +104,12 @@ func TestParseServeFlags(t *testing.T) {
 		{name: "bad cipher", args: []string{"--nats-encrypt", "--nats-cipher", "des"}, wantErr: "--nats-cipher"},
 		{name: "encryption with external nats", args: []string{"--nats", "nats://x:4222", "--nats-encrypt"}, wantErr: "--nats-encrypt"},
 		{name: "old key without encryption", args: []string{"--nats-store-old-key", "/keys/old"}, wantErr: "--nats-store-old-key"},
+		{name: "trace sample over 1", args: []string{"--trace-sample", "1.5"}, wantErr: "--trace-sample"},
+		{name: "tracing", args: []string{"--otlp-endpoint", "http://127.0.0.1:4318", "--trace-sample", "0.1"}, check: func(t *testing.T, cfg serveConfig) {
+			if cfg.OTLPEndpoint != "http://127.0.0.1:4318" || cfg.TraceSample != 0.1 {
+				t.Errorf("endpoint %q, sample %v", cfg.OTLPEndpoint, cfg.TraceSample)
+			}
+		}},
 		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "usage"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "usage"},
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tradex-mesh/tradex/embedded"
@@ -28,6 +29,7 @@ import (
 	"github.com/tradex-mesh/tradex/gen/go/tradex/wallet/v1/walletv1connect"
 	"github.com/tradex-mesh/tradex/internal/platform"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
+	"github.com/tradex-mesh/tradex/internal/telemetry"
 	"github.com/tradex-mesh/tradex/streams"
 )
 
@@ -76,7 +78,20 @@ func serve(ctx context.Context, logger *slog.Logger, cfg serveConfig, onReady fu
 		return err
 	}
 	internal := internalHTTPClient(internalToken, lt.InternalClient)
-	p, err := newPlatform(cfg, broker, internal, logger)
+	tracing, stopTracing, err := telemetry.NewTracing(ctx, telemetry.TracingConfig{
+		Endpoint: cfg.OTLPEndpoint, SampleRatio: cfg.TraceSample, Service: "tradex", Version: moduleVersion(),
+	})
+	if err != nil {
+		return fmt.Errorf("--otlp-endpoint: %w", err)
+	}
+	defer func() { // after the platform stopped: its last spans are flushed
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			logger.WarnContext(ctx, "tracing", "err", err)
+		}
+	}()
+	p, err := newPlatform(cfg, broker, internal, tracing, logger)
 	if err != nil {
 		return err
 	}
@@ -200,7 +215,7 @@ func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) (pl
 
 // newPlatform builds the services of --services; internal reaches the
 // services of other processes (their internal ports).
-func newPlatform(cfg serveConfig, broker *platform.Broker, internal *http.Client, logger *slog.Logger) (*platform.Platform, error) {
+func newPlatform(cfg serveConfig, broker *platform.Broker, internal *http.Client, tracing trace.TracerProvider, logger *slog.Logger) (*platform.Platform, error) {
 	pcfg := platform.Default()
 	services, err := platform.ParseServices(cfg.Services)
 	if err != nil {
@@ -212,7 +227,7 @@ func newPlatform(cfg serveConfig, broker *platform.Broker, internal *http.Client
 			return nil, err
 		}
 	}
-	return platform.New(pcfg, platform.Deps{Dial: broker.Dial, Logger: logger, HTTPClient: internal})
+	return platform.New(pcfg, platform.Deps{Dial: broker.Dial, Logger: logger, HTTPClient: internal, TracerProvider: tracing})
 }
 
 // logStarted logs what serve started, once every service is ready.
@@ -224,7 +239,7 @@ func logStarted(ctx context.Context, logger *slog.Logger, cfg serveConfig, p *pl
 	logger.InfoContext(ctx, "tradex started",
 		"http", ep.HTTP, "grpc", ep.GRPC, "nats", ep.NATS, "embedded", broker.Embedded(), "data_dir", broker.StoreDir(),
 		"auth", authMode(cfg),
-		"https", cfg.TLSCert != "" || cfg.TLSSelfSigned, "internal_tls", tlsMode(cfg.InternalTLSCert, cfg.InternalClientCA), "nats_tls", cfg.NATSTLSCert != "" || cfg.NATSCA != "", "store_encrypted", cfg.encryptsStore(),
+		"https", cfg.TLSCert != "" || cfg.TLSSelfSigned, "internal_tls", tlsMode(cfg.InternalTLSCert, cfg.InternalClientCA), "nats_tls", cfg.NATSTLSCert != "" || cfg.NATSCA != "", "tracing", cfg.OTLPEndpoint != "", "store_encrypted", cfg.encryptsStore(),
 		"sync", cfg.Sync, "streams", len(p.Catalog().Topics()), "replicas", p.Replicas(), "services", p.Services(),
 		"wiring", strings.Join(wiring, ", "), "startup", took.Round(time.Millisecond))
 }
@@ -327,6 +342,8 @@ func (s *servers) build(cfg serveConfig, p *platform.Platform, verifier auth.Ver
 		Metrics:   p.Metrics(),
 		Ready:     ready,
 		Lags:      p.Lags,
+
+		TracerProvider: p.TracerProvider(),
 	})
 	if err != nil {
 		return err

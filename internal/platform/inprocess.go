@@ -280,8 +280,9 @@ func (p *Platform) BootstrapAdmin(ctx context.Context, email string) (string, er
 }
 
 // remoteOptions are the options of the Connect clients of services in
-// other processes: they forward the caller's principal, so that those
-// services check it as they would in process.
+// other processes: they record a client span and carry the trace, and
+// forward the caller's principal, so that those services check it as they
+// would in process.
 func (p *Platform) remoteOptions() []connect.ClientOption {
-	return []connect.ClientOption{connect.WithInterceptors(gwauth.ForwardPrincipal())}
+	return []connect.ClientOption{connect.WithInterceptors(p.tracer, gwauth.ForwardPrincipal())}
 }

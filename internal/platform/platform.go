@@ -13,7 +13,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/otelconnect"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tradex-mesh/tradex/gateway/auth"
 	"github.com/tradex-mesh/tradex/internal/rpcserver"
@@ -39,6 +43,11 @@ type Deps struct {
 	// HTTPClient makes the Connect calls to services at Config.RemoteURL;
 	// nil uses a client of its own.
 	HTTPClient *http.Client
+	// TracerProvider records the services' spans: their Connect calls
+	// (handlers, and clients of other processes' services) and every
+	// publish and handled message. Nil records none; the trace context is
+	// carried on either way.
+	TracerProvider trace.TracerProvider
 	// OrderClock is the order service's clock: it stamps orders and
 	// commands and decides when a funding interval ends. Nil is time.Now;
 	// tests move it to an interval's end.
@@ -57,6 +66,8 @@ type Platform struct {
 	metrics        *telemetry.Metrics
 	httpClient     *http.Client
 	orderClock     func() time.Time
+	tracing        trace.TracerProvider
+	tracer         *otelconnect.Interceptor // Connect spans
 	catalog        *streams.Catalog
 	handlerOptions connect.HandlerOption
 
@@ -80,7 +91,7 @@ func New(cfg Config, deps Deps) (*Platform, error) {
 		return nil, errors.New("platform: Dial is required")
 	}
 	p := &Platform{
-		cfg: cfg, log: deps.Logger, dial: deps.Dial, metrics: deps.Metrics, httpClient: deps.HTTPClient, orderClock: deps.OrderClock,
+		cfg: cfg, log: deps.Logger, dial: deps.Dial, metrics: deps.Metrics, httpClient: deps.HTTPClient, orderClock: deps.OrderClock, tracing: deps.TracerProvider,
 		catalog: streams.DefaultCatalog(), byName: map[string]*unit{}, failed: make(chan error, len(Names())),
 	}
 	if p.log == nil {
@@ -92,7 +103,15 @@ func New(cfg Config, deps Deps) (*Platform, error) {
 	if p.httpClient == nil {
 		p.httpClient = &http.Client{}
 	}
-	p.handlerOptions = handlerOptions(p.log, p.metrics)
+	if p.tracing == nil {
+		p.tracing = noop.NewTracerProvider()
+	}
+	var err error
+	if p.tracer, err = otelconnect.NewInterceptor(otelconnect.WithTracerProvider(p.tracing), otelconnect.WithoutMetrics(),
+		otelconnect.WithPropagator(propagation.TraceContext{})); err != nil {
+		return nil, fmt.Errorf("platform: tracing: %w", err)
+	}
+	p.handlerOptions = handlerOptions(p.log, p.metrics, p.tracer)
 	all := specs()
 	for _, name := range Names() {
 		if cfg.runs(name) {
@@ -114,9 +133,9 @@ func New(cfg Config, deps Deps) (*Platform, error) {
 // their own account (calls without one, on the internal port, pass
 // unchanged); a message over 4 MiB is refused; a panic answers Internal
 // and is logged with its stack.
-func handlerOptions(log *slog.Logger, m *telemetry.Metrics) connect.HandlerOption {
+func handlerOptions(log *slog.Logger, m *telemetry.Metrics, tracer *otelconnect.Interceptor) connect.HandlerOption {
 	return connect.WithHandlerOptions(
-		connect.WithInterceptors(m.Interceptor(), auth.Interceptor()),
+		connect.WithInterceptors(tracer, m.Interceptor(), auth.Interceptor()),
 		connect.WithReadMaxBytes(rpcserver.DefaultMaxBodyBytes),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, r any) error {
 			log.ErrorContext(ctx, "handler panicked", "procedure", spec.Procedure, "panic", r, "stack", string(debug.Stack()))
@@ -163,7 +182,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	if p.cfg.Replicas == 0 {
 		p.cfg.Replicas = autoReplicas(conn)
 	}
-	if p.mesh, err = streams.Connect(conn, p.catalog, streams.WithStoreReplicas(p.cfg.Replicas)); err != nil {
+	if p.mesh, err = streams.Connect(conn, p.catalog, p.meshOptions()...); err != nil {
 		return fmt.Errorf("platform: %w", err)
 	}
 	p.registerLagMetric() //nolint:contextcheck // a scrape has no context of its own: each is bounded by lagScrapeTimeout
@@ -302,6 +321,15 @@ func (p *Platform) unit(name string) (*unit, error) {
 	return u, nil
 }
 
+// TracerProvider records the services' spans (Deps.TracerProvider; a
+// provider that records nothing without one).
+func (p *Platform) TracerProvider() trace.TracerProvider { return p.tracing }
+
+// meshOptions are the options of the services' mesh clients.
+func (p *Platform) meshOptions() []streams.ClientOption {
+	return []streams.ClientOption{streams.WithStoreReplicas(p.cfg.Replicas), streams.WithTracerProvider(p.tracing)}
+}
+
 // startUnit builds a new instance of u on a connection of its own and runs
 // it.
 func (p *Platform) startUnit(ctx context.Context, u *unit) error {
@@ -309,7 +337,7 @@ func (p *Platform) startUnit(ctx context.Context, u *unit) error {
 	if err != nil {
 		return fmt.Errorf("service %s: connect: %w", u.spec.name, err)
 	}
-	mesh, err := streams.Connect(conn, p.catalog, streams.WithStoreReplicas(p.cfg.Replicas))
+	mesh, err := streams.Connect(conn, p.catalog, p.meshOptions()...)
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("service %s: %w", u.spec.name, err)

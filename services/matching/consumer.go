@@ -91,6 +91,11 @@ func (s *Service) pending(ctx context.Context, st *instrument, m *streams.Messag
 	if len(ins) == 0 || ins[len(ins)-1].sequence < m.Sequence {
 		ins = append(ins, input{sequence: m.Sequence, time: m.Time, cmd: m.Payload})
 	}
+	for i := range ins {
+		if ins[i].sequence == m.Sequence {
+			ins[i].trace = nil // delivered: the handler's context is its own
+		}
+	}
 	return ins, nil
 }
 
@@ -102,16 +107,17 @@ func (s *Service) pending(ctx context.Context, st *instrument, m *streams.Messag
 func (s *Service) execute(ctx context.Context, sl *slot, ins []input) error {
 	st := sl.st
 	var batch []*enginev1.EngineEvent
+	var traces []context.Context // each event's command's (nil: the handler's)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		stored, err := s.events.publish(ctx, st.id, st.stored, batch)
+		stored, err := s.events.publish(ctx, st.id, st.stored, batch, traces)
 		if err != nil {
 			sl.st = nil // the book ran ahead of what is known to be stored
 			return err
 		}
-		st.stored, batch = stored, batch[:0]
+		st.stored, batch, traces = stored, batch[:0], traces[:0]
 		return nil
 	}
 	for _, in := range ins {
@@ -122,6 +128,9 @@ func (s *Service) execute(ctx context.Context, sl *slot, ins []input) error {
 			}
 		}
 		batch = append(batch, evs...)
+		for range evs {
+			traces = append(traces, in.trace)
+		}
 	}
 	if err := flush(); err != nil {
 		return err

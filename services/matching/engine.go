@@ -1,6 +1,7 @@
 package matching
 
 import (
+	"context"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -75,6 +76,11 @@ type input struct {
 	time time.Time
 	// cmd is the decoded command.
 	cmd *enginev1.OrderCommand
+	// trace, for a command read from the stream rather than delivered,
+	// is the context of its message (its trace and correlation id): its
+	// events continue its trace. Nil for the delivered command (the
+	// handler's context is its).
+	trace context.Context //nolint:containedctx // a command's own trace, used only while publishing its events
 }
 
 // apply executes in on the book and returns its events, at least one, numbered from the

@@ -25,8 +25,9 @@ const maxBatch = 1000
 // after is the stream sequence of the instrument's last stored event (0: none): each
 // batch is stored only if it still is (streams.ErrConcurrency otherwise), which fences
 // out a second writer of the instrument. It returns the stream sequence of the last
-// event stored.
-func (e events) publish(ctx context.Context, inst string, after uint64, evs []*enginev1.EngineEvent) (uint64, error) {
+// event stored. traces, when not nil, holds each event's command's context (nil: ctx):
+// each event continues its command's trace.
+func (e events) publish(ctx context.Context, inst string, after uint64, evs []*enginev1.EngineEvent, traces []context.Context) (uint64, error) {
 	for len(evs) > 0 {
 		n := min(len(evs), maxBatch)
 		records := make([]streams.Record, n)
@@ -36,12 +37,18 @@ func (e events) publish(ctx context.Context, inst string, after uint64, evs []*e
 				opts = append(opts, streams.WithExpectedLastSubjectSequence(after))
 			}
 			records[i] = streams.Record{Topic: streams.TopicEngineEvent, Key: inst, Msg: ev, Opts: opts}
+			if traces != nil {
+				records[i].Context = traces[i]
+			}
 		}
 		last, err := e.store(ctx, records)
 		if err != nil {
 			return 0, fmt.Errorf("publish %d events of %s from %s: %w", n, inst, evs[0].GetEventId(), err)
 		}
 		after, evs = last, evs[n:]
+		if traces != nil {
+			traces = traces[n:]
+		}
 	}
 	return after, nil
 }
@@ -50,9 +57,12 @@ func (e events) publish(ctx context.Context, inst string, after uint64, evs []*e
 // publish: one message is all or nothing by itself, and nats-server stages
 // every atomic batch in a store of its own (milliseconds, the largest cost
 // of a quiet engine). A duplicate message id is refused either way.
-func (e events) store(ctx context.Context, records []streams.Record) (uint64, error) {
+func (e events) store(ctx context.Context, records []streams.Record) (uint64, error) { //nolint:contextcheck // a lone record publishes in its command's trace (Record.Context)
 	if len(records) == 1 {
 		r := records[0]
+		if r.Context != nil {
+			ctx = r.Context
+		}
 		return e.pub.Publish(ctx, r.Topic, r.Key, r.Msg, append(r.Opts, streams.WithDuplicateAsConflict())...)
 	}
 	_, last, err := e.pub.PublishAtomic(ctx, records)

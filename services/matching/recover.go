@@ -107,7 +107,7 @@ func (s *Service) completeLast(ctx context.Context, st *instrument, pub publishe
 		return diverged
 	}
 	if rest := tail[idx+1:]; len(rest) > 0 {
-		stored, err := s.events.publish(ctx, st.id, st.stored, rest)
+		stored, err := s.events.publish(ctx, st.id, st.stored, rest, nil)
 		if err != nil {
 			return err
 		}
@@ -162,7 +162,7 @@ func (s *Service) replay(ctx context.Context, inst string, from, to uint64, fn f
 		}
 		cmd := &enginev1.OrderCommand{}
 		if proto.Unmarshal(m.Data, cmd) == nil {
-			if err := fn(input{sequence: m.Sequence, time: m.Time, cmd: cmd}); err != nil {
+			if err := fn(input{sequence: m.Sequence, time: m.Time, cmd: cmd, trace: streams.ContextFrom(ctx, m.Header)}); err != nil {
 				return err
 			}
 		}

@@ -310,7 +310,7 @@ func TestRecoveryCompletesASplitCommand(t *testing.T) {
 	if sweep != makers {
 		t.Fatalf("sweep has %d events, want %d", len(all)-makers, makers+2)
 	}
-	if _, err := svc.events.publish(t.Context(), "BTCUSDT", 0, all[:makers+maxBatch]); err != nil {
+	if _, err := svc.events.publish(t.Context(), "BTCUSDT", 0, all[:makers+maxBatch], nil); err != nil {
 		t.Fatal(err)
 	}
 
