@@ -54,9 +54,14 @@ func (s *Service) settle(ctx context.Context, m *streams.Message[*enginev1.Engin
 	}
 	run := append([]settlement{first}, s.readAhead(ctx, inst, m.Sequence)...)
 	var accounts []string
+	traces := map[uint64]context.Context{}
 	for _, st := range run {
 		accounts = append(accounts, st.accounts...)
+		if st.trace != nil {
+			traces[st.seq] = st.trace
+		}
 	}
+	ctx = withEventTraces(ctx, traces)
 	var planned int
 	err = s.st.update(ctx, accounts, func(tx *Tx) error {
 		planned, err = planRun(tx, inst, run)
@@ -87,6 +92,10 @@ type settlement struct {
 	accounts []string
 	// entries bounds the journal entries plan makes.
 	entries int
+	// trace, for an event read ahead, is its message's context: the
+	// entries it causes continue its trace (nil: the delivered event's,
+	// the handler's context).
+	trace context.Context //nolint:containedctx // an event's own trace, used only while its entries are written
 }
 
 // maxRunEntries bounds the journal entries of one settlement write (an
@@ -138,6 +147,7 @@ func (s *Service) readAhead(ctx context.Context, inst string, seq uint64) []sett
 		if err != nil {
 			break
 		}
+		st.trace = streams.ContextFrom(ctx, m.Header)
 		out = append(out, st)
 	}
 	return out
@@ -328,4 +338,24 @@ func isZero(text string, scale int32) (bool, error) {
 	}
 	v, err := decimal.ParseNonNegative(text, scale)
 	return v == 0, err
+}
+
+// eventTracesKey is the context key of the traces of a settlement run's
+// events read ahead, by engine sequence.
+type eventTracesKey struct{}
+
+// withEventTraces returns ctx carrying the traces of a run's events read
+// ahead: the journal write puts each entry in its event's trace.
+func withEventTraces(ctx context.Context, traces map[uint64]context.Context) context.Context {
+	if len(traces) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, eventTracesKey{}, traces)
+}
+
+// eventTrace is the trace of the engine event of sequence seq when it was
+// read ahead in the run of ctx, else nil.
+func eventTrace(ctx context.Context, seq uint64) context.Context {
+	traces, _ := ctx.Value(eventTracesKey{}).(map[uint64]context.Context)
+	return traces[seq]
 }

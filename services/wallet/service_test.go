@@ -499,6 +499,7 @@ type engine struct {
 	t   *testing.T
 	pub *streams.Publisher
 	n   int
+	ctx context.Context //nolint:containedctx // the next event's trace (nil: the test's context)
 }
 
 func newEngine(t *testing.T, js jetstream.JetStream) *engine {
@@ -510,7 +511,11 @@ func (e *engine) publish(ev *enginev1.EngineEvent) uint64 {
 	e.n++
 	ev.EventId = fmt.Sprintf("BTCUSDT-%d", e.n)
 	ev.InstrumentId = "BTCUSDT"
-	seq, err := e.pub.Publish(e.t.Context(), streams.TopicEngineEvent, "BTCUSDT", ev, streams.WithMsgID(ev.EventId))
+	ctx := e.ctx
+	if ctx == nil {
+		ctx = e.t.Context()
+	}
+	seq, err := e.pub.Publish(ctx, streams.TopicEngineEvent, "BTCUSDT", ev, streams.WithMsgID(ev.EventId))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -250,6 +250,9 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 		next[e.Account]++
 		e.Sequence = next[e.Account]
 		records[i] = entryRecord(*e, s.cfg.scale(e.Asset), expected)
+		if e.EngineSequence > 0 {
+			records[i].Context = eventTrace(ctx, e.EngineSequence)
+		}
 	}
 	s.mu.RUnlock()
 	first, err := s.publish(ctx, records)
@@ -281,10 +284,13 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 // than it saves here, measured in docs/benchmarks.md). An entry already
 // stored at the same account position (another instance wrote it) fails
 // with streams.ErrConcurrency: update re-reads and plans again.
-func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) {
+func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) { //nolint:contextcheck // a lone entry publishes in its event's trace (Record.Context, derived from ctx)
 	s.writes.Add(1)
 	if len(records) == 1 {
 		r := records[0]
+		if r.Context != nil {
+			ctx = r.Context // its event's trace
+		}
 		seq, err := s.pub.Publish(ctx, r.Topic, r.Key, r.Msg, r.Opts...)
 		if err != nil {
 			return 0, fmt.Errorf("append journal: %w", err)
