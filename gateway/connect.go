@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/cors"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -145,6 +146,7 @@ func (g *Gateway) connectClient(c *fiber.Ctx) error {
 	c.Locals(clientKey{}, g.clientIP(c))
 	p, err := g.credential(c) // here, where the body is at hand for a signed request
 	c.Locals(credKey{}, credResult{p: p, err: err})
+	c.Locals(spanKey{}, trace.SpanFromContext(c.UserContext())) // the request's span (observe)
 	if g.streaming[c.Path()] {
 		c.Locals(peerKey{}, c.Context().Conn())
 		c.Context().Response.SetConnectionClose()
@@ -175,6 +177,9 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 		}
 		ctx, cancel := g.detached(r.URL.Path)
 		defer cancel()
+		if span, ok := r.Context().Value(spanKey{}).(trace.Span); ok {
+			ctx = trace.ContextWithSpan(ctx, span) // the call continues the request's trace
+		}
 		if conn, ok := r.Context().Value(peerKey{}).(net.Conn); ok {
 			defer watchPeer(conn, cancel)()
 		}

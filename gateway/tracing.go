@@ -17,6 +17,10 @@ const tracerName = "github.com/tradex-mesh/tradex/gateway"
 // untraced are the paths that get no span: probes and scrapes.
 var untraced = []string{"/healthz", "/readyz", "/metrics"}
 
+// spanKey is the Fiber local of a Connect-Web request's span, for the
+// call's detached context.
+type spanKey struct{}
+
 // requestHeaders lets the W3C propagator read a request's headers.
 type requestHeaders struct{ c *fiber.Ctx }
 

@@ -220,6 +220,9 @@ type Consumer struct {
 	done    chan struct{} // closed when the dispatcher and workers have ended
 	hard    context.CancelFunc
 	once    sync.Once
+	// exists asks the broker for the consumer (after heartbeats stayed
+	// missing for long: deleted, it never delivers again).
+	exists func(ctx context.Context) error
 }
 
 // Consume starts a durable consumer of topic, on client's connection, that
@@ -260,7 +263,8 @@ func Consume[T proto.Message](ctx context.Context, client *Client, topic string,
 	// Handlers run on a context that survives Stop (in-flight work finishes)
 	// and ends only when Stop's own deadline passes.
 	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Consumer{name: cfg.Name, iter: iter, stopped: make(chan struct{}), done: make(chan struct{}), hard: hard}
+	c := &Consumer{name: cfg.Name, iter: iter, stopped: make(chan struct{}), done: make(chan struct{}), hard: hard,
+		exists: func(ctx context.Context) error { _, err := jc.Info(ctx); return err }}
 	p := &processor[T]{tracer: client.tracer, js: js, topic: t, cfg: cfg, handler: h, stopped: c.stopped, caughtUp: map[string]bool{}, horizon: horizon, ackFloor: ackFloor}
 	go c.run(hctx, p, cfg)
 	go func() {
@@ -300,6 +304,22 @@ func (c *Consumer) beginStop() {
 	})
 }
 
+// missesBeforeCheck is how many heartbeats missed in a row (4 s each)
+// make the consumer ask the broker whether it still exists.
+const missesBeforeCheck = 15
+
+// existsTimeout bounds that question.
+const existsTimeout = 5 * time.Second
+
+// gone reports whether the broker says the consumer (or its stream) no
+// longer exists; any other answer, or none, is not proof of it.
+func (c *Consumer) gone(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, existsTimeout)
+	defer cancel()
+	err := c.exists(ctx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
 // messageProcessor handles one fetched message to its ack decision.
 type messageProcessor interface {
 	process(ctx context.Context, m jetstream.Msg)
@@ -323,13 +343,21 @@ func (c *Consumer) run(ctx context.Context, p messageProcessor, cfg ConsumerConf
 		})
 	}
 	seed := maphash.MakeSeed()
+	misses := 0 // heartbeats missed in a row
 	for {
 		m, err := c.iter.Next()
 		if errors.Is(err, jetstream.ErrNoHeartbeat) {
-			// Not the end: nats.go has pulled again and goes on.
-			cfg.Logger.WarnContext(ctx, "consumer heard no heartbeat from the broker; pulling again", "consumer", c.name)
+			// Not the end: nats.go has pulled again and goes on, unless
+			// the consumer is gone from the broker (deleted meanwhile).
+			misses++
+			cfg.Logger.WarnContext(ctx, "consumer heard no heartbeat from the broker; pulling again", "consumer", c.name, "misses", misses)
+			if misses%missesBeforeCheck == 0 && c.gone(ctx) {
+				cfg.Logger.ErrorContext(ctx, "consumer stopped fetching: it no longer exists on the broker", "consumer", c.name)
+				break
+			}
 			continue
 		}
+		misses = 0
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				cfg.Logger.ErrorContext(ctx, "consumer stopped fetching", "consumer", c.name, "err", err)

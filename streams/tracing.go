@@ -132,3 +132,14 @@ func (p *Publisher) startBatch(ctx context.Context, records []Record) ([]context
 // for work done for a message read from a stream rather than delivered
 // (a command read ahead), to publish its results in its trace.
 func ContextFrom(ctx context.Context, h nats.Header) context.Context { return extractContext(ctx, h) }
+
+// WithTraceOf returns ctx (its deadline and cancellation) carrying the
+// span and correlation id of from: to publish, within a caller's bounds,
+// the message of another request (a record's Context).
+func WithTraceOf(ctx, from context.Context) context.Context {
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(from))
+	if id := CorrelationID(from); id != "" {
+		ctx = WithCorrelationID(ctx, id)
+	}
+	return ctx
+}

@@ -163,7 +163,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.NATSStoreOldKey, "nats-store-old-key", cfg.NATSStoreOldKey, "file of the key the store was encrypted with before; its streams are re-encrypted with --nats-store-key (key rotation)")
 	fs.StringVar(&cfg.NATSCipher, "nats-cipher", cfg.NATSCipher, `cipher of the encrypted store: "aes" (AES-256-GCM) or "chacha" (ChaCha20-Poly1305)`)
 	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", cfg.OTLPEndpoint, "OpenTelemetry collector (OTLP over HTTP, e.g. http://127.0.0.1:4318) receiving a span per API request, Connect call, publish and handled message; empty: no spans")
-	fs.Float64Var(&cfg.TraceSample, "trace-sample", cfg.TraceSample, "share of new traces recorded, 0 to 1 (a request whose traceparent is sampled is always recorded)")
+	fs.Float64Var(&cfg.TraceSample, "trace-sample", cfg.TraceSample, "share of traces recorded, 0 to 1, decided by trace id (a caller's traceparent cannot force it)")
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, `embedded JetStream fsync: "always" (every write, no acknowledged loss on power failure) or "periodic" (faster, may lose the last writes on power failure)`)
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")

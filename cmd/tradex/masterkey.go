@@ -41,11 +41,51 @@ func readKey(flag, path string, create bool) ([]byte, error) {
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key) // crypto/rand.Read never fails
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
+	err = createDurably(path, []byte(hex.EncodeToString(key)+"\n"))
+	if errors.Is(err, fs.ErrExist) { // another process created it meanwhile: theirs counts
+		return readKey(flag, path, false)
 	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("%s: write %s: %w", flag, path, err)
 	}
 	return key, nil
+}
+
+// createDurably creates path (0600, its folder 0750) holding data, only if
+// it does not exist (fs.ErrExist otherwise), and makes it durable before
+// returning: written to a temporary file, fsynced, linked into place, the
+// folder fsynced. A key that data was already encrypted with must not be
+// lost to a power failure.
+func createDurably(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*") // 0600
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err // fs.ErrExist when it is there
+	}
+	d, err := os.Open(dir) //nolint:gosec // the folder of the operator's own file
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

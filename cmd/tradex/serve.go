@@ -201,6 +201,10 @@ func brokerConfig(ctx context.Context, logger *slog.Logger, cfg serveConfig) (pl
 	if b.Encryption, err = storeEncryption(cfg); err != nil {
 		return b, err
 	}
+	if b.Encryption != nil && cfg.NATSStoreKey == "" {
+		logger.WarnContext(ctx, "the store key is kept next to the data it encrypts: only copies of the store without it are protected; give --nats-store-key on another volume",
+			"key", filepath.Join(cfg.DataDir, natsStoreKeyFile))
+	}
 	switch {
 	case cfg.NATSCredentials != "":
 		b.Credentials, err = platform.LoadCredentials(cfg.NATSCredentials)

@@ -142,6 +142,32 @@ func TestServeExportsTraces(t *testing.T) {
 		}
 		return nil
 	})
+	// A Connect-Web call through the gateway: its handler's span is in the
+	// request's trace.
+	creq, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+ep.HTTP+"/tradex.marketdata.v1.MarketDataService/GetBook",
+		strings.NewReader(`{"instrumentId":"BTCUSDT"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creq.Header.Set("Content-Type", "application/json")
+	cresp, err := http.DefaultClient.Do(creq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cresp.Body.Close()
+	ctrace := cresp.Header.Get("X-Trace-Id")
+	if cresp.StatusCode != http.StatusOK || len(ctrace) != 32 {
+		t.Fatalf("Connect-Web GetBook: %d, X-Trace-Id %q", cresp.StatusCode, ctrace)
+	}
+	polltest.Until(t, "the Connect-Web call's trace at the collector", func() error {
+		got := collector.inTrace(ctrace)
+		for _, name := range []string{"POST /tradex.marketdata.v1.MarketDataService/", "tradex.marketdata.v1.MarketDataService/GetBook"} {
+			if _, ok := got[name]; !ok {
+				return fmt.Errorf("no span %q in trace %s: %v", name, ctrace, got)
+			}
+		}
+		return nil
+	})
 	// Connect calls on the internal port are spans too (the deposits and
 	// orders of crossOrders).
 	if !collector.has("tradex.order.v1.OrderService/PlaceOrder") {

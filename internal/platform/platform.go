@@ -108,7 +108,7 @@ func New(cfg Config, deps Deps) (*Platform, error) {
 	}
 	var err error
 	if p.tracer, err = otelconnect.NewInterceptor(otelconnect.WithTracerProvider(p.tracing), otelconnect.WithoutMetrics(),
-		otelconnect.WithPropagator(propagation.TraceContext{})); err != nil {
+		otelconnect.WithPropagator(propagation.TraceContext{}), otelconnect.WithTrustRemote()); err != nil {
 		return nil, fmt.Errorf("platform: tracing: %w", err)
 	}
 	p.handlerOptions = handlerOptions(p.log, p.metrics, p.tracer)

@@ -22,8 +22,9 @@ type TracingConfig struct {
 	// records no span. The exporter also reads the standard
 	// OTEL_EXPORTER_OTLP_HEADERS (a collector's API key, ...).
 	Endpoint string
-	// SampleRatio is the share of new traces recorded, from 0 to 1; a
-	// request whose traceparent says sampled is recorded whatever it is.
+	// SampleRatio is the share of traces recorded, from 0 to 1, decided
+	// by trace id (the same in every process, so a trace is recorded
+	// whole or not at all); a caller's traceparent cannot force it.
 	SampleRatio float64
 	// Service names the process in its spans (service.name).
 	Service string
@@ -60,7 +61,12 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (trace.TracerProvider, f
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exporter),
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		// A local parent's decision holds (a trace is whole within the
+		// process); a remote one's sampled flag does not force recording:
+		// the trace id decides, the same way in every process, so a caller
+		// cannot have every request recorded by asking.
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio),
+			sdktrace.WithRemoteParentSampled(sdktrace.TraceIDRatioBased(cfg.SampleRatio)))),
 	)
 	shutdown := func(ctx context.Context) error {
 		if err := tp.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {

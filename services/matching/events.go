@@ -57,11 +57,11 @@ func (e events) publish(ctx context.Context, inst string, after uint64, evs []*e
 // publish: one message is all or nothing by itself, and nats-server stages
 // every atomic batch in a store of its own (milliseconds, the largest cost
 // of a quiet engine). A duplicate message id is refused either way.
-func (e events) store(ctx context.Context, records []streams.Record) (uint64, error) { //nolint:contextcheck // a lone record publishes in its command's trace (Record.Context)
+func (e events) store(ctx context.Context, records []streams.Record) (uint64, error) {
 	if len(records) == 1 {
 		r := records[0]
 		if r.Context != nil {
-			ctx = r.Context
+			ctx = streams.WithTraceOf(ctx, r.Context) // its command's trace
 		}
 		return e.pub.Publish(ctx, r.Topic, r.Key, r.Msg, append(r.Opts, streams.WithDuplicateAsConflict())...)
 	}

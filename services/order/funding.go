@@ -74,7 +74,13 @@ func (s *Service) fundingTicks(ctx context.Context, ticked map[string]time.Time)
 		end := now.UTC().Truncate(interval)
 		last, seen := ticked[sym]
 		if !seen {
-			last = s.fundingResumesAfter(ctx, sym, end, interval)
+			var err error
+			if last, err = s.fundingResumesAfter(ctx, sym, end, interval); err != nil {
+				if ctx.Err() == nil {
+					s.log.WarnContext(ctx, "funding: read the last interval ticked; trying again", "instrument", sym, "err", err)
+				}
+				continue // read again at the next look: the ends missed are still to tick
+			}
 			ticked[sym] = last
 		}
 		for next := last.Truncate(interval).Add(interval); !next.After(end); next = next.Add(interval) {
@@ -101,31 +107,30 @@ func fundingKey(instrument string) string { return fundingPrefix + keyToken(inst
 // fundingResumesAfter is the interval end after which a perpetual's ticks
 // resume when an instance first sees it: the last one ticked (the
 // bucket's record), no more than maxFundingCatchUp intervals before end;
-// end itself for a perpetual never ticked, or when the record cannot be
-// read (logged).
-func (s *Service) fundingResumesAfter(ctx context.Context, instrument string, end time.Time, interval time.Duration) time.Time {
+// end itself for a perpetual never ticked. A failed read is an error: the
+// caller asks again later rather than skip what was missed.
+func (s *Service) fundingResumesAfter(ctx context.Context, instrument string, end time.Time, interval time.Duration) (time.Time, error) {
 	e, err := s.st.kv.Get(ctx, fundingKey(instrument))
 	if errors.Is(err, streams.ErrNotFound) {
-		return end
-	}
-	var unix int64
-	if err == nil {
-		unix, err = strconv.ParseInt(string(e.Value), 10, 64)
+		return end, nil
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			s.log.WarnContext(ctx, "funding: read the last interval ticked; ticks start at the next end", "instrument", instrument, "err", err)
-		}
-		return end
+		return time.Time{}, err
+	}
+	unix, err := strconv.ParseInt(string(e.Value), 10, 64)
+	if err != nil {
+		// Not written by this code: start over rather than never tick.
+		s.log.WarnContext(ctx, "funding: unreadable record of the last interval ticked; ticks start at the next end", "instrument", instrument, "err", err)
+		return end, nil
 	}
 	oldest := end.Add(-maxFundingCatchUp * interval)
 	last := time.Unix(unix, 0).UTC()
 	if last.Before(oldest) {
 		s.log.WarnContext(ctx, "funding: interval ends passed while no order service ran; the oldest are not settled",
 			"instrument", instrument, "last_ticked", last, "settled_from", oldest.Add(interval))
-		return oldest
+		return oldest, nil
 	}
-	return last
+	return last, nil
 }
 
 // recordFunding keeps end as the last interval end ticked for instrument.

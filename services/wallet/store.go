@@ -284,12 +284,12 @@ func (s *store) commit(ctx context.Context, tx *Tx) error {
 // than it saves here, measured in docs/benchmarks.md). An entry already
 // stored at the same account position (another instance wrote it) fails
 // with streams.ErrConcurrency: update re-reads and plans again.
-func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) { //nolint:contextcheck // a lone entry publishes in its event's trace (Record.Context, derived from ctx)
+func (s *store) publish(ctx context.Context, records []streams.Record) (uint64, error) {
 	s.writes.Add(1)
 	if len(records) == 1 {
 		r := records[0]
 		if r.Context != nil {
-			ctx = r.Context // its event's trace
+			ctx = streams.WithTraceOf(ctx, r.Context) // its event's trace; update's deadline
 		}
 		seq, err := s.pub.Publish(ctx, r.Topic, r.Key, r.Msg, r.Opts...)
 		if err != nil {
