@@ -14,8 +14,10 @@ import (
 // tracerName names the gateway's spans.
 const tracerName = "github.com/tradex-mesh/tradex/gateway"
 
-// untraced are the paths that get no span: probes and scrapes.
-var untraced = []string{"/healthz", "/readyz", "/metrics"}
+// untraced reports whether path gets no span: probes and scrapes.
+func untraced(path string) bool {
+	return strings.HasPrefix(path, "/healthz") || strings.HasPrefix(path, "/readyz") || strings.HasPrefix(path, "/metrics")
+}
 
 // spanKey is the Fiber local of a Connect-Web request's span, for the
 // call's detached context.
@@ -43,10 +45,8 @@ func (h requestHeaders) Keys() []string {
 // caller's traceparent, and puts it in the request's context. It returns
 // nil for an untraced path.
 func (g *Gateway) startRequestSpan(c *fiber.Ctx) trace.Span {
-	for _, p := range untraced {
-		if strings.HasPrefix(c.Path(), p) {
-			return nil
-		}
+	if untraced(c.Path()) {
+		return nil
 	}
 	ctx := propagation.TraceContext{}.Extract(c.UserContext(), requestHeaders{c})
 	ctx, span := g.tracer.Start(ctx, c.Method(), trace.WithSpanKind(trace.SpanKindServer),

@@ -16,16 +16,6 @@ import (
 	"github.com/tradex-mesh/tradex/streams"
 )
 
-// spanNamed returns the ended span of rec named name, or nil.
-func spanNamed(rec *tracetest.SpanRecorder, name string) sdktrace.ReadOnlySpan {
-	for _, s := range rec.Ended() {
-		if s.Name() == name {
-			return s
-		}
-	}
-	return nil
-}
-
 // A publish records a producer span, and handling the message a consumer
 // span that is its child, in the trace of the publisher's context; a
 // handler's failures are recorded on its span, a dead letter marks it
@@ -103,8 +93,5 @@ func TestPublishAndConsumeRecordSpans(t *testing.T) {
 	}
 	if failed != 1 {
 		t.Errorf("%d process spans failed, want the poison one", failed)
-	}
-	if spanNamed(rec, "request") == nil {
-		t.Error("the request span was not recorded")
 	}
 }

@@ -97,6 +97,26 @@ func (c *otlpCollector) inTrace(id string) map[string]string {
 	return names
 }
 
+// postTraced POSTs a JSON body to url (as token's account when token is
+// set) and returns the answer's status and headers.
+func postTraced(t *testing.T, url, token, body string) (int, http.Header) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
 // With --otlp-endpoint, an order placed over REST is one trace at the
 // collector: the gateway's request, the order service's publish of the
 // submit, the engine's handling of it and publish of its events, the
@@ -112,21 +132,11 @@ func TestServeExportsTraces(t *testing.T) {
 	ep, stop := startServe(t, cfg)
 	crossOrders(t, "http://"+ep.GRPC) // funds alice with USDT, bob with BTC; trades once
 
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+ep.HTTP+"/v1/orders",
-		strings.NewReader(`{"instrumentId":"BTCUSDT","side":"buy","type":"limit","quantity":"0.01","price":"40000"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer alice")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	trace := resp.Header.Get("X-Trace-Id")
-	if resp.StatusCode != http.StatusCreated || len(trace) != 32 {
-		t.Fatalf("POST /v1/orders: %d, X-Trace-Id %q", resp.StatusCode, trace)
+	status, header := postTraced(t, "http://"+ep.HTTP+"/v1/orders", "alice",
+		`{"instrumentId":"BTCUSDT","side":"buy","type":"limit","quantity":"0.01","price":"40000"}`)
+	trace := header.Get("X-Trace-Id")
+	if status != http.StatusCreated || len(trace) != 32 {
+		t.Fatalf("POST /v1/orders: %d, X-Trace-Id %q", status, trace)
 	}
 	want := []string{
 		"POST /v1/orders",
@@ -144,20 +154,10 @@ func TestServeExportsTraces(t *testing.T) {
 	})
 	// A Connect-Web call through the gateway: its handler's span is in the
 	// request's trace.
-	creq, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+ep.HTTP+"/tradex.marketdata.v1.MarketDataService/GetBook",
-		strings.NewReader(`{"instrumentId":"BTCUSDT"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	creq.Header.Set("Content-Type", "application/json")
-	cresp, err := http.DefaultClient.Do(creq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = cresp.Body.Close()
-	ctrace := cresp.Header.Get("X-Trace-Id")
-	if cresp.StatusCode != http.StatusOK || len(ctrace) != 32 {
-		t.Fatalf("Connect-Web GetBook: %d, X-Trace-Id %q", cresp.StatusCode, ctrace)
+	cstatus, cheader := postTraced(t, "http://"+ep.HTTP+"/tradex.marketdata.v1.MarketDataService/GetBook", "", `{"instrumentId":"BTCUSDT"}`)
+	ctrace := cheader.Get("X-Trace-Id")
+	if cstatus != http.StatusOK || len(ctrace) != 32 {
+		t.Fatalf("Connect-Web GetBook: %d, X-Trace-Id %q", cstatus, ctrace)
 	}
 	polltest.Until(t, "the Connect-Web call's trace at the collector", func() error {
 		got := collector.inTrace(ctrace)
